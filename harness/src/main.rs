@@ -1,0 +1,24 @@
+//! `faultline`: Jepsen-style linearizability testing from one command.
+//!
+//! The harness owns the command line, the test spec, run orchestration (lab, cluster, workers,
+//! nemesis, history, check, report), the results store and `faultline serve`. Everything below
+//! it sees typed specs, never raw flags.
+
+mod cli;
+mod commands;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let cli = cli::Cli::parse();
+    cli::init_logging(cli.verbose);
+    match commands::run(cli.command) {
+        Ok(verdict) => ExitCode::from(verdict.exit_code()),
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::from(3)
+        }
+    }
+}

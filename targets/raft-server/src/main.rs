@@ -1,0 +1,2 @@
+//! `faultline-raft`: the bundled Raft key-value server.
+fn main() {}
