@@ -6,7 +6,33 @@
 //! clock faults through libfaketime, packet loss and bandwidth, delay via netem where the
 //! kernel has it), fault schedules, and the same faults on remote hosts over SSH.
 //!
+//! Main types: [`Lab`] (built from a [`LabConfig`]), [`NodeCommand`], [`NodeStatus`],
+//! and [`clean`] for what killed runs left behind.
+//!
+//! # Layout
+//! - `lab` — [`Lab::create`], topology, addresses, the client runtime, guard, teardown.
+//! - `supervisor` — node processes: start, kill, pause, resume, stop, restart, status.
+//! - `fault` — fault kinds, start/stop, heal.
+//! - `state` — the state file under `/run/faultline` and [`clean`].
+//! - `procfs` — `/proc/PID/stat`: liveness by PID + start time, zombies.
+//! - `sys` — running `ip`, `nft`, `tc`.
+//! - `error` — [`Error`].
+//!
 //! # Never
 //! Nothing here sends traffic to a lab address from the root network namespace, signals a
-//! process it did not start, or leaves a namespace, rule or process behind: teardown runs on
-//! every path and `faultline clean` removes what a killed run left.
+//! process it did not start (PID and start time are checked first), or leaves a namespace,
+//! rule or process behind: teardown runs on every path and `faultline clean` removes what a
+//! killed run left.
+
+mod error;
+mod fault;
+mod lab;
+mod procfs;
+mod state;
+mod supervisor;
+mod sys;
+
+pub use error::{Error, Result};
+pub use lab::{Isolation, Lab, LabConfig, MAX_NODES};
+pub use state::{CleanReport, clean, state_dir};
+pub use supervisor::{NodeCommand, NodeStatus, find_libfaketime};

@@ -1,0 +1,115 @@
+//! Running the system tools the lab is made of (`ip`, `nft`, `tc`), blocking and async.
+//!
+//! Shelling out (not netlink) is the STYLE pick: the same commands a person would type, proven
+//! by lab-etcd.sh, and `nft -f -` loads a whole rule set atomically.
+
+use std::process::Stdio;
+
+use crate::error::{Error, Result};
+
+/// Which Debian package provides a program, for the "install it" message.
+fn package_of(program: &str) -> &'static str {
+    match program {
+        "ip" | "tc" => "iproute2",
+        "nft" => "nftables",
+        "ssh" => "openssh-client",
+        "unshare" => "util-linux",
+        _ => "the package that provides it",
+    }
+}
+
+fn command_line(program: &str, args: &[&str]) -> String {
+    let mut line = program.to_string();
+    for arg in args {
+        line.push(' ');
+        line.push_str(arg);
+    }
+    line
+}
+
+fn check(
+    program: &str,
+    args: &[&str],
+    output: std::io::Result<std::process::Output>,
+) -> Result<String> {
+    let output = output.map_err(|source| Error::Spawn {
+        program: program.to_string(),
+        package: package_of(program),
+        source,
+    })?;
+    if output.status.success() {
+        Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+    } else {
+        Err(Error::Command {
+            command: command_line(program, args),
+            status: output.status.to_string(),
+            stderr: String::from_utf8_lossy(&output.stderr).trim().to_string(),
+        })
+    }
+}
+
+/// Runs `program args` to completion (blocking), feeding `stdin` if given; stdout on success.
+/// Used by `Drop` and `clean`, which cannot await.
+pub(crate) fn run_blocking(program: &str, args: &[&str], stdin: Option<&str>) -> Result<String> {
+    use std::io::Write;
+    let mut command = std::process::Command::new(program);
+    command
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        });
+    let output = command.spawn().and_then(|mut child| {
+        if let (Some(text), Some(mut pipe)) = (stdin, child.stdin.take()) {
+            pipe.write_all(text.as_bytes())?;
+        }
+        child.wait_with_output()
+    });
+    check(program, args, output)
+}
+
+/// Async twin of [`run_blocking`], for everything on the lab's hot paths.
+pub(crate) async fn run(program: &str, args: &[&str], stdin: Option<&str>) -> Result<String> {
+    use tokio::io::AsyncWriteExt;
+    let mut command = tokio::process::Command::new(program);
+    command
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .kill_on_drop(true);
+    let output = async {
+        let mut child = command.spawn()?;
+        if let (Some(text), Some(mut pipe)) = (stdin, child.stdin.take()) {
+            pipe.write_all(text.as_bytes()).await?;
+            drop(pipe);
+        }
+        child.wait_with_output().await
+    }
+    .await;
+    check(program, args, output)
+}
+
+/// `nft -f -` inside network namespace `ns` (or the current one when `ns` is None): the whole
+/// script is applied as one transaction or not at all.
+pub(crate) async fn nft_script(ns: Option<&str>, script: &str) -> Result<String> {
+    match ns {
+        Some(ns) => run("ip", &["netns", "exec", ns, "nft", "-f", "-"], Some(script)).await,
+        None => run("nft", &["-f", "-"], Some(script)).await,
+    }
+}
+
+/// A command inside namespace `ns` via `ip netns exec`.
+#[allow(dead_code)] // used by the fault module (tc), landing next
+pub(crate) async fn in_netns(ns: &str, program: &str, args: &[&str]) -> Result<String> {
+    let mut full = vec!["netns", "exec", ns, program];
+    full.extend_from_slice(args);
+    run("ip", &full, None).await
+}

@@ -1,0 +1,135 @@
+//! Shared pieces of the lab tests: small servers started as real node processes, probes
+//! that open sockets inside a chosen namespace.
+
+use std::net::{Ipv4Addr, SocketAddr, TcpStream};
+use std::os::fd::AsFd;
+use std::path::Path;
+use std::time::Duration;
+
+use faultline_nemesis::{Isolation, Lab, LabConfig, NodeCommand};
+
+
+pub fn python() -> String {
+    if Path::new("/usr/bin/python3").exists() {
+        "/usr/bin/python3".to_string()
+    } else {
+        "python3".to_string()
+    }
+}
+
+pub async fn lab(nodes: usize, dir: &Path) -> Lab {
+    Lab::create(LabConfig {
+        nodes,
+        isolation: Isolation::Namespaces,
+        run_dir: dir.to_path_buf(),
+    })
+    .await
+    .expect("lab builds")
+}
+
+/// A TCP echo server on `ip:port` (one line in, the same line out), as a real node process.
+pub fn echo_server(lab: &Lab, node: &str, port: u16, faketime: bool) -> NodeCommand {
+    // Raw string: indentation is Python syntax and must survive.
+    let script = r#"import socket, sys, time
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind((sys.argv[1], int(sys.argv[2]))); s.listen(64)
+while True:
+    c, _ = s.accept(); c.settimeout(5)
+    try:
+        d = c.recv(100)
+        if d.strip() == b'time': d = repr(time.time()).encode() + b'\n'
+        c.sendall(d)
+    except Exception: pass
+    c.close()
+"#;
+    NodeCommand {
+        program: python().into(),
+        args: vec![
+            "-c".into(),
+            script.into(),
+            lab.node_ip(node).to_string(),
+            port.to_string(),
+        ],
+        env: vec![],
+        log_path: lab.run_dir().join(format!("{node}.log")),
+        faketime,
+    }
+}
+
+/// Runs `f` on a thread inside network namespace `ns` (the test process stays where it is).
+pub fn in_netns<T: Send + 'static>(ns: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
+    let file = std::fs::File::open(Path::new("/run/netns").join(ns)).expect("netns exists");
+    std::thread::spawn(move || {
+        nix::sched::setns(file.as_fd(), nix::sched::CloneFlags::CLONE_NEWNET).expect("setns");
+        f()
+    })
+    .join()
+    .expect("probe thread")
+}
+
+/// Sends `message` to `ip:port` from inside `ns`; the reply, or None on timeout/refusal.
+pub fn ask_from(
+    ns: &str,
+    ip: Ipv4Addr,
+    port: u16,
+    message: &str,
+    timeout: Duration,
+) -> Option<String> {
+    let message = message.to_string();
+    in_netns(ns, move || ask(ip, port, &message, timeout))
+}
+
+/// Same, from the current namespace (loopback labs).
+pub fn ask(ip: Ipv4Addr, port: u16, message: &str, timeout: Duration) -> Option<String> {
+    use std::io::{Read, Write};
+    let mut stream = TcpStream::connect_timeout(&SocketAddr::from((ip, port)), timeout).ok()?;
+    stream.set_read_timeout(Some(timeout)).ok()?;
+    stream.write_all(format!("{message}\n").as_bytes()).ok()?;
+    let mut reply = String::new();
+    stream.read_to_string(&mut reply).ok()?;
+    Some(reply.trim().to_string())
+}
+
+/// Polls (bounded) until the echo server on `node` answers from `ns`.
+pub fn wait_echo(ns: &str, ip: Ipv4Addr, port: u16) {
+    for _ in 0..200 {
+        if ask_from(ns, ip, port, "ping", Duration::from_millis(200)).as_deref() == Some("ping") {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    panic!("echo server on {ip}:{port} never answered from {ns}");
+}
+
+pub fn namespaces_of(lab_name: &str) -> Vec<String> {
+    std::fs::read_dir("/run/netns")
+        .map(|d| {
+            d.filter_map(|e| e.ok()?.file_name().into_string().ok())
+                .filter(|n| n.starts_with(&format!("{lab_name}-")))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+pub fn nft_tables() -> String {
+    let out = std::process::Command::new("nft")
+        .args(["list", "tables"])
+        .output()
+        .expect("nft runs");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+pub fn process_alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|s| {
+            let state = s
+                .rsplit(')')
+                .next()
+                .unwrap_or("")
+                .trim_start()
+                .chars()
+                .next();
+            state != Some('Z')
+        })
+        .unwrap_or(false)
+}
