@@ -1,18 +1,1195 @@
-//! Fault kinds and how each is installed and undone.
+//! Fault kinds, and how each is installed on the wire and undone.
+//!
+//! | kind | mechanism | undo |
+//! |---|---|---|
+//! | partition | pairs `src . dst` in the nft set `bridge faultline cut` (bridge namespace) | flush the set |
+//! | kill | SIGKILL to the node's process group | restart, same command and data dir |
+//! | pause | SIGSTOP | SIGCONT |
+//! | clock | the node's libfaketime timestamp file (`+1.250`, strobe, drift) | write `+0` |
+//! | loss | `numgen random mod 100 < N drop` in chain `bridge faultline loss` | flush the chain |
+//! | bandwidth | `tc tbf` on the node's eth0 and its bridge port | delete the qdisc |
+//! | delay | `tc netem` the same way, only if the kernel has it | delete the qdisc |
+//!
+//! Partitions follow Jepsen's grudges (jepsen/nemesis.clj: `complete-grudge`, `bridge`,
+//! `majorities-ring`): a grudge maps each node to the nodes it cannot hear from.
 
-use crate::lab::{Lab, lock};
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use rand::Rng;
+use rand::seq::{IndexedRandom, SliceRandom};
+use serde::Serialize;
+
+use crate::error::{Error, Result};
+use crate::lab::{Isolation, Lab, lock};
+use crate::supervisor::NodeStatus;
+use crate::sys;
+
+/// The fault families, as named on the command line (`--nemesis partition,kill`) and in the
+/// history (`start-partition` / `stop-partition`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
+#[non_exhaustive]
+pub enum FaultKind {
+    Partition,
+    Kill,
+    Pause,
+    Clock,
+    Loss,
+    Bandwidth,
+    Delay,
+}
+
+impl FaultKind {
+    /// What `--nemesis all` means: the kinds every lab on every kernel supports.
+    pub const ALL: [FaultKind; 5] = [
+        FaultKind::Partition,
+        FaultKind::Kill,
+        FaultKind::Pause,
+        FaultKind::Clock,
+        FaultKind::Loss,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            FaultKind::Partition => "partition",
+            FaultKind::Kill => "kill",
+            FaultKind::Pause => "pause",
+            FaultKind::Clock => "clock",
+            FaultKind::Loss => "loss",
+            FaultKind::Bandwidth => "bandwidth",
+            FaultKind::Delay => "delay",
+        }
+    }
+
+    /// The history `f` of this kind's start event (`start-partition`).
+    pub fn start_f(self) -> String {
+        format!("start-{}", self.name())
+    }
+
+    /// The history `f` of this kind's stop event (`stop-partition`).
+    pub fn stop_f(self) -> String {
+        format!("stop-{}", self.name())
+    }
+
+    /// Parses `partition,kill`, `none` (no faults) or `all` ([`FaultKind::ALL`]).
+    pub fn parse_list(text: &str) -> Result<Vec<FaultKind>> {
+        let mut kinds = Vec::new();
+        for word in text.split(',').map(str::trim).filter(|w| !w.is_empty()) {
+            match word {
+                "none" => {}
+                "all" => kinds.extend(FaultKind::ALL),
+                other => kinds.push(other.parse()?),
+            }
+        }
+        kinds.sort();
+        kinds.dedup();
+        Ok(kinds)
+    }
+
+    fn needs_network(self) -> bool {
+        matches!(
+            self,
+            FaultKind::Partition | FaultKind::Loss | FaultKind::Bandwidth | FaultKind::Delay
+        )
+    }
+}
+
+impl std::fmt::Display for FaultKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for FaultKind {
+    type Err = Error;
+    fn from_str(text: &str) -> Result<Self> {
+        Ok(match text {
+            "partition" => FaultKind::Partition,
+            "kill" => FaultKind::Kill,
+            "pause" => FaultKind::Pause,
+            "clock" => FaultKind::Clock,
+            "loss" => FaultKind::Loss,
+            "bandwidth" => FaultKind::Bandwidth,
+            "delay" => FaultKind::Delay,
+            other => return Err(Error::UnknownFaultKind(other.to_string())),
+        })
+    }
+}
+
+/// Which nodes a partition separates.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum PartitionKind {
+    /// One random node cut off from all others, both ways.
+    IsolateOne,
+    /// The current leader cut off from all others (skipped when there is no leader).
+    IsolateLeader,
+    /// Random halves: a minority (⌊n/2⌋ nodes) and a majority, cut both ways.
+    Halves,
+    /// Every node sees a majority of nodes, but no two nodes see the same majority (Jepsen's
+    /// `majorities-ring`; needs 4+ nodes).
+    MajoritiesRing,
+    /// Two halves that cannot hear each other, joined by one node both sides hear (Jepsen's
+    /// `bridge`; needs 3+ nodes).
+    Bridge,
+    /// One random node's packets to the others are dropped; it still hears them.
+    OneWay,
+    /// Explicit components, cut from each other both ways (nodes not listed are left alone).
+    Components(Vec<Vec<String>>),
+}
+
+/// Which nodes a kill, pause, clock or link fault hits.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum NodeSelection {
+    /// One random node.
+    One,
+    /// A random minority: ⌊(n−1)/2⌋ nodes (1 of 3, 2 of 5).
+    Minority,
+    /// The current leader (skipped when there is no leader).
+    Leader,
+    All,
+    Nodes(Vec<String>),
+}
+
+/// A clock fault, through the node's libfaketime timestamp file.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum ClockFault {
+    /// Step the clock by `delta_ms` (negative: back in time); cumulative.
+    Bump { delta_ms: i64 },
+    /// Flip the clock between now and now + `delta_ms` every `period_ms` until stopped.
+    Strobe { delta_ms: i64, period_ms: u64 },
+    /// Let the clock run at `rate` × real time from now on (1.5 fast, 0.5 slow) until
+    /// stopped; applied as an offset that grows every 50 ms.
+    Skew { rate: f64 },
+    /// Back to real time.
+    Reset,
+}
+
+/// One concrete fault to install.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum Fault {
+    Partition(PartitionKind),
+    Kill(NodeSelection),
+    Pause(NodeSelection),
+    Clock(ClockFault, NodeSelection),
+    /// Drop `percent` % of the packets to and from the nodes (each packet one coin flip).
+    Loss {
+        percent: u8,
+        nodes: NodeSelection,
+    },
+    /// Limit the nodes' links to `kbit` kbit/s each way (token bucket).
+    Bandwidth {
+        kbit: u32,
+        nodes: NodeSelection,
+    },
+    /// Delay every packet to and from the nodes by `ms` ± `jitter_ms` (needs netem).
+    Delay {
+        ms: u32,
+        jitter_ms: u32,
+        nodes: NodeSelection,
+    },
+}
+
+impl Fault {
+    pub fn kind(&self) -> FaultKind {
+        match self {
+            Fault::Partition(_) => FaultKind::Partition,
+            Fault::Kill(_) => FaultKind::Kill,
+            Fault::Pause(_) => FaultKind::Pause,
+            Fault::Clock(..) => FaultKind::Clock,
+            Fault::Loss { .. } => FaultKind::Loss,
+            Fault::Bandwidth { .. } => FaultKind::Bandwidth,
+            Fault::Delay { .. } => FaultKind::Delay,
+        }
+    }
+
+    /// Whether installing it asks who the leader is.
+    pub fn needs_leader(&self) -> bool {
+        matches!(
+            self,
+            Fault::Partition(PartitionKind::IsolateLeader)
+                | Fault::Kill(NodeSelection::Leader)
+                | Fault::Pause(NodeSelection::Leader)
+                | Fault::Clock(_, NodeSelection::Leader)
+                | Fault::Loss {
+                    nodes: NodeSelection::Leader,
+                    ..
+                }
+                | Fault::Bandwidth {
+                    nodes: NodeSelection::Leader,
+                    ..
+                }
+                | Fault::Delay {
+                    nodes: NodeSelection::Leader,
+                    ..
+                }
+        )
+    }
+}
+
+/// What a nemesis action did. ip/nft/tc failures are not here: they are [`Error`]s.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub enum Action {
+    /// The fault (or its undo) is in place.
+    Installed(Applied),
+    /// Nothing was done, for the reason given (no leader, nothing to undo, not supported here).
+    Skipped(String),
+    /// Something was done but its effect is not certain (e.g. a node restarted and exited at
+    /// once); the reason says what is known.
+    Indeterminate(String),
+}
+
+/// The exact description that goes into the history.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Applied {
+    /// Human-readable and exact: "isolate n3 from n1,n2,n4,n5".
+    pub description: String,
+    /// The nodes the action touched.
+    pub nodes: Vec<String>,
+}
+
+impl Action {
+    /// The history `value` of this action: `{"description": ..., "nodes": [...]}` (with
+    /// `"skipped"`/`"indeterminate"` and the reason when it did not install).
+    pub fn value(&self) -> serde_json::Value {
+        match self {
+            Action::Installed(a) => {
+                serde_json::json!({"description": a.description, "nodes": a.nodes})
+            }
+            Action::Skipped(why) => {
+                serde_json::json!({"description": format!("skipped: {why}"), "nodes": [], "skipped": why})
+            }
+            Action::Indeterminate(why) => {
+                serde_json::json!({"description": format!("indeterminate: {why}"), "nodes": [], "indeterminate": why})
+            }
+        }
+    }
+
+    pub fn is_installed(&self) -> bool {
+        matches!(self, Action::Installed(_))
+    }
+
+    fn installed(description: String, nodes: Vec<String>) -> Action {
+        Action::Installed(Applied { description, nodes })
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub(crate) struct ClockSetting {
+    offset_ms: i64,
+}
 
 /// What is currently broken in a lab, so stop and heal know what to undo.
 #[derive(Default)]
 pub(crate) struct FaultState {
-    /// Background tasks (clock strobes) to abort at stop/teardown.
-    pub(crate) tasks: Vec<tokio::task::AbortHandle>,
+    /// Clock strobe/drift threads: their stop flags and handles. Threads, not tokio tasks, so
+    /// they run whatever runtime (or none) the caller drives, and stop can join them before
+    /// it writes the reset (no late write can undo the reset).
+    pub(crate) tasks: Vec<ClockTask>,
+    partition: Option<String>,
+    killed: BTreeSet<String>,
+    paused: BTreeSet<String>,
+    clocks: BTreeMap<String, ClockSetting>,
+    loss: Option<String>,
+    bandwidth: BTreeSet<String>,
+    delay: BTreeSet<String>,
+    netem: Option<bool>,
+}
+
+fn join(nodes: &[String]) -> String {
+    nodes.join(",")
+}
+
+/// A grudge: node → nodes it cannot hear from (jepsen/nemesis.clj).
+type Grudge = BTreeMap<String, BTreeSet<String>>;
+
+/// Both-ways cut between components.
+fn complete_grudge(components: &[Vec<String>]) -> Grudge {
+    let mut grudge = Grudge::new();
+    for (i, component) in components.iter().enumerate() {
+        for node in component {
+            let others: BTreeSet<String> = components
+                .iter()
+                .enumerate()
+                .filter(|(j, _)| *j != i)
+                .flat_map(|(_, c)| c.iter().cloned())
+                .collect();
+            grudge.entry(node.clone()).or_default().extend(others);
+        }
+    }
+    grudge
+}
+
+/// Sorted by node number (n2 before n10) for readable descriptions.
+fn sort_nodes(nodes: &mut [String]) {
+    nodes.sort_by_key(|n| (n.len(), n.clone()));
+}
+
+fn sorted(mut nodes: Vec<String>) -> Vec<String> {
+    sort_nodes(&mut nodes);
+    nodes
+}
+
+/// Majorities ring (jepsen/nemesis.clj `majorities-ring`): on a random ring, each node hears
+/// the nodes within `radius` of it, where the window 2·radius+1 is the smallest odd number
+/// ≥ a majority. Distinct windows, each a majority. None when every node would hear all.
+fn majorities_ring(ring: &[String]) -> Option<Grudge> {
+    let n = ring.len();
+    let majority = n / 2 + 1;
+    let radius = majority / 2;
+    if 2 * radius + 1 >= n {
+        return None;
+    }
+    let mut grudge = Grudge::new();
+    for (i, node) in ring.iter().enumerate() {
+        let hears: BTreeSet<usize> = (0..=2 * radius).map(|k| (i + n + k - radius) % n).collect();
+        let cannot: BTreeSet<String> = (0..n)
+            .filter(|j| !hears.contains(j))
+            .map(|j| ring[j].clone())
+            .collect();
+        grudge.insert(node.clone(), cannot);
+    }
+    Some(grudge)
+}
+
+fn describe_grudge(grudge: &Grudge) -> String {
+    let mut nodes: Vec<String> = grudge.keys().cloned().collect();
+    sort_nodes(&mut nodes);
+    nodes
+        .iter()
+        .filter(|n| !grudge[*n].is_empty())
+        .map(|n| {
+            format!(
+                "{n} cannot hear {}",
+                join(&sorted(grudge[n].iter().cloned().collect()))
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// libfaketime offset spec for an offset in ms: `+1.250`, `-0.100`.
+fn faketime_spec(offset_ms: i64) -> String {
+    let sign = if offset_ms < 0 { '-' } else { '+' };
+    let abs = offset_ms.unsigned_abs();
+    format!("{sign}{}.{:03}\n", abs / 1000, abs % 1000)
+}
+
+/// Upper bound on any clock background task, in case stop and teardown both never run.
+const CLOCK_TASK_LIMIT: Duration = Duration::from_secs(3600);
+const SKEW_TICK: Duration = Duration::from_millis(50);
+
+pub(crate) struct ClockTask {
+    stop: Arc<AtomicBool>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+/// Runs `tick(elapsed)` every `period` on a thread until stopped (or CLOCK_TASK_LIMIT).
+fn clock_task(period: Duration, mut tick: impl FnMut(Duration) + Send + 'static) -> ClockTask {
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = stop.clone();
+    let thread = std::thread::spawn(move || {
+        let started = std::time::Instant::now();
+        while !flag.load(Ordering::Acquire) && started.elapsed() < CLOCK_TASK_LIMIT {
+            tick(started.elapsed());
+            std::thread::sleep(period);
+        }
+    });
+    ClockTask { stop, thread }
 }
 
 impl Lab {
+    /// Stops clock threads without waiting (teardown, Drop: the files go away anyway).
     pub(crate) fn abort_fault_tasks(&self) {
         for task in lock(&self.faults).tasks.drain(..) {
-            task.abort();
+            task.stop.store(true, Ordering::Release);
         }
+    }
+
+    /// Stops clock threads and waits for them (each sleeps at most one period).
+    async fn join_fault_tasks(&self) {
+        let tasks: Vec<ClockTask> = lock(&self.faults).tasks.drain(..).collect();
+        for task in &tasks {
+            task.stop.store(true, Ordering::Release);
+        }
+        let _ = tokio::task::spawn_blocking(move || {
+            for task in tasks {
+                let _ = task.thread.join();
+            }
+        })
+        .await;
+    }
+
+    /// Nodes whose process runs (or is paused) right now.
+    fn live_nodes(&self) -> Vec<String> {
+        self.nodes
+            .iter()
+            .filter(|n| {
+                matches!(
+                    self.node_status(n),
+                    Ok(NodeStatus::Running { .. } | NodeStatus::Paused { .. })
+                )
+            })
+            .cloned()
+            .collect()
+    }
+
+    /// Resolves a selection among `pool`; Err(why) when it selects nothing.
+    fn select(
+        &self,
+        selection: &NodeSelection,
+        pool: &[String],
+        rng: &mut impl Rng,
+        leader: Option<&str>,
+    ) -> std::result::Result<Vec<String>, String> {
+        let picked: Vec<String> = match selection {
+            NodeSelection::One => pool.choose(rng).cloned().into_iter().collect(),
+            NodeSelection::Minority => {
+                let mut pool = pool.to_vec();
+                pool.shuffle(rng);
+                pool.truncate((self.nodes.len().saturating_sub(1)) / 2);
+                pool
+            }
+            NodeSelection::Leader => match leader {
+                None => return Err("no leader is known right now".to_string()),
+                Some(l) if !pool.iter().any(|n| n == l) => {
+                    return Err(format!("leader {l} is not eligible (not running)"));
+                }
+                Some(l) => vec![l.to_string()],
+            },
+            NodeSelection::All => pool.to_vec(),
+            NodeSelection::Nodes(nodes) => {
+                for n in nodes {
+                    if self.node_index(n).is_none() {
+                        return Err(format!("{n} is not a node of this lab"));
+                    }
+                }
+                nodes.iter().filter(|n| pool.contains(n)).cloned().collect()
+            }
+        };
+        if picked.is_empty() {
+            Err(format!(
+                "the selection {selection:?} picks no eligible node"
+            ))
+        } else {
+            Ok(sorted(picked))
+        }
+    }
+
+    /// Installs `fault`. `leader` is the harness's current answer to "who leads" (only asked
+    /// for faults where [`Fault::needs_leader`]). A second fault of the same kind replaces a
+    /// partition, and adds to kills, pauses, clocks and link faults.
+    pub async fn start_fault(
+        &self,
+        fault: &Fault,
+        rng: &mut impl Rng,
+        leader: Option<&str>,
+    ) -> Result<Action> {
+        let kind = fault.kind();
+        if kind.needs_network() && self.isolation != Isolation::Namespaces {
+            return Ok(Action::Skipped(format!(
+                "{kind} faults need the namespace lab (this lab uses loopback isolation: run as root or under unshare -Urnm)"
+            )));
+        }
+        let action = match fault {
+            Fault::Partition(partition) => self.start_partition(partition, rng, leader).await?,
+            Fault::Kill(selection) => {
+                let nodes = match self.select(selection, &self.live_nodes(), rng, leader) {
+                    Ok(nodes) => nodes,
+                    Err(why) => return Ok(Action::Skipped(why)),
+                };
+                for node in &nodes {
+                    self.kill_node(node).await?;
+                    let mut faults = lock(&self.faults);
+                    faults.killed.insert(node.clone());
+                    faults.paused.remove(node);
+                }
+                Action::installed(format!("kill {} (SIGKILL)", join(&nodes)), nodes)
+            }
+            Fault::Pause(selection) => {
+                let pool: Vec<String> = self
+                    .nodes
+                    .iter()
+                    .filter(|n| matches!(self.node_status(n), Ok(NodeStatus::Running { .. })))
+                    .cloned()
+                    .collect();
+                let nodes = match self.select(selection, &pool, rng, leader) {
+                    Ok(nodes) => nodes,
+                    Err(why) => return Ok(Action::Skipped(why)),
+                };
+                for node in &nodes {
+                    self.pause_node(node).await?;
+                    lock(&self.faults).paused.insert(node.clone());
+                }
+                Action::installed(format!("pause {} (SIGSTOP)", join(&nodes)), nodes)
+            }
+            Fault::Clock(clock, selection) => self.start_clock(clock, selection, rng, leader)?,
+            Fault::Loss { percent, nodes } => {
+                let nodes = match self.select(nodes, &self.nodes, rng, leader) {
+                    Ok(nodes) => nodes,
+                    Err(why) => return Ok(Action::Skipped(why)),
+                };
+                self.start_loss(*percent, &nodes).await?
+            }
+            Fault::Bandwidth { kbit, nodes } => {
+                let nodes = match self.select(nodes, &self.nodes, rng, leader) {
+                    Ok(nodes) => nodes,
+                    Err(why) => return Ok(Action::Skipped(why)),
+                };
+                let qdisc = format!("tbf rate {kbit}kbit burst 16kb latency 100ms");
+                self.shape(&nodes, &qdisc).await?;
+                lock(&self.faults).bandwidth.extend(nodes.iter().cloned());
+                Action::installed(
+                    format!("limit {} to {kbit} kbit/s each way (tc tbf)", join(&nodes)),
+                    nodes,
+                )
+            }
+            Fault::Delay {
+                ms,
+                jitter_ms,
+                nodes,
+            } => {
+                if !self.has_netem().await {
+                    return Ok(Action::Skipped(
+                        "this kernel has no tc netem (sch_netem), so packets cannot be delayed; \
+                         use a kernel with CONFIG_NET_SCH_NETEM, or loss/bandwidth faults instead"
+                            .to_string(),
+                    ));
+                }
+                let nodes = match self.select(nodes, &self.nodes, rng, leader) {
+                    Ok(nodes) => nodes,
+                    Err(why) => return Ok(Action::Skipped(why)),
+                };
+                let qdisc = format!("netem delay {ms}ms {jitter_ms}ms");
+                self.shape(&nodes, &qdisc).await?;
+                lock(&self.faults).delay.extend(nodes.iter().cloned());
+                Action::installed(
+                    format!(
+                        "delay packets to and from {} by {ms} ms ± {jitter_ms} ms (tc netem)",
+                        join(&nodes)
+                    ),
+                    nodes,
+                )
+            }
+        };
+        if let Action::Installed(applied) = &action {
+            tracing::info!(lab = %self.name, f = %kind.start_f(), description = %applied.description, "fault started");
+        }
+        Ok(action)
+    }
+
+    async fn start_partition(
+        &self,
+        partition: &PartitionKind,
+        rng: &mut impl Rng,
+        leader: Option<&str>,
+    ) -> Result<Action> {
+        let mut shuffled = self.nodes.clone();
+        shuffled.shuffle(rng);
+        let n = self.nodes.len();
+        let (grudge, description) = match partition {
+            PartitionKind::IsolateOne | PartitionKind::IsolateLeader => {
+                let victim = if *partition == PartitionKind::IsolateLeader {
+                    match leader {
+                        Some(l) if self.node_index(l).is_some() => l.to_string(),
+                        Some(l) => {
+                            return Ok(Action::Skipped(format!(
+                                "leader {l:?} is not a node of this lab"
+                            )));
+                        }
+                        None => {
+                            return Ok(Action::Skipped("no leader is known right now".to_string()));
+                        }
+                    }
+                } else {
+                    shuffled[0].clone()
+                };
+                if n < 2 {
+                    return Ok(Action::Skipped("a partition needs 2+ nodes".to_string()));
+                }
+                let rest: Vec<String> = self
+                    .nodes
+                    .iter()
+                    .filter(|x| **x != victim)
+                    .cloned()
+                    .collect();
+                let what = if *partition == PartitionKind::IsolateLeader {
+                    "isolate leader"
+                } else {
+                    "isolate"
+                };
+                let description = format!("{what} {victim} from {}", join(&rest));
+                (complete_grudge(&[vec![victim], rest]), description)
+            }
+            PartitionKind::Halves => {
+                if n < 2 {
+                    return Ok(Action::Skipped("a partition needs 2+ nodes".to_string()));
+                }
+                let minority = sorted(shuffled[..n / 2].to_vec());
+                let majority = sorted(shuffled[n / 2..].to_vec());
+                let description = format!(
+                    "halves: minority {} | majority {}",
+                    join(&minority),
+                    join(&majority)
+                );
+                (complete_grudge(&[minority, majority]), description)
+            }
+            PartitionKind::MajoritiesRing => match majorities_ring(&shuffled) {
+                None => {
+                    return Ok(Action::Skipped(format!(
+                        "a majorities ring needs 4+ nodes (this lab has {n})"
+                    )));
+                }
+                Some(grudge) => {
+                    let description = format!("majorities ring: {}", describe_grudge(&grudge));
+                    (grudge, description)
+                }
+            },
+            PartitionKind::Bridge => {
+                if n < 3 {
+                    return Ok(Action::Skipped(format!(
+                        "a bridge needs 3+ nodes (this lab has {n})"
+                    )));
+                }
+                let half = n / 2;
+                let left = sorted(shuffled[..half].to_vec());
+                let bridge = shuffled[half].clone();
+                let right = sorted(shuffled[half + 1..].to_vec());
+                let description = format!(
+                    "bridge: {} | {} | {} ({} hears both sides)",
+                    join(&left),
+                    bridge,
+                    join(&right),
+                    bridge
+                );
+                (complete_grudge(&[left, right]), description)
+            }
+            PartitionKind::OneWay => {
+                if n < 2 {
+                    return Ok(Action::Skipped("a partition needs 2+ nodes".to_string()));
+                }
+                let sender = shuffled[0].clone();
+                let rest: Vec<String> = self
+                    .nodes
+                    .iter()
+                    .filter(|x| **x != sender)
+                    .cloned()
+                    .collect();
+                let mut grudge = Grudge::new();
+                for node in &rest {
+                    grudge.insert(node.clone(), BTreeSet::from([sender.clone()]));
+                }
+                let description = format!(
+                    "one-way: {} cannot hear {sender}; {sender} still hears them",
+                    join(&rest)
+                );
+                (grudge, description)
+            }
+            PartitionKind::Components(components) => {
+                for node in components.iter().flatten() {
+                    if self.node_index(node).is_none() {
+                        return Err(Error::UnknownNode(node.clone()));
+                    }
+                }
+                let description = format!(
+                    "partition {}",
+                    components
+                        .iter()
+                        .map(|c| join(&sorted(c.clone())))
+                        .collect::<Vec<_>>()
+                        .join(" | ")
+                );
+                (complete_grudge(components), description)
+            }
+        };
+        // Cut pairs: a packet from `src` to `dst` is dropped when `dst` cannot hear `src`.
+        let mut pairs = Vec::new();
+        let mut touched = BTreeSet::new();
+        for (dst, srcs) in &grudge {
+            for src in srcs {
+                pairs.push(format!("{} . {}", self.node_ip(src), self.node_ip(dst)));
+                touched.insert(dst.clone());
+                touched.insert(src.clone());
+            }
+        }
+        let mut script = "flush set bridge faultline cut\n".to_string();
+        if !pairs.is_empty() {
+            script.push_str(&format!(
+                "add element bridge faultline cut {{ {} }}\n",
+                pairs.join(", ")
+            ));
+        }
+        // One transaction: the old partition is replaced by the new one atomically.
+        sys::nft_script(Some(&self.bridge_netns()), &script).await?;
+        lock(&self.faults).partition = Some(description.clone());
+        Ok(Action::installed(
+            description,
+            sorted(touched.into_iter().collect()),
+        ))
+    }
+
+    fn start_clock(
+        &self,
+        clock: &ClockFault,
+        selection: &NodeSelection,
+        rng: &mut impl Rng,
+        leader: Option<&str>,
+    ) -> Result<Action> {
+        // Only nodes started under libfaketime can be reached; say why for the others.
+        let (capable, incapable): (Vec<String>, Vec<String>) =
+            self.nodes.iter().cloned().partition(|n| {
+                lock(&self.processes)
+                    .get(n)
+                    .is_some_and(|p| p.command.faketime)
+            });
+        if capable.is_empty() {
+            return Ok(Action::Skipped(format!(
+                "no node was started under libfaketime ({}): the target does not read time through libc \
+                 (Go programs such as etcd and Consul read the clock through the vDSO, which libfaketime \
+                 cannot intercept); clock faults for them need remote hosts",
+                join(&incapable)
+            )));
+        }
+        let nodes = match self.select(selection, &capable, rng, leader) {
+            Ok(nodes) => nodes,
+            Err(why) => return Ok(Action::Skipped(why)),
+        };
+        let description = match clock {
+            ClockFault::Bump { delta_ms } => {
+                let mut faults = lock(&self.faults);
+                for node in &nodes {
+                    let setting = faults.clocks.entry(node.clone()).or_default();
+                    setting.offset_ms += delta_ms;
+                    self.write_clock(node, setting.offset_ms)?;
+                }
+                format!("bump clock of {} by {delta_ms:+} ms", join(&nodes))
+            }
+            ClockFault::Reset => {
+                let mut faults = lock(&self.faults);
+                for node in &nodes {
+                    faults.clocks.remove(node);
+                    self.write_clock(node, 0)?;
+                }
+                format!("reset clock of {}", join(&nodes))
+            }
+            ClockFault::Strobe {
+                delta_ms,
+                period_ms,
+            } => {
+                let files: Vec<(std::path::PathBuf, i64)> = {
+                    let faults = lock(&self.faults);
+                    nodes
+                        .iter()
+                        .map(|n| {
+                            (
+                                self.faketime_path(n),
+                                faults.clocks.get(n).map_or(0, |c| c.offset_ms),
+                            )
+                        })
+                        .collect()
+                };
+                let (delta, period) = (*delta_ms, Duration::from_millis((*period_ms).max(1)));
+                let mut high = false;
+                let task = clock_task(period, move |_| {
+                    high = !high;
+                    for (path, base) in &files {
+                        let _ = std::fs::write(
+                            path,
+                            faketime_spec(base + if high { delta } else { 0 }),
+                        );
+                    }
+                });
+                let mut faults = lock(&self.faults);
+                faults.tasks.push(task);
+                for node in &nodes {
+                    faults.clocks.entry(node.clone()).or_default();
+                }
+                format!(
+                    "strobe clock of {} between +0 and {delta_ms:+} ms every {period_ms} ms",
+                    join(&nodes)
+                )
+            }
+            ClockFault::Skew { rate } => {
+                if !rate.is_finite() || *rate <= 0.0 {
+                    return Ok(Action::Skipped(format!(
+                        "clock rate {rate} must be a positive number"
+                    )));
+                }
+                let files: Vec<(std::path::PathBuf, i64)> = {
+                    let faults = lock(&self.faults);
+                    nodes
+                        .iter()
+                        .map(|n| {
+                            (
+                                self.faketime_path(n),
+                                faults.clocks.get(n).map_or(0, |c| c.offset_ms),
+                            )
+                        })
+                        .collect()
+                };
+                let rate = *rate;
+                // libfaketime's own `xRATE` counts from process start, so switching it on a
+                // running node would also step its clock by (rate-1)×uptime; a growing offset
+                // gives a drift that starts now.
+                let task = clock_task(SKEW_TICK, move |elapsed| {
+                    let drift = ((rate - 1.0) * elapsed.as_millis() as f64) as i64;
+                    for (path, base) in &files {
+                        let _ = std::fs::write(path, faketime_spec(base + drift));
+                    }
+                });
+                let mut faults = lock(&self.faults);
+                faults.tasks.push(task);
+                for node in &nodes {
+                    faults.clocks.entry(node.clone()).or_default();
+                }
+                format!("skew clock of {} to run at {rate}x real time", join(&nodes))
+            }
+        };
+        Ok(Action::installed(description, nodes))
+    }
+
+    fn write_clock(&self, node: &str, offset_ms: i64) -> Result<()> {
+        let path = self.faketime_path(node);
+        std::fs::write(&path, faketime_spec(offset_ms)).map_err(|e| Error::io("writing", &path, e))
+    }
+
+    async fn start_loss(&self, percent: u8, nodes: &[String]) -> Result<Action> {
+        let percent = percent.min(100);
+        // numgen's range is 0..99: "< 100" does not parse, and 100 % means every packet.
+        let verdict = if percent >= 100 {
+            "drop".to_string()
+        } else {
+            format!("numgen random mod 100 < {percent} drop")
+        };
+        let set = nodes
+            .iter()
+            .map(|n| self.node_ip(n).to_string())
+            .collect::<Vec<_>>()
+            .join(", ");
+        // Two rules, but each packet meets one coin flip: the second skips packets the first
+        // already judged (source in the set).
+        let script = format!(
+            "flush chain bridge faultline loss\n\
+             add rule bridge faultline loss ip saddr {{ {set} }} {verdict}\n\
+             add rule bridge faultline loss ip saddr != {{ {set} }} ip daddr {{ {set} }} {verdict}\n"
+        );
+        sys::nft_script(Some(&self.bridge_netns()), &script).await?;
+        let description = format!(
+            "drop {percent}% of packets to and from {} (nft numgen)",
+            join(nodes)
+        );
+        lock(&self.faults).loss = Some(description.clone());
+        Ok(Action::installed(description, nodes.to_vec()))
+    }
+
+    /// Puts `qdisc` on both ends of each node's link: its eth0 (egress from the node) and its
+    /// bridge port (egress towards the node).
+    async fn shape(&self, nodes: &[String], qdisc: &str) -> Result<()> {
+        let words: Vec<&str> = qdisc.split_whitespace().collect();
+        for node in nodes {
+            let port = format!("v{node}");
+            for (ns, dev) in [
+                (self.netns_of(node), "eth0"),
+                (self.bridge_netns(), port.as_str()),
+            ] {
+                let mut args = vec!["-n", ns.as_str(), "qdisc", "replace", "dev", dev, "root"];
+                args.extend(&words);
+                sys::run("tc", &args, None).await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn unshape(&self, nodes: &[String]) -> Result<()> {
+        for node in nodes {
+            let port = format!("v{node}");
+            for (ns, dev) in [
+                (self.netns_of(node), "eth0"),
+                (self.bridge_netns(), port.as_str()),
+            ] {
+                // "No such file" means no root qdisc left: already unshaped.
+                if let Err(e) =
+                    sys::run("tc", &["-n", &ns, "qdisc", "del", "dev", dev, "root"], None).await
+                    && !e.to_string().contains("No such file")
+                    && !e
+                        .to_string()
+                        .contains("Cannot delete qdisc with handle of zero")
+                {
+                    return Err(e);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Probes once whether `tc netem` exists, on the bridge namespace's loopback.
+    async fn has_netem(&self) -> bool {
+        if let Some(known) = lock(&self.faults).netem {
+            return known;
+        }
+        let ns = self.bridge_netns();
+        let ok = sys::run(
+            "tc",
+            &[
+                "-n", &ns, "qdisc", "add", "dev", "lo", "root", "netem", "delay", "1ms",
+            ],
+            None,
+        )
+        .await
+        .is_ok();
+        if ok {
+            let _ = sys::run(
+                "tc",
+                &["-n", &ns, "qdisc", "del", "dev", "lo", "root"],
+                None,
+            )
+            .await;
+        }
+        lock(&self.faults).netem = Some(ok);
+        ok
+    }
+
+    /// Whether this lab can run `kind` at all (network kinds need namespaces; delay needs
+    /// netem). `Err(why)` says why not.
+    pub async fn supports(&self, kind: FaultKind) -> std::result::Result<(), String> {
+        if kind.needs_network() && self.isolation != Isolation::Namespaces {
+            return Err(format!("{kind} faults need the namespace lab"));
+        }
+        if kind == FaultKind::Delay && !self.has_netem().await {
+            return Err("this kernel has no tc netem".to_string());
+        }
+        Ok(())
+    }
+
+    /// Undoes every fault of `kind`: flush partitions or loss rules, restart killed nodes,
+    /// resume paused ones, reset clocks, remove qdiscs. Skipped when nothing is active.
+    pub async fn stop_fault(&self, kind: FaultKind) -> Result<Action> {
+        let action = match kind {
+            FaultKind::Partition => {
+                if self.isolation != Isolation::Namespaces {
+                    return Ok(Action::Skipped("no partition is active".to_string()));
+                }
+                // Flush even when we think nothing is active: it is idempotent and cheap.
+                sys::nft_script(
+                    Some(&self.bridge_netns()),
+                    "flush set bridge faultline cut\n",
+                )
+                .await?;
+                match lock(&self.faults).partition.take() {
+                    Some(was) => {
+                        Action::installed(format!("heal partition ({was})"), self.nodes.clone())
+                    }
+                    None => Action::Skipped("no partition is active".to_string()),
+                }
+            }
+            FaultKind::Kill => {
+                let killed: Vec<String> = sorted(
+                    std::mem::take(&mut lock(&self.faults).killed)
+                        .into_iter()
+                        .collect(),
+                );
+                if killed.is_empty() {
+                    return Ok(Action::Skipped("no node is killed".to_string()));
+                }
+                let mut exited = Vec::new();
+                for node in &killed {
+                    // Someone (the target's own recovery) may have brought it back already.
+                    if matches!(
+                        self.node_status(node),
+                        Ok(NodeStatus::Killed | NodeStatus::Exited { .. })
+                    ) {
+                        self.restart_node(node).await?;
+                    }
+                }
+                // A node that dies right after restart (bad data dir, port in use) is worth
+                // knowing about, but its restart did happen.
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                for node in &killed {
+                    if let Ok(NodeStatus::Exited { status }) = self.node_status(node) {
+                        exited.push(format!("{node} exited at once ({status})"));
+                    }
+                }
+                if exited.is_empty() {
+                    Action::installed(format!("restart {}", join(&killed)), killed)
+                } else {
+                    Action::Indeterminate(format!(
+                        "restarted {}; {}",
+                        join(&killed),
+                        exited.join("; ")
+                    ))
+                }
+            }
+            FaultKind::Pause => {
+                let paused: Vec<String> = sorted(
+                    std::mem::take(&mut lock(&self.faults).paused)
+                        .into_iter()
+                        .collect(),
+                );
+                if paused.is_empty() {
+                    return Ok(Action::Skipped("no node is paused".to_string()));
+                }
+                let mut resumed = Vec::new();
+                for node in &paused {
+                    // A paused node that was killed meanwhile has nothing to resume.
+                    if matches!(
+                        self.node_status(node),
+                        Ok(NodeStatus::Paused { .. } | NodeStatus::Running { .. })
+                    ) {
+                        self.resume_node(node).await?;
+                        resumed.push(node.clone());
+                    }
+                }
+                Action::installed(format!("resume {} (SIGCONT)", join(&resumed)), resumed)
+            }
+            FaultKind::Clock => {
+                self.join_fault_tasks().await;
+                let nodes: Vec<String> = sorted(
+                    std::mem::take(&mut lock(&self.faults).clocks)
+                        .into_keys()
+                        .collect(),
+                );
+                if nodes.is_empty() {
+                    return Ok(Action::Skipped("no clock is faulted".to_string()));
+                }
+                for node in &nodes {
+                    self.write_clock(node, 0)?;
+                }
+                Action::installed(format!("reset clock of {}", join(&nodes)), nodes)
+            }
+            FaultKind::Loss => {
+                if self.isolation != Isolation::Namespaces {
+                    return Ok(Action::Skipped("no packet loss is active".to_string()));
+                }
+                sys::nft_script(
+                    Some(&self.bridge_netns()),
+                    "flush chain bridge faultline loss\n",
+                )
+                .await?;
+                match lock(&self.faults).loss.take() {
+                    Some(was) => {
+                        Action::installed(format!("stop packet loss ({was})"), self.nodes.clone())
+                    }
+                    None => Action::Skipped("no packet loss is active".to_string()),
+                }
+            }
+            FaultKind::Bandwidth | FaultKind::Delay => {
+                let nodes: Vec<String> = {
+                    let mut faults = lock(&self.faults);
+                    let set = if kind == FaultKind::Bandwidth {
+                        &mut faults.bandwidth
+                    } else {
+                        &mut faults.delay
+                    };
+                    sorted(std::mem::take(set).into_iter().collect())
+                };
+                if nodes.is_empty() {
+                    return Ok(Action::Skipped(format!("no {kind} fault is active")));
+                }
+                self.unshape(&nodes).await?;
+                Action::installed(format!("remove {kind} limits from {}", join(&nodes)), nodes)
+            }
+        };
+        if let Action::Installed(applied) = &action {
+            tracing::info!(lab = %self.name, f = %kind.stop_f(), description = %applied.description, "fault stopped");
+        }
+        Ok(action)
+    }
+
+    /// Undoes everything (every kind), for the final heal before the last reads. Returns the
+    /// kinds that had something to undo, with what was done.
+    pub async fn heal(&self) -> Result<Vec<(FaultKind, Action)>> {
+        let mut done = Vec::new();
+        for kind in [
+            FaultKind::Partition,
+            FaultKind::Loss,
+            FaultKind::Bandwidth,
+            FaultKind::Delay,
+            FaultKind::Clock,
+            FaultKind::Pause,
+            FaultKind::Kill,
+        ] {
+            let action = self.stop_fault(kind).await?;
+            if !matches!(action, Action::Skipped(_)) {
+                done.push((kind, action));
+            }
+        }
+        Ok(done)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names(n: usize) -> Vec<String> {
+        (1..=n).map(|i| format!("n{i}")).collect()
+    }
+
+    #[test]
+    fn fault_lists_parse_none_all_and_reject_typos() {
+        assert_eq!(FaultKind::parse_list("none").unwrap(), vec![]);
+        assert_eq!(
+            FaultKind::parse_list("all").unwrap(),
+            FaultKind::ALL.to_vec()
+        );
+        assert_eq!(
+            FaultKind::parse_list("kill, partition,kill").unwrap(),
+            vec![FaultKind::Partition, FaultKind::Kill]
+        );
+        assert!(FaultKind::parse_list("partiton").is_err());
+        assert_eq!(FaultKind::Partition.start_f(), "start-partition");
+        assert_eq!(FaultKind::Kill.stop_f(), "stop-kill");
+    }
+
+    #[test]
+    fn majorities_ring_gives_each_node_a_distinct_majority() {
+        for n in [4, 5, 6, 7, 9] {
+            let ring = names(n);
+            let grudge = majorities_ring(&ring).expect("4+ nodes");
+            let mut seen = BTreeSet::new();
+            for node in &ring {
+                let hears: BTreeSet<String> = ring
+                    .iter()
+                    .filter(|x| !grudge[node].contains(*x))
+                    .cloned()
+                    .collect();
+                assert!(
+                    hears.len() > n / 2,
+                    "{node} hears a majority of {n}: {hears:?}"
+                );
+                assert!(hears.len() < n, "{node} must not hear everyone");
+                assert!(seen.insert(hears), "majorities are distinct");
+            }
+        }
+        assert!(majorities_ring(&names(3)).is_none());
+    }
+
+    #[test]
+    fn complete_grudge_cuts_components_both_ways() {
+        let grudge = complete_grudge(&[vec!["n1".into()], vec!["n2".into(), "n3".into()]]);
+        assert_eq!(
+            grudge["n1"],
+            BTreeSet::from(["n2".to_string(), "n3".to_string()])
+        );
+        assert_eq!(grudge["n2"], BTreeSet::from(["n1".to_string()]));
+        assert_eq!(
+            describe_grudge(&grudge),
+            "n1 cannot hear n2,n3; n2 cannot hear n1; n3 cannot hear n1"
+        );
+    }
+
+    #[test]
+    fn faketime_specs_are_signed_seconds_with_millis() {
+        assert_eq!(faketime_spec(0), "+0.000\n");
+        assert_eq!(faketime_spec(1250), "+1.250\n");
+        assert_eq!(faketime_spec(-100), "-0.100\n");
+        assert_eq!(faketime_spec(-5007), "-5.007\n");
     }
 }

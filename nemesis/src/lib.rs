@@ -33,6 +33,7 @@ mod supervisor;
 mod sys;
 
 pub use error::{Error, Result};
+pub use fault::{Action, Applied, ClockFault, Fault, FaultKind, NodeSelection, PartitionKind};
 pub use lab::{Isolation, Lab, LabConfig, MAX_NODES};
 pub use state::{CleanReport, clean, state_dir};
 pub use supervisor::{NodeCommand, NodeStatus, find_libfaketime};

@@ -8,7 +8,6 @@ use std::time::Duration;
 
 use faultline_nemesis::{Isolation, Lab, LabConfig, NodeCommand};
 
-
 pub fn python() -> String {
     if Path::new("/usr/bin/python3").exists() {
         "/usr/bin/python3".to_string()
@@ -132,4 +131,77 @@ pub fn process_alive(pid: u32) -> bool {
             state != Some('Z')
         })
         .unwrap_or(false)
+}
+
+/// A TCP server on a thread inside `ns` bound to `ip:port`: reads everything, replies with
+/// the byte count. Returns once it listens.
+pub fn sink_in_netns(ns: &str, ip: Ipv4Addr, port: u16) {
+    let file = std::fs::File::open(Path::new("/run/netns").join(ns)).expect("netns exists");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::{Read, Write};
+        nix::sched::setns(file.as_fd(), nix::sched::CloneFlags::CLONE_NEWNET).expect("setns");
+        let listener = std::net::TcpListener::bind((ip, port)).expect("bind");
+        tx.send(()).expect("send");
+        for stream in listener.incoming().take(100) {
+            let Ok(mut stream) = stream else { continue };
+            let mut buf = Vec::new();
+            let _ = stream.read_to_end(&mut buf);
+            let _ = stream.write_all(buf.len().to_string().as_bytes());
+        }
+    });
+    rx.recv_timeout(Duration::from_secs(5))
+        .expect("sink listens");
+}
+
+/// Sends `count` UDP datagrams from `from_ns` to `ip:port` where a receiver in `to_ns`
+/// counts them for `window`; returns how many arrived.
+pub fn udp_delivered(
+    from_ns: &str,
+    to_ns: &str,
+    from_ip: Ipv4Addr,
+    ip: Ipv4Addr,
+    port: u16,
+    count: usize,
+) -> usize {
+    let to = std::fs::File::open(Path::new("/run/netns").join(to_ns)).expect("netns exists");
+    let (tx, rx) = std::sync::mpsc::channel();
+    let receiver = std::thread::spawn(move || {
+        nix::sched::setns(to.as_fd(), nix::sched::CloneFlags::CLONE_NEWNET).expect("setns");
+        let socket = std::net::UdpSocket::bind((ip, port)).expect("bind udp");
+        socket
+            .set_read_timeout(Some(Duration::from_millis(300)))
+            .expect("timeout");
+        tx.send(()).expect("ready");
+        let mut got = 0;
+        let mut buf = [0u8; 64];
+        while socket.recv(&mut buf).is_ok() {
+            got += 1;
+        }
+        got
+    });
+    rx.recv_timeout(Duration::from_secs(5))
+        .expect("receiver ready");
+    in_netns(from_ns, move || {
+        let socket = std::net::UdpSocket::bind((from_ip, 0)).expect("bind sender");
+        for i in 0..count {
+            let _ = socket.send_to(&i.to_le_bytes(), (ip, port));
+            if i % 50 == 49 {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        }
+    });
+    receiver.join().expect("receiver")
+}
+
+/// Can a TCP connection be made from `ns` to `ip:port` within `timeout`?
+pub fn connects_from(ns: &str, ip: Ipv4Addr, port: u16, timeout: Duration) -> bool {
+    in_netns(ns, move || {
+        TcpStream::connect_timeout(&SocketAddr::from((ip, port)), timeout).is_ok()
+    })
+}
+
+pub fn seeded() -> rand::rngs::StdRng {
+    use rand::SeedableRng;
+    rand::rngs::StdRng::seed_from_u64(7)
 }

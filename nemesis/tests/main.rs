@@ -4,4 +4,5 @@
 //! so they run in parallel with each other and with other runs.
 
 mod common;
+mod faults;
 mod lab;
