@@ -105,11 +105,3 @@ pub(crate) async fn nft_script(ns: Option<&str>, script: &str) -> Result<String>
         None => run("nft", &["-f", "-"], Some(script)).await,
     }
 }
-
-/// A command inside namespace `ns` via `ip netns exec`.
-#[allow(dead_code)] // used by the fault module (tc), landing next
-pub(crate) async fn in_netns(ns: &str, program: &str, args: &[&str]) -> Result<String> {
-    let mut full = vec!["netns", "exec", ns, program];
-    full.extend_from_slice(args);
-    run("ip", &full, None).await
-}

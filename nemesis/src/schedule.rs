@@ -1,0 +1,360 @@
+//! Fault schedules: the nemesis process of a test run.
+//!
+//! Jepsen's shape (jepsen/nemesis/combined.clj): sleep an interval, start a random fault of
+//! a random chosen kind, sleep an interval, stop it; repeat until the time limit; then heal
+//! everything so the cluster can recover before the final reads. Every start and stop is
+//! handed to the caller as a [`FaultEvent`] to write into the history.
+
+use std::future::Future;
+use std::time::Duration;
+
+use rand::seq::IndexedRandom;
+use rand::{Rng, SeedableRng};
+use serde::Serialize;
+
+use crate::error::Result;
+use crate::fault::{Action, ClockFault, Fault, FaultKind, NodeSelection, PartitionKind};
+use crate::lab::Lab;
+
+/// Who leads the cluster right now: the harness implements it with the target's
+/// `leader()` (the nemesis must not depend on targets). Closures returning a future work.
+pub trait LeaderProbe {
+    fn leader(&self) -> impl Future<Output = Option<String>> + Send;
+}
+
+impl<F, Fut> LeaderProbe for F
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = Option<String>> + Send,
+{
+    fn leader(&self) -> impl Future<Output = Option<String>> + Send {
+        self()
+    }
+}
+
+/// A probe for clusters without a leader notion: leader faults are skipped.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoLeader;
+
+impl LeaderProbe for NoLeader {
+    #[allow(clippy::manual_async_fn)] // the trait's `impl Future` signature, spelled out
+    fn leader(&self) -> impl Future<Output = Option<String>> + Send {
+        async { None }
+    }
+}
+
+/// Whether an event starts or stops a fault.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Phase {
+    Start,
+    Stop,
+}
+
+/// One nemesis event for the history: `{"process": "nemesis", "type": "info", "f": f,
+/// "value": value, "error": error}`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FaultEvent {
+    pub kind: FaultKind,
+    pub phase: Phase,
+    /// `start-partition`, `stop-kill`, ...
+    pub f: String,
+    /// `{"description": "isolate n3 from n1,n2,n4,n5", "nodes": ["n1", ...]}`.
+    pub value: serde_json::Value,
+    /// Why it was skipped or is indeterminate; None when installed.
+    pub error: Option<String>,
+    pub action: Action,
+}
+
+impl FaultEvent {
+    pub fn new(kind: FaultKind, phase: Phase, action: Action) -> FaultEvent {
+        let f = match phase {
+            Phase::Start => kind.start_f(),
+            Phase::Stop => kind.stop_f(),
+        };
+        let error = match &action {
+            Action::Installed(_) => None,
+            Action::Skipped(why) => Some(format!("skipped: {why}")),
+            Action::Indeterminate(why) => Some(format!("indeterminate: {why}")),
+        };
+        FaultEvent {
+            kind,
+            phase,
+            f,
+            value: action.value(),
+            error,
+            action,
+        }
+    }
+}
+
+/// What to run.
+#[derive(Debug, Clone)]
+pub struct NemesisConfig {
+    /// Kinds to draw from (`FaultKind::parse_list("partition,kill")`); empty = no faults.
+    pub kinds: Vec<FaultKind>,
+    /// Time between a fault's start and its stop, and between a stop and the next start.
+    pub interval: Duration,
+    pub seed: u64,
+    /// The schedule stops by itself after this long (then heals).
+    pub time_limit: Duration,
+}
+
+/// How a schedule went.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct NemesisSummary {
+    pub cycles: usize,
+    pub installed: usize,
+    pub skipped: usize,
+}
+
+/// Upper bound on cycles whatever the interval: a zero interval must not spin forever.
+const MAX_CYCLES: usize = 100_000;
+
+/// A fault schedule. Build with [`Nemesis::new`], run with [`Nemesis::run`].
+#[derive(Debug, Clone)]
+pub struct Nemesis {
+    config: NemesisConfig,
+}
+
+/// A random concrete fault of `kind`, as Jepsen's combined nemesis packages draw them.
+pub fn random_fault(kind: FaultKind, rng: &mut impl Rng) -> Fault {
+    let selection = || {
+        [
+            NodeSelection::One,
+            NodeSelection::Minority,
+            NodeSelection::Leader,
+            NodeSelection::All,
+        ]
+    };
+    match kind {
+        FaultKind::Partition => Fault::Partition(
+            [
+                PartitionKind::IsolateOne,
+                PartitionKind::IsolateLeader,
+                PartitionKind::Halves,
+                PartitionKind::MajoritiesRing,
+                PartitionKind::Bridge,
+                PartitionKind::OneWay,
+            ]
+            .choose(rng)
+            .cloned()
+            .unwrap_or(PartitionKind::Halves),
+        ),
+        FaultKind::Kill => Fault::Kill(
+            selection()
+                .choose(rng)
+                .cloned()
+                .unwrap_or(NodeSelection::One),
+        ),
+        FaultKind::Pause => Fault::Pause(
+            selection()
+                .choose(rng)
+                .cloned()
+                .unwrap_or(NodeSelection::One),
+        ),
+        FaultKind::Clock => {
+            let sign = if rng.random_bool(0.5) { 1 } else { -1 };
+            let clock = match rng.random_range(0..3) {
+                0 => ClockFault::Bump {
+                    delta_ms: sign * rng.random_range(100..=10_000),
+                },
+                1 => ClockFault::Strobe {
+                    delta_ms: sign * rng.random_range(100..=2_000),
+                    period_ms: rng.random_range(5..=100),
+                },
+                _ => ClockFault::Skew {
+                    rate: *[0.5, 0.9, 1.1, 2.0].choose(rng).unwrap_or(&2.0),
+                },
+            };
+            let nodes = [
+                NodeSelection::One,
+                NodeSelection::Minority,
+                NodeSelection::All,
+            ]
+            .choose(rng)
+            .cloned()
+            .unwrap_or(NodeSelection::One);
+            Fault::Clock(clock, nodes)
+        }
+        FaultKind::Loss => Fault::Loss {
+            percent: *[10u8, 25, 50, 90].choose(rng).unwrap_or(&25),
+            nodes: selection()
+                .choose(rng)
+                .cloned()
+                .unwrap_or(NodeSelection::One),
+        },
+        FaultKind::Bandwidth => Fault::Bandwidth {
+            kbit: *[100u32, 1_000, 10_000].choose(rng).unwrap_or(&1_000),
+            nodes: selection()
+                .choose(rng)
+                .cloned()
+                .unwrap_or(NodeSelection::One),
+        },
+        FaultKind::Delay => {
+            let ms = *[20u32, 100, 500].choose(rng).unwrap_or(&100);
+            Fault::Delay {
+                ms,
+                jitter_ms: ms / 5,
+                nodes: selection()
+                    .choose(rng)
+                    .cloned()
+                    .unwrap_or(NodeSelection::One),
+            }
+        }
+    }
+}
+
+impl Nemesis {
+    pub fn new(config: NemesisConfig) -> Nemesis {
+        Nemesis { config }
+    }
+
+    pub fn config(&self) -> &NemesisConfig {
+        &self.config
+    }
+
+    /// Runs start/stop cycles until the time limit, `shutdown` resolving, or an error; then
+    /// heals everything (restart killed nodes, resume paused, reset clocks, flush rules) and
+    /// emits a stop event for each kind that was still active. Kinds this lab cannot run
+    /// (network faults on loopback, delay without netem) are dropped up front with a warning.
+    ///
+    /// ip/nft/tc failures end the schedule with the error, after a best-effort heal.
+    pub async fn run<L: LeaderProbe>(
+        &self,
+        lab: &Lab,
+        leader: &L,
+        mut emit: impl FnMut(FaultEvent),
+        shutdown: impl Future<Output = ()>,
+    ) -> Result<NemesisSummary> {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(self.config.seed);
+        let mut kinds = Vec::new();
+        for &kind in &self.config.kinds {
+            match lab.supports(kind).await {
+                Ok(()) => kinds.push(kind),
+                Err(why) => tracing::warn!(%kind, %why, "nemesis: fault kind dropped"),
+            }
+        }
+        let mut summary = NemesisSummary::default();
+        let deadline = tokio::time::Instant::now() + self.config.time_limit;
+        let interval = self.config.interval;
+        tokio::pin!(shutdown);
+        let outcome: Result<()> = async {
+            if kinds.is_empty() {
+                return Ok(());
+            }
+            for _ in 0..MAX_CYCLES {
+                // Sleep, unless the run ends first.
+                let wake = (tokio::time::Instant::now() + interval).min(deadline);
+                tokio::select! {
+                    _ = &mut shutdown => return Ok(()),
+                    _ = tokio::time::sleep_until(wake) => {}
+                }
+                if tokio::time::Instant::now() >= deadline {
+                    return Ok(());
+                }
+                let kind = *kinds.choose(&mut rng).unwrap_or(&kinds[0]);
+                let fault = random_fault(kind, &mut rng);
+                let current = if fault.needs_leader() {
+                    leader.leader().await
+                } else {
+                    None
+                };
+                let action = lab
+                    .start_fault(&fault, &mut rng, current.as_deref())
+                    .await?;
+                summary.cycles += 1;
+                let installed = action.is_installed();
+                if installed {
+                    summary.installed += 1;
+                } else {
+                    summary.skipped += 1;
+                }
+                emit(FaultEvent::new(kind, Phase::Start, action));
+                if !installed {
+                    continue;
+                }
+                let wake = (tokio::time::Instant::now() + interval).min(deadline);
+                let stop_early = tokio::select! {
+                    _ = &mut shutdown => true,
+                    _ = tokio::time::sleep_until(wake) => false,
+                };
+                let action = lab.stop_fault(kind).await?;
+                emit(FaultEvent::new(kind, Phase::Stop, action));
+                if stop_early {
+                    return Ok(());
+                }
+            }
+            Ok(())
+        }
+        .await;
+        // The final heal runs on every path, also after an error.
+        let healed = lab.heal().await;
+        if let Ok(actions) = &healed {
+            for (kind, action) in actions {
+                emit(FaultEvent::new(*kind, Phase::Stop, action.clone()));
+            }
+        }
+        outcome?;
+        healed?;
+        Ok(summary)
+    }
+}
+
+/// Resolves on the first SIGINT or SIGTERM, for `tokio::select!` around a run so teardown
+/// still runs (then `Lab::teardown`). Pass it (or a clone of the harness's own shutdown
+/// future) as `shutdown` to [`Nemesis::run`].
+pub async fn shutdown_signal() -> Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let io = |e: std::io::Error| {
+        crate::error::Error::io("installing signal handler", "SIGINT/SIGTERM", e)
+    };
+    let mut interrupt = signal(SignalKind::interrupt()).map_err(io)?;
+    let mut terminate = signal(SignalKind::terminate()).map_err(io)?;
+    tokio::select! {
+        _ = interrupt.recv() => tracing::warn!("SIGINT: stopping and tearing the lab down"),
+        _ = terminate.recv() => tracing::warn!("SIGTERM: stopping and tearing the lab down"),
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn random_faults_are_of_the_requested_kind_and_seeded() {
+        let mut a = rand::rngs::StdRng::seed_from_u64(3);
+        let mut b = rand::rngs::StdRng::seed_from_u64(3);
+        for kind in [
+            FaultKind::Partition,
+            FaultKind::Kill,
+            FaultKind::Pause,
+            FaultKind::Clock,
+            FaultKind::Loss,
+            FaultKind::Bandwidth,
+            FaultKind::Delay,
+        ] {
+            for _ in 0..20 {
+                let fault = random_fault(kind, &mut a);
+                assert_eq!(fault.kind(), kind);
+                assert_eq!(fault, random_fault(kind, &mut b));
+            }
+        }
+    }
+
+    #[test]
+    fn events_carry_history_fields() {
+        let action = Action::Skipped("no leader is known right now".to_string());
+        let event = FaultEvent::new(FaultKind::Partition, Phase::Start, action);
+        assert_eq!(event.f, "start-partition");
+        assert_eq!(
+            event.error.as_deref(),
+            Some("skipped: no leader is known right now")
+        );
+        assert_eq!(
+            event.value["description"],
+            "skipped: no leader is known right now"
+        );
+    }
+}
