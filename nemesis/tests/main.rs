@@ -3,6 +3,7 @@
 //! scripts/test.sh (`--run-ignored all`). Each builds its own lab (unique names and subnet),
 //! so they run in parallel with each other and with other runs.
 
+mod clean;
 mod common;
 mod faults;
 mod lab;

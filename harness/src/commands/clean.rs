@@ -1,10 +1,43 @@
-//! `faultline clean` (under construction in this branch).
+//! `faultline clean`: removes what killed runs left behind — lab network namespaces, the
+//! root-namespace guard tables, node processes (checked by PID and start time, so a recycled
+//! PID is never signalled) and state files — and says what it removed. Labs whose run is
+//! still alive are left alone.
 
+use anyhow::Context;
 use faultline_checker::Verdict;
 
 #[derive(Debug, clap::Args)]
-pub struct CleanArgs {}
+pub struct CleanArgs {
+    /// Print the report as JSON on stdout instead of one line per item.
+    #[arg(long)]
+    pub json: bool,
+}
 
-pub fn run(_args: CleanArgs) -> anyhow::Result<Verdict> {
-    anyhow::bail!("faultline clean is not built yet")
+pub fn run(args: CleanArgs) -> anyhow::Result<Verdict> {
+    let dir = faultline_nemesis::state_dir();
+    let report = faultline_nemesis::clean()
+        .with_context(|| format!("cleaning lab leftovers recorded in {}", dir.display()))?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        for line in &report.removed {
+            println!("{line}");
+        }
+        for line in &report.left_alone {
+            println!("left alone: {line}");
+        }
+        if report.removed.is_empty() {
+            println!("nothing to clean (state files in {})", dir.display());
+        }
+    }
+    if !report.failed.is_empty() {
+        for line in &report.failed {
+            eprintln!("could not remove {line}");
+        }
+        anyhow::bail!(
+            "{} item(s) could not be removed: are you root? (see the lines above)",
+            report.failed.len()
+        );
+    }
+    Ok(Verdict::Valid)
 }
