@@ -16,6 +16,7 @@
 //! - `schedule` — [`Nemesis`]: seeded start/stop cycles, events for the history, final heal.
 //! - `state` — the state file under `/run/faultline` and [`clean`].
 //! - `procfs` — `/proc/PID/stat`: liveness by PID + start time, zombies.
+//! - `userns` — [`ensure_root_or_reexec`]: the same lab without root, in a user namespace.
 //! - `sys` — running `ip`, `nft`, `tc`.
 //! - `error` — [`Error`].
 //!
@@ -33,6 +34,7 @@ mod schedule;
 mod state;
 mod supervisor;
 mod sys;
+mod userns;
 
 pub use error::{Error, Result};
 pub use fault::{Action, Applied, ClockFault, Fault, FaultKind, NodeSelection, PartitionKind};
@@ -43,3 +45,4 @@ pub use schedule::{
 };
 pub use state::{CleanReport, clean, state_dir};
 pub use supervisor::{NodeCommand, NodeStatus, find_libfaketime};
+pub use userns::{USERNS_ENV, ensure_root_or_reexec, in_user_namespace, is_root};

@@ -8,3 +8,4 @@ mod common;
 mod faults;
 mod lab;
 mod schedule;
+mod userns;
