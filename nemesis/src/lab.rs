@@ -159,19 +159,16 @@ fn claim(isolation: Isolation, run_dir: &Path) -> Result<(String, [u8; 3], PathB
         };
         let text = serde_json::to_string_pretty(&state)
             .map_err(|e| Error::io("serialising", &path, std::io::Error::other(e.to_string())))?;
-        match std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&path)
-        {
-            Ok(mut file) => {
-                use std::io::Write;
-                file.write_all(text.as_bytes())
-                    .map_err(|e| Error::io("writing", &path, e))?;
-                return Ok((name, prefix, path, state));
-            }
+        // Write a private file, then hard-link it to the claimed name: link(2) fails if the
+        // name exists, and `clean` can never see a claimed but still empty state file.
+        let tmp = dir.join(format!(".{name}.{owner_pid}.tmp"));
+        std::fs::write(&tmp, &text).map_err(|e| Error::io("writing", &tmp, e))?;
+        let linked = std::fs::hard_link(&tmp, &path);
+        let _ = std::fs::remove_file(&tmp);
+        match linked {
+            Ok(()) => return Ok((name, prefix, path, state)),
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
-            Err(e) => return Err(Error::io("creating", &path, e)),
+            Err(e) => return Err(Error::io("claiming", &path, e)),
         }
     }
     Err(Error::NoSubnet(CLAIM_ATTEMPTS))
@@ -516,5 +513,32 @@ impl Drop for Lab {
         for failure in failed {
             eprintln!("faultline: could not remove {failure}: run `faultline clean`");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn send_and_sync<T: Send + Sync>() {}
+    fn send<T: Send>(_: &T) {}
+
+    #[test]
+    fn lab_can_be_shared_across_tasks() {
+        send_and_sync::<Lab>();
+    }
+
+    /// Type-checked, never run: every async lab method can be `tokio::spawn`ed.
+    #[allow(dead_code)]
+    fn lab_futures_are_send(lab: &Lab, rng: &mut rand::rngs::StdRng) {
+        send(&lab.start_node("n1", crate::NodeCommand::default()));
+        send(&lab.kill_node("n1"));
+        send(&lab.pause_node("n1"));
+        send(&lab.stop_node("n1"));
+        send(&lab.restart_node("n1"));
+        send(&lab.start_fault(&crate::Fault::Kill(crate::NodeSelection::One), rng, None));
+        send(&lab.stop_fault(crate::FaultKind::Kill));
+        send(&lab.heal());
+        send(&lab.guard_packets());
     }
 }

@@ -167,6 +167,8 @@ pub(crate) fn remove_lab(state: &LabState, path: &Path) -> (Vec<String>, Vec<Str
         if netns_exists(ns) {
             match sys::run_blocking("ip", &["netns", "delete", ns], None) {
                 Ok(_) => removed.push(format!("deleted network namespace {ns}")),
+                // Gone meanwhile (a concurrent clean): that is the goal, not a failure.
+                Err(_) if !netns_exists(ns) => {}
                 Err(e) => failed.push(format!("network namespace {ns}: {e}")),
             }
         }
@@ -192,6 +194,14 @@ pub(crate) fn remove_lab(state: &LabState, path: &Path) -> (Vec<String>, Vec<Str
     (removed, failed)
 }
 
+fn modified_within(path: &Path, age: std::time::Duration) -> bool {
+    std::fs::metadata(path)
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|t| t.elapsed().ok())
+        .is_some_and(|elapsed| elapsed < age)
+}
+
 /// What `clean` did.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct CleanReport {
@@ -209,6 +219,11 @@ pub struct CleanReport {
 pub fn clean() -> Result<CleanReport> {
     let dir = state_dir();
     let mut report = CleanReport::default();
+    // List namespaces and tables BEFORE reading state files: a lab writes its state file
+    // before making anything, so everything listed here whose lab is live has a state file
+    // by the time we read the directory. (The other order races with labs being built.)
+    let namespaces = list_namespaces();
+    let tables = list_tables();
     let mut known = std::collections::BTreeSet::new();
     if let Ok(entries) = std::fs::read_dir(&dir) {
         for entry in entries.filter_map(|e| e.ok()) {
@@ -239,6 +254,13 @@ pub fn clean() -> Result<CleanReport> {
                     report.removed.extend(removed);
                     report.failed.extend(failed);
                 }
+                None if modified_within(&path, std::time::Duration::from_secs(60)) => {
+                    // Writes are atomic (link, rename), so this should not happen; a fresh
+                    // file might still belong to a live run, so leave it for a later clean.
+                    report.left_alone.push(format!(
+                        "{lab} (unreadable state file, changed in the last minute)"
+                    ));
+                }
                 None => {
                     // Unreadable: treat as orphan; the sweep below removes its namespaces.
                     known.remove(lab);
@@ -253,20 +275,24 @@ pub fn clean() -> Result<CleanReport> {
     }
     // Orphans: lab-named namespaces and tables with no state file (never made by a live lab,
     // see the module invariant).
-    for ns in list_namespaces() {
+    for ns in namespaces {
         if let Some(lab) = lab_of_namespace(&ns)
             && !known.contains(lab)
+            && netns_exists(&ns)
         {
             kill_namespace_processes(&ns, &mut report.removed);
             match sys::run_blocking("ip", &["netns", "delete", &ns], None) {
                 Ok(_) => report
                     .removed
                     .push(format!("deleted orphan network namespace {ns}")),
+                // Its lab finished teardown meanwhile.
+                Err(_) if !netns_exists(&ns) => {}
                 Err(e) => report.failed.push(format!("network namespace {ns}: {e}")),
             }
         }
     }
-    for table in list_tables() {
+    let current_tables = list_tables();
+    for table in tables.into_iter().filter(|t| current_tables.contains(t)) {
         let name = table.split_whitespace().nth(1).unwrap_or_default();
         if let Some(lab) = lab_of_table(name)
             && !known.contains(lab)
