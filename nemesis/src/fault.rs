@@ -303,12 +303,12 @@ pub(crate) struct FaultState {
     netem: Option<bool>,
 }
 
-fn join(nodes: &[String]) -> String {
+pub(crate) fn join(nodes: &[String]) -> String {
     nodes.join(",")
 }
 
 /// A grudge: node → nodes it cannot hear from (jepsen/nemesis.clj).
-type Grudge = BTreeMap<String, BTreeSet<String>>;
+pub(crate) type Grudge = BTreeMap<String, BTreeSet<String>>;
 
 /// Both-ways cut between components.
 fn complete_grudge(components: &[Vec<String>]) -> Grudge {
@@ -332,7 +332,7 @@ fn sort_nodes(nodes: &mut [String]) {
     nodes.sort_by_key(|n| (n.len(), n.clone()));
 }
 
-fn sorted(mut nodes: Vec<String>) -> Vec<String> {
+pub(crate) fn sorted(mut nodes: Vec<String>) -> Vec<String> {
     sort_nodes(&mut nodes);
     nodes
 }
@@ -359,7 +359,7 @@ fn majorities_ring(ring: &[String]) -> Option<Grudge> {
     Some(grudge)
 }
 
-fn describe_grudge(grudge: &Grudge) -> String {
+pub(crate) fn describe_grudge(grudge: &Grudge) -> String {
     let mut nodes: Vec<String> = grudge.keys().cloned().collect();
     sort_nodes(&mut nodes);
     nodes
@@ -376,7 +376,7 @@ fn describe_grudge(grudge: &Grudge) -> String {
 }
 
 /// libfaketime offset spec for an offset in ms: `+1.250`, `-0.100`.
-fn faketime_spec(offset_ms: i64) -> String {
+pub(crate) fn faketime_spec(offset_ms: i64) -> String {
     let sign = if offset_ms < 0 { '-' } else { '+' };
     let abs = offset_ms.unsigned_abs();
     format!("{sign}{}.{:03}\n", abs / 1000, abs % 1000)
@@ -403,6 +403,165 @@ fn clock_task(period: Duration, mut tick: impl FnMut(Duration) + Send + 'static)
         }
     });
     ClockTask { stop, thread }
+}
+
+/// Resolves a selection among the eligible `pool` of `all` nodes (minority counts `all`);
+/// Err(why) when it selects nothing. Shared by the local lab and remote hosts.
+pub(crate) fn select_nodes(
+    all: &[String],
+    selection: &NodeSelection,
+    pool: &[String],
+    rng: &mut impl Rng,
+    leader: Option<&str>,
+) -> std::result::Result<Vec<String>, String> {
+    let picked: Vec<String> = match selection {
+        NodeSelection::One => pool.choose(rng).cloned().into_iter().collect(),
+        NodeSelection::Minority => {
+            let mut pool = pool.to_vec();
+            pool.shuffle(rng);
+            pool.truncate((all.len().saturating_sub(1)) / 2);
+            pool
+        }
+        NodeSelection::Leader => match leader {
+            None => return Err("no leader is known right now".to_string()),
+            Some(l) if !pool.iter().any(|n| n == l) => {
+                return Err(format!("leader {l} is not eligible (not running)"));
+            }
+            Some(l) => vec![l.to_string()],
+        },
+        NodeSelection::All => pool.to_vec(),
+        NodeSelection::Nodes(nodes) => {
+            for n in nodes {
+                if !all.contains(n) {
+                    return Err(format!("{n} is not a node of this cluster"));
+                }
+            }
+            nodes.iter().filter(|n| pool.contains(n)).cloned().collect()
+        }
+    };
+    if picked.is_empty() {
+        Err(format!(
+            "the selection {selection:?} picks no eligible node"
+        ))
+    } else {
+        Ok(sorted(picked))
+    }
+}
+
+/// Plans a partition among `nodes` (Jepsen's grudges): the grudge and its exact description,
+/// or `Err(why)` when it does not apply (too few nodes, no leader). Shared by the local lab
+/// and remote hosts.
+pub(crate) fn plan_partition(
+    nodes: &[String],
+    partition: &PartitionKind,
+    rng: &mut impl Rng,
+    leader: Option<&str>,
+) -> Result<std::result::Result<(Grudge, String), String>> {
+    let mut shuffled = nodes.to_vec();
+    shuffled.shuffle(rng);
+    let n = nodes.len();
+    let planned = match partition {
+        PartitionKind::IsolateOne | PartitionKind::IsolateLeader => {
+            let victim = if *partition == PartitionKind::IsolateLeader {
+                match leader {
+                    Some(l) if nodes.contains(&l.to_string()) => l.to_string(),
+                    Some(l) => {
+                        return Ok(Err(format!("leader {l:?} is not a node of this lab")));
+                    }
+                    None => {
+                        return Ok(Err("no leader is known right now".to_string()));
+                    }
+                }
+            } else {
+                shuffled[0].clone()
+            };
+            if n < 2 {
+                return Ok(Err("a partition needs 2+ nodes".to_string()));
+            }
+            let rest: Vec<String> = nodes.iter().filter(|x| **x != victim).cloned().collect();
+            let what = if *partition == PartitionKind::IsolateLeader {
+                "isolate leader"
+            } else {
+                "isolate"
+            };
+            let description = format!("{what} {victim} from {}", join(&rest));
+            (complete_grudge(&[vec![victim], rest]), description)
+        }
+        PartitionKind::Halves => {
+            if n < 2 {
+                return Ok(Err("a partition needs 2+ nodes".to_string()));
+            }
+            let minority = sorted(shuffled[..n / 2].to_vec());
+            let majority = sorted(shuffled[n / 2..].to_vec());
+            let description = format!(
+                "halves: minority {} | majority {}",
+                join(&minority),
+                join(&majority)
+            );
+            (complete_grudge(&[minority, majority]), description)
+        }
+        PartitionKind::MajoritiesRing => match majorities_ring(&shuffled) {
+            None => {
+                return Ok(Err(format!(
+                    "a majorities ring needs 4+ nodes (this lab has {n})"
+                )));
+            }
+            Some(grudge) => {
+                let description = format!("majorities ring: {}", describe_grudge(&grudge));
+                (grudge, description)
+            }
+        },
+        PartitionKind::Bridge => {
+            if n < 3 {
+                return Ok(Err(format!("a bridge needs 3+ nodes (this lab has {n})")));
+            }
+            let half = n / 2;
+            let left = sorted(shuffled[..half].to_vec());
+            let bridge = shuffled[half].clone();
+            let right = sorted(shuffled[half + 1..].to_vec());
+            let description = format!(
+                "bridge: {} | {} | {} ({} hears both sides)",
+                join(&left),
+                bridge,
+                join(&right),
+                bridge
+            );
+            (complete_grudge(&[left, right]), description)
+        }
+        PartitionKind::OneWay => {
+            if n < 2 {
+                return Ok(Err("a partition needs 2+ nodes".to_string()));
+            }
+            let sender = shuffled[0].clone();
+            let rest: Vec<String> = nodes.iter().filter(|x| **x != sender).cloned().collect();
+            let mut grudge = Grudge::new();
+            for node in &rest {
+                grudge.insert(node.clone(), BTreeSet::from([sender.clone()]));
+            }
+            let description = format!(
+                "one-way: {} cannot hear {sender}; {sender} still hears them",
+                join(&rest)
+            );
+            (grudge, description)
+        }
+        PartitionKind::Components(components) => {
+            for node in components.iter().flatten() {
+                if !nodes.contains(node) {
+                    return Err(Error::UnknownNode(node.clone()));
+                }
+            }
+            let description = format!(
+                "partition {}",
+                components
+                    .iter()
+                    .map(|c| join(&sorted(c.clone())))
+                    .collect::<Vec<_>>()
+                    .join(" | ")
+            );
+            (complete_grudge(components), description)
+        }
+    };
+    Ok(Ok(planned))
 }
 
 impl Lab {
@@ -449,38 +608,7 @@ impl Lab {
         rng: &mut impl Rng,
         leader: Option<&str>,
     ) -> std::result::Result<Vec<String>, String> {
-        let picked: Vec<String> = match selection {
-            NodeSelection::One => pool.choose(rng).cloned().into_iter().collect(),
-            NodeSelection::Minority => {
-                let mut pool = pool.to_vec();
-                pool.shuffle(rng);
-                pool.truncate((self.nodes.len().saturating_sub(1)) / 2);
-                pool
-            }
-            NodeSelection::Leader => match leader {
-                None => return Err("no leader is known right now".to_string()),
-                Some(l) if !pool.iter().any(|n| n == l) => {
-                    return Err(format!("leader {l} is not eligible (not running)"));
-                }
-                Some(l) => vec![l.to_string()],
-            },
-            NodeSelection::All => pool.to_vec(),
-            NodeSelection::Nodes(nodes) => {
-                for n in nodes {
-                    if self.node_index(n).is_none() {
-                        return Err(format!("{n} is not a node of this lab"));
-                    }
-                }
-                nodes.iter().filter(|n| pool.contains(n)).cloned().collect()
-            }
-        };
-        if picked.is_empty() {
-            Err(format!(
-                "the selection {selection:?} picks no eligible node"
-            ))
-        } else {
-            Ok(sorted(picked))
-        }
+        select_nodes(&self.nodes, selection, pool, rng, leader)
     }
 
     /// Installs `fault`. `leader` is the harness's current answer to "who leads" (only asked
@@ -591,123 +719,9 @@ impl Lab {
         rng: &mut impl Rng,
         leader: Option<&str>,
     ) -> Result<Action> {
-        let mut shuffled = self.nodes.clone();
-        shuffled.shuffle(rng);
-        let n = self.nodes.len();
-        let (grudge, description) = match partition {
-            PartitionKind::IsolateOne | PartitionKind::IsolateLeader => {
-                let victim = if *partition == PartitionKind::IsolateLeader {
-                    match leader {
-                        Some(l) if self.node_index(l).is_some() => l.to_string(),
-                        Some(l) => {
-                            return Ok(Action::Skipped(format!(
-                                "leader {l:?} is not a node of this lab"
-                            )));
-                        }
-                        None => {
-                            return Ok(Action::Skipped("no leader is known right now".to_string()));
-                        }
-                    }
-                } else {
-                    shuffled[0].clone()
-                };
-                if n < 2 {
-                    return Ok(Action::Skipped("a partition needs 2+ nodes".to_string()));
-                }
-                let rest: Vec<String> = self
-                    .nodes
-                    .iter()
-                    .filter(|x| **x != victim)
-                    .cloned()
-                    .collect();
-                let what = if *partition == PartitionKind::IsolateLeader {
-                    "isolate leader"
-                } else {
-                    "isolate"
-                };
-                let description = format!("{what} {victim} from {}", join(&rest));
-                (complete_grudge(&[vec![victim], rest]), description)
-            }
-            PartitionKind::Halves => {
-                if n < 2 {
-                    return Ok(Action::Skipped("a partition needs 2+ nodes".to_string()));
-                }
-                let minority = sorted(shuffled[..n / 2].to_vec());
-                let majority = sorted(shuffled[n / 2..].to_vec());
-                let description = format!(
-                    "halves: minority {} | majority {}",
-                    join(&minority),
-                    join(&majority)
-                );
-                (complete_grudge(&[minority, majority]), description)
-            }
-            PartitionKind::MajoritiesRing => match majorities_ring(&shuffled) {
-                None => {
-                    return Ok(Action::Skipped(format!(
-                        "a majorities ring needs 4+ nodes (this lab has {n})"
-                    )));
-                }
-                Some(grudge) => {
-                    let description = format!("majorities ring: {}", describe_grudge(&grudge));
-                    (grudge, description)
-                }
-            },
-            PartitionKind::Bridge => {
-                if n < 3 {
-                    return Ok(Action::Skipped(format!(
-                        "a bridge needs 3+ nodes (this lab has {n})"
-                    )));
-                }
-                let half = n / 2;
-                let left = sorted(shuffled[..half].to_vec());
-                let bridge = shuffled[half].clone();
-                let right = sorted(shuffled[half + 1..].to_vec());
-                let description = format!(
-                    "bridge: {} | {} | {} ({} hears both sides)",
-                    join(&left),
-                    bridge,
-                    join(&right),
-                    bridge
-                );
-                (complete_grudge(&[left, right]), description)
-            }
-            PartitionKind::OneWay => {
-                if n < 2 {
-                    return Ok(Action::Skipped("a partition needs 2+ nodes".to_string()));
-                }
-                let sender = shuffled[0].clone();
-                let rest: Vec<String> = self
-                    .nodes
-                    .iter()
-                    .filter(|x| **x != sender)
-                    .cloned()
-                    .collect();
-                let mut grudge = Grudge::new();
-                for node in &rest {
-                    grudge.insert(node.clone(), BTreeSet::from([sender.clone()]));
-                }
-                let description = format!(
-                    "one-way: {} cannot hear {sender}; {sender} still hears them",
-                    join(&rest)
-                );
-                (grudge, description)
-            }
-            PartitionKind::Components(components) => {
-                for node in components.iter().flatten() {
-                    if self.node_index(node).is_none() {
-                        return Err(Error::UnknownNode(node.clone()));
-                    }
-                }
-                let description = format!(
-                    "partition {}",
-                    components
-                        .iter()
-                        .map(|c| join(&sorted(c.clone())))
-                        .collect::<Vec<_>>()
-                        .join(" | ")
-                );
-                (complete_grudge(components), description)
-            }
+        let (grudge, description) = match plan_partition(&self.nodes, partition, rng, leader)? {
+            Ok(planned) => planned,
+            Err(why) => return Ok(Action::Skipped(why)),
         };
         // Cut pairs: a packet from `src` to `dst` is dropped when `dst` cannot hear `src`.
         let mut pairs = Vec::new();

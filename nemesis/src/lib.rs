@@ -13,6 +13,7 @@
 //! - `lab` — [`Lab::create`], topology, addresses, the client runtime, guard, teardown.
 //! - `supervisor` — node processes: start, kill, pause, resume, stop, restart, status.
 //! - `fault` — fault kinds, start/stop, heal.
+//! - `remote` — [`Remote`]: the same faults on real hosts over SSH (ControlMaster).
 //! - `schedule` — [`Nemesis`]: seeded start/stop cycles, events for the history, final heal.
 //! - `state` — the state file under `/run/faultline` and [`clean`].
 //! - `procfs` — `/proc/PID/stat`: liveness by PID + start time, zombies.
@@ -30,6 +31,7 @@ mod error;
 mod fault;
 mod lab;
 mod procfs;
+mod remote;
 mod schedule;
 mod state;
 mod supervisor;
@@ -39,9 +41,10 @@ mod userns;
 pub use error::{Error, Result};
 pub use fault::{Action, Applied, ClockFault, Fault, FaultKind, NodeSelection, PartitionKind};
 pub use lab::{Isolation, Lab, LabConfig, MAX_NODES};
+pub use remote::{Remote, RemoteNode, RemoteOptions};
 pub use schedule::{
-    FaultEvent, LeaderProbe, Nemesis, NemesisConfig, NemesisSummary, NoLeader, Phase, random_fault,
-    shutdown_signal,
+    FaultEvent, FaultTarget, LeaderProbe, Nemesis, NemesisConfig, NemesisSummary, NoLeader, Phase,
+    random_fault, shutdown_signal,
 };
 pub use state::{CleanReport, clean, state_dir};
 pub use supervisor::{NodeCommand, NodeStatus, find_libfaketime};

@@ -32,6 +32,70 @@ where
     }
 }
 
+/// Where faults are injected: the local [`Lab`] or [`crate::Remote`] hosts. Both offer the
+/// same start/stop/heal with the same descriptions, so one schedule drives either.
+pub trait FaultTarget {
+    fn start_fault(
+        &self,
+        fault: &Fault,
+        rng: &mut rand::rngs::StdRng,
+        leader: Option<&str>,
+    ) -> impl Future<Output = Result<Action>> + Send;
+    fn stop_fault(&self, kind: FaultKind) -> impl Future<Output = Result<Action>> + Send;
+    fn heal(&self) -> impl Future<Output = Result<Vec<(FaultKind, Action)>>> + Send;
+    /// `Err(why)` when this target cannot run `kind` at all.
+    fn supports(
+        &self,
+        kind: FaultKind,
+    ) -> impl Future<Output = std::result::Result<(), String>> + Send;
+}
+
+impl FaultTarget for Lab {
+    fn start_fault(
+        &self,
+        fault: &Fault,
+        rng: &mut rand::rngs::StdRng,
+        leader: Option<&str>,
+    ) -> impl Future<Output = Result<Action>> + Send {
+        Lab::start_fault(self, fault, rng, leader)
+    }
+    fn stop_fault(&self, kind: FaultKind) -> impl Future<Output = Result<Action>> + Send {
+        Lab::stop_fault(self, kind)
+    }
+    fn heal(&self) -> impl Future<Output = Result<Vec<(FaultKind, Action)>>> + Send {
+        Lab::heal(self)
+    }
+    fn supports(
+        &self,
+        kind: FaultKind,
+    ) -> impl Future<Output = std::result::Result<(), String>> + Send {
+        Lab::supports(self, kind)
+    }
+}
+
+impl FaultTarget for crate::Remote {
+    fn start_fault(
+        &self,
+        fault: &Fault,
+        rng: &mut rand::rngs::StdRng,
+        leader: Option<&str>,
+    ) -> impl Future<Output = Result<Action>> + Send {
+        crate::Remote::start_fault(self, fault, rng, leader)
+    }
+    fn stop_fault(&self, kind: FaultKind) -> impl Future<Output = Result<Action>> + Send {
+        crate::Remote::stop_fault(self, kind)
+    }
+    fn heal(&self) -> impl Future<Output = Result<Vec<(FaultKind, Action)>>> + Send {
+        crate::Remote::heal(self)
+    }
+    fn supports(
+        &self,
+        kind: FaultKind,
+    ) -> impl Future<Output = std::result::Result<(), String>> + Send {
+        std::future::ready(crate::Remote::supports(self, kind))
+    }
+}
+
 /// A probe for clusters without a leader notion: leader faults are skipped.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct NoLeader;
@@ -220,9 +284,9 @@ impl Nemesis {
     /// (network faults on loopback, delay without netem) are dropped up front with a warning.
     ///
     /// ip/nft/tc failures end the schedule with the error, after a best-effort heal.
-    pub async fn run<L: LeaderProbe>(
+    pub async fn run<T: FaultTarget, L: LeaderProbe>(
         &self,
-        lab: &Lab,
+        lab: &T,
         leader: &L,
         mut emit: impl FnMut(FaultEvent),
         shutdown: impl Future<Output = ()>,

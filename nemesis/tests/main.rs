@@ -7,5 +7,6 @@ mod clean;
 mod common;
 mod faults;
 mod lab;
+mod remote;
 mod schedule;
 mod userns;

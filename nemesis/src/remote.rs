@@ -1,0 +1,577 @@
+//! The same faults on real hosts over SSH (Jepsen's model): one ControlMaster connection per
+//! host (the `openssh` crate drives the system `ssh`, so users' keys, config and known_hosts
+//! apply), and per fault the commands a person would type on that host.
+//!
+//! | kind | on the host |
+//! |---|---|
+//! | partition | `nft -f -`: table `inet faultline` with an input chain dropping packets from the peers this host cannot hear (Jepsen's node-local drop); heal deletes the table |
+//! | kill / restart | `pkill -KILL -f <pattern>`; restart runs the node's start command detached (`setsid`) |
+//! | pause / resume | `pkill -STOP` / `pkill -CONT -f <pattern>` |
+//! | clock | bump/reset by writing the node's libfaketime file on the host, if it has one |
+//! | loss | table `inet faultline_loss`: `numgen random mod 100 < N drop` for packets from and to the peers |
+//!
+//! Peer traffic only is touched: rules match the other nodes' addresses, so the SSH
+//! connection that must undo them is never cut. Not done over SSH (refused with a message):
+//! clock strobe/skew and real system-clock changes, bandwidth, delay.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use rand::Rng;
+
+use crate::error::{Error, Result};
+use crate::fault::{
+    Action, Applied, ClockFault, Fault, FaultKind, faketime_spec, join, plan_partition,
+    select_nodes, sorted,
+};
+use crate::lab::lock;
+
+/// One node on a real host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RemoteNode {
+    /// The node's name in the cluster and the history (`n1`).
+    pub name: String,
+    /// What `ssh` connects to: `host`, `user@host`, or a `~/.ssh/config` alias.
+    pub destination: String,
+    pub port: Option<u16>,
+    /// The address peers use to reach this node; partition and loss rules match it.
+    pub ip: Ipv4Addr,
+    /// A `pgrep -f` regular expression matching only this node's server process
+    /// (e.g. `etcd --name n1`); kill and pause signal what it matches.
+    pub process: String,
+    /// A shell command that starts the node's server in the background; restart runs it.
+    pub start: String,
+    /// The libfaketime timestamp file the node's server reads, if it runs under libfaketime.
+    pub faketime_file: Option<String>,
+}
+
+/// How to reach the hosts.
+#[derive(Debug, Clone, Default)]
+pub struct RemoteOptions {
+    /// Private key (`ssh -i`); else ssh's defaults and agent.
+    pub keyfile: Option<PathBuf>,
+    /// known_hosts file to check (and, with `accept_new_hosts`, extend).
+    pub known_hosts: Option<PathBuf>,
+    /// Accept and remember hosts not yet known (`StrictHostKeyChecking=accept-new`).
+    pub accept_new_hosts: bool,
+    /// ssh config file instead of `~/.ssh/config` (`ssh -F`).
+    pub ssh_config: Option<PathBuf>,
+    /// Where the ControlMaster sockets live (default: the system temp dir).
+    pub control_dir: Option<PathBuf>,
+    pub connect_timeout: Option<Duration>,
+}
+
+#[derive(Default)]
+struct RemoteFaults {
+    partitioned: BTreeSet<String>,
+    partition: Option<String>,
+    killed: BTreeSet<String>,
+    paused: BTreeSet<String>,
+    clocks: BTreeMap<String, i64>,
+    lossy: BTreeSet<String>,
+}
+
+/// Connected remote hosts: the fault target for clusters on real machines.
+pub struct Remote {
+    nodes: Vec<RemoteNode>,
+    sessions: BTreeMap<String, openssh::Session>,
+    faults: Mutex<RemoteFaults>,
+}
+
+impl std::fmt::Debug for Remote {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Remote")
+            .field("nodes", &self.nodes)
+            .finish()
+    }
+}
+
+/// `[e]tcd --name n1` for `etcd --name n1`: matches the same processes, but not the shell
+/// that runs pkill (whose command line contains the bracketed text, which does not match).
+fn self_excluding(pattern: &str) -> String {
+    let mut chars = pattern.chars();
+    match chars.next() {
+        Some(first) if first.is_ascii_alphanumeric() => format!("[{first}]{}", chars.as_str()),
+        _ => pattern.to_string(),
+    }
+}
+
+fn shell_quote(text: &str) -> String {
+    format!("'{}'", text.replace('\'', r"'\''"))
+}
+
+impl Remote {
+    /// Opens one ControlMaster connection per node (in parallel would be nicer; hosts are
+    /// few and the master stays up, so in order keeps errors simple).
+    pub async fn connect(nodes: Vec<RemoteNode>, options: &RemoteOptions) -> Result<Remote> {
+        let mut sessions = BTreeMap::new();
+        for node in &nodes {
+            let mut builder = openssh::SessionBuilder::default();
+            builder.known_hosts_check(if options.accept_new_hosts {
+                openssh::KnownHosts::Add
+            } else {
+                openssh::KnownHosts::Strict
+            });
+            if let Some(key) = &options.keyfile {
+                builder.keyfile(key);
+            }
+            if let Some(file) = &options.known_hosts {
+                builder.user_known_hosts_file(file);
+            }
+            if let Some(config) = &options.ssh_config {
+                builder.config_file(config);
+            }
+            builder.control_directory(
+                options
+                    .control_dir
+                    .clone()
+                    .unwrap_or_else(std::env::temp_dir),
+            );
+            builder.connect_timeout(options.connect_timeout.unwrap_or(Duration::from_secs(10)));
+            if let Some(port) = node.port {
+                builder.port(port);
+            }
+            let session = builder
+                .connect(&node.destination)
+                .await
+                .map_err(|e| Error::Ssh {
+                    host: node.destination.clone(),
+                    why: e.to_string(),
+                })?;
+            sessions.insert(node.name.clone(), session);
+        }
+        Ok(Remote {
+            nodes,
+            sessions,
+            faults: Mutex::new(RemoteFaults::default()),
+        })
+    }
+
+    pub fn nodes(&self) -> Vec<String> {
+        self.nodes.iter().map(|n| n.name.clone()).collect()
+    }
+
+    fn node(&self, name: &str) -> Result<&RemoteNode> {
+        self.nodes
+            .iter()
+            .find(|n| n.name == name)
+            .ok_or_else(|| Error::UnknownNode(name.to_string()))
+    }
+
+    /// Runs `sh -c script` on the node's host (stdin fed if given); its stdout on success.
+    pub async fn exec(&self, node: &str, script: &str, stdin: Option<&str>) -> Result<String> {
+        use tokio::io::AsyncWriteExt;
+        let host = &self.node(node)?.destination;
+        let session = self
+            .sessions
+            .get(node)
+            .ok_or_else(|| Error::UnknownNode(node.to_string()))?;
+        let ssh_error = |e: openssh::Error| Error::Ssh {
+            host: host.clone(),
+            why: e.to_string(),
+        };
+        let mut command = session.command("sh");
+        command
+            .arg("-c")
+            .arg(script)
+            .stdout(openssh::Stdio::piped())
+            .stderr(openssh::Stdio::piped())
+            .stdin(if stdin.is_some() {
+                openssh::Stdio::piped()
+            } else {
+                openssh::Stdio::null()
+            });
+        let mut child = command.spawn().await.map_err(ssh_error)?;
+        if let (Some(text), Some(mut pipe)) = (stdin, child.stdin().take()) {
+            pipe.write_all(text.as_bytes())
+                .await
+                .map_err(|e| Error::io("writing to ssh", host, e))?;
+            drop(pipe);
+        }
+        let output = child.wait_with_output().await.map_err(ssh_error)?;
+        if output.status.success() {
+            Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+        } else {
+            Err(Error::Command {
+                command: format!("ssh {host} sh -c {}", shell_quote(script)),
+                status: output.status.to_string(),
+                stderr: String::from_utf8_lossy(&output.stderr).trim().to_string(),
+            })
+        }
+    }
+
+    /// Signals the node's server by pattern; Ok(false) when nothing matched. A SIGKILL waits
+    /// (bounded, 5 s) until the process is gone, so a restart cannot race with it.
+    async fn signal(&self, node: &str, signal: &str) -> Result<bool> {
+        let pattern = shell_quote(&self_excluding(&self.node(node)?.process));
+        // pkill exits 1 when nothing matched: report that instead of failing.
+        let mut script = format!("pkill -{signal} -f -- {pattern}");
+        if signal == "KILL" {
+            script.push_str(&format!(
+                " && for i in $(seq 50); do pgrep -f -- {pattern} >/dev/null || exit 0; sleep 0.1; done && exit 3"
+            ));
+        }
+        match self.exec(node, &script, None).await {
+            Ok(_) => Ok(true),
+            Err(Error::Command { status, .. }) if status.ends_with("exit status: 1") => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn running(&self, node: &str) -> Result<bool> {
+        let pattern = self_excluding(&self.node(node)?.process);
+        match self
+            .exec(
+                node,
+                &format!("pgrep -f -- {}", shell_quote(&pattern)),
+                None,
+            )
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(Error::Command { status, .. }) if status.ends_with("exit status: 1") => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn restart(&self, node: &str) -> Result<()> {
+        let start = &self.node(node)?.start;
+        // Detached from the SSH session so it outlives it.
+        let script = format!(
+            "setsid sh -c {} </dev/null >/dev/null 2>&1 &",
+            shell_quote(start)
+        );
+        self.exec(node, &script, None).await.map(|_| ())
+    }
+
+    async fn set_table(&self, node: &str, table: &str, body: Option<&str>) -> Result<()> {
+        // Create-then-delete makes the delete safe when the table is absent; the new table
+        // follows in the same transaction, so the change is atomic on the host.
+        let mut script = format!("table inet {table} {{}}\ndelete table inet {table}\n");
+        if let Some(body) = body {
+            script.push_str(&format!("table inet {table} {{\n{body}\n}}\n"));
+        }
+        self.exec(node, "nft -f -", Some(&script)).await.map(|_| ())
+    }
+
+    /// Installs `fault` on the hosts (see the module table).
+    pub async fn start_fault(
+        &self,
+        fault: &Fault,
+        rng: &mut impl Rng,
+        leader: Option<&str>,
+    ) -> Result<Action> {
+        let names = self.nodes();
+        let action = match fault {
+            Fault::Partition(partition) => {
+                let (grudge, description) = match plan_partition(&names, partition, rng, leader)? {
+                    Ok(planned) => planned,
+                    Err(why) => return Ok(Action::Skipped(why)),
+                };
+                let previously = std::mem::take(&mut lock(&self.faults).partitioned);
+                let mut touched = BTreeSet::new();
+                for name in names.iter() {
+                    let cannot_hear = grudge.get(name).filter(|s| !s.is_empty());
+                    match cannot_hear {
+                        Some(peers) => {
+                            let ips = peers
+                                .iter()
+                                .map(|p| self.node(p).map(|n| n.ip.to_string()))
+                                .collect::<Result<Vec<_>>>()?
+                                .join(", ");
+                            let body = format!(
+                                "  chain input {{ type filter hook input priority -10; policy accept; ip saddr {{ {ips} }} drop; }}"
+                            );
+                            self.set_table(name, "faultline", Some(&body)).await?;
+                            touched.insert(name.clone());
+                        }
+                        None if previously.contains(name) => {
+                            self.set_table(name, "faultline", None).await?
+                        }
+                        None => {}
+                    }
+                }
+                let mut faults = lock(&self.faults);
+                faults.partitioned = touched.clone();
+                faults.partition = Some(description.clone());
+                installed(description, touched.into_iter().collect())
+            }
+            Fault::Kill(selection) | Fault::Pause(selection) => {
+                let pause = matches!(fault, Fault::Pause(_));
+                let mut pool = Vec::new();
+                for name in &names {
+                    let busy = {
+                        let faults = lock(&self.faults);
+                        faults.killed.contains(name) || (pause && faults.paused.contains(name))
+                    };
+                    if !busy && self.running(name).await? {
+                        pool.push(name.clone());
+                    }
+                }
+                let nodes = match select_nodes(&names, selection, &pool, rng, leader) {
+                    Ok(nodes) => nodes,
+                    Err(why) => return Ok(Action::Skipped(why)),
+                };
+                for node in &nodes {
+                    self.signal(node, if pause { "STOP" } else { "KILL" })
+                        .await?;
+                    let mut faults = lock(&self.faults);
+                    if pause {
+                        faults.paused.insert(node.clone());
+                    } else {
+                        faults.killed.insert(node.clone());
+                        faults.paused.remove(node);
+                    }
+                }
+                let what = if pause {
+                    "pause {} (SIGSTOP)"
+                } else {
+                    "kill {} (SIGKILL)"
+                };
+                installed(what.replace("{}", &join(&nodes)), nodes)
+            }
+            Fault::Clock(clock, selection) => {
+                let capable: Vec<String> = self
+                    .nodes
+                    .iter()
+                    .filter(|n| n.faketime_file.is_some())
+                    .map(|n| n.name.clone())
+                    .collect();
+                if capable.is_empty() {
+                    return Ok(Action::Skipped(
+                        "no remote node has a libfaketime file; changing a host's system clock over SSH is not implemented"
+                            .to_string(),
+                    ));
+                }
+                let nodes = match select_nodes(&names, selection, &capable, rng, leader) {
+                    Ok(nodes) => nodes,
+                    Err(why) => return Ok(Action::Skipped(why)),
+                };
+                let (delta, description) = match clock {
+                    ClockFault::Bump { delta_ms } => (
+                        Some(*delta_ms),
+                        format!("bump clock of {} by {delta_ms:+} ms", join(&nodes)),
+                    ),
+                    ClockFault::Reset => (None, format!("reset clock of {}", join(&nodes))),
+                    other => {
+                        return Ok(Action::Skipped(format!(
+                            "{other:?} is not available over SSH (bump and reset are)"
+                        )));
+                    }
+                };
+                for node in &nodes {
+                    let offset = {
+                        let mut faults = lock(&self.faults);
+                        let offset = faults.clocks.entry(node.clone()).or_default();
+                        *offset = delta.map_or(0, |d| *offset + d);
+                        *offset
+                    };
+                    self.write_clock(node, offset).await?;
+                }
+                installed(description, nodes)
+            }
+            Fault::Loss { percent, nodes } => {
+                let nodes = match select_nodes(&names, nodes, &names, rng, leader) {
+                    Ok(nodes) => nodes,
+                    Err(why) => return Ok(Action::Skipped(why)),
+                };
+                let verdict = if *percent >= 100 {
+                    "drop".to_string()
+                } else {
+                    format!("numgen random mod 100 < {percent} drop")
+                };
+                for node in &nodes {
+                    let peers = self
+                        .nodes
+                        .iter()
+                        .filter(|n| n.name != *node)
+                        .map(|n| n.ip.to_string())
+                        .collect::<Vec<_>>()
+                        .join(", ");
+                    if peers.is_empty() {
+                        continue;
+                    }
+                    let body = format!(
+                        "  chain input {{ type filter hook input priority -5; policy accept; ip saddr {{ {peers} }} {verdict}; }}\n  chain output {{ type filter hook output priority -5; policy accept; ip daddr {{ {peers} }} {verdict}; }}"
+                    );
+                    self.set_table(node, "faultline_loss", Some(&body)).await?;
+                    lock(&self.faults).lossy.insert(node.clone());
+                }
+                installed(
+                    format!(
+                        "drop {percent}% of packets between {} and their peers (nft numgen, each way)",
+                        join(&nodes)
+                    ),
+                    nodes,
+                )
+            }
+            Fault::Bandwidth { .. } | Fault::Delay { .. } => {
+                return Ok(Action::Skipped(format!(
+                    "{} faults are not available over SSH yet",
+                    fault.kind()
+                )));
+            }
+        };
+        Ok(action)
+    }
+
+    async fn write_clock(&self, node: &str, offset_ms: i64) -> Result<()> {
+        let Some(file) = &self.node(node)?.faketime_file else {
+            return Ok(());
+        };
+        let spec = faketime_spec(offset_ms);
+        self.exec(
+            node,
+            &format!(
+                "printf '%s\\n' {} > {}",
+                shell_quote(spec.trim()),
+                shell_quote(file)
+            ),
+            None,
+        )
+        .await
+        .map(|_| ())
+    }
+
+    /// Undoes every fault of `kind` on every host.
+    pub async fn stop_fault(&self, kind: FaultKind) -> Result<Action> {
+        Ok(match kind {
+            FaultKind::Partition => {
+                let (nodes, was) = {
+                    let mut faults = lock(&self.faults);
+                    (
+                        std::mem::take(&mut faults.partitioned),
+                        faults.partition.take(),
+                    )
+                };
+                for node in &nodes {
+                    self.set_table(node, "faultline", None).await?;
+                }
+                match was {
+                    Some(was) => installed(
+                        format!("heal partition ({was})"),
+                        sorted(nodes.into_iter().collect()),
+                    ),
+                    None => Action::Skipped("no partition is active".to_string()),
+                }
+            }
+            FaultKind::Kill => {
+                let killed = sorted(
+                    std::mem::take(&mut lock(&self.faults).killed)
+                        .into_iter()
+                        .collect(),
+                );
+                if killed.is_empty() {
+                    return Ok(Action::Skipped("no node is killed".to_string()));
+                }
+                for node in &killed {
+                    if !self.running(node).await? {
+                        self.restart(node).await?;
+                    }
+                }
+                installed(format!("restart {}", join(&killed)), killed)
+            }
+            FaultKind::Pause => {
+                let paused = sorted(
+                    std::mem::take(&mut lock(&self.faults).paused)
+                        .into_iter()
+                        .collect(),
+                );
+                if paused.is_empty() {
+                    return Ok(Action::Skipped("no node is paused".to_string()));
+                }
+                for node in &paused {
+                    self.signal(node, "CONT").await?;
+                }
+                installed(format!("resume {} (SIGCONT)", join(&paused)), paused)
+            }
+            FaultKind::Clock => {
+                let nodes: Vec<String> = sorted(
+                    std::mem::take(&mut lock(&self.faults).clocks)
+                        .into_keys()
+                        .collect(),
+                );
+                if nodes.is_empty() {
+                    return Ok(Action::Skipped("no clock is faulted".to_string()));
+                }
+                for node in &nodes {
+                    self.write_clock(node, 0).await?;
+                }
+                installed(format!("reset clock of {}", join(&nodes)), nodes)
+            }
+            FaultKind::Loss => {
+                let nodes = sorted(
+                    std::mem::take(&mut lock(&self.faults).lossy)
+                        .into_iter()
+                        .collect(),
+                );
+                if nodes.is_empty() {
+                    return Ok(Action::Skipped("no packet loss is active".to_string()));
+                }
+                for node in &nodes {
+                    self.set_table(node, "faultline_loss", None).await?;
+                }
+                installed(format!("stop packet loss on {}", join(&nodes)), nodes)
+            }
+            other => Action::Skipped(format!("no {other} fault is active")),
+        })
+    }
+
+    /// Undoes everything on every host.
+    pub async fn heal(&self) -> Result<Vec<(FaultKind, Action)>> {
+        let mut done = Vec::new();
+        for kind in [
+            FaultKind::Partition,
+            FaultKind::Loss,
+            FaultKind::Clock,
+            FaultKind::Pause,
+            FaultKind::Kill,
+        ] {
+            let action = self.stop_fault(kind).await?;
+            if !matches!(action, Action::Skipped(_)) {
+                done.push((kind, action));
+            }
+        }
+        Ok(done)
+    }
+
+    /// Which kinds work over SSH.
+    pub fn supports(&self, kind: FaultKind) -> std::result::Result<(), String> {
+        match kind {
+            FaultKind::Bandwidth | FaultKind::Delay => {
+                Err(format!("{kind} faults are not available over SSH yet"))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Heals, then closes the SSH connections.
+    pub async fn close(self) -> Result<()> {
+        let healed = self.heal().await;
+        for (name, session) in self.sessions {
+            if let Err(e) = session.close().await {
+                tracing::warn!(node = %name, error = %e, "closing ssh session");
+            }
+        }
+        healed.map(|_| ())
+    }
+}
+
+fn installed(description: String, nodes: Vec<String>) -> Action {
+    Action::Installed(Applied { description, nodes })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn patterns_exclude_the_shell_that_runs_pkill() {
+        assert_eq!(self_excluding("etcd --name n1"), "[e]tcd --name n1");
+        assert_eq!(self_excluding("/usr/bin/x"), "/usr/bin/x");
+        assert_eq!(shell_quote("it's"), r"'it'\''s'");
+    }
+}

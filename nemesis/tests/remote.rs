@@ -1,0 +1,317 @@
+//! The same faults over SSH, against sshd instances running as nodes inside a lab: each lab
+//! namespace plays a remote host, and the SSH client runs in `ctl` (on the client runtime).
+
+use std::path::Path;
+use std::time::Duration;
+
+use faultline_nemesis::{
+    Action, ClockFault, Fault, FaultKind, Lab, NodeCommand, NodeSelection, PartitionKind, Remote,
+    RemoteNode, RemoteOptions,
+};
+
+use crate::common::*;
+
+const PORT: u16 = 7700;
+
+fn run(program: &str, args: &[&str]) {
+    let status = std::process::Command::new(program)
+        .args(args)
+        .status()
+        .unwrap();
+    assert!(status.success(), "{program} {args:?}");
+}
+
+/// Keys and an sshd config per node; sshd started by the lab supervisor in the node's netns.
+async fn start_sshd(lab: &Lab, dir: &Path) {
+    // sshd insists on its privilege separation directory.
+    std::fs::create_dir_all("/run/sshd").unwrap();
+    run(
+        "ssh-keygen",
+        &[
+            "-q",
+            "-t",
+            "ed25519",
+            "-N",
+            "",
+            "-f",
+            dir.join("client").to_str().unwrap(),
+        ],
+    );
+    run(
+        "ssh-keygen",
+        &[
+            "-q",
+            "-t",
+            "ed25519",
+            "-N",
+            "",
+            "-f",
+            dir.join("host").to_str().unwrap(),
+        ],
+    );
+    std::fs::copy(dir.join("client.pub"), dir.join("authorized_keys")).unwrap();
+    for node in lab.nodes() {
+        let config = dir.join(format!("sshd-{node}.conf"));
+        std::fs::write(
+            &config,
+            format!(
+                "ListenAddress {}\nPort 22\nHostKey {}\nAuthorizedKeysFile {}\nPermitRootLogin prohibit-password\n\
+                 PasswordAuthentication no\nKbdInteractiveAuthentication no\nUsePAM no\nStrictModes no\n\
+                 PidFile none\nLogLevel ERROR\nPrintMotd no\n",
+                lab.node_ip(&node),
+                dir.join("host").display(),
+                dir.join("authorized_keys").display()
+            ),
+        )
+        .unwrap();
+        let command = NodeCommand {
+            program: "/usr/sbin/sshd".into(),
+            args: vec![
+                "-D".into(),
+                "-e".into(),
+                "-f".into(),
+                config.display().to_string(),
+            ],
+            env: vec![],
+            log_path: dir.join(format!("sshd-{node}.log")),
+            faketime: false,
+        };
+        lab.start_node(&node, command).await.unwrap();
+    }
+    for node in lab.nodes() {
+        assert!(
+            (0..200).any(|_| {
+                connects_from(
+                    &lab.client_netns(),
+                    lab.node_ip(&node),
+                    22,
+                    Duration::from_millis(200),
+                ) || {
+                    std::thread::sleep(Duration::from_millis(20));
+                    false
+                }
+            }),
+            "sshd on {node} listens"
+        );
+    }
+}
+
+/// The echo server as a "remote" daemon: started over SSH, marked by `echo-<node>` so pkill
+/// patterns match only it, under libfaketime with a per-node timestamp file.
+fn remote_node(lab: &Lab, dir: &Path, node: &str) -> RemoteNode {
+    let script = "import socket,sys,time\ns=socket.socket();s.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1)\ns.bind((sys.argv[1],int(sys.argv[2])));s.listen(64)\nwhile True:\n    c,_=s.accept();c.settimeout(5)\n    try:\n        d=c.recv(100)\n        if d.strip()==b'time': d=repr(time.time()).encode()+b'\\n'\n        c.sendall(d)\n    except Exception: pass\n    c.close()\n";
+    let script_path = dir.join("echo.py");
+    std::fs::write(&script_path, script).unwrap();
+    let clock = dir.join(format!("remote-{node}.faketime"));
+    std::fs::write(&clock, "+0\n").unwrap();
+    let library = faultline_nemesis::find_libfaketime().unwrap();
+    RemoteNode {
+        name: node.to_string(),
+        destination: format!("root@{}", lab.node_ip(node)),
+        port: None,
+        ip: lab.node_ip(node),
+        process: format!("echo.py {} {PORT} echo-{node}", lab.node_ip(node)),
+        start: format!(
+            "LD_PRELOAD={} FAKETIME_TIMESTAMP_FILE={} FAKETIME_NO_CACHE=1 exec {} {} {} {PORT} echo-{node}",
+            library.display(),
+            clock.display(),
+            python(),
+            script_path.display(),
+            lab.node_ip(node)
+        ),
+        faketime_file: Some(clock.display().to_string()),
+    }
+}
+
+fn installed(action: &Action) -> String {
+    match action {
+        Action::Installed(applied) => applied.description.clone(),
+        other => panic!("expected Installed, got {other:?}"),
+    }
+}
+
+#[test]
+#[ignore = "needs root, nftables, libfaketime: run by scripts/test.sh"]
+fn remote_faults_over_ssh_take_effect_and_heal() {
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path().to_path_buf();
+    let setup = tokio::runtime::Runtime::new().unwrap();
+    let lab = setup.block_on(lab(3, &dir));
+    setup.block_on(start_sshd(&lab, &dir));
+    let nodes: Vec<RemoteNode> = lab
+        .nodes()
+        .iter()
+        .map(|n| remote_node(&lab, &dir, n))
+        .collect();
+    let options = RemoteOptions {
+        keyfile: Some(dir.join("client")),
+        known_hosts: Some(dir.join("known_hosts")),
+        accept_new_hosts: true,
+        ssh_config: Some("/dev/null".into()),
+        control_dir: Some(dir.clone()),
+        connect_timeout: Some(Duration::from_secs(5)),
+    };
+    // The ssh client (and its ControlMaster) must start inside ctl: on the client runtime.
+    let clients = lab.client_runtime(2).unwrap();
+    let on_clients = |f: std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>| {
+        clients.block_on(clients.spawn(f)).unwrap()
+    };
+    let remote = std::sync::Arc::new(
+        clients
+            .block_on(clients.spawn(async move { Remote::connect(nodes, &options).await }))
+            .unwrap()
+            .unwrap(),
+    );
+    let (ctl, ip) = (lab.client_netns(), |n: &str| lab.node_ip(n));
+    // Each "host" answers over SSH from inside its own namespace.
+    for node in lab.nodes() {
+        let remote = remote.clone();
+        let want = lab.node_ip(&node).to_string();
+        on_clients(Box::pin(async move {
+            let out = remote
+                .exec(&node, "ip -4 -o addr show dev eth0", None)
+                .await
+                .unwrap();
+            assert!(out.contains(&want), "{out}");
+        }));
+    }
+    // Start the daemons over SSH, as on real hosts.
+    for node in lab.nodes() {
+        let start = remote_node(&lab, &dir, &node).start;
+        let remote = remote.clone();
+        on_clients(Box::pin(async move {
+            remote
+                .exec(
+                    &node,
+                    &format!("setsid sh -c '{start}' </dev/null >/dev/null 2>&1 &"),
+                    None,
+                )
+                .await
+                .unwrap();
+        }));
+    }
+    for node in lab.nodes() {
+        wait_echo(&ctl, ip(&node), PORT);
+    }
+    let n2 = lab.netns("n2").unwrap();
+
+    let call = |fault: Fault, leader: Option<&'static str>| {
+        let remote = remote.clone();
+        clients
+            .block_on(
+                clients
+                    .spawn(async move { remote.start_fault(&fault, &mut seeded(), leader).await }),
+            )
+            .unwrap()
+            .unwrap()
+    };
+    let stop = |kind: FaultKind| {
+        let remote = remote.clone();
+        clients
+            .block_on(clients.spawn(async move { remote.stop_fault(kind).await }))
+            .unwrap()
+            .unwrap()
+    };
+
+    // Partition: node-local input drops on the hosts.
+    let part = call(
+        Fault::Partition(PartitionKind::Components(vec![
+            vec!["n1".into()],
+            vec!["n2".into(), "n3".into()],
+        ])),
+        None,
+    );
+    assert_eq!(installed(&part), "partition n1 | n2,n3");
+    assert!(!connects_from(
+        &n2,
+        ip("n1"),
+        PORT,
+        Duration::from_millis(250)
+    ));
+    assert!(connects_from(&n2, ip("n3"), PORT, Duration::from_secs(2)));
+    assert!(
+        connects_from(&ctl, ip("n1"), PORT, Duration::from_secs(2)),
+        "control host not cut"
+    );
+    assert!(installed(&stop(FaultKind::Partition)).starts_with("heal partition"));
+    assert!(connects_from(&n2, ip("n1"), PORT, Duration::from_secs(2)));
+
+    // Kill and restart.
+    let kill = call(Fault::Kill(NodeSelection::Nodes(vec!["n2".into()])), None);
+    assert_eq!(installed(&kill), "kill n2 (SIGKILL)");
+    assert_eq!(
+        ask_from(&ctl, ip("n2"), PORT, "x", Duration::from_millis(300)),
+        None
+    );
+    assert_eq!(installed(&stop(FaultKind::Kill)), "restart n2");
+    wait_echo(&ctl, ip("n2"), PORT);
+
+    // Pause the leader and resume.
+    let pause = call(Fault::Pause(NodeSelection::Leader), Some("n3"));
+    assert_eq!(installed(&pause), "pause n3 (SIGSTOP)");
+    assert_eq!(
+        ask_from(&ctl, ip("n3"), PORT, "x", Duration::from_millis(300)),
+        None
+    );
+    stop(FaultKind::Pause);
+    wait_echo(&ctl, ip("n3"), PORT);
+
+    // Loss between n1 and its peers.
+    let loss = call(
+        Fault::Loss {
+            percent: 100,
+            nodes: NodeSelection::Nodes(vec!["n1".into()]),
+        },
+        None,
+    );
+    assert!(installed(&loss).starts_with("drop 100% of packets between n1"));
+    assert!(!connects_from(
+        &n2,
+        ip("n1"),
+        PORT,
+        Duration::from_millis(250)
+    ));
+    stop(FaultKind::Loss);
+    assert!(connects_from(&n2, ip("n1"), PORT, Duration::from_secs(2)));
+
+    // Clock through the host's libfaketime file.
+    let bump = call(
+        Fault::Clock(
+            ClockFault::Bump { delta_ms: 5000 },
+            NodeSelection::Nodes(vec!["n1".into()]),
+        ),
+        None,
+    );
+    assert_eq!(installed(&bump), "bump clock of n1 by +5000 ms");
+    let reply = ask_from(&ctl, ip("n1"), PORT, "time", Duration::from_secs(2)).unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    let offset = reply.parse::<f64>().unwrap() - now;
+    assert!((4.5..5.5).contains(&offset), "offset {offset}");
+    let bandwidth = call(
+        Fault::Bandwidth {
+            kbit: 100,
+            nodes: NodeSelection::All,
+        },
+        None,
+    );
+    assert!(matches!(bandwidth, Action::Skipped(_)));
+
+    // Close heals what is left (the clock) and ends the ControlMasters.
+    let remote = std::sync::Arc::try_unwrap(remote).unwrap();
+    clients
+        .block_on(clients.spawn(async move { remote.close().await }))
+        .unwrap()
+        .unwrap();
+    let reply = ask_from(&ctl, ip("n1"), PORT, "time", Duration::from_secs(2)).unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    assert!((reply.parse::<f64>().unwrap() - now).abs() < 0.5);
+    assert_eq!(setup.block_on(lab.guard_packets()).unwrap(), Some(0));
+    drop(clients);
+    setup.block_on(lab.teardown()).unwrap();
+}
