@@ -28,11 +28,13 @@ pub enum Error {
         source: std::io::Error,
     },
 
-    /// The namespace lab needs root (real, or inside a user namespace). Run as root, run
-    /// under `unshare -Urnm` (see docs/readme/nemesis.md), or use `Isolation::Loopback`.
+    /// The namespace lab needs root (real, or inside a user namespace). Run as root, let the
+    /// program re-execute itself with `ensure_root_or_reexec` (needs unprivileged user
+    /// namespaces), or use `Isolation::Loopback`.
     #[error(
-        "the namespace lab needs root: run as root, re-run inside `unshare -Urnm --propagation private` \
-         (faultline does this itself when FAULTLINE_USERNS=1 is allowed), or use loopback isolation"
+        "the namespace lab needs root: run as root, or allow unprivileged user namespaces so faultline can \
+         re-run itself inside `unshare -Urnm` (sysctl kernel.unprivileged_userns_clone=1 / user.max_user_namespaces>0), \
+         or use loopback isolation (no network faults)"
     )]
     NotRoot,
 
