@@ -382,6 +382,15 @@ pub(crate) fn faketime_spec(offset_ms: i64) -> String {
     format!("{sign}{}.{:03}\n", abs / 1000, abs % 1000)
 }
 
+/// Replaces a faketime file atomically (write a sibling, rename over): with
+/// FAKETIME_NO_CACHE the node re-reads the file on every clock call, and a plain truncate +
+/// write could be read half-way, as an empty spec, i.e. a spurious jump back to real time.
+pub(crate) fn write_spec(path: &std::path::Path, spec: &str) -> std::io::Result<()> {
+    let tmp = path.with_extension("faketime.tmp");
+    std::fs::write(&tmp, spec)?;
+    std::fs::rename(&tmp, path)
+}
+
 /// Upper bound on any clock background task, in case stop and teardown both never run.
 const CLOCK_TASK_LIMIT: Duration = Duration::from_secs(3600);
 const SKEW_TICK: Duration = Duration::from_millis(50);
@@ -814,10 +823,8 @@ impl Lab {
                 let task = clock_task(period, move |_| {
                     high = !high;
                     for (path, base) in &files {
-                        let _ = std::fs::write(
-                            path,
-                            faketime_spec(base + if high { delta } else { 0 }),
-                        );
+                        let _ =
+                            write_spec(path, &faketime_spec(base + if high { delta } else { 0 }));
                     }
                 });
                 let mut faults = lock(&self.faults);
@@ -855,7 +862,7 @@ impl Lab {
                 let task = clock_task(SKEW_TICK, move |elapsed| {
                     let drift = ((rate - 1.0) * elapsed.as_millis() as f64) as i64;
                     for (path, base) in &files {
-                        let _ = std::fs::write(path, faketime_spec(base + drift));
+                        let _ = write_spec(path, &faketime_spec(base + drift));
                     }
                 });
                 let mut faults = lock(&self.faults);
@@ -871,7 +878,7 @@ impl Lab {
 
     fn write_clock(&self, node: &str, offset_ms: i64) -> Result<()> {
         let path = self.faketime_path(node);
-        std::fs::write(&path, faketime_spec(offset_ms)).map_err(|e| Error::io("writing", &path, e))
+        write_spec(&path, &faketime_spec(offset_ms)).map_err(|e| Error::io("writing", &path, e))
     }
 
     async fn start_loss(&self, percent: u8, nodes: &[String]) -> Result<Action> {

@@ -423,17 +423,15 @@ impl Remote {
             return Ok(());
         };
         let spec = faketime_spec(offset_ms);
-        self.exec(
-            node,
-            &format!(
-                "printf '%s\\n' {} > {}",
-                shell_quote(spec.trim()),
-                shell_quote(file)
-            ),
-            None,
-        )
-        .await
-        .map(|_| ())
+        // Write a sibling and rename over: the node re-reads the file on every clock call
+        // and must never see it half-written.
+        let script = format!(
+            "printf '%s\\n' {spec} > {tmp} && mv -f {tmp} {file}",
+            spec = shell_quote(spec.trim()),
+            tmp = shell_quote(&format!("{file}.tmp")),
+            file = shell_quote(file)
+        );
+        self.exec(node, &script, None).await.map(|_| ())
     }
 
     /// Undoes every fault of `kind` on every host.

@@ -365,21 +365,25 @@ impl Nemesis {
     }
 }
 
-/// Resolves on the first SIGINT or SIGTERM, for `tokio::select!` around a run so teardown
-/// still runs (then `Lab::teardown`). Pass it (or a clone of the harness's own shutdown
-/// future) as `shutdown` to [`Nemesis::run`].
-pub async fn shutdown_signal() -> Result<()> {
+/// Installs SIGINT and SIGTERM handlers now and returns a future that resolves on the first
+/// of them, for `tokio::select!` around a run so that teardown still runs (then
+/// `Lab::teardown`); pass it (or the harness's own shutdown future) as `shutdown` to
+/// [`Nemesis::run`]. Installing eagerly matters: a signal that arrives before the future is
+/// first polled is still caught, instead of killing the process with teardown skipped.
+/// Must be called inside a tokio runtime.
+pub fn shutdown_signal() -> Result<impl Future<Output = ()> + Send + 'static> {
     use tokio::signal::unix::{SignalKind, signal};
     let io = |e: std::io::Error| {
         crate::error::Error::io("installing signal handler", "SIGINT/SIGTERM", e)
     };
     let mut interrupt = signal(SignalKind::interrupt()).map_err(io)?;
     let mut terminate = signal(SignalKind::terminate()).map_err(io)?;
-    tokio::select! {
-        _ = interrupt.recv() => tracing::warn!("SIGINT: stopping and tearing the lab down"),
-        _ = terminate.recv() => tracing::warn!("SIGTERM: stopping and tearing the lab down"),
-    }
-    Ok(())
+    Ok(async move {
+        tokio::select! {
+            _ = interrupt.recv() => tracing::warn!("SIGINT: stopping and tearing the lab down"),
+            _ = terminate.recv() => tracing::warn!("SIGTERM: stopping and tearing the lab down"),
+        }
+    })
 }
 
 #[cfg(test)]

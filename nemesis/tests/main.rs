@@ -9,4 +9,5 @@ mod faults;
 mod lab;
 mod remote;
 mod schedule;
+mod teardown;
 mod userns;
