@@ -7,7 +7,58 @@
 //! kernel has it), fault schedules, and the same faults on remote hosts over SSH.
 //!
 //! Main types: [`Lab`] (built from a [`LabConfig`]), [`NodeCommand`], [`NodeStatus`],
-//! and [`clean`] for what killed runs left behind.
+//! [`Fault`] / [`FaultKind`] / [`Action`], [`Nemesis`] (the schedule) with [`FaultEvent`]s for
+//! the history, [`Remote`] for real hosts, and [`clean`] for what killed runs left behind.
+//!
+//! # A run, as the harness drives it
+//! ```no_run
+//! use std::time::Duration;
+//! use faultline_nemesis::*;
+//!
+//! # async fn run() -> Result<()> {
+//! ensure_root_or_reexec()?; // first thing in main, before any runtime: may exec unshare
+//! let lab = Lab::create(LabConfig {
+//!     nodes: 5,
+//!     isolation: Isolation::Namespaces,
+//!     run_dir: "results/run/".into(),
+//! })
+//! .await?;
+//! let shutdown = shutdown_signal()?; // SIGINT/SIGTERM end the run, teardown still runs
+//! // Targets start their servers (faketime: true only if they read time through libc).
+//! let ip = lab.node_ip("n1");
+//! lab.start_node("n1", NodeCommand {
+//!     program: "/usr/bin/faultline-raft".into(),
+//!     args: vec!["--listen".into(), format!("{ip}:8080")],
+//!     env: vec![],
+//!     log_path: "results/run/nodes/n1.log".into(),
+//!     faketime: true,
+//! })
+//! .await?;
+//! // Clients: a runtime whose threads live in `ctl`. Spawn client work onto it; never
+//! // `block_on` a future that opens sockets (block_on runs on the calling thread).
+//! let clients = lab.client_runtime(4)?;
+//! let worker = clients.spawn(async move { tokio::net::TcpStream::connect((ip, 8080)).await.is_ok() });
+//! // The nemesis: seeded start/stop cycles; events go into the history.
+//! let nemesis = Nemesis::new(NemesisConfig {
+//!     kinds: FaultKind::parse_list("partition,kill,pause,clock,loss")?,
+//!     interval: Duration::from_secs(10),
+//!     seed: 42,
+//!     time_limit: Duration::from_secs(60),
+//! });
+//! let leader = || async { Some("n1".to_string()) }; // the target's leader(), in the harness
+//! nemesis
+//!     .run(&lab, &leader, |event: FaultEvent| {
+//!         // history line: {"process":"nemesis","type":"info","f":event.f,"value":event.value,"error":event.error}
+//!         let _ = (event.f, event.value, event.error);
+//!     }, shutdown)
+//!     .await?; // ends with a heal of everything
+//! let _ = worker.await;
+//! clients.shutdown_background(); // (dropping a runtime inside async code panics)
+//! assert_eq!(lab.guard_packets().await?, Some(0));
+//! lab.teardown().await?;
+//! # Ok(())
+//! # }
+//! ```
 //!
 //! # Layout
 //! - `lab` — [`Lab::create`], topology, addresses, the client runtime, guard, teardown.
