@@ -1213,4 +1213,125 @@ mod tests {
         assert_eq!(faketime_spec(-100), "-0.100\n");
         assert_eq!(faketime_spec(-5007), "-5.007\n");
     }
+
+    fn plan(
+        kind: PartitionKind,
+        n: usize,
+        leader: Option<&str>,
+    ) -> std::result::Result<(Grudge, String), String> {
+        use rand::SeedableRng;
+        let mut rng = rand::rngs::StdRng::seed_from_u64(1);
+        plan_partition(&names(n), &kind, &mut rng, leader).expect("known nodes")
+    }
+
+    #[test]
+    fn partition_plans_describe_exactly_what_they_cut() {
+        let (grudge, text) = plan(PartitionKind::IsolateLeader, 5, Some("n3")).unwrap();
+        assert_eq!(text, "isolate leader n3 from n1,n2,n4,n5");
+        assert_eq!(grudge["n3"].len(), 4);
+        assert_eq!(grudge["n1"], BTreeSet::from(["n3".to_string()]));
+        assert_eq!(
+            plan(PartitionKind::IsolateLeader, 5, None).unwrap_err(),
+            "no leader is known right now"
+        );
+
+        let (grudge, text) = plan(PartitionKind::Halves, 5, None).unwrap();
+        assert!(text.starts_with("halves: minority "), "{text}");
+        let mut cut: Vec<usize> = grudge.values().map(BTreeSet::len).collect();
+        cut.sort();
+        assert_eq!(
+            cut,
+            vec![2, 2, 2, 3, 3],
+            "minority of 2 cannot hear 3; majority cannot hear 2"
+        );
+
+        let (grudge, text) = plan(PartitionKind::Bridge, 5, None).unwrap();
+        assert!(
+            text.starts_with("bridge: ") && text.ends_with("hears both sides)"),
+            "{text}"
+        );
+        let bridge: Vec<String> = names(5)
+            .into_iter()
+            .filter(|n| !grudge.contains_key(n))
+            .collect();
+        assert_eq!(bridge.len(), 1, "the bridge node hears everyone: {text}");
+        assert!(text.contains(&format!("| {} |", bridge[0])), "{text}");
+        assert_eq!(grudge.values().filter(|c| c.len() == 2).count(), 4);
+        assert_eq!(
+            plan(PartitionKind::Bridge, 2, None).unwrap_err(),
+            "a bridge needs 3+ nodes (this lab has 2)"
+        );
+
+        let (grudge, text) = plan(PartitionKind::OneWay, 3, None).unwrap();
+        let sender = text
+            .split("cannot hear ")
+            .nth(1)
+            .unwrap()
+            .split(';')
+            .next()
+            .unwrap();
+        assert!(
+            !grudge.contains_key(sender),
+            "the sender still hears everyone: {text}"
+        );
+        assert!(grudge.values().all(|c| c.len() == 1 && c.contains(sender)));
+
+        let (_, text) = plan(
+            PartitionKind::Components(vec![vec!["n2".into(), "n1".into()], vec!["n3".into()]]),
+            3,
+            None,
+        )
+        .unwrap();
+        assert_eq!(text, "partition n1,n2 | n3");
+        assert!(plan(PartitionKind::MajoritiesRing, 3, None).is_err());
+    }
+
+    #[test]
+    fn selections_pick_one_minority_leader_all() {
+        use rand::SeedableRng;
+        let mut rng = rand::rngs::StdRng::seed_from_u64(2);
+        let all = names(5);
+        assert_eq!(
+            select_nodes(&all, &NodeSelection::One, &all, &mut rng, None)
+                .unwrap()
+                .len(),
+            1
+        );
+        assert_eq!(
+            select_nodes(&all, &NodeSelection::Minority, &all, &mut rng, None)
+                .unwrap()
+                .len(),
+            2
+        );
+        assert_eq!(
+            select_nodes(&all, &NodeSelection::All, &all, &mut rng, None).unwrap(),
+            all
+        );
+        assert_eq!(
+            select_nodes(&all, &NodeSelection::Leader, &all, &mut rng, Some("n4")).unwrap(),
+            vec!["n4"]
+        );
+        assert!(
+            select_nodes(
+                &all,
+                &NodeSelection::Leader,
+                &all[..2],
+                &mut rng,
+                Some("n4")
+            )
+            .is_err()
+        );
+        assert!(
+            select_nodes(
+                &names(1),
+                &NodeSelection::Minority,
+                &names(1),
+                &mut rng,
+                None
+            )
+            .is_err()
+        );
+        let picked = select_nodes(&all, &NodeSelection::All, &names(10)[8..], &mut rng, None);
+        assert_eq!(picked.unwrap(), vec!["n9", "n10"], "sorted by node number");
+    }
 }

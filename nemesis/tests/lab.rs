@@ -191,6 +191,16 @@ async fn loopback_lab_needs_no_root_and_gives_distinct_addresses() {
     assert_eq!(lab.netns("n1"), None);
     assert_eq!(lab.guard_packets().await.unwrap(), None);
     lab.teardown().await.unwrap();
+    let empty = Lab::create(LabConfig {
+        nodes: 0,
+        isolation: Isolation::Loopback,
+        run_dir: dir.path().to_path_buf(),
+    })
+    .await;
+    assert!(
+        matches!(empty, Err(faultline_nemesis::Error::Config(_))),
+        "{empty:?}"
+    );
 }
 
 #[tokio::test]

@@ -299,6 +299,44 @@ fn remote_faults_over_ssh_take_effect_and_heal() {
     );
     assert!(matches!(bandwidth, Action::Skipped(_)));
 
+    // One schedule drives remote hosts like a lab (FaultTarget), and heals at the end.
+    let schedule = {
+        let remote = remote.clone();
+        clients
+            .block_on(clients.spawn(async move {
+                let nemesis = faultline_nemesis::Nemesis::new(faultline_nemesis::NemesisConfig {
+                    kinds: FaultKind::parse_list("partition,kill,pause").unwrap(),
+                    interval: Duration::from_millis(100),
+                    seed: 3,
+                    time_limit: Duration::from_millis(1500),
+                });
+                let mut events = Vec::new();
+                let leader = || async { Some("n1".to_string()) };
+                let summary = nemesis
+                    .run(
+                        &*remote,
+                        &leader,
+                        |e| events.push(e),
+                        std::future::pending(),
+                    )
+                    .await
+                    .unwrap();
+                (summary, events)
+            }))
+            .unwrap()
+    };
+    assert!(schedule.0.installed >= 2, "{:?}", schedule.0);
+    assert!(
+        schedule
+            .1
+            .iter()
+            .any(|e| e.f == "stop-partition" || e.f == "stop-kill" || e.f == "stop-pause")
+    );
+    for node in lab.nodes() {
+        wait_echo(&ctl, ip(&node), PORT);
+    }
+    assert!(connects_from(&n2, ip("n1"), PORT, Duration::from_secs(2)));
+
     // Close heals what is left (the clock) and ends the ControlMasters.
     let remote = std::sync::Arc::try_unwrap(remote).unwrap();
     clients
