@@ -9,10 +9,11 @@
 //! | pause / resume | `pkill -STOP` / `pkill -CONT -f <pattern>` |
 //! | clock | bump/reset by writing the node's libfaketime file on the host, if it has one |
 //! | loss | table `inet faultline_loss`: `numgen random mod 100 < N drop` for packets from and to the peers |
+//! | bandwidth / delay | `tc qdisc replace dev <if> root tbf …` / `netem …` on the interfaces that route to the peers (egress; SSH shares them) |
 //!
 //! Peer traffic only is touched: rules match the other nodes' addresses, so the SSH
 //! connection that must undo them is never cut. Not done over SSH (refused with a message):
-//! clock strobe/skew and real system-clock changes, bandwidth, delay.
+//! clock strobe/skew and real system-clock changes.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::Ipv4Addr;
@@ -72,6 +73,8 @@ struct RemoteFaults {
     paused: BTreeSet<String>,
     clocks: BTreeMap<String, i64>,
     lossy: BTreeSet<String>,
+    /// node -> interfaces with our root qdisc, per kind (bandwidth, delay).
+    shaped: BTreeMap<(FaultKind, String), Vec<String>>,
 }
 
 /// Connected remote hosts: the fault target for clusters on real machines.
@@ -408,14 +411,97 @@ impl Remote {
                     nodes,
                 )
             }
-            Fault::Bandwidth { .. } | Fault::Delay { .. } => {
-                return Ok(Action::Skipped(format!(
-                    "{} faults are not available over SSH yet",
-                    fault.kind()
-                )));
+            Fault::Bandwidth { kbit, nodes } => {
+                let nodes = match select_nodes(&names, nodes, &names, rng, leader) {
+                    Ok(nodes) => nodes,
+                    Err(why) => return Ok(Action::Skipped(why)),
+                };
+                let qdisc = format!("tbf rate {kbit}kbit burst 16kb latency 100ms");
+                for node in &nodes {
+                    self.shape(node, FaultKind::Bandwidth, &qdisc).await?;
+                }
+                installed(
+                    format!(
+                        "limit {} to {kbit} kbit/s outgoing toward peers (tc tbf)",
+                        join(&nodes)
+                    ),
+                    nodes,
+                )
+            }
+            Fault::Delay {
+                ms,
+                jitter_ms,
+                nodes,
+            } => {
+                let nodes = match select_nodes(&names, nodes, &names, rng, leader) {
+                    Ok(nodes) => nodes,
+                    Err(why) => return Ok(Action::Skipped(why)),
+                };
+                let qdisc = format!("netem delay {ms}ms {jitter_ms}ms");
+                for node in &nodes {
+                    match self.shape(node, FaultKind::Delay, &qdisc).await {
+                        Ok(()) => {}
+                        // The host's kernel has no netem: say so, undo what was shaped.
+                        Err(Error::Command { stderr, .. })
+                            if stderr.contains("qdisc kind is unknown") =>
+                        {
+                            self.stop_fault(FaultKind::Delay).await?;
+                            return Ok(Action::Skipped(format!(
+                                "host of {node} has no tc netem (sch_netem), so packets cannot be delayed there"
+                            )));
+                        }
+                        Err(e) => return Err(e),
+                    }
+                }
+                installed(
+                    format!(
+                        "delay packets from {} toward peers by {ms} ms ± {jitter_ms} ms (tc netem)",
+                        join(&nodes)
+                    ),
+                    nodes,
+                )
             }
         };
         Ok(action)
+    }
+
+    /// Puts `qdisc` as root qdisc on every interface the host uses to reach its peers
+    /// (`ip route get`), recording them for the undo. It shapes all traffic leaving on those
+    /// interfaces, SSH included: hosts rarely have a separate management link.
+    async fn shape(&self, node: &str, kind: FaultKind, qdisc: &str) -> Result<()> {
+        let peers: Vec<String> = self
+            .nodes
+            .iter()
+            .filter(|n| n.name != node)
+            .map(|n| n.ip.to_string())
+            .collect();
+        let mut devices = BTreeSet::new();
+        for peer in &peers {
+            let route = self
+                .exec(node, &format!("ip -o -4 route get {peer}"), None)
+                .await?;
+            let mut words = route.split_whitespace();
+            if words.by_ref().any(|w| w == "dev")
+                && let Some(dev) = words.next()
+                && dev != "lo"
+            {
+                devices.insert(dev.to_string());
+            }
+        }
+        for dev in &devices {
+            self.exec(
+                node,
+                &format!("tc qdisc replace dev {} root {qdisc}", shell_quote(dev)),
+                None,
+            )
+            .await?;
+            lock(&self.faults)
+                .shaped
+                .entry((kind, node.to_string()))
+                .or_default()
+                .push(dev.clone());
+        }
+        Ok(())
     }
 
     async fn write_clock(&self, node: &str, offset_ms: i64) -> Result<()> {
@@ -514,7 +600,37 @@ impl Remote {
                 }
                 installed(format!("stop packet loss on {}", join(&nodes)), nodes)
             }
-            other => Action::Skipped(format!("no {other} fault is active")),
+            FaultKind::Bandwidth | FaultKind::Delay => {
+                let shaped: Vec<((FaultKind, String), Vec<String>)> = {
+                    let mut faults = lock(&self.faults);
+                    let keys: Vec<(FaultKind, String)> = faults
+                        .shaped
+                        .keys()
+                        .filter(|(k, _)| *k == kind)
+                        .cloned()
+                        .collect();
+                    keys.into_iter()
+                        .filter_map(|key| faults.shaped.remove(&key).map(|devs| (key, devs)))
+                        .collect()
+                };
+                if shaped.is_empty() {
+                    return Ok(Action::Skipped(format!("no {kind} fault is active")));
+                }
+                let mut nodes = Vec::new();
+                for ((_, node), devices) in shaped {
+                    for dev in devices {
+                        // Gone already (replaced or removed by hand) is fine.
+                        let script = format!(
+                            "tc qdisc del dev {} root 2>/dev/null || true",
+                            shell_quote(&dev)
+                        );
+                        self.exec(&node, &script, None).await?;
+                    }
+                    nodes.push(node);
+                }
+                let nodes = sorted(nodes);
+                installed(format!("remove {kind} limits from {}", join(&nodes)), nodes)
+            }
         })
     }
 
@@ -524,6 +640,8 @@ impl Remote {
         for kind in [
             FaultKind::Partition,
             FaultKind::Loss,
+            FaultKind::Bandwidth,
+            FaultKind::Delay,
             FaultKind::Clock,
             FaultKind::Pause,
             FaultKind::Kill,
@@ -538,12 +656,10 @@ impl Remote {
 
     /// Which kinds work over SSH.
     pub fn supports(&self, kind: FaultKind) -> std::result::Result<(), String> {
-        match kind {
-            FaultKind::Bandwidth | FaultKind::Delay => {
-                Err(format!("{kind} faults are not available over SSH yet"))
-            }
-            _ => Ok(()),
-        }
+        // Every kind has a host command; netem availability is only known per host, at
+        // start (a delay on a host without netem is Skipped with the reason).
+        let _ = kind;
+        Ok(())
     }
 
     /// Heals, then closes the SSH connections.

@@ -290,14 +290,58 @@ fn remote_faults_over_ssh_take_effect_and_heal() {
         .as_secs_f64();
     let offset = reply.parse::<f64>().unwrap() - now;
     assert!((4.5..5.5).contains(&offset), "offset {offset}");
+
+    // Bandwidth: tbf on the host's interface toward its peers slows a 200 kB upload from n1.
+    sink_in_netns(&n2, ip("n2"), PORT + 1);
+    let n1 = lab.netns("n1").unwrap();
+    let upload = || {
+        let to = ip("n2");
+        in_netns(&n1, move || {
+            use std::io::{Read, Write};
+            let started = std::time::Instant::now();
+            let mut s = std::net::TcpStream::connect((to, PORT + 1)).unwrap();
+            s.write_all(&vec![1u8; 200_000]).unwrap();
+            s.shutdown(std::net::Shutdown::Write).unwrap();
+            let mut reply = String::new();
+            s.read_to_string(&mut reply).unwrap();
+            assert_eq!(reply, "200000");
+            started.elapsed()
+        })
+    };
     let bandwidth = call(
         Fault::Bandwidth {
-            kbit: 100,
+            kbit: 1000,
+            nodes: NodeSelection::Nodes(vec!["n1".into()]),
+        },
+        None,
+    );
+    assert_eq!(
+        installed(&bandwidth),
+        "limit n1 to 1000 kbit/s outgoing toward peers (tc tbf)"
+    );
+    let slow = upload();
+    assert!(slow > Duration::from_secs(1), "{slow:?}");
+    assert_eq!(
+        installed(&stop(FaultKind::Bandwidth)),
+        "remove bandwidth limits from n1"
+    );
+    let fast = upload();
+    assert!(fast < Duration::from_millis(500), "{fast:?}");
+    let delay = call(
+        Fault::Delay {
+            ms: 20,
+            jitter_ms: 0,
             nodes: NodeSelection::All,
         },
         None,
     );
-    assert!(matches!(bandwidth, Action::Skipped(_)));
+    match &delay {
+        Action::Skipped(why) => assert!(why.contains("netem"), "{why}"),
+        Action::Installed(_) => {
+            assert!(installed(&stop(FaultKind::Delay)).starts_with("remove delay"))
+        }
+        other => panic!("{other:?}"),
+    }
 
     // One schedule drives remote hosts like a lab (FaultTarget), and heals at the end.
     let schedule = {
