@@ -124,8 +124,9 @@ fn claim(isolation: Isolation, run_dir: &Path) -> Result<(String, [u8; 3], PathB
     // Addresses and routes of the root namespace: never pick a subnet this machine uses.
     let used = match isolation {
         Isolation::Namespaces => {
-            let addrs = sys::run_blocking("ip", &["-4", "-o", "addr", "show"], None)?;
-            let routes = sys::run_blocking("ip", &["-4", "route", "show", "table", "all"], None)?;
+            let addrs = sys::run_blocking_outside("ip", &["-4", "-o", "addr", "show"], None)?;
+            let routes =
+                sys::run_blocking_outside("ip", &["-4", "route", "show", "table", "all"], None)?;
             format!("{addrs}\n{routes}")
         }
         Isolation::Loopback => String::new(),
@@ -375,7 +376,7 @@ impl Lab {
             return Ok(None);
         }
         let table = self.guard_table();
-        let text = sys::run(
+        let text = sys::run_outside(
             "nft",
             &["-j", "list", "counter", "inet", &table, "leaked"],
             None,

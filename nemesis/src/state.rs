@@ -105,7 +105,7 @@ fn list_namespaces() -> Vec<String> {
 
 /// Root-namespace nft tables as `family name`.
 fn list_tables() -> Vec<String> {
-    let Ok(text) = sys::run_blocking("nft", &["list", "tables"], None) else {
+    let Ok(text) = sys::run_blocking_outside("nft", &["list", "tables"], None) else {
         return Vec::new();
     };
     text.lines()
@@ -178,7 +178,7 @@ pub(crate) fn remove_lab(state: &LabState, path: &Path) -> (Vec<String>, Vec<Str
         if tables.contains(table) {
             let mut args = vec!["delete", "table"];
             args.extend(table.split_whitespace());
-            match sys::run_blocking("nft", &args, None) {
+            match sys::run_blocking_outside("nft", &args, None) {
                 Ok(_) => removed.push(format!("deleted nft table {table}")),
                 Err(e) => failed.push(format!("nft table {table}: {e}")),
             }
@@ -299,7 +299,7 @@ pub fn clean() -> Result<CleanReport> {
         {
             let mut args = vec!["delete", "table"];
             args.extend(table.split_whitespace());
-            match sys::run_blocking("nft", &args, None) {
+            match sys::run_blocking_outside("nft", &args, None) {
                 Ok(_) => report
                     .removed
                     .push(format!("deleted orphan nft table {table}")),

@@ -3,7 +3,9 @@
 //! Shelling out (not netlink) is the STYLE pick: the same commands a person would type, proven
 //! by lab-etcd.sh, and `nft -f -` loads a whole rule set atomically.
 
+use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
 use std::process::Stdio;
+use std::sync::OnceLock;
 
 use crate::error::{Error, Result};
 
@@ -48,11 +50,73 @@ fn check(
     }
 }
 
+/// The network namespace of the process's main thread: "outside" the lab. The client
+/// runtime moves its own threads into `ctl`; a command for the root namespace (the guard
+/// table, the root's addresses) must not run wherever the calling thread happens to be.
+/// /proc/<tgid>/ns/net names the main thread's namespace, which this crate never changes.
+fn outside_netns() -> Option<&'static OwnedFd> {
+    static OUTSIDE: OnceLock<Option<OwnedFd>> = OnceLock::new();
+    OUTSIDE
+        .get_or_init(|| {
+            std::fs::File::open(format!("/proc/{}/ns/net", std::process::id()))
+                .ok()
+                .map(OwnedFd::from)
+        })
+        .as_ref()
+}
+
+/// Makes a command's child enter the outside namespace before exec.
+fn enter_outside(command: &mut std::process::Command) {
+    use std::os::unix::process::CommandExt;
+    if let Some(fd) = outside_netns() {
+        let raw = fd.as_raw_fd();
+        // SAFETY: runs in the forked child before exec; setns(2) is a plain syscall and
+        // the fd stays open in the parent (a 'static) for the child's whole pre-exec phase.
+        unsafe {
+            command.pre_exec(move || {
+                let fd = BorrowedFd::borrow_raw(raw);
+                nix::sched::setns(fd, nix::sched::CloneFlags::CLONE_NEWNET)
+                    .map_err(std::io::Error::from)
+            });
+        }
+    }
+}
+
+/// [`run_blocking`] in the outside (root) network namespace, whatever thread calls it.
+pub(crate) fn run_blocking_outside(
+    program: &str,
+    args: &[&str],
+    stdin: Option<&str>,
+) -> Result<String> {
+    let mut command = std::process::Command::new(program);
+    enter_outside(&mut command);
+    run_command_blocking(command, program, args, stdin)
+}
+
+/// [`run`] in the outside (root) network namespace, whatever thread calls it.
+pub(crate) async fn run_outside(
+    program: &str,
+    args: &[&str],
+    stdin: Option<&str>,
+) -> Result<String> {
+    let mut command = std::process::Command::new(program);
+    enter_outside(&mut command);
+    run_command(tokio::process::Command::from(command), program, args, stdin).await
+}
+
 /// Runs `program args` to completion (blocking), feeding `stdin` if given; stdout on success.
 /// Used by `Drop` and `clean`, which cannot await.
 pub(crate) fn run_blocking(program: &str, args: &[&str], stdin: Option<&str>) -> Result<String> {
+    run_command_blocking(std::process::Command::new(program), program, args, stdin)
+}
+
+fn run_command_blocking(
+    mut command: std::process::Command,
+    program: &str,
+    args: &[&str],
+    stdin: Option<&str>,
+) -> Result<String> {
     use std::io::Write;
-    let mut command = std::process::Command::new(program);
     command
         .args(args)
         .stdout(Stdio::piped())
@@ -73,8 +137,16 @@ pub(crate) fn run_blocking(program: &str, args: &[&str], stdin: Option<&str>) ->
 
 /// Async twin of [`run_blocking`], for everything on the lab's hot paths.
 pub(crate) async fn run(program: &str, args: &[&str], stdin: Option<&str>) -> Result<String> {
+    run_command(tokio::process::Command::new(program), program, args, stdin).await
+}
+
+async fn run_command(
+    mut command: tokio::process::Command,
+    program: &str,
+    args: &[&str],
+    stdin: Option<&str>,
+) -> Result<String> {
     use tokio::io::AsyncWriteExt;
-    let mut command = tokio::process::Command::new(program);
     command
         .args(args)
         .stdout(Stdio::piped())
@@ -97,11 +169,11 @@ pub(crate) async fn run(program: &str, args: &[&str], stdin: Option<&str>) -> Re
     check(program, args, output)
 }
 
-/// `nft -f -` inside network namespace `ns` (or the current one when `ns` is None): the whole
+/// `nft -f -` inside network namespace `ns` (or the outside one when `ns` is None): the whole
 /// script is applied as one transaction or not at all.
 pub(crate) async fn nft_script(ns: Option<&str>, script: &str) -> Result<String> {
     match ns {
         Some(ns) => run("ip", &["netns", "exec", ns, "nft", "-f", "-"], Some(script)).await,
-        None => run("nft", &["-f", "-"], Some(script)).await,
+        None => run_outside("nft", &["-f", "-"], Some(script)).await,
     }
 }

@@ -241,3 +241,27 @@ async fn five_node_lab_builds_and_tears_down_in_under_two_seconds() {
         "{built:?} {torn:?}"
     );
 }
+
+#[test]
+#[ignore = "needs root, nftables, libfaketime: run by scripts/test.sh"]
+fn guard_and_teardown_work_from_a_client_thread() {
+    // Root-namespace commands (the guard table) must not follow the calling thread into ctl.
+    let dir = tempfile::tempdir().unwrap();
+    let setup = tokio::runtime::Runtime::new().unwrap();
+    let lab = setup.block_on(lab(1, dir.path()));
+    let name = lab.name().to_string();
+    let clients = lab.client_runtime(1).unwrap();
+    let guard = clients
+        .block_on(clients.spawn(async move {
+            let guard = lab.guard_packets().await.unwrap();
+            lab.teardown().await.unwrap();
+            guard
+        }))
+        .unwrap();
+    assert_eq!(guard, Some(0));
+    assert!(namespaces_of(&name).is_empty());
+    assert!(
+        !nft_tables().contains(&format!("{name}_guard")),
+        "guard table removed"
+    );
+}
