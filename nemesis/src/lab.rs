@@ -448,6 +448,19 @@ impl Lab {
         Ok(runtime)
     }
 
+    /// Whether the calling thread is inside `ctl` (always true for loopback labs): for
+    /// `debug_assert!`s in client code, which must only open sockets on the client runtime.
+    pub fn is_client_thread(&self) -> bool {
+        if self.isolation != Isolation::Namespaces {
+            return true;
+        }
+        let ctl = Path::new("/run/netns").join(self.client_netns());
+        matches!(
+            (netns_inode(&ctl), netns_inode(Path::new("/proc/thread-self/ns/net"))),
+            (Ok(a), Ok(b)) if a == b
+        )
+    }
+
     /// Undoes everything: heals faults, kills every node (SIGKILL; stop them gracefully
     /// first with [`Lab::stop_node`] if that matters), deletes namespaces, the guard table and
     /// the state file. Call it on every path; [`Drop`] is only the safety net.

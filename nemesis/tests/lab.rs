@@ -51,6 +51,24 @@ fn client_runtime_sockets_are_inside_ctl_and_guard_stays_zero() {
     assert!(process_alive(pid));
     wait_echo(&lab.client_netns(), lab.node_ip("n1"), 7000);
     let clients = lab.client_runtime(2).unwrap();
+    assert!(!lab.is_client_thread(), "the test thread stays outside");
+    let lab = std::sync::Arc::new(lab);
+    let probe = lab.clone();
+    assert!(
+        clients
+            .block_on(clients.spawn(async move { probe.is_client_thread() }))
+            .unwrap()
+    );
+    assert!(
+        clients
+            .block_on(clients.spawn_blocking({
+                let probe = lab.clone();
+                move || probe.is_client_thread()
+            }))
+            .unwrap(),
+        "blocking-pool threads are in ctl too"
+    );
+    let lab = std::sync::Arc::try_unwrap(lab).unwrap();
     let ip = lab.node_ip("n1");
     // Spawned on the runtime's own threads (which are in ctl): reaches the node.
     let reply = clients
