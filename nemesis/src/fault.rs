@@ -595,6 +595,13 @@ impl Lab {
         .await;
     }
 
+    fn is_live(&self, node: &str) -> bool {
+        matches!(
+            self.node_status(node),
+            Ok(NodeStatus::Running { .. } | NodeStatus::Paused { .. })
+        )
+    }
+
     /// Nodes whose process runs (or is paused) right now.
     fn live_nodes(&self) -> Vec<String> {
         self.nodes
@@ -642,13 +649,29 @@ impl Lab {
                     Ok(nodes) => nodes,
                     Err(why) => return Ok(Action::Skipped(why)),
                 };
+                let mut killed = Vec::new();
+                let mut gone = Vec::new();
                 for node in &nodes {
-                    self.kill_node(node).await?;
-                    let mut faults = lock(&self.faults);
-                    faults.killed.insert(node.clone());
-                    faults.paused.remove(node);
+                    match self.kill_node(node).await {
+                        Ok(()) => {
+                            killed.push(node.clone());
+                            let mut faults = lock(&self.faults);
+                            faults.killed.insert(node.clone());
+                            faults.paused.remove(node);
+                        }
+                        // It exited by itself since it was picked: not ours to kill, and the
+                        // run goes on (its exit shows up in `unexpected_exits`).
+                        Err(Error::Node { .. }) if !self.is_live(node) => gone.push(node.clone()),
+                        Err(e) => return Err(e),
+                    }
                 }
-                Action::installed(format!("kill {} (SIGKILL)", join(&nodes)), nodes)
+                if killed.is_empty() {
+                    return Ok(Action::Skipped(format!(
+                        "{} exited before the kill",
+                        join(&gone)
+                    )));
+                }
+                Action::installed(format!("kill {} (SIGKILL)", join(&killed)), killed)
             }
             Fault::Pause(selection) => {
                 let pool: Vec<String> = self
@@ -661,11 +684,25 @@ impl Lab {
                     Ok(nodes) => nodes,
                     Err(why) => return Ok(Action::Skipped(why)),
                 };
+                let mut paused = Vec::new();
+                let mut gone = Vec::new();
                 for node in &nodes {
-                    self.pause_node(node).await?;
-                    lock(&self.faults).paused.insert(node.clone());
+                    match self.pause_node(node).await {
+                        Ok(()) => {
+                            paused.push(node.clone());
+                            lock(&self.faults).paused.insert(node.clone());
+                        }
+                        Err(Error::Node { .. }) if !self.is_live(node) => gone.push(node.clone()),
+                        Err(e) => return Err(e),
+                    }
                 }
-                Action::installed(format!("pause {} (SIGSTOP)", join(&nodes)), nodes)
+                if paused.is_empty() {
+                    return Ok(Action::Skipped(format!(
+                        "{} exited before the pause",
+                        join(&gone)
+                    )));
+                }
+                Action::installed(format!("pause {} (SIGSTOP)", join(&paused)), paused)
             }
             Fault::Clock(clock, selection) => self.start_clock(clock, selection, rng, leader)?,
             Fault::Loss { percent, nodes } => {
@@ -1058,16 +1095,21 @@ impl Lab {
                 }
                 let mut resumed = Vec::new();
                 for node in &paused {
-                    // A paused node that was killed meanwhile has nothing to resume.
-                    if matches!(
-                        self.node_status(node),
-                        Ok(NodeStatus::Paused { .. } | NodeStatus::Running { .. })
-                    ) {
-                        self.resume_node(node).await?;
-                        resumed.push(node.clone());
+                    // A paused node that was killed (or died) meanwhile has nothing to resume.
+                    match self.resume_node(node).await {
+                        Ok(()) => resumed.push(node.clone()),
+                        Err(Error::Node { .. }) if !self.is_live(node) => {}
+                        Err(e) => return Err(e),
                     }
                 }
-                Action::installed(format!("resume {} (SIGCONT)", join(&resumed)), resumed)
+                if resumed.is_empty() {
+                    Action::Skipped(format!(
+                        "{} no longer run: nothing to resume",
+                        join(&paused)
+                    ))
+                } else {
+                    Action::installed(format!("resume {} (SIGCONT)", join(&resumed)), resumed)
+                }
             }
             FaultKind::Clock => {
                 self.join_fault_tasks().await;
