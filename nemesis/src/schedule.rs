@@ -116,7 +116,9 @@ pub enum Phase {
 }
 
 /// One nemesis event for the history: `{"process": "nemesis", "type": "info", "f": f,
-/// "value": value, "error": error}`.
+/// "value": value, "error": error}`. Emitted right after the action completed, so a start
+/// event's time is when the fault was certainly in place and a stop event's when it was
+/// certainly gone; stamp it with the run clock when it arrives.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct FaultEvent {
     pub kind: FaultKind,
