@@ -47,6 +47,20 @@ pub fn ensure_root_or_reexec() -> Result<()> {
     if in_user_namespace() {
         return Err(Error::NotRoot);
     }
+    // Probe first: once exec'd, a failing unshare cannot fall back to a useful message.
+    let probe = std::process::Command::new("unshare")
+        .args(["--user", "--map-root-user", "--net", "--mount", "--pid", "--fork", "true"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .map_err(|source| Error::Spawn {
+            program: "unshare".to_string(),
+            package: "util-linux",
+            source,
+        })?;
+    if !probe.success() {
+        return Err(Error::NotRoot);
+    }
     let exe = std::env::current_exe().map_err(|e| Error::io("finding", "/proc/self/exe", e))?;
     tracing::info!("not root: re-executing inside a user namespace (unshare -Urnm --pid)");
     let error = std::process::Command::new("unshare")
