@@ -30,6 +30,11 @@ use crate::fault::{
 };
 use crate::lab::lock;
 
+const MASTER_IDLE: std::num::NonZeroUsize = match std::num::NonZeroUsize::new(3600) {
+    Some(n) => n,
+    None => panic!("3600 is not zero"),
+};
+
 /// One node on a real host.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RemoteNode {
@@ -134,6 +139,9 @@ impl Remote {
                     .unwrap_or_else(std::env::temp_dir),
             );
             builder.connect_timeout(options.connect_timeout.unwrap_or(Duration::from_secs(10)));
+            // A master left behind by a killed run exits by itself after an hour idle (the
+            // default is to persist forever); a live run's nemesis interval is far shorter.
+            builder.control_persist(openssh::ControlPersist::IdleFor(MASTER_IDLE));
             if let Some(port) = node.port {
                 builder.port(port);
             }
