@@ -49,7 +49,15 @@ pub fn ensure_root_or_reexec() -> Result<()> {
     }
     // Probe first: once exec'd, a failing unshare cannot fall back to a useful message.
     let probe = std::process::Command::new("unshare")
-        .args(["--user", "--map-root-user", "--net", "--mount", "--pid", "--fork", "true"])
+        .args([
+            "--user",
+            "--map-root-user",
+            "--net",
+            "--mount",
+            "--pid",
+            "--fork",
+            "true",
+        ])
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .status()
