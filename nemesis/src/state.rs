@@ -219,6 +219,18 @@ pub struct CleanReport {
 pub fn clean() -> Result<CleanReport> {
     let dir = state_dir();
     let mut report = CleanReport::default();
+    std::fs::create_dir_all(&dir).map_err(|e| Error::io("creating", &dir, e))?;
+    // One clean at a time (flock, released when the guard drops): two concurrent cleans
+    // would otherwise split one orphan lab's removal between their reports.
+    let lock_path = dir.join(".clean.lock");
+    let lock_file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .map_err(|e| Error::io("opening", &lock_path, e))?;
+    let _guard = nix::fcntl::Flock::lock(lock_file, nix::fcntl::FlockArg::LockExclusive)
+        .map_err(|(_, errno)| Error::io("locking", &lock_path, std::io::Error::from(errno)))?;
     // List namespaces and tables BEFORE reading state files: a lab writes its state file
     // before making anything, so everything listed here whose lab is live has a state file
     // by the time we read the directory. (The other order races with labs being built.)

@@ -474,10 +474,7 @@ async fn bandwidth_limit_slows_a_transfer_and_stop_removes_it() {
     );
     lab.stop_fault(FaultKind::Bandwidth).await.unwrap();
     let again = send(200_000);
-    assert!(
-        again < Duration::from_millis(500),
-        "unshaped again: {again:?}"
-    );
+    assert!(again < slow / 3, "unshaped again: {again:?}");
     assert_guard_zero(&lab).await;
     lab.teardown().await.unwrap();
 }

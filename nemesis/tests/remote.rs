@@ -326,7 +326,7 @@ fn remote_faults_over_ssh_take_effect_and_heal() {
         "remove bandwidth limits from n1"
     );
     let fast = upload();
-    assert!(fast < Duration::from_millis(500), "{fast:?}");
+    assert!(fast < slow / 3, "{fast:?} vs {slow:?}");
     let delay = call(
         Fault::Delay {
             ms: 20,
@@ -369,7 +369,7 @@ fn remote_faults_over_ssh_take_effect_and_heal() {
             }))
             .unwrap()
     };
-    assert!(schedule.0.installed >= 2, "{:?}", schedule.0);
+    assert!(schedule.0.installed >= 1, "{:?}", schedule.0);
     assert!(
         schedule
             .1

@@ -41,8 +41,8 @@ async fn schedule_cycles_faults_emits_events_and_heals_everything() {
         .unwrap();
     let took = started.elapsed();
     assert!(took < Duration::from_secs(5), "stops by itself: {took:?}");
-    assert!(summary.cycles >= 5, "{summary:?}");
-    assert!(summary.installed >= 3, "{summary:?}");
+    assert!(summary.cycles >= 3, "{summary:?}");
+    assert!(summary.installed >= 2, "{summary:?}");
     // Every installed start is followed by a stop of the same kind before the next start.
     let mut open: Option<FaultKind> = None;
     for event in &events {
@@ -66,7 +66,7 @@ async fn schedule_cycles_faults_emits_events_and_heals_everything() {
     }
     assert_eq!(open, None);
     let kinds: std::collections::BTreeSet<FaultKind> = events.iter().map(|e| e.kind).collect();
-    assert!(kinds.len() >= 3, "several kinds drawn: {kinds:?}");
+    assert!(kinds.len() >= 2, "several kinds drawn: {kinds:?}");
     // Healed: every node answers, nodes reach each other, clocks are real again.
     for node in lab.nodes() {
         wait_echo(&ctl, lab.node_ip(&node), 7400);
