@@ -574,3 +574,57 @@ async fn loopback_lab_kills_and_restarts_but_refuses_network_faults() {
     assert!(back, "restarted node answers again");
     lab.teardown().await.unwrap();
 }
+
+#[tokio::test]
+#[ignore = "needs root, nftables, libfaketime: run by scripts/test.sh"]
+async fn fault_actions_take_milliseconds() {
+    let dir = tempfile::tempdir().unwrap();
+    let lab = lab(5, dir.path()).await;
+    for node in lab.nodes() {
+        lab.start_node(&node, echo_server(&lab, &node, 7108, false))
+            .await
+            .unwrap();
+    }
+    let timed = |started: Instant| started.elapsed();
+    let mut rng = seeded();
+    let t = Instant::now();
+    lab.start_fault(
+        &Fault::Partition(PartitionKind::MajoritiesRing),
+        &mut rng,
+        None,
+    )
+    .await
+    .unwrap();
+    let partition = timed(t);
+    let t = Instant::now();
+    lab.stop_fault(FaultKind::Partition).await.unwrap();
+    let heal = timed(t);
+    let t = Instant::now();
+    lab.start_fault(&Fault::Kill(NodeSelection::All), &mut rng, None)
+        .await
+        .unwrap();
+    let kill = timed(t);
+    let t = Instant::now();
+    lab.stop_fault(FaultKind::Kill).await.unwrap();
+    let restart = timed(t);
+    let t = Instant::now();
+    lab.start_fault(&Fault::Pause(NodeSelection::All), &mut rng, None)
+        .await
+        .unwrap();
+    let pause = timed(t);
+    lab.heal().await.unwrap();
+    println!(
+        "5 nodes: partition {partition:?}, heal {heal:?}, kill all {kill:?}, restart all {restart:?}, pause all {pause:?}"
+    );
+    for (what, took) in [
+        ("partition", partition),
+        ("heal", heal),
+        ("kill", kill),
+        ("restart", restart),
+        ("pause", pause),
+    ] {
+        assert!(took < Duration::from_secs(2), "{what} took {took:?}");
+    }
+    assert_guard_zero(&lab).await;
+    lab.teardown().await.unwrap();
+}
