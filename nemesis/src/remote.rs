@@ -7,13 +7,13 @@
 //! | partition | `nft -f -`: table `inet faultline` with an input chain dropping packets from the peers this host cannot hear (Jepsen's node-local drop); heal deletes the table |
 //! | kill / restart | `pkill -KILL -f <pattern>`; restart runs the node's start command detached (`setsid`) |
 //! | pause / resume | `pkill -STOP` / `pkill -CONT -f <pattern>` |
-//! | clock | bump/reset by writing the node's libfaketime file on the host, if it has one |
+//! | clock | the node's libfaketime file on the host: bump/reset written over SSH; strobe and skew by a bounded loop running on the host |
 //! | loss | table `inet faultline_loss`: `numgen random mod 100 < N drop` for packets from and to the peers |
 //! | bandwidth / delay | `tc qdisc replace dev <if> root tbf …` / `netem …` on the interfaces that route to the peers (egress; SSH shares them) |
 //!
 //! Peer traffic only is touched: rules match the other nodes' addresses, so the SSH
 //! connection that must undo them is never cut. Not done over SSH (refused with a message):
-//! clock strobe/skew and real system-clock changes.
+//! changing a host's real system clock.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::Ipv4Addr;
@@ -29,6 +29,9 @@ use crate::fault::{
     select_nodes, sorted,
 };
 use crate::lab::lock;
+
+/// Upper bound on a host-side clock loop, in case no stop ever comes.
+const CLOCK_LOOP_LIMIT_MS: u64 = 3_600_000;
 
 const MASTER_IDLE: std::num::NonZeroUsize = match std::num::NonZeroUsize::new(3600) {
     Some(n) => n,
@@ -77,6 +80,8 @@ struct RemoteFaults {
     killed: BTreeSet<String>,
     paused: BTreeSet<String>,
     clocks: BTreeMap<String, i64>,
+    /// Nodes with a strobe/skew loop running on their host.
+    clock_loops: BTreeSet<String>,
     lossy: BTreeSet<String>,
     /// node -> interfaces with our root qdisc, per kind (bandwidth, delay).
     shaped: BTreeMap<(FaultKind, String), Vec<String>>,
@@ -361,19 +366,18 @@ impl Remote {
                     Ok(nodes) => nodes,
                     Err(why) => return Ok(Action::Skipped(why)),
                 };
+                if let ClockFault::Strobe { .. } | ClockFault::Skew { .. } = clock {
+                    return self.start_clock_loop(clock, &nodes).await;
+                }
                 let (delta, description) = match clock {
                     ClockFault::Bump { delta_ms } => (
                         Some(*delta_ms),
                         format!("bump clock of {} by {delta_ms:+} ms", join(&nodes)),
                     ),
-                    ClockFault::Reset => (None, format!("reset clock of {}", join(&nodes))),
-                    other => {
-                        return Ok(Action::Skipped(format!(
-                            "{other:?} is not available over SSH (bump and reset are)"
-                        )));
-                    }
+                    _ => (None, format!("reset clock of {}", join(&nodes))),
                 };
                 for node in &nodes {
+                    self.stop_clock_loop(node).await?;
                     let offset = {
                         let mut faults = lock(&self.faults);
                         let offset = faults.clocks.entry(node.clone()).or_default();
@@ -512,6 +516,82 @@ impl Remote {
         Ok(())
     }
 
+    /// Strobe and skew run as a loop ON the host (detached, bounded to an hour), writing the
+    /// node's faketime file, so their timing does not depend on SSH round trips. The loop is
+    /// named by its `$0` (`faultline-clock-<node>`) so stop can find it.
+    async fn start_clock_loop(&self, clock: &ClockFault, nodes: &[String]) -> Result<Action> {
+        let mut description = String::new();
+        for node in nodes {
+            let Some(file) = self.node(node)?.faketime_file.clone() else {
+                continue;
+            };
+            self.stop_clock_loop(node).await?;
+            let base = lock(&self.faults).clocks.get(node).copied().unwrap_or(0);
+            let write = |spec: &str| {
+                format!("printf '%s\\n' {spec} > \"$f.tmp\" && mv -f \"$f.tmp\" \"$f\"")
+            };
+            let body = match clock {
+                ClockFault::Strobe {
+                    delta_ms,
+                    period_ms,
+                } => {
+                    let period_ms = (*period_ms).max(1);
+                    let rounds = CLOCK_LOOP_LIMIT_MS / period_ms / 2 + 1;
+                    description = format!(
+                        "strobe clock of {} between +0 and {delta_ms:+} ms every {period_ms} ms",
+                        join(nodes)
+                    );
+                    let pause = format!("{}.{:03}", period_ms / 1000, period_ms % 1000);
+                    format!(
+                        "i=0; while [ $i -lt {rounds} ]; do {high}; sleep {pause}; {low}; sleep {pause}; i=$((i+1)); done",
+                        high = write(faketime_spec(base + delta_ms).trim()),
+                        low = write(faketime_spec(base).trim()),
+                    )
+                }
+                ClockFault::Skew { rate } if rate.is_finite() && *rate > 0.0 => {
+                    description =
+                        format!("skew clock of {} to run at {rate}x real time", join(nodes));
+                    // Integer shell arithmetic: the rate in thousandths.
+                    let milli = (rate * 1000.0).round() as i64;
+                    let rounds = CLOCK_LOOP_LIMIT_MS / 50;
+                    format!(
+                        "start=$(date +%s%N); i=0; while [ $i -lt {rounds} ]; do \
+                         off=$(( {base} + ($(date +%s%N) - start) / 1000000 * ({milli} - 1000) / 1000 )); \
+                         if [ $off -lt 0 ]; then s=-; a=$((-off)); else s=+; a=$off; fi; \
+                         printf '%s%d.%03d\\n' $s $((a/1000)) $((a%1000)) > \"$f.tmp\" && mv -f \"$f.tmp\" \"$f\"; \
+                         sleep 0.05; i=$((i+1)); done"
+                    )
+                }
+                other => {
+                    return Ok(Action::Skipped(format!(
+                        "{other:?} is not a valid clock loop"
+                    )));
+                }
+            };
+            let script = format!("f={}; {body}", shell_quote(&file));
+            let launch = format!(
+                "setsid sh -c {} faultline-clock-{node} </dev/null >/dev/null 2>&1 &",
+                shell_quote(&script)
+            );
+            self.exec(node, &launch, None).await?;
+            let mut faults = lock(&self.faults);
+            faults.clock_loops.insert(node.clone());
+            faults.clocks.entry(node.clone()).or_insert(base);
+        }
+        Ok(installed(description, nodes.to_vec()))
+    }
+
+    /// Ends a node's strobe/skew loop, if any, and waits for its last write to land.
+    async fn stop_clock_loop(&self, node: &str) -> Result<()> {
+        if !lock(&self.faults).clock_loops.remove(node) {
+            return Ok(());
+        }
+        let pattern = shell_quote(&self_excluding(&format!("faultline-clock-{node}")));
+        self.exec(node, &format!("pkill -f -- {pattern}; sleep 0.1"), None)
+            .await
+            .map(|_| ())
+    }
+
     async fn write_clock(&self, node: &str, offset_ms: i64) -> Result<()> {
         let Some(file) = &self.node(node)?.faketime_file else {
             return Ok(());
@@ -590,6 +670,7 @@ impl Remote {
                     return Ok(Action::Skipped("no clock is faulted".to_string()));
                 }
                 for node in &nodes {
+                    self.stop_clock_loop(node).await?;
                     self.write_clock(node, 0).await?;
                 }
                 installed(format!("reset clock of {}", join(&nodes)), nodes)

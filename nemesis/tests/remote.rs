@@ -290,6 +290,72 @@ fn remote_faults_over_ssh_take_effect_and_heal() {
         .as_secs_f64();
     let offset = reply.parse::<f64>().unwrap() - now;
     assert!((4.5..5.5).contains(&offset), "offset {offset}");
+    let node_offset = |node: &str| {
+        let reply = ask_from(&ctl, ip(node), PORT, "time", Duration::from_secs(2)).unwrap();
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs_f64();
+        reply.parse::<f64>().unwrap() - now
+    };
+    assert_eq!(installed(&stop(FaultKind::Clock)), "reset clock of n1");
+    assert!(node_offset("n1").abs() < 0.5);
+
+    // Strobe and skew run as loops on the host.
+    let strobe = call(
+        Fault::Clock(
+            ClockFault::Strobe {
+                delta_ms: 60_000,
+                period_ms: 20,
+            },
+            NodeSelection::Nodes(vec!["n1".into()]),
+        ),
+        None,
+    );
+    assert_eq!(
+        installed(&strobe),
+        "strobe clock of n1 between +0 and +60000 ms every 20 ms"
+    );
+    let samples: Vec<f64> = (0..30)
+        .map(|_| {
+            std::thread::sleep(Duration::from_millis(7));
+            node_offset("n1")
+        })
+        .collect();
+    assert!(samples.iter().any(|o| *o > 50.0), "{samples:?}");
+    assert!(samples.iter().any(|o| o.abs() < 5.0), "{samples:?}");
+    stop(FaultKind::Clock);
+    let after: Vec<f64> = (0..5).map(|_| node_offset("n1")).collect();
+    assert!(
+        after.iter().all(|o| o.abs() < 0.5),
+        "strobe stopped: {after:?}"
+    );
+    let skew = call(
+        Fault::Clock(
+            ClockFault::Skew { rate: 5.0 },
+            NodeSelection::Nodes(vec!["n1".into()]),
+        ),
+        None,
+    );
+    assert_eq!(installed(&skew), "skew clock of n1 to run at 5x real time");
+    std::thread::sleep(Duration::from_millis(800));
+    let offset = node_offset("n1");
+    // 800 ms at 5x is 3.2 s ahead, minus SSH start-up of the loop and its 50 ms ticks.
+    assert!((1.5..4.0).contains(&offset), "offset {offset}");
+    stop(FaultKind::Clock);
+    assert!(node_offset("n1").abs() < 0.5);
+    let bump = call(
+        Fault::Clock(
+            ClockFault::Bump { delta_ms: 5000 },
+            NodeSelection::Nodes(vec!["n1".into()]),
+        ),
+        None,
+    );
+    assert_eq!(
+        installed(&bump),
+        "bump clock of n1 by +5000 ms",
+        "left for close() to reset"
+    );
 
     // Bandwidth: tbf on the host's interface toward its peers slows a 200 kB upload from n1.
     sink_in_netns(&n2, ip("n2"), PORT + 1);
