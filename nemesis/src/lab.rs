@@ -131,6 +131,23 @@ fn claim(isolation: Isolation, run_dir: &Path) -> Result<(String, [u8; 3], PathB
         }
         Isolation::Loopback => String::new(),
     };
+    // Leftovers of killed runs (until `faultline clean`) keep their names: never reuse one.
+    let taken_names: String = {
+        let namespaces = std::fs::read_dir("/run/netns")
+            .map(|d| {
+                d.filter_map(|e| e.ok()?.file_name().into_string().ok())
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            })
+            .unwrap_or_default();
+        let tables = match isolation {
+            Isolation::Namespaces => {
+                sys::run_blocking_outside("nft", &["list", "tables"], None).unwrap_or_default()
+            }
+            Isolation::Loopback => String::new(),
+        };
+        format!(" {namespaces} {tables}")
+    };
     let first = match isolation {
         Isolation::Namespaces => 10,
         Isolation::Loopback => 127,
@@ -142,7 +159,8 @@ fn claim(isolation: Isolation, run_dir: &Path) -> Result<(String, [u8; 3], PathB
         let name = format!("fl{x:02x}{y:02x}");
         let prefix = [first, x, y];
         if used.contains(&format!(" {first}.{x}.{y}."))
-            || state::netns_exists(&format!("{name}-br"))
+            || taken_names.contains(&format!(" {name}-"))
+            || taken_names.contains(&format!(" {name}_guard"))
         {
             continue;
         }
@@ -210,7 +228,11 @@ impl Lab {
             let started = std::time::Instant::now();
             if let Err(error) = lab.build_namespaces().await {
                 tracing::error!(lab = %lab.name, %error, "building the lab failed; removing what was made");
-                lab.teardown().await?;
+                // The build error is the one to report; a teardown failure is logged.
+                let name = lab.name.clone();
+                if let Err(teardown) = lab.teardown().await {
+                    tracing::error!(lab = %name, error = %teardown, "and removing it failed: run `faultline clean`");
+                }
                 return Err(error);
             }
             tracing::info!(lab = %lab.name, subnet = %lab.subnet(), nodes = lab.nodes.len(),
