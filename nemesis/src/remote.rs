@@ -255,9 +255,10 @@ impl Remote {
 
     async fn restart(&self, node: &str) -> Result<()> {
         let start = &self.node(node)?.start;
-        // Detached from the SSH session so it outlives it.
+        // Detached from the SSH session so it outlives it: a new session (setsid), and
+        // SIGHUP ignored (nohup) in case the session ends before setsid has run.
         let script = format!(
-            "setsid sh -c {} </dev/null >/dev/null 2>&1 &",
+            "nohup setsid sh -c {} </dev/null >/dev/null 2>&1 &",
             shell_quote(start)
         );
         self.exec(node, &script, None).await.map(|_| ())
@@ -570,7 +571,7 @@ impl Remote {
             };
             let script = format!("f={}; {body}", shell_quote(&file));
             let launch = format!(
-                "setsid sh -c {} faultline-clock-{node} </dev/null >/dev/null 2>&1 &",
+                "nohup setsid sh -c {} faultline-clock-{node} </dev/null >/dev/null 2>&1 &",
                 shell_quote(&script)
             );
             self.exec(node, &launch, None).await?;

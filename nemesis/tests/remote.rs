@@ -184,7 +184,7 @@ fn remote_faults_over_ssh_take_effect_and_heal() {
             remote
                 .exec(
                     &node,
-                    &format!("setsid sh -c '{start}' </dev/null >/dev/null 2>&1 &"),
+                    &format!("nohup setsid sh -c '{start}' </dev/null >/dev/null 2>&1 &"),
                     None,
                 )
                 .await
