@@ -283,3 +283,46 @@ fn guard_and_teardown_work_from_a_client_thread() {
         "guard table removed"
     );
 }
+
+#[tokio::test]
+#[ignore = "needs root, nftables, libfaketime: run by scripts/test.sh"]
+async fn stop_all_nodes_terms_everyone_at_once_and_kills_stragglers() {
+    let dir = tempfile::tempdir().unwrap();
+    let lab = lab(3, dir.path()).await;
+    // n3 ignores SIGTERM: it must be SIGKILLed after the shared wait.
+    for node in ["n1", "n2"] {
+        lab.start_node(node, echo_server(&lab, node, 7009, false))
+            .await
+            .unwrap();
+    }
+    let stubborn = NodeCommand {
+        program: "/bin/sh".into(),
+        args: vec![
+            "-c".into(),
+            "trap '' TERM; while :; do sleep 0.05; done".into(),
+        ],
+        env: vec![],
+        log_path: dir.path().join("n3.log"),
+        faketime: false,
+    };
+    lab.start_node("n3", stubborn).await.unwrap();
+    lab.pause_node("n1").await.unwrap();
+    let started = std::time::Instant::now();
+    lab.stop_all_nodes_within(Duration::from_millis(500))
+        .await
+        .unwrap();
+    let took = started.elapsed();
+    for node in lab.nodes() {
+        assert_eq!(
+            lab.node_status(&node).unwrap(),
+            NodeStatus::Stopped,
+            "{node}"
+        );
+    }
+    // One shared grace period for the stubborn node, not one per node.
+    assert!(
+        took >= Duration::from_millis(450) && took < Duration::from_millis(1500),
+        "{took:?}"
+    );
+    lab.teardown().await.unwrap();
+}
