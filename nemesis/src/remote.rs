@@ -92,6 +92,9 @@ pub struct Remote {
     nodes: Vec<RemoteNode>,
     sessions: BTreeMap<String, openssh::Session>,
     faults: Mutex<RemoteFaults>,
+    /// Unique per connection: names this run's helper processes on the hosts, so two runs
+    /// against the same hosts never signal each other's.
+    token: String,
 }
 
 impl std::fmt::Debug for Remote {
@@ -159,10 +162,15 @@ impl Remote {
                 })?;
             sessions.insert(node.name.clone(), session);
         }
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0);
         Ok(Remote {
             nodes,
             sessions,
             faults: Mutex::new(RemoteFaults::default()),
+            token: format!("{:x}{nanos:08x}", std::process::id()),
         })
     }
 
@@ -519,7 +527,7 @@ impl Remote {
 
     /// Strobe and skew run as a loop ON the host (detached, bounded to an hour), writing the
     /// node's faketime file, so their timing does not depend on SSH round trips. The loop is
-    /// named by its `$0` (`faultline-clock-<node>`) so stop can find it.
+    /// named by its `$0` (`faultline-clock-<token>-<node>`) so stop can find it.
     async fn start_clock_loop(&self, clock: &ClockFault, nodes: &[String]) -> Result<Action> {
         let mut description = String::new();
         for node in nodes {
@@ -571,8 +579,9 @@ impl Remote {
             };
             let script = format!("f={}; {body}", shell_quote(&file));
             let launch = format!(
-                "nohup setsid sh -c {} faultline-clock-{node} </dev/null >/dev/null 2>&1 &",
-                shell_quote(&script)
+                "nohup setsid sh -c {} {} </dev/null >/dev/null 2>&1 &",
+                shell_quote(&script),
+                self.clock_loop_name(node)
             );
             self.exec(node, &launch, None).await?;
             let mut faults = lock(&self.faults);
@@ -582,12 +591,16 @@ impl Remote {
         Ok(installed(description, nodes.to_vec()))
     }
 
+    fn clock_loop_name(&self, node: &str) -> String {
+        format!("faultline-clock-{}-{node}", self.token)
+    }
+
     /// Ends a node's strobe/skew loop, if any, and waits for its last write to land.
     async fn stop_clock_loop(&self, node: &str) -> Result<()> {
         if !lock(&self.faults).clock_loops.remove(node) {
             return Ok(());
         }
-        let pattern = shell_quote(&self_excluding(&format!("faultline-clock-{node}")));
+        let pattern = shell_quote(&self_excluding(&self.clock_loop_name(node)));
         self.exec(node, &format!("pkill -f -- {pattern}; sleep 0.1"), None)
             .await
             .map(|_| ())
