@@ -6,6 +6,7 @@
 mod clean;
 mod common;
 mod faults;
+mod issue_4_clean_races_lab_creation;
 mod lab;
 mod remote;
 mod schedule;
