@@ -36,7 +36,7 @@ pub fn state_dir() -> PathBuf {
 
 /// One process the lab started: PID plus start time, so a recycled PID is never signalled.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-pub struct ProcessRecord {
+pub(crate) struct ProcessRecord {
     pub node: String,
     pub pid: u32,
     pub start_time: u64,
@@ -44,7 +44,7 @@ pub struct ProcessRecord {
 
 /// Everything a lab made that must be undone.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct LabState {
+pub(crate) struct LabState {
     pub lab: String,
     pub owner_pid: u32,
     pub owner_start_time: u64,
