@@ -299,13 +299,21 @@ async fn stop_all_nodes_terms_everyone_at_once_and_kills_stragglers() {
         program: "/bin/sh".into(),
         args: vec![
             "-c".into(),
-            "trap '' TERM; while :; do sleep 0.05; done".into(),
+            "trap '' TERM; echo trapped; while :; do sleep 0.05; done".into(),
         ],
         env: vec![],
         log_path: dir.path().join("n3.log"),
         faketime: false,
     };
     lab.start_node("n3", stubborn).await.unwrap();
+    // Only once the trap is set does SIGTERM not end it (a loaded machine may be slow).
+    let log = dir.path().join("n3.log");
+    for _ in 0..500 {
+        if std::fs::read_to_string(&log).is_ok_and(|l| l.contains("trapped")) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     lab.pause_node("n1").await.unwrap();
     let started = std::time::Instant::now();
     lab.stop_all_nodes_within(Duration::from_millis(500))
