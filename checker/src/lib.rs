@@ -8,13 +8,30 @@
 //! # Layout
 //! - [`record`]: one line of `history.jsonl`, the contract with the harness.
 //! - [`verdict`]: valid / invalid / unknown and their exit codes.
+//! - [`jsonl`]: our history format → [`history::Event`]s, with line-numbered errors.
+//! - [`history`]: pairing invokes with completions, per-key operations, semantics options.
+//! - [`model`]: the register and cas-register sequential specifications.
+//! - [`search`]: just-in-time linearization for one key, within a time and memory budget.
+//! - [`counterexample`]: the failing op, prefix, window and a plain sentence.
+//! - [`check`]: a whole history, keys in parallel, `results.json`.
+//! - [`error`]: what can be wrong with an input.
 //!
 //! # Never
 //! The checker depends on no other crate of Faultline and on no async runtime; it never blocks
 //! on the network and never panics on bad input: malformed histories are errors with a line
 //! number.
 
+pub mod check;
+pub mod counterexample;
+pub mod error;
+pub mod history;
+pub mod jsonl;
+pub mod model;
 pub mod record;
+pub mod search;
 pub mod verdict;
 
+pub use check::{CheckOptions, CheckReport, check_path};
+pub use error::Error;
+pub use model::Model;
 pub use verdict::Verdict;

@@ -1,0 +1,272 @@
+//! Checking a whole history: per key in parallel, budgets, `results.json`.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use rayon::prelude::*;
+use serde::Serialize;
+
+use crate::counterexample::{Counterexample, explain};
+use crate::error::Error;
+use crate::history::{Counts, Event, History, KeyHistory, Semantics, Value};
+use crate::model::Model;
+use crate::search::{self, Budget, Outcome};
+use crate::{Verdict, jsonl};
+
+/// How to check.
+#[derive(Clone, Debug)]
+pub struct CheckOptions {
+    pub model: Model,
+    pub semantics: Semantics,
+    /// Wall-clock budget for the whole history; keys past it are `unknown`.
+    pub time_limit: Duration,
+    /// Memory budget of one key's search, in bytes.
+    pub memory_per_key: usize,
+    /// Threads for the per-key search; `None` = one per core.
+    pub jobs: Option<usize>,
+}
+
+impl Default for CheckOptions {
+    fn default() -> Self {
+        CheckOptions {
+            model: Model::CasRegister,
+            semantics: Semantics::default(),
+            time_limit: search::DEFAULT_TIME,
+            memory_per_key: search::DEFAULT_MEMORY,
+            jobs: None,
+        }
+    }
+}
+
+/// A key's entry in `results.json`.
+#[derive(Clone, Debug, Serialize)]
+pub struct KeyReport {
+    #[serde(serialize_with = "serialize_verdict")]
+    pub valid: Verdict,
+    pub ops: usize,
+    pub engine: &'static str,
+    pub elapsed_ms: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// `results.json`'s `stats`.
+#[derive(Clone, Debug, Serialize)]
+pub struct Stats {
+    pub ops: u64,
+    pub keys: usize,
+    pub ok: u64,
+    pub fail: u64,
+    pub info: u64,
+    pub elapsed_ms: f64,
+}
+
+/// The whole answer, serialised as `results.json` (DESIGN.md, "The checker").
+#[derive(Clone, Debug, Serialize)]
+pub struct CheckReport {
+    #[serde(serialize_with = "serialize_verdict")]
+    pub valid: Verdict,
+    pub model: Model,
+    pub keys: BTreeMap<String, KeyReport>,
+    pub counterexamples: Vec<Counterexample>,
+    pub stats: Stats,
+}
+
+impl CheckReport {
+    /// The verdict of the whole history: the worst of its keys.
+    pub fn verdict(&self) -> Verdict {
+        self.valid
+    }
+}
+
+/// `true`, `false` or `"unknown"`, as `results.json` writes verdicts.
+fn serialize_verdict<S: serde::Serializer>(v: &Verdict, s: S) -> Result<S::Ok, S::Error> {
+    match v {
+        Verdict::Valid => s.serialize_bool(true),
+        Verdict::Invalid => s.serialize_bool(false),
+        Verdict::Unknown => s.serialize_str("unknown"),
+    }
+}
+
+/// Check parsed events.
+pub fn check_events(events: &[Event], options: &CheckOptions) -> Result<CheckReport, Error> {
+    let started = Instant::now();
+    let history = History::from_events(events, options.semantics)?;
+    for key in &history.keys {
+        if let Some(op) = key.ops.iter().find(|op| !options.model.allows(op.step)) {
+            return Err(Error::UnsupportedOperation {
+                key: key.key.clone(),
+                what: format!("{:?} (line of history index {})", op.f, op.index),
+                model: options.model.to_string(),
+            });
+        }
+    }
+    Ok(check_history(&history, options, started))
+}
+
+/// Check a paired history, keys in parallel (largest first, so the slowest starts first).
+pub fn check_history(history: &History, options: &CheckOptions, started: Instant) -> CheckReport {
+    let deadline = started + options.time_limit;
+    let mut order: Vec<&KeyHistory> = history.keys.iter().collect();
+    order.sort_by_key(|k| std::cmp::Reverse(k.ops.len()));
+    let run = || {
+        order
+            .par_iter()
+            .map(|key| check_key(key, options, deadline))
+            .collect::<Vec<_>>()
+    };
+    // 2 cores in CI: an explicit pool only when asked, the global one (one thread per core) otherwise.
+    let results = match options
+        .jobs
+        .and_then(|n| rayon::ThreadPoolBuilder::new().num_threads(n).build().ok())
+    {
+        Some(pool) => pool.install(run),
+        None => run(),
+    };
+    let mut keys = BTreeMap::new();
+    let mut counterexamples = Vec::new();
+    let mut valid = Verdict::Valid;
+    for (name, report, counterexample) in results {
+        valid = valid.worst(report.valid);
+        keys.insert(name, report);
+        counterexamples.extend(counterexample);
+    }
+    counterexamples.sort_by_key(|c: &Counterexample| c.op.index);
+    let Counts {
+        ops,
+        ok,
+        fail,
+        info,
+    } = history.counts;
+    CheckReport {
+        valid,
+        model: options.model,
+        stats: Stats {
+            ops,
+            keys: keys.len(),
+            ok,
+            fail,
+            info,
+            elapsed_ms: started.elapsed().as_secs_f64() * 1e3,
+        },
+        keys,
+        counterexamples,
+    }
+}
+
+fn check_key(
+    key: &KeyHistory,
+    options: &CheckOptions,
+    deadline: Instant,
+) -> (String, KeyReport, Option<Counterexample>) {
+    let started = Instant::now();
+    let budget = Budget {
+        deadline: Some(deadline),
+        memory: options.memory_per_key,
+    };
+    let initial: Value = options.semantics.initial;
+    let outcome = search::search(&key.ops, options.model, initial, budget);
+    let elapsed_ms = started.elapsed().as_secs_f64() * 1e3;
+    let (valid, reason, counterexample) = match outcome {
+        Outcome::Linearizable => (Verdict::Valid, None, None),
+        Outcome::Unknown(why) => (Verdict::Unknown, Some(why), None),
+        Outcome::NotLinearizable(failure) => {
+            let c = explain(key, &failure, initial);
+            (Verdict::Invalid, Some(c.explanation.clone()), Some(c))
+        }
+    };
+    let report = KeyReport {
+        valid,
+        ops: key.ops.len(),
+        engine: "search",
+        elapsed_ms,
+        reason,
+    };
+    (key.key.clone(), report, counterexample)
+}
+
+/// The history file a path names: the path itself, or `history.jsonl` in a run directory.
+pub fn history_file(path: &Path) -> PathBuf {
+    if path.is_dir() {
+        path.join("history.jsonl")
+    } else {
+        path.to_path_buf()
+    }
+}
+
+/// Read and check one history file (or run directory).
+pub fn check_path(path: &Path, options: &CheckOptions) -> Result<CheckReport, Error> {
+    let file = history_file(path);
+    let in_file = |source: Error| Error::InFile {
+        path: file.clone(),
+        source: Box::new(source),
+    };
+    let text = std::fs::read_to_string(&file).map_err(|source| Error::Io {
+        path: file.clone(),
+        source,
+    })?;
+    let events = jsonl::parse(&text).map_err(in_file)?;
+    check_events(&events, options).map_err(in_file)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn line(i: u64, p: u64, kind: &str, f: &str, value: &str) -> String {
+        format!(
+            r#"{{"index":{i},"time":{i},"process":{p},"type":"{kind}","f":"{f}","key":"k","value":{value},"node":"n1"}}"#
+        )
+    }
+
+    #[test]
+    fn results_json_shape_for_a_stale_read() {
+        let text = [
+            line(0, 0, "invoke", "write", "1"),
+            line(1, 0, "ok", "write", "1"),
+            line(2, 1, "invoke", "write", "2"),
+            line(3, 1, "ok", "write", "2"),
+            line(4, 0, "invoke", "read", "null"),
+            line(5, 0, "ok", "read", "1"),
+        ]
+        .join("\n");
+        let events = jsonl::parse(&text).expect("parses");
+        let report = check_events(&events, &CheckOptions::default()).expect("checks");
+        assert_eq!(report.verdict(), Verdict::Invalid);
+        let json = serde_json::to_value(&report).expect("serialises");
+        assert_eq!(json["valid"], false);
+        assert_eq!(json["keys"]["k"]["valid"], false);
+        assert_eq!(json["stats"]["ops"], 3);
+        let c = &json["counterexamples"][0];
+        assert_eq!(c["op"]["f"], "read");
+        assert_eq!(c["op"]["value"], 1);
+        assert_eq!(c["prefix"].as_array().map(Vec::len), Some(2));
+        assert_eq!(c["prefix"][1]["state_after"], 2);
+        assert!(
+            c["explanation"]
+                .as_str()
+                .is_some_and(|e| e.contains("overwritten by write 2")),
+            "{c}"
+        );
+    }
+
+    #[test]
+    fn register_model_refuses_cas() {
+        let text = [
+            line(0, 0, "invoke", "cas", "[1,2]"),
+            line(1, 0, "ok", "cas", "[1,2]"),
+        ]
+        .join("\n");
+        let events = jsonl::parse(&text).expect("parses");
+        let options = CheckOptions {
+            model: Model::Register,
+            ..CheckOptions::default()
+        };
+        let error = check_events(&events, &options).unwrap_err();
+        assert!(
+            error.to_string().contains("--model cas-register"),
+            "{error}"
+        );
+    }
+}

@@ -1,0 +1,178 @@
+//! What an invalid key looks like, in terms a reader can follow (DESIGN.md: "the smallest
+//! failing window, the longest linearizable prefix, and the operations that cannot be
+//! placed").
+
+use serde::Serialize;
+
+use crate::history::{Completion, Function, KeyHistory, Op, Step, Value};
+use crate::search::Failure;
+
+/// One step of the longest linearizable prefix.
+#[derive(Clone, Debug, Serialize)]
+pub struct PrefixStep {
+    /// The operation, as the report's timeline draws it.
+    pub op: Op,
+    /// The register's value after it (null = absent).
+    pub state_after: Value,
+}
+
+/// A configuration the search ended in: the state and the linearized ops (history indices).
+#[derive(Clone, Debug, Serialize)]
+pub struct Configuration {
+    pub state: Value,
+    pub linearized: Vec<u64>,
+}
+
+/// The time window that holds the failure: from the earliest invoke among the prefix's last
+/// steps and the stuck op's predecessors to the stuck op's completion.
+#[derive(Clone, Copy, Debug, Serialize)]
+pub struct Window {
+    pub start: u64,
+    pub end: u64,
+}
+
+/// The explanation of one invalid key, as `results.json` carries it to the report.
+#[derive(Clone, Debug, Serialize)]
+pub struct Counterexample {
+    pub key: String,
+    /// The operation that cannot be linearized: highlighted on the report's timeline.
+    pub op: Op,
+    /// Ok operations of this key that completed before `op` was invoked (the last ten, oldest
+    /// first): what a reader compares `op` against.
+    pub previous_ok: Vec<Op>,
+    /// The longest linearizable prefix, in linearization order, with the value after each step.
+    pub prefix: Vec<PrefixStep>,
+    /// Where the search ended: state and linearized set.
+    pub final_configurations: Vec<Configuration>,
+    /// The smallest time window that shows the failure (nanoseconds since the run started).
+    pub window: Window,
+    /// One plain sentence saying what went wrong.
+    pub explanation: String,
+}
+
+const PREVIOUS_OK: usize = 10;
+
+/// Turn the search's deepest configuration into a counterexample.
+pub fn explain(key: &KeyHistory, failure: &Failure, initial: Value) -> Counterexample {
+    let ops = &key.ops;
+    let stuck = &ops[failure.stuck];
+    let mut previous_ok: Vec<Op> = ops
+        .iter()
+        .filter(|o| o.completion == Completion::Ok)
+        .filter(|o| o.complete_time.is_some_and(|t| t < stuck.invoke_time))
+        .cloned()
+        .collect();
+    previous_ok.sort_by_key(|o| o.complete_time);
+    let previous_ok = previous_ok.split_off(previous_ok.len().saturating_sub(PREVIOUS_OK));
+    let prefix: Vec<PrefixStep> = failure
+        .prefix
+        .iter()
+        .map(|&(i, state_after)| PrefixStep {
+            op: ops[i].clone(),
+            state_after,
+        })
+        .collect();
+    let state = prefix.last().map_or(initial, |s| s.state_after);
+    let final_configurations = vec![Configuration {
+        state,
+        linearized: prefix.iter().map(|s| s.op.index).collect(),
+    }];
+    let start = previous_ok
+        .last()
+        .map_or(stuck.invoke_time, |o| o.invoke_time.min(stuck.invoke_time));
+    let end = stuck.complete_time.unwrap_or(stuck.invoke_time);
+    Counterexample {
+        key: key.key.clone(),
+        op: stuck.clone(),
+        explanation: sentence(key, stuck, state),
+        previous_ok,
+        prefix,
+        final_configurations,
+        window: Window { start, end },
+    }
+}
+
+fn seconds(ns: u64) -> String {
+    format!("{:.3} s", ns as f64 / 1e9)
+}
+
+fn show(v: Value) -> String {
+    v.map_or_else(|| "nothing (absent)".to_string(), |v| v.to_string())
+}
+
+/// "read of k3 on n2 returned 17 at 12.4 s, but 17 had been overwritten by write 18 that
+/// completed at 11.9 s" — or the closest true sentence the history supports.
+fn sentence(key: &KeyHistory, stuck: &Op, state: Value) -> String {
+    let on = stuck
+        .node
+        .as_ref()
+        .map(|n| format!(" on {n}"))
+        .unwrap_or_default();
+    let k = &key.key;
+    let at = seconds(stuck.complete_time.unwrap_or(stuck.invoke_time));
+    match stuck.step {
+        Step::Read(observed) => {
+            // The write that produced the value, and an ok write that certainly followed it.
+            let produced = key
+                .ops
+                .iter()
+                .find(|o| writes(o) == observed && observed.is_some());
+            let overwriter = key.ops.iter().find(|o| {
+                o.completion == Completion::Ok
+                    && writes(o).is_some()
+                    && writes(o) != observed
+                    && o.complete_time.is_some_and(|t| t < stuck.invoke_time)
+                    && produced.is_none_or(|p| p.complete_time.is_some_and(|pt| pt < o.invoke_time))
+            });
+            match (observed, produced, overwriter) {
+                (Some(v), _, Some(w)) => format!(
+                    "read of {k}{on} returned {v} at {at}, but {v} had been overwritten by {} {} that completed at {}",
+                    f_name(w.f),
+                    show(writes(w)),
+                    seconds(w.complete_time.unwrap_or_default())
+                ),
+                (None, _, Some(w)) => format!(
+                    "read of {k}{on} returned nothing (absent) at {at}, but {} {} had completed at {}",
+                    f_name(w.f),
+                    show(writes(w)),
+                    seconds(w.complete_time.unwrap_or_default())
+                ),
+                (Some(v), None, None) => {
+                    format!("read of {k}{on} returned {v} at {at}, a value no operation wrote")
+                }
+                _ => format!(
+                    "read of {k}{on} returned {} at {at}, which no order of the operations on {k} explains (the register held {} after the longest explainable prefix)",
+                    show(observed),
+                    show(state)
+                ),
+            }
+        }
+        Step::Cas { expected, new } => format!(
+            "cas of {k}{on} from {expected} to {new} succeeded at {at}, but {k} could not have held {expected} then (it held {} after the longest explainable prefix)",
+            show(state)
+        ),
+        Step::CasMismatch { expected } => format!(
+            "cas of {k}{on} failed at {at} because {k} did not hold {expected}, but no order of the operations lets it hold anything else then"
+        ),
+        Step::Write(v) => format!(
+            "write of {v} to {k}{on} at {at} cannot be placed in any order of the operations on {k}"
+        ),
+        Step::Nothing => format!("an operation on {k} at {at} cannot be placed"),
+    }
+}
+
+fn f_name(f: Function) -> &'static str {
+    match f {
+        Function::Read => "read",
+        Function::Write => "write",
+        Function::Cas => "cas",
+    }
+}
+
+/// The value an operation leaves in the register, if it writes one.
+fn writes(op: &Op) -> Value {
+    match op.step {
+        Step::Write(v) | Step::Cas { new: v, .. } => Some(v),
+        _ => None,
+    }
+}

@@ -1,0 +1,35 @@
+//! The checker's errors: all of them are about the input, never about the checker's state.
+
+use std::path::PathBuf;
+
+use crate::history::PairingError;
+
+/// Why a history could not be checked. Each says what to fix.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A line is not what its format requires.
+    #[error("line {line}: expected {expected}")]
+    Malformed { line: usize, expected: String },
+    /// Events do not pair up into operations (a writer bug or a truncated middle).
+    #[error(transparent)]
+    Pairing(#[from] PairingError),
+    /// The history uses an operation the chosen model does not know.
+    #[error(
+        "key {key}: {what} is not part of the `{model}` model; check with --model cas-register"
+    )]
+    UnsupportedOperation {
+        key: String,
+        what: String,
+        model: String,
+    },
+    /// The file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// An error inside a named file.
+    #[error("{path}: {source}")]
+    InFile { path: PathBuf, source: Box<Error> },
+}

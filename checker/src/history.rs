@@ -1,0 +1,401 @@
+//! The history model: operations paired from invoke/completion events, grouped per key.
+//!
+//! Readers turn a file into a list of [`Event`]s; [`History::from_events`] pairs each
+//! process's invoke with its completion and keeps, per key, only what constrains the search
+//! (Jepsen semantics, DESIGN.md "The history"):
+//!
+//! | completion | kept as |
+//! |---|---|
+//! | `ok` | an operation that took effect between invoke and completion |
+//! | `fail` of a CAS with `error: mismatch` (our JSONL, Porcupine etcd) | a read-like op: the register did not hold `expected` |
+//! | other `fail` | dropped: it certainly did not take effect |
+//! | `info` / none, on a write or CAS | open to the end of time |
+//! | `info` / none, on a read | dropped: it constrains nothing |
+
+use std::collections::HashMap;
+
+use serde::Serialize;
+
+/// A register value; `None` is "absent" (every key starts absent unless the format says 0).
+pub type Value = Option<i64>;
+
+/// What an operation did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Function {
+    Read,
+    Write,
+    Cas,
+}
+
+/// How an operation completed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Completion {
+    Ok,
+    Fail,
+    Info,
+}
+
+/// One event as a reader produced it, before pairing.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Event {
+    /// Position in the file (0-based); also the tie-breaker for equal times.
+    pub index: u64,
+    /// Nanoseconds, or the index itself for formats without times.
+    pub time: u64,
+    pub process: u64,
+    pub kind: EventKind,
+    pub f: Function,
+    pub key: Option<String>,
+    /// read: observed value; write: `[v]`; cas: `[expected, new]`.
+    pub value: EventValue,
+    pub node: Option<String>,
+    pub error: Option<String>,
+    /// 1-based line in the source file, for error messages.
+    pub line: usize,
+}
+
+/// Invoke or one of the three completions.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EventKind {
+    Invoke,
+    Complete(Completion),
+}
+
+/// The value field of an event, already typed by its function.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EventValue {
+    /// A read's observation (`None` on invoke, or a nil read).
+    Read(Value),
+    Write(i64),
+    Cas(i64, i64),
+}
+
+/// A paired operation on one key.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Op {
+    /// History index of the invoke event.
+    pub index: u64,
+    /// History index of the completion, if any.
+    pub complete_index: Option<u64>,
+    pub process: u64,
+    #[serde(rename = "type")]
+    pub completion: Completion,
+    pub f: Function,
+    pub key: String,
+    /// As written in the history: read → observed value, write → v, cas → `[a, b]`.
+    pub value: serde_json::Value,
+    pub invoke_time: u64,
+    /// `None` for operations that never completed or ended `info`.
+    pub complete_time: Option<u64>,
+    pub node: Option<String>,
+    #[serde(skip)]
+    pub step: Step,
+}
+
+/// What an operation asks of the register, for the model.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub enum Step {
+    /// Observed this value.
+    Read(Value),
+    Write(i64),
+    /// Took effect iff the register held `expected`.
+    Cas {
+        expected: i64,
+        new: i64,
+    },
+    /// Did not take effect because the register did not hold `expected`.
+    CasMismatch {
+        expected: i64,
+    },
+    /// Placeholder for dropped operations; never reaches the search.
+    #[default]
+    Nothing,
+}
+
+/// Operations of one key, in invoke order, ready for the search.
+#[derive(Clone, Debug, Default)]
+pub struct KeyHistory {
+    pub key: String,
+    pub ops: Vec<Op>,
+}
+
+/// Counts over the whole history, for `results.json`'s `stats`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Counts {
+    pub ops: u64,
+    pub ok: u64,
+    pub fail: u64,
+    pub info: u64,
+}
+
+/// A whole history, split per key.
+#[derive(Clone, Debug, Default)]
+pub struct History {
+    pub keys: Vec<KeyHistory>,
+    pub counts: Counts,
+}
+
+/// Two events of one process that do not pair up.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum PairingError {
+    /// A process invoked a second operation before the first one completed.
+    #[error(
+        "line {line}: process {process} invokes a new operation before its previous one (line {previous_line}) completed"
+    )]
+    OverlappingInvoke {
+        line: usize,
+        previous_line: usize,
+        process: u64,
+    },
+    /// A completion without a pending invoke of the same process.
+    #[error("line {line}: process {process} completes an operation it never invoked")]
+    OrphanCompletion { line: usize, process: u64 },
+    /// The completion names another function than the invoke.
+    #[error(
+        "line {line}: process {process} completes `{completed:?}` but invoked `{invoked:?}` (line {invoke_line})"
+    )]
+    MismatchedCompletion {
+        line: usize,
+        invoke_line: usize,
+        process: u64,
+        invoked: Function,
+        completed: Function,
+    },
+}
+
+/// Options that decide how completions constrain the search (see the table above).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Semantics {
+    /// A `fail` CAS means "the compare did not match" (Porcupine etcd, our JSONL with
+    /// `error: mismatch`) rather than "did nothing" (Knossos).
+    pub fail_cas_is_mismatch: bool,
+    /// The register's value before any write.
+    pub initial: Value,
+    /// A nil read is unconstrained (Knossos) instead of "the register was absent".
+    pub nil_read_unconstrained: bool,
+}
+
+impl Default for Semantics {
+    fn default() -> Self {
+        Semantics {
+            fail_cas_is_mismatch: true,
+            initial: None,
+            nil_read_unconstrained: false,
+        }
+    }
+}
+
+impl History {
+    /// Pair invokes with completions and group operations per key.
+    pub fn from_events(events: &[Event], semantics: Semantics) -> Result<History, PairingError> {
+        let mut pending: HashMap<u64, &Event> = HashMap::new();
+        let mut keys: HashMap<String, usize> = HashMap::new();
+        let mut history = History::default();
+        let mut finish = |invoke: &Event, completion: Option<&Event>, history: &mut History| {
+            let outcome = match completion.map(|c| c.kind) {
+                Some(EventKind::Complete(c)) => c,
+                _ => Completion::Info,
+            };
+            history.counts.ops += 1;
+            match outcome {
+                Completion::Ok => history.counts.ok += 1,
+                Completion::Fail => history.counts.fail += 1,
+                Completion::Info => history.counts.info += 1,
+            }
+            let Some(op) = make_op(invoke, completion, outcome, semantics) else {
+                return;
+            };
+            let slot = *keys.entry(op.key.clone()).or_insert_with(|| {
+                history.keys.push(KeyHistory {
+                    key: op.key.clone(),
+                    ops: Vec::new(),
+                });
+                history.keys.len() - 1
+            });
+            history.keys[slot].ops.push(op);
+        };
+        for event in events {
+            match event.kind {
+                EventKind::Invoke => {
+                    if let Some(previous) = pending.insert(event.process, event) {
+                        return Err(PairingError::OverlappingInvoke {
+                            line: event.line,
+                            previous_line: previous.line,
+                            process: event.process,
+                        });
+                    }
+                }
+                EventKind::Complete(_) => {
+                    let Some(invoke) = pending.remove(&event.process) else {
+                        return Err(PairingError::OrphanCompletion {
+                            line: event.line,
+                            process: event.process,
+                        });
+                    };
+                    if invoke.f != event.f {
+                        return Err(PairingError::MismatchedCompletion {
+                            line: event.line,
+                            invoke_line: invoke.line,
+                            process: event.process,
+                            invoked: invoke.f,
+                            completed: event.f,
+                        });
+                    }
+                    finish(invoke, Some(event), &mut history);
+                }
+            }
+        }
+        // Never completed: indeterminate, open to the end of time. Sorted for determinism.
+        let mut open: Vec<&Event> = pending.into_values().collect();
+        open.sort_by_key(|e| e.index);
+        for invoke in open {
+            finish(invoke, None, &mut history);
+        }
+        for key in &mut history.keys {
+            key.ops.sort_by_key(|op| op.index);
+        }
+        Ok(history)
+    }
+}
+
+fn make_op(
+    invoke: &Event,
+    completion: Option<&Event>,
+    outcome: Completion,
+    semantics: Semantics,
+) -> Option<Op> {
+    // Some writers only put the value on the completion (reads), some only on the invoke.
+    let value = match (invoke.value, completion.map(|c| c.value)) {
+        (_, Some(EventValue::Read(v))) => EventValue::Read(v),
+        (v, _) => v,
+    };
+    let mismatch = completion
+        .and_then(|c| c.error.as_deref())
+        .is_some_and(|e| e == "mismatch");
+    let step = match (outcome, value) {
+        (Completion::Ok, EventValue::Read(v)) => {
+            if v.is_none() && semantics.nil_read_unconstrained {
+                return None;
+            }
+            Step::Read(v)
+        }
+        (Completion::Ok | Completion::Info, EventValue::Write(v)) => Step::Write(v),
+        (Completion::Ok | Completion::Info, EventValue::Cas(expected, new)) => {
+            Step::Cas { expected, new }
+        }
+        (Completion::Fail, EventValue::Cas(expected, _))
+            if semantics.fail_cas_is_mismatch || mismatch =>
+        {
+            Step::CasMismatch { expected }
+        }
+        // A failed op did nothing; an indeterminate read constrains nothing.
+        _ => return None,
+    };
+    let json = match value {
+        EventValue::Read(v) => serde_json::json!(v),
+        EventValue::Write(v) => serde_json::json!(v),
+        EventValue::Cas(a, b) => serde_json::json!([a, b]),
+    };
+    let open = outcome == Completion::Info;
+    Some(Op {
+        index: invoke.index,
+        complete_index: completion.map(|c| c.index),
+        process: invoke.process,
+        completion: outcome,
+        f: invoke.f,
+        key: invoke.key.clone().unwrap_or_default(),
+        value: json,
+        invoke_time: invoke.time,
+        complete_time: if open {
+            None
+        } else {
+            completion.map(|c| c.time)
+        },
+        node: invoke.node.clone(),
+        step,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(index: u64, process: u64, kind: EventKind, f: Function, value: EventValue) -> Event {
+        Event {
+            index,
+            time: index,
+            process,
+            kind,
+            f,
+            key: Some("k".into()),
+            value,
+            node: None,
+            error: None,
+            line: index as usize + 1,
+        }
+    }
+
+    #[test]
+    fn pairs_and_classifies_completions() {
+        use EventKind::*;
+        let events = vec![
+            event(0, 1, Invoke, Function::Write, EventValue::Write(1)),
+            event(1, 2, Invoke, Function::Read, EventValue::Read(None)),
+            event(
+                2,
+                1,
+                Complete(Completion::Ok),
+                Function::Write,
+                EventValue::Write(1),
+            ),
+            event(
+                3,
+                2,
+                Complete(Completion::Info),
+                Function::Read,
+                EventValue::Read(None),
+            ),
+            event(4, 3, Invoke, Function::Cas, EventValue::Cas(1, 2)),
+        ];
+        let history = History::from_events(&events, Semantics::default()).expect("pairs");
+        let ops = &history.keys[0].ops;
+        assert_eq!(ops.len(), 2, "the info read is dropped");
+        assert_eq!(ops[0].step, Step::Write(1));
+        assert_eq!(
+            ops[1].step,
+            Step::Cas {
+                expected: 1,
+                new: 2
+            }
+        );
+        assert_eq!(ops[1].complete_time, None, "never completed: open forever");
+        assert_eq!(
+            history.counts,
+            Counts {
+                ops: 3,
+                ok: 1,
+                fail: 0,
+                info: 2
+            }
+        );
+    }
+
+    #[test]
+    fn orphan_completion_names_its_line() {
+        let events = vec![event(
+            0,
+            7,
+            EventKind::Complete(Completion::Ok),
+            Function::Read,
+            EventValue::Read(Some(1)),
+        )];
+        let error = History::from_events(&events, Semantics::default()).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "line 1: process 7 completes an operation it never invoked"
+        );
+    }
+}

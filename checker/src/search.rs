@@ -1,0 +1,319 @@
+//! The linearizability search for one key.
+//!
+//! Just-in-time linearization (Wing & Gong 1993, improved by Lowe, "Testing for
+//! linearizability", 2017; the same shape as anishathalye/porcupine's checker): walk the
+//! call/return events in time order; at a call, try to linearize that operation now (the model
+//! accepts it and the configuration (linearized set, state) is new); at a return whose
+//! operation is not yet linearized, backtrack. Configurations already seen are cached, so
+//! each (set, state) pair is explored once.
+//!
+//! Invariant: an operation is linearized only while every operation whose return precedes its
+//! call is already linearized (a return can only be passed after its op is lifted).
+
+use std::collections::HashSet;
+use std::time::{Duration, Instant};
+
+use crate::history::{Op, Value};
+use crate::model::Model;
+
+/// Limits for one key; past any of them the key's verdict is `unknown`.
+#[derive(Clone, Copy, Debug)]
+pub struct Budget {
+    pub deadline: Option<Instant>,
+    /// Bytes the configuration cache may hold.
+    pub memory: usize,
+}
+
+impl Budget {
+    /// No deadline and a memory cap of `memory` bytes.
+    pub fn memory_only(memory: usize) -> Budget {
+        Budget {
+            deadline: None,
+            memory,
+        }
+    }
+}
+
+/// The result of searching one key.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Outcome {
+    /// A linearization exists; the op positions in one such order.
+    Linearizable,
+    /// None exists; what the deepest attempt looked like.
+    NotLinearizable(Failure),
+    /// A budget ran out first.
+    Unknown(String),
+}
+
+/// The deepest configuration the search reached before it ran out of options.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Failure {
+    /// Positions (into the key's ops) of the longest linearizable prefix, in order, with the
+    /// register value after each.
+    pub prefix: Vec<(usize, Value)>,
+    /// The op whose completion could not be passed: it cannot be linearized after the prefix.
+    pub stuck: usize,
+}
+
+const NONE: usize = usize::MAX;
+
+#[derive(Clone, Copy)]
+struct Node {
+    op: usize,
+    call: bool,
+    prev: usize,
+    next: usize,
+    /// For a call node, the position of its return node.
+    partner: usize,
+}
+
+/// Decide whether `ops` (one key) is linearizable under `model`, starting from `initial`.
+pub fn search(ops: &[Op], model: Model, initial: Value, budget: Budget) -> Outcome {
+    if ops.is_empty() {
+        return Outcome::Linearizable;
+    }
+    // Events in time order; ties broken by history index, which is file order.
+    let mut events: Vec<(u64, u64, usize, bool)> = Vec::with_capacity(ops.len() * 2);
+    for (i, op) in ops.iter().enumerate() {
+        events.push((op.invoke_time, op.index, i, true));
+        match (op.complete_time, op.complete_index) {
+            (Some(t), Some(idx)) => events.push((t, idx, i, false)),
+            // Open forever: after every real event.
+            _ => events.push((u64::MAX, u64::MAX - (ops.len() - i) as u64, i, false)),
+        }
+    }
+    events.sort_unstable_by_key(|&(t, idx, _, call)| (t, idx, !call));
+
+    // A doubly linked list with a head sentinel (last slot) and NONE as the tail.
+    let head = events.len();
+    let mut nodes: Vec<Node> = Vec::with_capacity(events.len() + 1);
+    let mut return_node = vec![0usize; ops.len()];
+    for (pos, &(_, _, op, call)) in events.iter().enumerate() {
+        if !call {
+            return_node[op] = pos;
+        }
+        nodes.push(Node {
+            op,
+            call,
+            prev: if pos == 0 { head } else { pos - 1 },
+            next: if pos + 1 == events.len() {
+                NONE
+            } else {
+                pos + 1
+            },
+            partner: NONE,
+        });
+    }
+    for node in nodes.iter_mut() {
+        if node.call {
+            node.partner = return_node[node.op];
+        }
+    }
+    nodes.push(Node {
+        op: NONE,
+        call: false,
+        prev: NONE,
+        next: 0,
+        partner: NONE,
+    });
+
+    let words = ops.len().div_ceil(64);
+    let entry_bytes = words * 8 + 48;
+    let mut linearized = vec![0u64; words];
+    let mut cache: HashSet<(Vec<u64>, Value)> = HashSet::new();
+    let mut calls: Vec<(usize, Value)> = Vec::new();
+    let mut state = initial;
+    let mut deepest: Option<Failure> = None;
+    let mut steps: u64 = 0;
+
+    let mut entry = nodes[head].next;
+    while nodes[head].next != NONE {
+        steps += 1;
+        if steps % 4096 == 0 {
+            if budget.deadline.is_some_and(|d| Instant::now() > d) {
+                return Outcome::Unknown(format!(
+                    "time limit reached after {steps} search steps ({} configurations)",
+                    cache.len()
+                ));
+            }
+            if cache.len().saturating_mul(entry_bytes) > budget.memory {
+                return Outcome::Unknown(format!(
+                    "memory cap of {} MiB reached ({} configurations)",
+                    budget.memory >> 20,
+                    cache.len()
+                ));
+            }
+        }
+        let node = nodes[entry];
+        if node.call {
+            let op = node.op;
+            if let Some(next_state) = model.step(state, ops[op].step) {
+                linearized[op / 64] |= 1 << (op % 64);
+                if cache.insert((linearized.clone(), next_state)) {
+                    calls.push((entry, state));
+                    state = next_state;
+                    lift(&mut nodes, entry);
+                    entry = nodes[head].next;
+                    continue;
+                }
+                linearized[op / 64] &= !(1 << (op % 64));
+            }
+            entry = node.next;
+        } else {
+            // A return whose op is not linearized: the current prefix cannot be extended past it.
+            if deepest
+                .as_ref()
+                .is_none_or(|d| calls.len() > d.prefix.len())
+            {
+                deepest = Some(failure_of(&nodes, &calls, state, node.op, ops.len()));
+            }
+            let Some((call_entry, previous)) = calls.pop() else {
+                return Outcome::NotLinearizable(deepest.unwrap_or(Failure {
+                    prefix: Vec::new(),
+                    stuck: node.op,
+                }));
+            };
+            let op = nodes[call_entry].op;
+            linearized[op / 64] &= !(1 << (op % 64));
+            state = previous;
+            unlift(&mut nodes, call_entry);
+            entry = nodes[call_entry].next;
+        }
+    }
+    Outcome::Linearizable
+}
+
+fn failure_of(
+    nodes: &[Node],
+    calls: &[(usize, Value)],
+    state: Value,
+    stuck: usize,
+    _ops: usize,
+) -> Failure {
+    // The state after step i is the state saved before step i + 1, and `state` after the last.
+    let mut prefix = Vec::with_capacity(calls.len());
+    for (i, &(entry, _)) in calls.iter().enumerate() {
+        let after = calls.get(i + 1).map_or(state, |&(_, before)| before);
+        prefix.push((nodes[entry].op, after));
+    }
+    Failure { prefix, stuck }
+}
+
+fn lift(nodes: &mut [Node], entry: usize) {
+    let call = nodes[entry];
+    nodes[call.prev].next = call.next;
+    if call.next != NONE {
+        nodes[call.next].prev = call.prev;
+    }
+    let ret = nodes[call.partner];
+    nodes[ret.prev].next = ret.next;
+    if ret.next != NONE {
+        nodes[ret.next].prev = ret.prev;
+    }
+}
+
+fn unlift(nodes: &mut [Node], entry: usize) {
+    let partner = nodes[entry].partner;
+    let ret = nodes[partner];
+    nodes[ret.prev].next = partner;
+    if ret.next != NONE {
+        nodes[ret.next].prev = partner;
+    }
+    let call = nodes[entry];
+    nodes[call.prev].next = entry;
+    if call.next != NONE {
+        nodes[call.next].prev = entry;
+    }
+}
+
+/// A generous default for one key: a history that needs more than this is rare and is
+/// reported `unknown` instead of exhausting the machine.
+pub const DEFAULT_MEMORY: usize = 1 << 30;
+
+/// Default wall-clock budget when the caller gives none.
+pub const DEFAULT_TIME: Duration = Duration::from_secs(60);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::history::{Completion, Function, Step};
+
+    fn op(i: u64, invoke: u64, complete: Option<u64>, step: Step) -> Op {
+        Op {
+            index: i,
+            complete_index: complete.map(|c| c + 1000),
+            process: i,
+            completion: if complete.is_some() {
+                Completion::Ok
+            } else {
+                Completion::Info
+            },
+            f: Function::Read,
+            key: "k".into(),
+            value: serde_json::Value::Null,
+            invoke_time: invoke,
+            complete_time: complete,
+            node: None,
+            step,
+        }
+    }
+
+    fn check(ops: &[Op]) -> Outcome {
+        search(
+            ops,
+            Model::CasRegister,
+            None,
+            Budget::memory_only(DEFAULT_MEMORY),
+        )
+    }
+
+    #[test]
+    fn concurrent_write_and_read_linearize_either_way() {
+        let ops = [
+            op(0, 0, Some(10), Step::Write(1)),
+            op(1, 1, Some(5), Step::Read(Some(1))),
+            op(2, 2, Some(6), Step::Read(None)),
+        ];
+        assert_eq!(check(&ops), Outcome::Linearizable);
+    }
+
+    #[test]
+    fn stale_read_after_completed_write_is_not_linearizable() {
+        let ops = [
+            op(0, 0, Some(1), Step::Write(1)),
+            op(1, 2, Some(3), Step::Write(2)),
+            op(2, 4, Some(5), Step::Read(Some(1))),
+        ];
+        let Outcome::NotLinearizable(failure) = check(&ops) else {
+            panic!("expected a violation");
+        };
+        assert_eq!(failure.stuck, 2);
+        assert_eq!(failure.prefix, vec![(0, Some(1)), (1, Some(2))]);
+    }
+
+    #[test]
+    fn info_write_may_take_effect_late() {
+        let ops = [
+            op(0, 0, None, Step::Write(7)),
+            op(1, 5, Some(6), Step::Read(None)),
+            op(2, 10, Some(11), Step::Read(Some(7))),
+        ];
+        assert_eq!(check(&ops), Outcome::Linearizable);
+    }
+
+    #[test]
+    fn deadline_in_the_past_gives_unknown() {
+        let mut ops = Vec::new();
+        for i in 0..5000u64 {
+            ops.push(op(i, i * 2, Some(i * 2 + 1), Step::Write(i as i64)));
+        }
+        let budget = Budget {
+            deadline: Some(Instant::now() - Duration::from_secs(1)),
+            memory: DEFAULT_MEMORY,
+        };
+        assert!(matches!(
+            search(&ops, Model::CasRegister, None, budget),
+            Outcome::Unknown(_)
+        ));
+    }
+}
