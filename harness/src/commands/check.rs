@@ -1,10 +1,98 @@
-//! `faultline check` (under construction in this branch).
+//! `faultline check`: verdicts for recorded histories.
 
-use faultline_checker::Verdict;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+use faultline_checker::{CheckOptions, CheckReport, Model, Verdict, check_path};
 
 #[derive(Debug, clap::Args)]
-pub struct CheckArgs {}
+pub struct CheckArgs {
+    /// History files (history.jsonl) or run directories; a run directory also gets its
+    /// results.json rewritten.
+    #[arg(required = true)]
+    pub histories: Vec<PathBuf>,
 
-pub fn run(_args: CheckArgs) -> anyhow::Result<Verdict> {
-    anyhow::bail!("faultline check is not built yet")
+    /// The sequential specification to check against.
+    #[arg(long, default_value = "cas-register")]
+    pub model: Model,
+
+    /// Wall-clock budget per history, in seconds; keys past it are `unknown`.
+    #[arg(long, default_value_t = 60.0)]
+    pub time_limit: f64,
+
+    /// Print results as JSON (one results.json object per history, in a JSON array).
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn run(args: CheckArgs) -> anyhow::Result<Verdict> {
+    let time_limit = Duration::try_from_secs_f64(args.time_limit)
+        .ok()
+        .filter(|d| !d.is_zero())
+        .context("--time-limit must be a positive number of seconds")?;
+    let options = CheckOptions {
+        model: args.model,
+        time_limit,
+        ..CheckOptions::default()
+    };
+    let mut worst = Verdict::Valid;
+    let mut reports = Vec::new();
+    for path in &args.histories {
+        let report = check_path(path, &options).with_context(|| {
+            format!(
+                "checking {}: fix the history or pass the right --model",
+                path.display()
+            )
+        })?;
+        if path.is_dir() {
+            let results = path.join("results.json");
+            write_results(&results, &report)
+                .with_context(|| format!("writing {}", results.display()))?;
+        }
+        worst = worst.worst(report.verdict());
+        if args.json {
+            reports.push(serde_json::to_value(&report)?);
+        } else {
+            println!("{}", summary_line(path, &report));
+        }
+    }
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&reports)?);
+    } else if args.histories.len() > 1 {
+        println!("{} histories: {worst}", args.histories.len());
+    }
+    Ok(worst)
+}
+
+/// Write results.json next to the history, replacing any older one atomically.
+pub fn write_results(path: &std::path::Path, report: &CheckReport) -> anyhow::Result<()> {
+    let tmp = path.with_extension("json.tmp");
+    std::fs::write(&tmp, serde_json::to_vec_pretty(report)?)?;
+    std::fs::rename(&tmp, path)?;
+    Ok(())
+}
+
+fn summary_line(path: &std::path::Path, report: &CheckReport) -> String {
+    let s = &report.stats;
+    let mut line = format!(
+        "{}: {} ({} ops on {} keys: {} ok, {} fail, {} info; checked in {:.1} ms)",
+        path.display(),
+        report.verdict(),
+        s.ops,
+        s.keys,
+        s.ok,
+        s.fail,
+        s.info,
+        s.elapsed_ms
+    );
+    for c in &report.counterexamples {
+        line.push_str(&format!("\n  key {}: {}", c.key, c.explanation));
+    }
+    for (key, k) in &report.keys {
+        if let (Verdict::Unknown, Some(why)) = (k.valid, &k.reason) {
+            line.push_str(&format!("\n  key {key}: unknown: {why}"));
+        }
+    }
+    line
 }

@@ -1,0 +1,182 @@
+//! Property tests (STYLE rule 16): the search agrees with a brute-force oracle on small
+//! histories, accepts every history stretched from a sequential execution, and refutes such a
+//! history once a read is changed to a value written later.
+
+use faultline_checker::history::{Completion, Function, KeyHistory, Op, Step, Value};
+use faultline_checker::model::Model;
+use faultline_checker::search::{Budget, DEFAULT_MEMORY, Outcome, search};
+use proptest::prelude::*;
+
+fn op(i: usize, invoke: u64, complete: Option<u64>, step: Step) -> Op {
+    let f = match step {
+        Step::Read(_) => Function::Read,
+        Step::Write(_) => Function::Write,
+        _ => Function::Cas,
+    };
+    Op {
+        index: i as u64 * 2,
+        complete_index: complete.map(|_| i as u64 * 2 + 1),
+        process: i as u64,
+        completion: if complete.is_some() {
+            Completion::Ok
+        } else {
+            Completion::Info
+        },
+        f,
+        key: "k".into(),
+        value: serde_json::Value::Null,
+        invoke_time: invoke,
+        complete_time: complete,
+        node: None,
+        step,
+    }
+}
+
+/// Try every order: an order is legal if each op comes after every op that returned before
+/// it was invoked, and the model accepts the sequence; open (info) ops may also be left out.
+fn oracle(ops: &[Op]) -> bool {
+    fn go(ops: &[Op], done: &mut Vec<bool>, state: Value) -> bool {
+        if (0..ops.len()).all(|i| done[i] || ops[i].complete_time.is_none()) {
+            return true;
+        }
+        for i in 0..ops.len() {
+            if done[i] {
+                continue;
+            }
+            // Every op that returned before i was invoked must be placed already; equal
+            // times are ordered by history index (file order), as the search orders them.
+            let blocked = (0..ops.len()).any(|j| {
+                j != i
+                    && !done[j]
+                    && ops[j].complete_time.is_some_and(|t| {
+                        (t, ops[j].complete_index) < (ops[i].invoke_time, Some(ops[i].index))
+                    })
+            });
+            if blocked {
+                continue;
+            }
+            if let Some(next) = Model::CasRegister.step(state, ops[i].step) {
+                done[i] = true;
+                let ok = go(ops, done, next);
+                done[i] = false;
+                if ok {
+                    return true;
+                }
+            }
+        }
+        false
+    }
+    go(ops, &mut vec![false; ops.len()], None)
+}
+
+fn arb_step() -> impl Strategy<Value = Step> {
+    prop_oneof![
+        prop::option::of(0i64..3).prop_map(Step::Read),
+        (0i64..3).prop_map(Step::Write),
+        (0i64..3, 0i64..3).prop_map(|(expected, new)| Step::Cas { expected, new }),
+        (0i64..3).prop_map(|expected| Step::CasMismatch { expected }),
+    ]
+}
+
+/// Up to 8 ops from up to 3 processes: each process's ops are sequential; some end `info`.
+fn arb_history() -> impl Strategy<Value = Vec<Op>> {
+    prop::collection::vec(
+        (
+            0usize..3,
+            arb_step(),
+            1u64..6,
+            0u64..4,
+            prop::bool::weighted(0.15),
+        ),
+        1..=8,
+    )
+    .prop_map(|specs| {
+        let mut clock = [0u64; 3];
+        let mut retired = [false; 3];
+        let mut ops = Vec::new();
+        for (process, step, length, gap, info) in specs {
+            if retired[process] {
+                continue;
+            }
+            let invoke = clock[process] + gap * 3 + process as u64;
+            let complete = invoke + length * 2;
+            clock[process] = complete + 1;
+            let info = info && !matches!(step, Step::Read(_) | Step::CasMismatch { .. });
+            if info {
+                retired[process] = true;
+            }
+            ops.push(op(ops.len(), invoke, (!info).then_some(complete), step));
+        }
+        ops.sort_by_key(|o| o.invoke_time);
+        for (i, o) in ops.iter_mut().enumerate() {
+            o.index = i as u64 * 2;
+            o.complete_index = o.complete_time.map(|_| i as u64 * 2 + 1);
+        }
+        ops
+    })
+}
+
+fn check(ops: &[Op]) -> bool {
+    match search(
+        ops,
+        Model::CasRegister,
+        None,
+        Budget::memory_only(DEFAULT_MEMORY),
+    ) {
+        Outcome::Linearizable => true,
+        Outcome::NotLinearizable(_) => false,
+        Outcome::Unknown(why) => panic!("small history ran out of budget: {why}"),
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(4000))]
+
+    #[test]
+    fn search_agrees_with_brute_force(ops in arb_history()) {
+        prop_assert_eq!(check(&ops), oracle(&ops), "{:#?}", ops);
+    }
+
+    #[test]
+    fn stretched_sequential_execution_is_valid_and_a_stale_read_is_not(
+        steps in prop::collection::vec(prop_oneof![Just(true), Just(false)], 2..60),
+        stretch in 0u64..5,
+    ) {
+        // A sequential run of unique writes and reads, each op widened to overlap its neighbours.
+        let mut ops = Vec::new();
+        let mut state: Value = None;
+        let mut next = 1i64;
+        for (i, is_write) in steps.iter().enumerate() {
+            let t = i as u64 * 10;
+            let step = if *is_write {
+                state = Some(next);
+                next += 1;
+                Step::Write(next - 1)
+            } else {
+                Step::Read(state)
+            };
+            ops.push(op(i, t.saturating_sub(stretch), Some(t + stretch), step));
+        }
+        prop_assert!(check(&ops));
+        // A read that returns a value written strictly after it returned cannot linearize.
+        let last_write = ops.iter().rposition(|o| matches!(o.step, Step::Write(_)));
+        let early_read = ops.iter().position(|o| matches!(o.step, Step::Read(_)));
+        if let (Some(w), Some(r)) = (last_write, early_read)
+            && ops[r].complete_time < Some(ops[w].invoke_time)
+        {
+            let Step::Write(v) = ops[w].step else { unreachable!() };
+            ops[r].step = Step::Read(Some(v));
+            prop_assert!(!check(&ops));
+        }
+    }
+}
+
+#[test]
+fn key_history_is_constructible_for_tools() {
+    // KeyHistory is public so benches and tools can build per-key inputs directly.
+    let key = KeyHistory {
+        key: "k".into(),
+        ops: vec![op(0, 0, Some(1), Step::Write(1))],
+    };
+    assert!(check(&key.ops));
+}

@@ -1,0 +1,102 @@
+//! `faultline check` as a user runs it: verdict lines, exit codes, bad input.
+
+use std::path::Path;
+
+use assert_cmd::Command;
+
+fn write(dir: &Path, name: &str, lines: &[&str]) -> std::path::PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, lines.join("\n")).expect("write history");
+    path
+}
+
+const VALID: &[&str] = &[
+    r#"{"index":0,"time":0,"process":0,"type":"invoke","f":"write","key":"a","value":1}"#,
+    r#"{"index":1,"time":5,"process":0,"type":"ok","f":"write","key":"a","value":1}"#,
+    r#"{"index":2,"time":6,"process":1,"type":"invoke","f":"read","key":"a","value":null}"#,
+    r#"{"index":3,"time":7,"process":1,"type":"ok","f":"read","key":"a","value":1}"#,
+];
+
+const STALE: &[&str] = &[
+    r#"{"index":0,"time":0,"process":0,"type":"invoke","f":"write","key":"a","value":1}"#,
+    r#"{"index":1,"time":1,"process":0,"type":"ok","f":"write","key":"a","value":1}"#,
+    r#"{"index":2,"time":2,"process":0,"type":"invoke","f":"write","key":"a","value":2}"#,
+    r#"{"index":3,"time":3,"process":0,"type":"ok","f":"write","key":"a","value":2}"#,
+    r#"{"index":4,"time":4,"process":1,"type":"invoke","f":"read","key":"a","value":null,"node":"n2"}"#,
+    r#"{"index":5,"time":5,"process":1,"type":"ok","f":"read","key":"a","value":1,"node":"n2"}"#,
+];
+
+fn faultline() -> Command {
+    Command::cargo_bin("faultline").expect("faultline binary is built")
+}
+
+#[test]
+fn valid_history_exits_zero() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = write(dir.path(), "h.jsonl", VALID);
+    let out = faultline().arg("check").arg(&path).output().expect("runs");
+    assert_eq!(out.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&out.stdout).contains(": valid ("));
+}
+
+#[test]
+fn stale_read_exits_one_and_explains() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = write(dir.path(), "h.jsonl", STALE);
+    let out = faultline().arg("check").arg(&path).output().expect("runs");
+    assert_eq!(out.status.code(), Some(1));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains(
+            "read of a on n2 returned 1 at 0.000 s, but 1 had been overwritten by write 2"
+        ),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn several_files_exit_with_the_worst_and_json_is_an_array() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let good = write(dir.path(), "good.jsonl", VALID);
+    let bad = write(dir.path(), "bad.jsonl", STALE);
+    let out = faultline()
+        .args(["check", "--json"])
+        .arg(&good)
+        .arg(&bad)
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(1));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json on stdout");
+    assert_eq!(json[0]["valid"], true);
+    assert_eq!(json[1]["valid"], false);
+}
+
+#[test]
+fn run_directory_gets_results_json() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    write(dir.path(), "history.jsonl", STALE);
+    let out = faultline()
+        .arg("check")
+        .arg(dir.path())
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(1));
+    let results: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("results.json")).expect("written"))
+            .expect("json");
+    assert_eq!(results["valid"], false);
+    assert_eq!(results["counterexamples"][0]["key"], "a");
+}
+
+#[test]
+fn malformed_line_exits_three_with_file_and_line() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = write(dir.path(), "h.jsonl", &[VALID[0], "{not json"]);
+    let out = faultline().arg("check").arg(&path).output().expect("runs");
+    assert_eq!(out.status.code(), Some(3));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("h.jsonl: line 2: expected a JSON history event"),
+        "{stderr}"
+    );
+}
