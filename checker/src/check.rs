@@ -12,7 +12,7 @@ use crate::error::Error;
 use crate::history::{Counts, Event, History, KeyHistory, Semantics, Value};
 use crate::model::Model;
 use crate::search::{self, Budget, Outcome};
-use crate::{Verdict, jsonl};
+use crate::{Verdict, jepsen_log, jsonl};
 
 /// How to check.
 #[derive(Clone, Debug)]
@@ -206,7 +206,12 @@ pub fn check_path(path: &Path, options: &CheckOptions) -> Result<CheckReport, Er
         path: file.clone(),
         source,
     })?;
-    let events = jsonl::parse(&text).map_err(in_file)?;
+    let events = if jepsen_log::detect(&text) {
+        jepsen_log::parse(&text)
+    } else {
+        jsonl::parse(&text)
+    }
+    .map_err(in_file)?;
     check_events(&events, options).map_err(in_file)
 }
 

@@ -9,6 +9,7 @@
 //! - [`record`]: one line of `history.jsonl`, the contract with the harness.
 //! - [`verdict`]: valid / invalid / unknown and their exit codes.
 //! - [`jsonl`]: our history format → [`history::Event`]s, with line-numbered errors.
+//! - [`jepsen_log`]: Jepsen text logs of one register (Porcupine's etcd data set).
 //! - [`history`]: pairing invokes with completions, per-key operations, semantics options.
 //! - [`model`]: the register and cas-register sequential specifications.
 //! - [`search`]: just-in-time linearization for one key, within a time and memory budget.
@@ -25,6 +26,7 @@ pub mod check;
 pub mod counterexample;
 pub mod error;
 pub mod history;
+pub mod jepsen_log;
 pub mod jsonl;
 pub mod model;
 pub mod record;

@@ -1,0 +1,86 @@
+//! Every register / CAS-register history in `shared/datasets/MANIFEST.tsv` that the checker
+//! reads gets its expected verdict (STYLE rule 15: one test per file, named after it).
+
+use std::path::PathBuf;
+
+use faultline_checker::{CheckOptions, Verdict, check_path};
+
+fn datasets() -> PathBuf {
+    std::env::var_os("FAULTLINE_DATASETS").map_or_else(
+        || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/datasets"),
+        PathBuf::from,
+    )
+}
+
+/// The manifest's expected verdict for `file`, so the test reads it instead of repeating it.
+fn expected(file: &str) -> Verdict {
+    let manifest = std::fs::read_to_string(datasets().join("MANIFEST.tsv")).expect("MANIFEST.tsv");
+    let row = manifest
+        .lines()
+        .find(|l| l.split('\t').next() == Some(file))
+        .unwrap_or_else(|| panic!("{file} is not in the manifest"));
+    match row.split('\t').nth(5) {
+        Some("true") => Verdict::Valid,
+        Some("false") => Verdict::Invalid,
+        other => panic!("{file}: no expected verdict ({other:?})"),
+    }
+}
+
+fn check(file: &str) {
+    let report = check_path(&datasets().join(file), &CheckOptions::default())
+        .unwrap_or_else(|e| panic!("{file}: {e}"));
+    assert_eq!(
+        report.verdict(),
+        expected(file),
+        "{file}: {:?}",
+        report.counterexamples
+    );
+}
+
+// etcd_095.log is empty (etcd failed to start in that run); the manifest gives no verdict.
+macro_rules! porcupine_etcd {
+    ($($name:ident => $n:literal),* $(,)?) => {$(
+        #[test]
+        fn $name() {
+            check(concat!("porcupine/test_data/jepsen/etcd_", $n, ".log"));
+        }
+    )*};
+}
+
+porcupine_etcd! {
+    porcupine_etcd_000 => "000", porcupine_etcd_001 => "001", porcupine_etcd_002 => "002",
+    porcupine_etcd_003 => "003", porcupine_etcd_004 => "004", porcupine_etcd_005 => "005",
+    porcupine_etcd_006 => "006", porcupine_etcd_007 => "007", porcupine_etcd_008 => "008",
+    porcupine_etcd_009 => "009", porcupine_etcd_010 => "010", porcupine_etcd_011 => "011",
+    porcupine_etcd_012 => "012", porcupine_etcd_013 => "013", porcupine_etcd_014 => "014",
+    porcupine_etcd_015 => "015", porcupine_etcd_016 => "016", porcupine_etcd_017 => "017",
+    porcupine_etcd_018 => "018", porcupine_etcd_019 => "019", porcupine_etcd_020 => "020",
+    porcupine_etcd_021 => "021", porcupine_etcd_022 => "022", porcupine_etcd_023 => "023",
+    porcupine_etcd_024 => "024", porcupine_etcd_025 => "025", porcupine_etcd_026 => "026",
+    porcupine_etcd_027 => "027", porcupine_etcd_028 => "028", porcupine_etcd_029 => "029",
+    porcupine_etcd_030 => "030", porcupine_etcd_031 => "031", porcupine_etcd_032 => "032",
+    porcupine_etcd_033 => "033", porcupine_etcd_034 => "034", porcupine_etcd_035 => "035",
+    porcupine_etcd_036 => "036", porcupine_etcd_037 => "037", porcupine_etcd_038 => "038",
+    porcupine_etcd_039 => "039", porcupine_etcd_040 => "040", porcupine_etcd_041 => "041",
+    porcupine_etcd_042 => "042", porcupine_etcd_043 => "043", porcupine_etcd_044 => "044",
+    porcupine_etcd_045 => "045", porcupine_etcd_046 => "046", porcupine_etcd_047 => "047",
+    porcupine_etcd_048 => "048", porcupine_etcd_049 => "049", porcupine_etcd_050 => "050",
+    porcupine_etcd_051 => "051", porcupine_etcd_052 => "052", porcupine_etcd_053 => "053",
+    porcupine_etcd_054 => "054", porcupine_etcd_055 => "055", porcupine_etcd_056 => "056",
+    porcupine_etcd_057 => "057", porcupine_etcd_058 => "058", porcupine_etcd_059 => "059",
+    porcupine_etcd_060 => "060", porcupine_etcd_061 => "061", porcupine_etcd_062 => "062",
+    porcupine_etcd_063 => "063", porcupine_etcd_064 => "064", porcupine_etcd_065 => "065",
+    porcupine_etcd_066 => "066", porcupine_etcd_067 => "067", porcupine_etcd_068 => "068",
+    porcupine_etcd_069 => "069", porcupine_etcd_070 => "070", porcupine_etcd_071 => "071",
+    porcupine_etcd_072 => "072", porcupine_etcd_073 => "073", porcupine_etcd_074 => "074",
+    porcupine_etcd_075 => "075", porcupine_etcd_076 => "076", porcupine_etcd_077 => "077",
+    porcupine_etcd_078 => "078", porcupine_etcd_079 => "079", porcupine_etcd_080 => "080",
+    porcupine_etcd_081 => "081", porcupine_etcd_082 => "082", porcupine_etcd_083 => "083",
+    porcupine_etcd_084 => "084", porcupine_etcd_085 => "085", porcupine_etcd_086 => "086",
+    porcupine_etcd_087 => "087", porcupine_etcd_088 => "088", porcupine_etcd_089 => "089",
+    porcupine_etcd_090 => "090", porcupine_etcd_091 => "091", porcupine_etcd_092 => "092",
+    porcupine_etcd_093 => "093", porcupine_etcd_094 => "094",
+    porcupine_etcd_096 => "096", porcupine_etcd_097 => "097", porcupine_etcd_098 => "098",
+    porcupine_etcd_099 => "099", porcupine_etcd_100 => "100", porcupine_etcd_101 => "101",
+    porcupine_etcd_102 => "102",
+}
