@@ -1,5 +1,5 @@
 //! Reader for Jepsen's text logs of a single register, as in Porcupine's etcd data set
-//! (`INFO  jepsen.util - 3	:invoke	:cas	[1 2]`): process, type, function and value separated
+//! (`INFO  jepsen.util - 3 :invoke :cas [1 2]`): process, type, function and value separated
 //! by tabs. Times are not in the log; the line order is the real-time order, so the line
 //! index serves as the time.
 
