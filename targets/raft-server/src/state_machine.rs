@@ -20,6 +20,8 @@ use crate::types::{
 };
 
 type Meta = SnapshotMeta<NodeId, openraft::BasicNode>;
+/// The latest snapshot: its metadata and the serialised map.
+type SnapshotBytes = (Meta, Vec<u8>);
 
 /// What the state machine holds; also the snapshot format.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
@@ -34,7 +36,7 @@ pub struct Data {
 pub struct StateMachine {
     pub data: Arc<RwLock<Data>>,
     snapshot_path: PathBuf,
-    snapshot: Arc<RwLock<Option<(Meta, Vec<u8>)>>>,
+    snapshot: Arc<RwLock<Option<SnapshotBytes>>>,
 }
 
 #[derive(Serialize, Deserialize)]
