@@ -1,0 +1,329 @@
+//! The bundled Raft target: a cluster of `faultline-raft` processes in the lab.
+//!
+//! Every node listens on port [`PORT`] of its lab address; node `n1` forms the cluster
+//! (`--init`). Nodes read time through libc, so libfaketime clock faults reach them.
+//!
+//! Network calls ([`RaftCluster::wait_for_leader`], [`RaftCluster::leader`],
+//! [`RaftClient::call`]) open sockets: run them on the lab's client runtime, whose threads live
+//! in the client namespace, never on a runtime of the root namespace.
+
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use faultline_nemesis::{Lab, NodeCommand};
+use serde::Deserialize;
+
+use crate::error::Error;
+use crate::outcome::{CAS_MISMATCH, Outcome, Request};
+
+/// The port every node serves its API and Raft RPCs on.
+pub const PORT: u16 = 7000;
+
+/// How to start a Raft cluster.
+#[derive(Clone, Debug)]
+pub struct RaftSpec {
+    /// `stale-reads`, `lease-reads`, `ack-before-commit`: planted bugs, off unless named.
+    pub unsafe_modes: Vec<String>,
+    /// The server binary; found next to this executable or on PATH when `None`.
+    pub binary: Option<PathBuf>,
+    /// Data directories go under here, one per node.
+    pub data_dir: PathBuf,
+    /// Per-request timeout of clients.
+    pub op_timeout: Duration,
+    /// How long to wait for the first leader.
+    pub startup_timeout: Duration,
+}
+
+/// A running cluster.
+pub struct RaftCluster {
+    nodes: Vec<(String, Ipv4Addr)>,
+    binary: PathBuf,
+    data_dir: PathBuf,
+    op_timeout: Duration,
+    startup_timeout: Duration,
+}
+
+/// The unsafe modes the server knows.
+pub const UNSAFE_MODES: [&str; 3] = ["stale-reads", "lease-reads", "ack-before-commit"];
+
+impl RaftCluster {
+    /// Start one `faultline-raft` per lab node. Does no network I/O: follow with
+    /// [`RaftCluster::wait_for_leader`] on the client runtime.
+    pub async fn start(spec: &RaftSpec, lab: &Lab) -> Result<RaftCluster, Error> {
+        if let Some(mode) = spec
+            .unsafe_modes
+            .iter()
+            .find(|m| !UNSAFE_MODES.contains(&m.as_str()))
+        {
+            return Err(Error::Config(format!(
+                "unknown --unsafe mode `{mode}`: the raft server knows {}",
+                UNSAFE_MODES.join(", ")
+            )));
+        }
+        let binary = find_binary(spec.binary.as_deref())?;
+        let nodes: Vec<(String, Ipv4Addr)> = lab
+            .nodes()
+            .into_iter()
+            .map(|n| {
+                let ip = lab.node_ip(&n);
+                (n, ip)
+            })
+            .collect();
+        let peers = nodes
+            .iter()
+            .enumerate()
+            .map(|(i, (_, ip))| format!("{}={ip}:{PORT}", i + 1))
+            .collect::<Vec<_>>()
+            .join(",");
+        for (i, (name, ip)) in nodes.iter().enumerate() {
+            let data = spec.data_dir.join(name);
+            std::fs::create_dir_all(&data).map_err(|source| Error::Io {
+                what: format!("creating {}", data.display()),
+                source,
+            })?;
+            let mut args = vec![
+                "--id".to_string(),
+                (i + 1).to_string(),
+                "--listen".into(),
+                format!("{ip}:{PORT}"),
+                "--peers".into(),
+                peers.clone(),
+                "--data-dir".into(),
+                data.display().to_string(),
+            ];
+            if i == 0 {
+                args.push("--init".into());
+            }
+            for mode in &spec.unsafe_modes {
+                args.extend(["--unsafe".to_string(), mode.clone()]);
+            }
+            let command = NodeCommand {
+                program: binary.clone(),
+                args,
+                env: vec![("RUST_LOG".into(), "info,openraft=warn".into())],
+                log_path: lab.run_dir().join("nodes").join(format!("{name}.log")),
+                faketime: true,
+            };
+            lab.start_node(name, command).await?;
+        }
+        Ok(RaftCluster {
+            nodes,
+            binary,
+            data_dir: spec.data_dir.clone(),
+            op_timeout: spec.op_timeout,
+            startup_timeout: spec.startup_timeout,
+        })
+    }
+
+    /// The node names, `n1`…
+    pub fn node_names(&self) -> Vec<String> {
+        self.nodes.iter().map(|(n, _)| n.clone()).collect()
+    }
+
+    fn status_client(&self) -> Result<reqwest::Client, Error> {
+        Ok(reqwest::Client::builder()
+            .timeout(Duration::from_millis(500))
+            .build()?)
+    }
+
+    /// Wait, bounded by the spec's startup timeout, until a leader is elected.
+    pub async fn wait_for_leader(&self) -> Result<String, Error> {
+        let deadline = Instant::now() + self.startup_timeout;
+        while Instant::now() < deadline {
+            if let Some(leader) = self.leader().await {
+                return Ok(leader);
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        Err(Error::NoLeader(format!(
+            "no raft leader after {:?}: see the node logs in the run directory's nodes/",
+            self.startup_timeout
+        )))
+    }
+
+    /// The current leader, as its node name: a node that says it leads. `None` when no node
+    /// answers that it is the leader (an election, a partition).
+    pub async fn leader(&self) -> Option<String> {
+        let client = self.status_client().ok()?;
+        for (name, ip) in &self.nodes {
+            let url = format!("http://{ip}:{PORT}/status");
+            let Ok(response) = client.get(url).send().await else {
+                continue;
+            };
+            let Ok(status) = response.json::<Status>().await else {
+                continue;
+            };
+            if status.role == "Leader" {
+                return Some(name.clone());
+            }
+        }
+        None
+    }
+
+    /// A client bound to `node`.
+    pub fn client(&self, node: &str) -> Result<RaftClient, Error> {
+        let ip = self
+            .nodes
+            .iter()
+            .find(|(n, _)| n == node)
+            .map(|(_, ip)| *ip)
+            .ok_or_else(|| Error::Config(format!("no node `{node}` in this cluster")))?;
+        Ok(RaftClient {
+            base: format!("http://{ip}:{PORT}"),
+            http: reqwest::Client::builder()
+                .timeout(self.op_timeout)
+                .build()?,
+        })
+    }
+
+    /// Stop every node (SIGTERM, then SIGKILL after a grace period) and remove the data.
+    pub async fn stop(self, lab: &Lab) -> Result<(), Error> {
+        lab.stop_all_nodes_within(Duration::from_secs(5)).await?;
+        if let Err(e) = std::fs::remove_dir_all(&self.data_dir) {
+            tracing::warn!("removing {}: {e}", self.data_dir.display());
+        }
+        Ok(())
+    }
+
+    /// Whether clock faults (libfaketime) reach the nodes: yes, the server reads time via libc.
+    pub fn reads_time_through_libc(&self) -> bool {
+        true
+    }
+
+    /// `faultline-raft x.y.z`, from the binary itself.
+    pub fn version(&self) -> String {
+        std::process::Command::new(&self.binary)
+            .arg("--version")
+            .output()
+            .ok()
+            .and_then(|o| String::from_utf8(o.stdout).ok())
+            .map(|s| s.trim().to_string())
+            .unwrap_or_else(|| format!("unknown ({})", self.binary.display()))
+    }
+}
+
+#[derive(Deserialize)]
+struct Status {
+    role: String,
+}
+
+/// Find `faultline-raft`: the given path, `$FAULTLINE_RAFT_BIN`, next to this executable (or
+/// its parent directory, for test binaries in `target/*/deps`), or on PATH.
+pub fn find_binary(given: Option<&Path>) -> Result<PathBuf, Error> {
+    if let Some(path) = given {
+        return Ok(path.to_path_buf());
+    }
+    if let Some(path) = std::env::var_os("FAULTLINE_RAFT_BIN") {
+        return Ok(PathBuf::from(path));
+    }
+    let name = "faultline-raft";
+    if let Ok(exe) = std::env::current_exe() {
+        for dir in exe.ancestors().skip(1).take(2) {
+            let candidate = dir.join(name);
+            if candidate.is_file() {
+                return Ok(candidate);
+            }
+        }
+    }
+    if let Some(path) = std::env::var_os("PATH") {
+        for dir in std::env::split_paths(&path) {
+            let candidate = dir.join(name);
+            if candidate.is_file() {
+                return Ok(candidate);
+            }
+        }
+    }
+    Err(Error::MissingBinary {
+        name: name.into(),
+        hint: "build it with `cargo build --bin faultline-raft` (same profile as faultline), or set FAULTLINE_RAFT_BIN".into(),
+    })
+}
+
+/// A client of one node.
+#[derive(Clone)]
+pub struct RaftClient {
+    base: String,
+    http: reqwest::Client,
+}
+
+#[derive(Deserialize)]
+struct ReadBody {
+    value: Option<i64>,
+}
+
+impl RaftClient {
+    /// Send one request; every way it can end becomes an [`Outcome`] here and nowhere else.
+    pub async fn call(&self, request: &Request) -> Outcome {
+        let sent = match request {
+            Request::Read { key } => {
+                self.http
+                    .get(format!("{}/kv/{key}", self.base))
+                    .send()
+                    .await
+            }
+            Request::Write { key, value } => {
+                self.http
+                    .put(format!("{}/kv/{key}", self.base))
+                    .json(&serde_json::json!({ "value": value }))
+                    .send()
+                    .await
+            }
+            Request::Cas { key, expected, new } => {
+                self.http
+                    .post(format!("{}/kv/{key}/cas", self.base))
+                    .json(&serde_json::json!({ "expected": expected, "new": new }))
+                    .send()
+                    .await
+            }
+        };
+        let is_read = matches!(request, Request::Read { .. });
+        let response = match sent {
+            Ok(r) => r,
+            // Never reached the server: nothing happened.
+            Err(e) if e.is_connect() => {
+                return Outcome::Fail(format!("connect: {}", root_cause(&e)));
+            }
+            // A read changes nothing, so a read that did not complete simply failed.
+            Err(e) if is_read => return Outcome::Fail(describe(&e)),
+            Err(e) => return Outcome::Info(describe(&e)),
+        };
+        let status = response.status().as_u16();
+        let body = response.bytes().await;
+        match (status, body) {
+            (200, Ok(bytes)) if is_read => match serde_json::from_slice::<ReadBody>(&bytes) {
+                Ok(b) => Outcome::Ok(b.value),
+                Err(e) => Outcome::Fail(format!("unreadable read answer: {e}")),
+            },
+            (200, _) => Outcome::Ok(None),
+            (409, _) => Outcome::Fail(CAS_MISMATCH.into()),
+            (_, Err(e)) if is_read => Outcome::Fail(describe(&e)),
+            (503, body) => Outcome::Fail(format!("unavailable: {}", reason(body))),
+            (_, body) if is_read => Outcome::Fail(format!("http {status}: {}", reason(body))),
+            (_, body) => Outcome::Info(format!("http {status}: {}", reason(body))),
+        }
+    }
+}
+
+fn reason(body: reqwest::Result<bytes::Bytes>) -> String {
+    body.ok()
+        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+        .and_then(|v| v.get("error").and_then(|e| e.as_str()).map(str::to_string))
+        .unwrap_or_else(|| "no reason given".into())
+}
+
+fn describe(e: &reqwest::Error) -> String {
+    if e.is_timeout() {
+        "timeout".into()
+    } else {
+        root_cause(e)
+    }
+}
+
+fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut source = e;
+    while let Some(next) = source.source() {
+        source = next;
+    }
+    source.to_string()
+}

@@ -1,0 +1,213 @@
+//! The bundled Raft target against real `faultline-raft` processes (build the binary first:
+//! `cargo build --bin faultline-raft`; scripts/test.sh does).
+//!
+//! These use a loopback lab (distinct 127.x addresses, no root); the namespace lab is
+//! exercised end to end by the harness tests.
+
+use std::time::Duration;
+
+use faultline_nemesis::{Isolation, Lab, LabConfig};
+use faultline_targets::outcome::CAS_MISMATCH;
+use faultline_targets::raft::{RaftCluster, RaftSpec};
+use faultline_targets::{Outcome, Request};
+
+fn spec(dir: &std::path::Path, unsafe_modes: &[&str]) -> RaftSpec {
+    RaftSpec {
+        unsafe_modes: unsafe_modes.iter().map(|s| s.to_string()).collect(),
+        binary: None,
+        data_dir: dir.join("data"),
+        op_timeout: Duration::from_secs(3),
+        startup_timeout: Duration::from_secs(20),
+    }
+}
+
+fn read(key: &str) -> Request {
+    Request::Read { key: key.into() }
+}
+
+fn write(key: &str, value: i64) -> Request {
+    Request::Write {
+        key: key.into(),
+        value,
+    }
+}
+
+/// Run `f` with a started cluster of `nodes`, tearing everything down whatever happens.
+async fn with_cluster<F, Fut>(nodes: usize, unsafe_modes: &[&str], f: F)
+where
+    F: FnOnce(std::sync::Arc<RaftCluster>, std::sync::Arc<Lab>) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let dir = tempfile::tempdir().expect("tempdir");
+    let lab = Lab::create(LabConfig {
+        nodes,
+        isolation: Isolation::Loopback,
+        run_dir: dir.path().to_path_buf(),
+    })
+    .await
+    .expect("loopback lab");
+    let cluster = RaftCluster::start(&spec(dir.path(), unsafe_modes), &lab)
+        .await
+        .expect("cluster starts");
+    let cluster = std::sync::Arc::new(cluster);
+    let lab = std::sync::Arc::new(lab);
+    let result = tokio::spawn(f(cluster.clone(), lab.clone())).await;
+    let cluster = std::sync::Arc::into_inner(cluster).expect("test released the cluster");
+    let lab = std::sync::Arc::into_inner(lab).expect("test released the lab");
+    cluster.stop(&lab).await.expect("cluster stops");
+    lab.teardown().await.expect("lab tears down");
+    if let Err(panic) = result {
+        std::panic::resume_unwind(panic.into_panic());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_and_cas_work_through_every_node_of_three() {
+    with_cluster(3, &[], |cluster, _lab| async move {
+        cluster.wait_for_leader().await.expect("leader");
+        for (i, node) in cluster.node_names().iter().enumerate() {
+            let client = cluster.client(node).expect("client");
+            let v = i as i64 * 10;
+            assert_eq!(
+                client.call(&write("k", v)).await,
+                Outcome::Ok(None),
+                "write via {node}"
+            );
+            assert_eq!(
+                client.call(&read("k")).await,
+                Outcome::Ok(Some(v)),
+                "read via {node}"
+            );
+            let cas = Request::Cas {
+                key: "k".into(),
+                expected: v,
+                new: v + 1,
+            };
+            assert_eq!(client.call(&cas).await, Outcome::Ok(None), "cas via {node}");
+            assert_eq!(client.call(&cas).await, Outcome::Fail(CAS_MISMATCH.into()));
+        }
+        let client = cluster.client("n1").expect("client");
+        assert_eq!(client.call(&read("absent")).await, Outcome::Ok(None));
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_leader_is_replaced_and_no_acknowledged_write_is_lost() {
+    with_cluster(5, &[], |cluster, lab| async move {
+        let leader = cluster.wait_for_leader().await.expect("leader");
+        let nodes = cluster.node_names();
+        let mut acknowledged = Vec::new();
+        for i in 0..20 {
+            let node = &nodes[i % nodes.len()];
+            let key = format!("k{i}");
+            if cluster
+                .client(node)
+                .expect("client")
+                .call(&write(&key, i as i64))
+                .await
+                == Outcome::Ok(None)
+            {
+                acknowledged.push((key, i as i64));
+            }
+        }
+        assert_eq!(
+            acknowledged.len(),
+            20,
+            "a healthy cluster acknowledges every write"
+        );
+        lab.kill_node(&leader).await.expect("kill leader");
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        let new_leader = loop {
+            match cluster.leader().await {
+                Some(l) if l != leader => break l,
+                _ if std::time::Instant::now() > deadline => {
+                    panic!("no new leader after killing {leader}")
+                }
+                _ => tokio::time::sleep(Duration::from_millis(100)).await,
+            }
+        };
+        let client = cluster.client(&new_leader).expect("client");
+        for (key, value) in &acknowledged {
+            assert_eq!(
+                client.call(&read(key)).await,
+                Outcome::Ok(Some(*value)),
+                "{key} after failover"
+            );
+        }
+        lab.restart_node(&leader).await.expect("restart old leader");
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn full_restart_keeps_every_acknowledged_write() {
+    with_cluster(3, &[], |cluster, lab| async move {
+        cluster.wait_for_leader().await.expect("leader");
+        let client = cluster.client("n2").expect("client");
+        for i in 0..10 {
+            assert_eq!(
+                client.call(&write(&format!("k{i}"), i)).await,
+                Outcome::Ok(None)
+            );
+        }
+        for node in cluster.node_names() {
+            lab.kill_node(&node).await.expect("kill");
+        }
+        for node in cluster.node_names() {
+            lab.restart_node(&node).await.expect("restart");
+        }
+        cluster
+            .wait_for_leader()
+            .await
+            .expect("leader after restart");
+        let client = cluster.client("n3").expect("client");
+        for i in 0..10 {
+            assert_eq!(
+                client.call(&read(&format!("k{i}"))).await,
+                Outcome::Ok(Some(i))
+            );
+        }
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_reports_no_unsafe_mode_unless_asked() {
+    for modes in [&[][..], &["stale-reads"][..]] {
+        with_cluster(3, modes, move |cluster, lab| async move {
+            cluster.wait_for_leader().await.expect("leader");
+            let ip = lab.node_ip("n1");
+            let status: serde_json::Value = reqwest::get(format!("http://{ip}:7000/status"))
+                .await
+                .expect("status answers")
+                .json()
+                .await
+                .expect("json");
+            let expected: Vec<&str> = modes.to_vec();
+            assert_eq!(status["unsafe"], serde_json::json!(expected));
+        })
+        .await;
+    }
+}
+
+#[tokio::test]
+async fn unknown_unsafe_mode_is_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let lab = Lab::create(LabConfig {
+        nodes: 1,
+        isolation: Isolation::Loopback,
+        run_dir: dir.path().into(),
+    })
+    .await
+    .expect("lab");
+    let error = RaftCluster::start(&spec(dir.path(), &["fast"]), &lab)
+        .await
+        .err()
+        .expect("refused");
+    assert!(
+        error.to_string().contains("unknown --unsafe mode `fast`"),
+        "{error}"
+    );
+    lab.teardown().await.expect("teardown");
+}
