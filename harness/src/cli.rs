@@ -23,7 +23,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Start a cluster, run a workload under faults, check the history and write a report.
-    Test(test::TestArgs),
+    Test(Box<test::TestArgs>),
     /// Check recorded histories (ours, Jepsen's, Porcupine's) for linearizability.
     Check(check::CheckArgs),
     /// Write a seeded synthetic history, for benchmarks and tests.

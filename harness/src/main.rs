@@ -6,6 +6,10 @@
 
 mod cli;
 mod commands;
+mod history;
+mod junit;
+mod run;
+mod spec;
 
 use std::process::ExitCode;
 

@@ -14,7 +14,7 @@ use crate::cli::Command;
 
 pub fn run(command: Command) -> anyhow::Result<Verdict> {
     match command {
-        Command::Test(args) => test::run(args),
+        Command::Test(args) => test::run(*args),
         Command::Check(args) => check::run(args),
         Command::Synth(args) => synth::run(args),
         Command::Report(args) => report::run(args),

@@ -1,10 +1,94 @@
-//! `faultline test` (under construction in this branch).
+//! `faultline test`: one whole Jepsen-style test (or `--test-count` of them) and its verdict.
+
+use std::path::PathBuf;
 
 use faultline_checker::Verdict;
 
-#[derive(Debug, clap::Args)]
-pub struct TestArgs {}
+use crate::run::{self, RunSummary};
+use crate::spec::TestSpec;
 
-pub fn run(_args: TestArgs) -> anyhow::Result<Verdict> {
-    anyhow::bail!("faultline test is not built yet")
+/// Flags of `faultline test`. Every one may also come from `--config FILE` (TOML, same names);
+/// flags win. Defaults: the bundled Raft cluster, 5 nodes, 60 s, 10 clients, 8 keys,
+/// partitions + kills + pauses + clock faults every 10 s.
+#[derive(Debug, Default, clap::Args)]
+pub struct TestArgs {
+    /// System under test. This build has the bundled Raft cluster: `raft`.
+    #[arg(long)]
+    pub target: Option<String>,
+    /// Cluster size [default: 5].
+    #[arg(long)]
+    pub nodes: Option<usize>,
+    /// Seconds of load and faults before heal, recovery and final reads [default: 60].
+    #[arg(long)]
+    pub time_limit: Option<f64>,
+    /// Concurrent clients [default: 10].
+    #[arg(long)]
+    pub concurrency: Option<usize>,
+    /// Keys in use at once; each key's history is checked on its own [default: 8].
+    #[arg(long)]
+    pub keys: Option<usize>,
+    /// Operations per second over all clients [default: as fast as the cluster answers].
+    #[arg(long)]
+    pub rate: Option<f64>,
+    /// Weights of read:write:cas [default: 2:1:1; register workload 1:1:0].
+    #[arg(long)]
+    pub mix: Option<String>,
+    /// `register` (read/write) or `cas-register` (read/write/cas) [default: cas-register].
+    #[arg(long)]
+    pub workload: Option<String>,
+    /// Retire a key after this many operations and start a fresh one [default: never].
+    #[arg(long)]
+    pub ops_per_key: Option<u64>,
+    /// Fault kinds: partition,kill,pause,clock,loss,bandwidth, or none, or all
+    /// [default: partition,kill,pause,clock].
+    #[arg(long)]
+    pub nemesis: Option<String>,
+    /// Seconds between fault starts and stops [default: 10].
+    #[arg(long)]
+    pub nemesis_interval: Option<f64>,
+    /// Plant a bug in the raft server: stale-reads, lease-reads, ack-before-commit (repeatable).
+    #[arg(long = "unsafe", value_name = "MODE")]
+    pub unsafe_modes: Vec<String>,
+    /// Seed of the workload and the fault schedule [default: random, printed].
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Results store [default: results].
+    #[arg(long)]
+    pub results: Option<PathBuf>,
+    /// Seconds a client waits for one answer; past it the op is indeterminate [default: 2].
+    #[arg(long)]
+    pub op_timeout: Option<f64>,
+    /// Also write the verdicts as JUnit XML here.
+    #[arg(long)]
+    pub junit: Option<PathBuf>,
+    /// Run the test this many times (seeds seed, seed+1, …); the exit code is the worst.
+    #[arg(long)]
+    pub test_count: Option<u32>,
+    /// Read settings from a TOML file (keys as the flags: `time-limit = 30`).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+}
+
+pub fn run(args: TestArgs) -> anyhow::Result<Verdict> {
+    // Before any thread starts: without root this re-executes inside a user namespace.
+    faultline_nemesis::ensure_root_or_reexec()?;
+    let spec = TestSpec::resolve(args)?;
+    let mut summaries: Vec<RunSummary> = Vec::new();
+    let mut worst = Verdict::Valid;
+    for i in 0..spec.test_count {
+        let mut this = spec.clone();
+        this.seed = spec.seed.wrapping_add(i as u64);
+        this.workload.seed = this.seed;
+        let summary = run::execute(&this)?;
+        print!("{}", summary.render());
+        worst = worst.worst(summary.verdict);
+        summaries.push(summary);
+    }
+    if spec.test_count > 1 {
+        println!("{} runs: {worst}", spec.test_count);
+    }
+    if let Some(path) = &spec.junit {
+        crate::junit::write(path, &summaries)?;
+    }
+    Ok(worst)
 }

@@ -1,0 +1,513 @@
+//! One test run, start to verdict: lab up → cluster → workers + nemesis for the time limit →
+//! heal and recover → final reads → cluster stop → lab teardown → check → results.
+//!
+//! Teardown runs on every path: an error, SIGINT or SIGTERM ends the load early but the
+//! nemesis still heals, the cluster is stopped, the lab removed, and what was recorded is
+//! checked (a `Lab` dropped without teardown cleans up from its Drop guard on a panic).
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use faultline_checker::record::{RecordProcess, RecordType};
+use faultline_checker::{CheckOptions, CheckReport, Model, Verdict, check_path};
+use faultline_nemesis::{FaultEvent, Isolation, Lab, LabConfig, Nemesis, NemesisConfig};
+use faultline_targets::raft::{RaftClient, RaftCluster, RaftSpec};
+use faultline_targets::{Outcome, Request};
+use faultline_workloads::{Generator, Operation, Workload};
+use tokio::sync::watch;
+
+use crate::history::{HistoryWriter, Recorder, Tally};
+use crate::spec::TestSpec;
+
+/// What a run produced, for the summary, JUnit and the exit code.
+pub struct RunSummary {
+    pub name: String,
+    pub seed: u64,
+    pub dir: PathBuf,
+    pub verdict: Verdict,
+    pub tally: Tally,
+    pub report: CheckReport,
+    pub latency_ms: Option<(f64, f64)>,
+    pub elapsed: Duration,
+    pub interrupted: bool,
+}
+
+impl RunSummary {
+    /// One line: what the verdict is about.
+    pub fn headline(&self) -> String {
+        match self.report.counterexamples.first() {
+            Some(c) => format!("key {}: {}", c.key, c.explanation),
+            None => format!("{} ops checked", self.report.stats.ops),
+        }
+    }
+
+    /// The one-screen summary printed on stdout.
+    pub fn render(&self) -> String {
+        let t = &self.tally;
+        let latency = self
+            .latency_ms
+            .map(|(p50, p99)| format!("p50 {p50:.1} ms, p99 {p99:.1} ms"))
+            .unwrap_or_else(|| "no ok operations".into());
+        let mut out = format!(
+            "{} (seed {}){}\n  ops: {} ok, {} fail, {} info on {} keys; faults started: {}\n  latency of ok ops: {latency}\n  verdict: {}\n",
+            self.name,
+            self.seed,
+            if self.interrupted {
+                ", interrupted"
+            } else {
+                ""
+            },
+            t.ok,
+            t.fail,
+            t.info,
+            self.report.stats.keys,
+            t.faults,
+            self.verdict
+        );
+        for c in &self.report.counterexamples {
+            out.push_str(&format!("    key {}: {}\n", c.key, c.explanation));
+        }
+        out.push_str(&format!("  run: {}\n", self.dir.display()));
+        out
+    }
+}
+
+/// Run one test and check it.
+pub fn execute(spec: &TestSpec) -> anyhow::Result<RunSummary> {
+    let name = format!("{}-{}", spec.target, spec.workload.workload.name());
+    let dir = make_run_dir(&spec.results, &name)?;
+    tracing::info!(dir = %dir.display(), seed = spec.seed, "starting {name}");
+    let started = Instant::now();
+    let (writer, recorder) = HistoryWriter::create(&dir.join("history.jsonl"), started)?;
+    let latencies = Arc::new(Mutex::new(Vec::new()));
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("starting the harness runtime")?;
+    let outcome = runtime.block_on(run_in_lab(spec, &dir, recorder, latencies.clone()));
+    runtime.shutdown_timeout(Duration::from_secs(5));
+    let tally = writer.finish()?;
+    let (version, interrupted) = outcome.with_context(|| {
+        format!(
+            "the run failed; what it recorded is in {}",
+            dir.join("history.jsonl").display()
+        )
+    })?;
+    write_test_json(&dir, spec, &version)?;
+
+    let options = CheckOptions {
+        model: match spec.workload.workload {
+            Workload::Register => Model::Register,
+            _ => Model::CasRegister,
+        },
+        ..CheckOptions::default()
+    };
+    let report = check_path(&dir, &options).context("checking the history")?;
+    crate::commands::check::write_results(&dir.join("results.json"), &report)?;
+    let verdict = report.verdict();
+    let latency_ms = quantiles(&mut latencies.lock().map(|l| l.clone()).unwrap_or_default());
+    Ok(RunSummary {
+        name,
+        seed: spec.seed,
+        dir,
+        verdict,
+        tally,
+        report,
+        latency_ms,
+        elapsed: started.elapsed(),
+        interrupted,
+    })
+}
+
+/// `results/<name>/<timestamp>/` with `nodes/`, and `results/latest` pointing at it.
+fn make_run_dir(results: &Path, name: &str) -> anyhow::Result<PathBuf> {
+    let stamp = humantime::format_rfc3339_millis(std::time::SystemTime::now())
+        .to_string()
+        .replace([':', '-'], "")
+        .replace('.', "-");
+    let dir = results.join(name).join(stamp);
+    std::fs::create_dir_all(dir.join("nodes"))
+        .with_context(|| format!("creating the run directory {}", dir.display()))?;
+    let latest = results.join("latest");
+    let _ = std::fs::remove_file(&latest);
+    let relative = dir.strip_prefix(results).unwrap_or(&dir);
+    if let Err(e) = std::os::unix::fs::symlink(relative, &latest) {
+        tracing::warn!("could not point {} at the run: {e}", latest.display());
+    }
+    Ok(dir)
+}
+
+fn write_test_json(dir: &Path, spec: &TestSpec, version: &str) -> anyhow::Result<()> {
+    let git = std::process::Command::new("git")
+        .args(["rev-parse", "HEAD"])
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .map(|s| s.trim().to_string());
+    let test = serde_json::json!({
+        "spec": spec,
+        "seed": spec.seed,
+        "versions": { "faultline": env!("CARGO_PKG_VERSION"), "target": version },
+        "git_revision": git,
+    });
+    let path = dir.join("test.json");
+    std::fs::write(&path, serde_json::to_vec_pretty(&test)?)
+        .with_context(|| format!("writing {}", path.display()))
+}
+
+fn quantiles(latencies: &mut [u64]) -> Option<(f64, f64)> {
+    if latencies.is_empty() {
+        return None;
+    }
+    latencies.sort_unstable();
+    let at = |q: f64| latencies[((latencies.len() - 1) as f64 * q) as usize] as f64 / 1e6;
+    Some((at(0.5), at(0.99)))
+}
+
+/// Build the lab, run inside it, and tear it down whatever happened. Returns the target's
+/// version and whether a signal cut the run short.
+async fn run_in_lab(
+    spec: &TestSpec,
+    dir: &Path,
+    recorder: Recorder,
+    latencies: Arc<Mutex<Vec<u64>>>,
+) -> anyhow::Result<(String, bool)> {
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let signal = faultline_nemesis::shutdown_signal()?;
+    let signal_task = tokio::spawn(async move {
+        signal.await;
+        let _ = stop_tx.send(true);
+    });
+    let lab = Lab::create(LabConfig {
+        nodes: spec.nodes,
+        isolation: Isolation::Namespaces,
+        run_dir: dir.to_path_buf(),
+    })
+    .await
+    .context("building the lab")?;
+    let result = run_cluster(spec, dir, &lab, recorder, latencies, stop_rx.clone()).await;
+    match lab.guard_packets().await {
+        Ok(Some(0)) | Ok(None) => {}
+        Ok(Some(n)) => tracing::error!(
+            "{n} packets to the lab subnet left the root namespace: a client socket was outside the lab"
+        ),
+        Err(e) => tracing::warn!("reading the root-namespace guard: {e}"),
+    }
+    let teardown = lab.teardown().await;
+    signal_task.abort();
+    let version = result?;
+    teardown.context("tearing the lab down")?;
+    Ok((version, *stop_rx.borrow()))
+}
+
+async fn run_cluster(
+    spec: &TestSpec,
+    dir: &Path,
+    lab: &Lab,
+    recorder: Recorder,
+    latencies: Arc<Mutex<Vec<u64>>>,
+    stop: watch::Receiver<bool>,
+) -> anyhow::Result<String> {
+    let raft_spec = RaftSpec {
+        unsafe_modes: spec.unsafe_modes.clone(),
+        binary: None,
+        data_dir: dir.join("data"),
+        op_timeout: spec.op_timeout,
+        startup_timeout: Duration::from_secs(20),
+    };
+    let cluster = Arc::new(RaftCluster::start(&raft_spec, lab).await?);
+    let version = cluster.version();
+    // Every socket to a node is opened on this runtime's threads, inside the client namespace.
+    let clients = lab
+        .client_runtime(2)
+        .context("starting the client runtime")?;
+    let result = drive(
+        spec,
+        lab,
+        &cluster,
+        clients.handle(),
+        recorder,
+        latencies,
+        stop,
+    )
+    .await;
+    clients.shutdown_background();
+    let cluster = Arc::into_inner(cluster).context("a client outlived the run")?;
+    let stopped = cluster.stop(lab).await;
+    result?;
+    stopped.context("stopping the cluster")?;
+    Ok(version)
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn drive(
+    spec: &TestSpec,
+    lab: &Lab,
+    cluster: &Arc<RaftCluster>,
+    clients: &tokio::runtime::Handle,
+    recorder: Recorder,
+    latencies: Arc<Mutex<Vec<u64>>>,
+    stop: watch::Receiver<bool>,
+) -> anyhow::Result<()> {
+    let c = cluster.clone();
+    let leader = clients
+        .spawn(async move { c.wait_for_leader().await })
+        .await??;
+    tracing::info!(%leader, "cluster is up");
+
+    let generator = Arc::new(Mutex::new(Generator::new(spec.workload.clone())?));
+    let next_process = Arc::new(AtomicU64::new(spec.concurrency as u64));
+    let deadline = tokio::time::Instant::now() + spec.time_limit;
+    let nodes = cluster.node_names();
+    let pace = spec
+        .rate
+        .map(|r| Duration::from_secs_f64(spec.concurrency as f64 / r));
+    let mut workers = Vec::new();
+    for w in 0..spec.concurrency {
+        let node = nodes[w % nodes.len()].clone();
+        let worker = Worker {
+            client: cluster.client(&node)?,
+            node,
+            process: w as u64,
+            next_process: next_process.clone(),
+            recorder: recorder.clone(),
+            latencies: latencies.clone(),
+        };
+        let generator = generator.clone();
+        let stop = stop.clone();
+        workers.push(clients.spawn(worker.run(generator, deadline, pace, stop)));
+    }
+    let progress = tokio::spawn(report_progress(
+        recorder.clone(),
+        spec.time_limit,
+        stop.clone(),
+    ));
+
+    let nemesis = Nemesis::new(NemesisConfig {
+        kinds: spec.fault_kinds.clone(),
+        interval: spec.nemesis_interval,
+        seed: spec.seed,
+        time_limit: spec.time_limit,
+    });
+    let leader_probe = || {
+        let c = cluster.clone();
+        let h = clients.clone();
+        async move {
+            h.spawn(async move { c.leader().await })
+                .await
+                .ok()
+                .flatten()
+        }
+    };
+    let nemesis_recorder = recorder.clone();
+    let emit = move |event: FaultEvent| {
+        nemesis_recorder.record(
+            RecordProcess::NEMESIS,
+            RecordType::Info,
+            &event.f,
+            None,
+            event.value,
+            None,
+            event.error,
+        );
+    };
+    let mut nemesis_stop = stop.clone();
+    let nemesis_result = nemesis
+        .run(lab, &leader_probe, emit, async move {
+            let _ = nemesis_stop.wait_for(|stopped| *stopped).await;
+        })
+        .await;
+    for worker in workers {
+        worker.await.context("a client worker panicked")?;
+    }
+    progress.abort();
+    let summary = nemesis_result.context("running the nemesis")?;
+    tracing::info!(
+        ?summary,
+        "faults healed; waiting for the cluster to recover"
+    );
+
+    // Recovery, then a final read of every key on every node.
+    let c = cluster.clone();
+    if let Err(e) = clients
+        .spawn(async move { c.wait_for_leader().await })
+        .await?
+    {
+        tracing::warn!("no leader after heal ({e}); final reads will fail");
+    }
+    let keys = generator.lock().map(|g| g.keys()).unwrap_or_default();
+    let mut readers = Vec::new();
+    for node in nodes {
+        let client = cluster.client(&node)?;
+        let recorder = recorder.clone();
+        let keys = keys.clone();
+        let process = next_process.fetch_add(1, Ordering::Relaxed);
+        readers.push(clients.spawn(final_reads(client, node, process, keys, recorder)));
+    }
+    for reader in readers {
+        reader.await.context("a final reader panicked")?;
+    }
+    Ok(())
+}
+
+/// One client: sends operations until the deadline, recording each invoke and completion.
+struct Worker {
+    client: RaftClient,
+    node: String,
+    process: u64,
+    next_process: Arc<AtomicU64>,
+    recorder: Recorder,
+    latencies: Arc<Mutex<Vec<u64>>>,
+}
+
+impl Worker {
+    async fn run(
+        mut self,
+        generator: Arc<Mutex<Generator>>,
+        deadline: tokio::time::Instant,
+        pace: Option<Duration>,
+        stop: watch::Receiver<bool>,
+    ) {
+        while tokio::time::Instant::now() < deadline && !*stop.borrow() {
+            let Ok(op) = generator.lock().map(|mut g| g.next_op()) else {
+                return;
+            };
+            self.send(op).await;
+            if let Some(pace) = pace {
+                tokio::time::sleep(pace).await;
+            }
+        }
+    }
+
+    async fn send(&mut self, op: Operation) {
+        let (f, key, value, request) = match op {
+            Operation::Read { key } => (
+                "read",
+                key.clone(),
+                serde_json::Value::Null,
+                Request::Read { key },
+            ),
+            Operation::Write { key, value } => (
+                "write",
+                key.clone(),
+                value.into(),
+                Request::Write { key, value },
+            ),
+            Operation::Cas { key, expected, new } => (
+                "cas",
+                key.clone(),
+                serde_json::json!([expected, new]),
+                Request::Cas { key, expected, new },
+            ),
+        };
+        let process = RecordProcess::Client(self.process);
+        let node = Some(self.node.as_str());
+        let invoked = self.recorder.now();
+        self.recorder.record(
+            process,
+            RecordType::Invoke,
+            f,
+            Some(&key),
+            value.clone(),
+            node,
+            None,
+        );
+        let outcome = self.client.call(&request).await;
+        let (kind, value, error) = match outcome {
+            Outcome::Ok(read) => {
+                let took = self.recorder.now().saturating_sub(invoked);
+                if let Ok(mut l) = self.latencies.lock() {
+                    l.push(took);
+                }
+                let value = if f == "read" {
+                    serde_json::json!(read)
+                } else {
+                    value
+                };
+                (RecordType::Ok, value, None)
+            }
+            Outcome::Fail(why) => (RecordType::Fail, value, Some(why)),
+            Outcome::Info(why) => (RecordType::Info, value, Some(why)),
+        };
+        self.recorder
+            .record(process, kind, f, Some(&key), value, node, error);
+        if kind == RecordType::Info {
+            // Jepsen: the old op may still be in flight, so this process is retired.
+            self.process = self.next_process.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+async fn final_reads(
+    client: RaftClient,
+    node: String,
+    process: u64,
+    keys: Vec<String>,
+    recorder: Recorder,
+) {
+    let mut process = process;
+    for key in keys {
+        let p = RecordProcess::Client(process);
+        recorder.record(
+            p,
+            RecordType::Invoke,
+            "read",
+            Some(&key),
+            serde_json::Value::Null,
+            Some(&node),
+            None,
+        );
+        let (kind, value, error) = match client.call(&Request::Read { key: key.clone() }).await {
+            Outcome::Ok(v) => (RecordType::Ok, serde_json::json!(v), None),
+            Outcome::Fail(why) => (RecordType::Fail, serde_json::Value::Null, Some(why)),
+            Outcome::Info(why) => (RecordType::Info, serde_json::Value::Null, Some(why)),
+        };
+        recorder.record(p, kind, "read", Some(&key), value, Some(&node), error);
+        if kind == RecordType::Info {
+            // Never reuse a process whose op may still be in flight; final readers are few.
+            process += 1_000_000;
+        }
+    }
+}
+
+/// A line on stderr every few seconds (a bar on a terminal): elapsed time and faults so far.
+async fn report_progress(recorder: Recorder, limit: Duration, stop: watch::Receiver<bool>) {
+    let on_terminal =
+        std::io::IsTerminal::is_terminal(&std::io::stderr()) && std::env::var_os("CI").is_none();
+    let bar = on_terminal.then(|| {
+        let bar = indicatif::ProgressBar::new(limit.as_secs());
+        bar.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{elapsed_precise} [{bar:30}] {pos}/{len} s {msg}",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        bar
+    });
+    let every = if on_terminal {
+        Duration::from_secs(1)
+    } else {
+        Duration::from_secs(10)
+    };
+    let started = Instant::now();
+    while !*stop.borrow() {
+        tokio::time::sleep(every).await;
+        let elapsed = started.elapsed().min(limit);
+        let _ = recorder.now();
+        match &bar {
+            Some(bar) => bar.set_position(elapsed.as_secs()),
+            None => tracing::info!("{} s of {} s", elapsed.as_secs(), limit.as_secs()),
+        }
+        if elapsed >= limit {
+            break;
+        }
+    }
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
+}

@@ -1,0 +1,184 @@
+//! The typed test spec: flags and `--config FILE` (TOML) are merged and checked here, before
+//! any work starts; nothing below the harness sees a string flag.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use faultline_nemesis::FaultKind;
+use faultline_workloads::{Mix, Workload, WorkloadSpec};
+use serde::{Deserialize, Serialize};
+
+use crate::commands::test::TestArgs;
+
+/// Everything one `faultline test` run needs, fully resolved.
+#[derive(Clone, Debug, Serialize)]
+pub struct TestSpec {
+    pub target: String,
+    pub nodes: usize,
+    pub time_limit: Duration,
+    pub concurrency: usize,
+    pub rate: Option<f64>,
+    pub workload: WorkloadSpec,
+    pub nemesis: Vec<String>,
+    #[serde(skip)]
+    pub fault_kinds: Vec<FaultKind>,
+    pub nemesis_interval: Duration,
+    pub unsafe_modes: Vec<String>,
+    pub seed: u64,
+    pub results: PathBuf,
+    pub op_timeout: Duration,
+    pub junit: Option<PathBuf>,
+    pub test_count: u32,
+}
+
+/// `--config FILE`: the same settings as the flags, in TOML (`time-limit = 30`, …).
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct ConfigFile {
+    pub target: Option<String>,
+    pub nodes: Option<usize>,
+    pub time_limit: Option<f64>,
+    pub concurrency: Option<usize>,
+    pub keys: Option<usize>,
+    pub rate: Option<f64>,
+    pub mix: Option<String>,
+    pub workload: Option<String>,
+    pub ops_per_key: Option<u64>,
+    pub nemesis: Option<String>,
+    pub nemesis_interval: Option<f64>,
+    #[serde(rename = "unsafe")]
+    pub unsafe_modes: Option<Vec<String>>,
+    pub seed: Option<u64>,
+    pub results: Option<PathBuf>,
+    pub op_timeout: Option<f64>,
+    pub junit: Option<PathBuf>,
+    pub test_count: Option<u32>,
+}
+
+/// A seed for runs that did not ask for one: short, so people can type it back in.
+fn fresh_seed() -> u64 {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos() as u64);
+    (nanos ^ std::process::id() as u64) % 1_000_000
+}
+
+fn seconds(name: &str, value: f64) -> anyhow::Result<Duration> {
+    Duration::try_from_secs_f64(value)
+        .ok()
+        .filter(|d| !d.is_zero())
+        .with_context(|| format!("--{name} must be a positive number of seconds, not {value}"))
+}
+
+impl TestSpec {
+    /// Flags win over the config file, which wins over the defaults.
+    pub fn resolve(args: TestArgs) -> anyhow::Result<TestSpec> {
+        let config = match &args.config {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("reading --config {}", path.display()))?;
+                toml::from_str::<ConfigFile>(&text).with_context(|| {
+                    format!("--config {}: not a valid test config", path.display())
+                })?
+            }
+            None => ConfigFile::default(),
+        };
+        let target = args
+            .target
+            .or(config.target)
+            .unwrap_or_else(|| "raft".into());
+        if target != "raft" {
+            bail!(
+                "--target {target}: only the bundled `raft` target is available in this build (etcd and Consul targets are not built yet)"
+            );
+        }
+        let nodes = args.nodes.or(config.nodes).unwrap_or(5);
+        if !(1..=faultline_nemesis::MAX_NODES).contains(&nodes) {
+            bail!(
+                "--nodes must be between 1 and {}",
+                faultline_nemesis::MAX_NODES
+            );
+        }
+        let workload = match args
+            .workload
+            .or(config.workload)
+            .as_deref()
+            .unwrap_or("cas-register")
+        {
+            "register" => Workload::Register,
+            "cas-register" => Workload::CasRegister,
+            other => bail!("--workload {other}: use register or cas-register"),
+        };
+        let default_mix = match workload {
+            Workload::Register => "1:1:0",
+            _ => "2:1:1",
+        };
+        let mix: Mix = args
+            .mix
+            .or(config.mix)
+            .as_deref()
+            .unwrap_or(default_mix)
+            .parse()?;
+        let nemesis = args
+            .nemesis
+            .or(config.nemesis)
+            .unwrap_or_else(|| "partition,kill,pause,clock".into());
+        let fault_kinds = FaultKind::parse_list(&nemesis)
+            .with_context(|| format!("--nemesis {nemesis}: use a list of partition, kill, pause, clock, loss, bandwidth, or none / all"))?;
+        let concurrency = args.concurrency.or(config.concurrency).unwrap_or(10);
+        if concurrency == 0 {
+            bail!("--concurrency must be at least 1");
+        }
+        let seed = args.seed.or(config.seed).unwrap_or_else(fresh_seed);
+        let keys = args.keys.or(config.keys).unwrap_or(8);
+        let spec = TestSpec {
+            target,
+            nodes,
+            time_limit: seconds(
+                "time-limit",
+                args.time_limit.or(config.time_limit).unwrap_or(60.0),
+            )?,
+            concurrency,
+            rate: match args.rate.or(config.rate) {
+                Some(r) if r > 0.0 => Some(r),
+                Some(r) => bail!("--rate must be positive, not {r}"),
+                None => None,
+            },
+            workload: WorkloadSpec {
+                workload,
+                keys,
+                mix,
+                ops_per_key: args.ops_per_key.or(config.ops_per_key),
+                seed,
+            },
+            nemesis: fault_kinds.iter().map(|k| k.to_string()).collect(),
+            fault_kinds,
+            nemesis_interval: seconds(
+                "nemesis-interval",
+                args.nemesis_interval
+                    .or(config.nemesis_interval)
+                    .unwrap_or(10.0),
+            )?,
+            unsafe_modes: if args.unsafe_modes.is_empty() {
+                config.unsafe_modes.unwrap_or_default()
+            } else {
+                args.unsafe_modes
+            },
+            seed,
+            results: args
+                .results
+                .or(config.results)
+                .unwrap_or_else(|| "results".into()),
+            op_timeout: seconds(
+                "op-timeout",
+                args.op_timeout.or(config.op_timeout).unwrap_or(2.0),
+            )?,
+            junit: args.junit.or(config.junit),
+            test_count: args.test_count.or(config.test_count).unwrap_or(1).max(1),
+        };
+        // Check the workload now, not on the first worker.
+        faultline_workloads::Generator::new(spec.workload.clone())?;
+        Ok(spec)
+    }
+}
