@@ -37,8 +37,8 @@ if [ ${#missing[@]} -gt 0 ]; then
     fi
     trap '[ "$own_policy" = 1 ] && rm -f "$policy"; true' EXIT
     export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq || { echo "install-targets.sh: apt-get update failed: is a Debian mirror reachable?" >&2; exit 1; }
-    if ! apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null; then
+    apt-get -o DPkg::Lock::Timeout=300 update -qq || { echo "install-targets.sh: apt-get update failed: is a Debian mirror reachable?" >&2; exit 1; }
+    if ! apt-get -o DPkg::Lock::Timeout=300 install -y -qq --no-install-recommends "${missing[@]}" >/dev/null; then
         echo "install-targets.sh: could not install ${missing[*]} with apt-get; see the error above" >&2
         exit 1
     fi

@@ -274,4 +274,32 @@ mod tests {
             "{error}"
         );
     }
+
+    /// A CAS that failed for another reason (no leader) did nothing and observed nothing;
+    /// only `error: mismatch` says the register held something else.
+    #[test]
+    fn only_a_mismatch_failure_of_a_cas_observes_the_register() {
+        let fail = |i, error: &str| {
+            format!(
+                r#"{{"index":{i},"time":{i},"process":1,"type":"fail","f":"cas","key":"k","value":[1,2],"error":"{error}"}}"#
+            )
+        };
+        let history = |error: &str| {
+            [
+                line(0, 0, "invoke", "write", "1"),
+                line(1, 0, "ok", "write", "1"),
+                line(2, 1, "invoke", "cas", "[1,2]"),
+                fail(3, error),
+            ]
+            .join("\n")
+        };
+        let verdict = |error: &str| {
+            let events = jsonl::parse(&history(error)).expect("parses");
+            check_events(&events, &CheckOptions::default())
+                .expect("checks")
+                .verdict()
+        };
+        assert_eq!(verdict("unavailable: no leader"), Verdict::Valid);
+        assert_eq!(verdict("mismatch"), Verdict::Invalid);
+    }
 }

@@ -169,8 +169,10 @@ pub enum PairingError {
 /// Options that decide how completions constrain the search (see the table above).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Semantics {
-    /// A `fail` CAS means "the compare did not match" (Porcupine etcd, our JSONL with
-    /// `error: mismatch`) rather than "did nothing" (Knossos).
+    /// Every `fail` CAS means "the compare did not match", whatever its error says. Off by
+    /// default: then only a CAS that failed with `error: mismatch` (our JSONL; the Jepsen
+    /// log reader marks its failed CASes so) observed a value, and any other failed CAS
+    /// (no leader, refused) did nothing, as in Knossos.
     pub fail_cas_is_mismatch: bool,
     /// The register's value before any write.
     pub initial: Value,
@@ -181,7 +183,7 @@ pub struct Semantics {
 impl Default for Semantics {
     fn default() -> Self {
         Semantics {
-            fail_cas_is_mismatch: true,
+            fail_cas_is_mismatch: false,
             initial: None,
             nil_read_unconstrained: false,
         }

@@ -103,7 +103,10 @@ pub fn parse(text: &str) -> Result<Vec<Event>, Error> {
             key: None,
             value,
             node: None,
-            error: None,
+            // In these logs a failed CAS is one whose compare did not match (Jepsen's etcd
+            // client turns every other error into `:info`).
+            error: (kind == EventKind::Complete(Completion::Fail) && f == Function::Cas)
+                .then(|| "mismatch".to_string()),
             line: number,
         });
     }
