@@ -19,6 +19,7 @@
 //! unsafe mode unless `--unsafe` names it.
 
 mod api;
+mod clock;
 mod crc;
 mod log_store;
 mod network;

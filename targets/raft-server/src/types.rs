@@ -34,6 +34,7 @@ openraft::declare_raft_types!(
         NodeId = u64,
         Node = openraft::BasicNode,
         SnapshotData = Cursor<Vec<u8>>,
+        AsyncRuntime = crate::clock::SteadyTokioRuntime,
 );
 
 pub type NodeId = u64;
