@@ -166,8 +166,9 @@ pub enum PairingError {
     },
 }
 
-/// Options that decide how completions constrain the search (see the table above).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// Options that decide how completions constrain the search (see the table above). The
+/// default (all off, every key starting absent) is our JSONL's.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Semantics {
     /// Every `fail` CAS means "the compare did not match", whatever its error says. Off by
     /// default: then only a CAS that failed with `error: mismatch` (our JSONL; the Jepsen
@@ -178,16 +179,6 @@ pub struct Semantics {
     pub initial: Value,
     /// A nil read is unconstrained (Knossos) instead of "the register was absent".
     pub nil_read_unconstrained: bool,
-}
-
-impl Default for Semantics {
-    fn default() -> Self {
-        Semantics {
-            fail_cas_is_mismatch: false,
-            initial: None,
-            nil_read_unconstrained: false,
-        }
-    }
 }
 
 impl History {

@@ -233,9 +233,12 @@ pub fn random_fault(kind: FaultKind, rng: &mut impl Rng) -> Fault {
                     rate: *[0.5, 0.9, 1.1, 2.0].choose(rng).unwrap_or(&2.0),
                 },
             };
+            // The leader's clock is the one leases and heartbeats hang on, so it is drawn as
+            // often as any other choice.
             let nodes = [
                 NodeSelection::One,
                 NodeSelection::Minority,
+                NodeSelection::Leader,
                 NodeSelection::All,
             ]
             .choose(rng)

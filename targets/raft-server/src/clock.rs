@@ -33,7 +33,9 @@ impl openraft::Instant for SteadyInstant {
     fn now() -> Self {
         let read = tokio::time::Instant::now();
         // A poisoned lock only means another thread panicked mid-update of a plain value.
-        let mut latest = LATEST.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut latest = LATEST
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         let now = match *latest {
             Some(previous) if previous > read => previous,
             _ => read,

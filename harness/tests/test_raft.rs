@@ -1,0 +1,308 @@
+//! `faultline test` end to end against the bundled Raft cluster in a real lab: the safe
+//! configuration is valid, each planted bug is found, and Ctrl-C still heals, tears down and
+//! checks. These need root, nftables and libfaketime, and the `faultline-raft` binary built next
+//! to `faultline` (scripts/test.sh builds both), so they are ignored by default.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+fn faultline() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_faultline"))
+}
+
+/// `faultline test` with `args`, results under `results`.
+fn run_test(results: &Path, args: &[&str]) -> Output {
+    faultline()
+        .arg("test")
+        .args(args)
+        .arg("--results")
+        .arg(results)
+        .env("CI", "1")
+        .output()
+        .expect("faultline runs")
+}
+
+fn describe(out: &Output) -> String {
+    format!(
+        "exit {:?}\nstdout:\n{}\nstderr (tail):\n{}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        tail(&String::from_utf8_lossy(&out.stderr), 40)
+    )
+}
+
+fn tail(text: &str, lines: usize) -> String {
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}
+
+/// The run directories under `results` (one per run), oldest first.
+fn run_dirs(results: &Path) -> Vec<PathBuf> {
+    let mut dirs = Vec::new();
+    for name in std::fs::read_dir(results)
+        .expect("results exists")
+        .flatten()
+    {
+        if name.file_name() == "latest" || !name.path().is_dir() {
+            continue;
+        }
+        for run in std::fs::read_dir(name.path()).expect("readable").flatten() {
+            dirs.push(run.path());
+        }
+    }
+    dirs.sort();
+    dirs
+}
+
+fn json(path: &Path) -> Value {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+#[test]
+#[ignore = "needs root, nftables, libfaketime: run by scripts/test.sh"]
+fn default_faults_give_a_valid_verdict_and_a_complete_run_directory() {
+    let results = tempfile::tempdir().expect("tempdir");
+    let out = run_test(
+        results.path(),
+        &[
+            "--time-limit",
+            "12",
+            "--nemesis-interval",
+            "3",
+            "--seed",
+            "7",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("verdict: valid"), "{stdout}");
+
+    let dirs = run_dirs(results.path());
+    assert_eq!(dirs.len(), 1, "{dirs:?}");
+    let dir = &dirs[0];
+    for file in [
+        "history.jsonl",
+        "results.json",
+        "test.json",
+        "nodes/n1.log",
+        "nodes/n5.log",
+    ] {
+        assert!(dir.join(file).is_file(), "{} is missing", file);
+    }
+    let latest = std::fs::canonicalize(results.path().join("latest")).expect("latest resolves");
+    assert_eq!(latest, std::fs::canonicalize(dir).expect("run dir"));
+    assert_eq!(json(&dir.join("results.json"))["valid"], true);
+    let test = json(&dir.join("test.json"));
+    assert_eq!(test["seed"], 7);
+    assert!(test["versions"]["target"].is_string(), "{test}");
+
+    // The history names faults and every client op on a node, and re-checks the same.
+    let history = std::fs::read_to_string(dir.join("history.jsonl")).expect("history");
+    let mut nemesis = 0;
+    let mut ok = 0;
+    for line in history.lines() {
+        let record: Value = serde_json::from_str(line).expect("each line is JSON");
+        if record["process"] == "nemesis" {
+            nemesis += 1;
+        } else if record["type"] == "ok" {
+            ok += 1;
+            assert!(record["node"].is_string(), "{record}");
+        }
+    }
+    assert!(
+        nemesis >= 2,
+        "expected faults in the history, got {nemesis}"
+    );
+    assert!(ok > 100, "expected a real load, got {ok} ok ops");
+    let check = faultline()
+        .arg("check")
+        .arg(dir)
+        .output()
+        .expect("check runs");
+    assert_eq!(check.status.code(), Some(0), "{}", describe(&check));
+}
+
+#[test]
+#[ignore = "needs root, nftables, libfaketime: run by scripts/test.sh"]
+fn stale_reads_under_partitions_are_found() {
+    let results = tempfile::tempdir().expect("tempdir");
+    let junit = results.path().join("junit.xml");
+    let out = run_test(
+        results.path(),
+        &[
+            "--unsafe",
+            "stale-reads",
+            "--nemesis",
+            "partition",
+            "--time-limit",
+            "15",
+            "--nemesis-interval",
+            "3",
+            "--seed",
+            "1",
+            "--junit",
+            junit.to_str().expect("utf-8 path"),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("verdict: invalid"), "{stdout}");
+    let xml = std::fs::read_to_string(&junit).expect("junit written");
+    assert!(xml.contains("<failure"), "{xml}");
+    let dir = &run_dirs(results.path())[0];
+    let report = json(&dir.join("results.json"));
+    assert_eq!(report["valid"], false);
+    assert!(
+        report["counterexamples"][0]["explanation"].is_string(),
+        "{report}"
+    );
+}
+
+#[test]
+#[ignore = "needs root, nftables, libfaketime: run by scripts/test.sh"]
+fn lease_reads_under_clock_faults_are_found() {
+    let results = tempfile::tempdir().expect("tempdir");
+    // Two seeded runs; the exit code is the worst of them. Clock faults break the lease only
+    // when they land on the right node at the right moment, so one short run may miss.
+    let out = run_test(
+        results.path(),
+        &[
+            "--unsafe",
+            "lease-reads",
+            "--nemesis",
+            "clock",
+            "--time-limit",
+            "20",
+            "--nemesis-interval",
+            "2",
+            "--seed",
+            "2",
+            "--test-count",
+            "2",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
+}
+
+/// Every process whose command line mentions `needle`.
+fn processes_mentioning(needle: &str) -> Vec<u32> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").expect("procfs").flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if let Ok(cmdline) = std::fs::read(entry.path().join("cmdline"))
+            && String::from_utf8_lossy(&cmdline).contains(needle)
+        {
+            found.push(pid);
+        }
+    }
+    found
+}
+
+/// The name of the lab whose state file says it runs under `results`.
+fn lab_under(results: &Path) -> Option<String> {
+    let needle = results.to_str()?;
+    for entry in std::fs::read_dir("/run/faultline").ok()?.flatten() {
+        let text = std::fs::read_to_string(entry.path()).unwrap_or_default();
+        if text.contains(needle) {
+            let state: Value = serde_json::from_str(&text).ok()?;
+            return state["lab"].as_str().map(str::to_string);
+        }
+    }
+    None
+}
+
+fn namespaces() -> String {
+    let out = Command::new("ip")
+        .args(["netns", "list"])
+        .output()
+        .expect("ip runs");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+#[ignore = "needs root, nftables, libfaketime: run by scripts/test.sh"]
+fn ctrl_c_heals_tears_down_and_checks_what_was_recorded() {
+    let results = tempfile::tempdir().expect("tempdir");
+    let child = faultline()
+        .args(["test", "--time-limit", "120", "--nemesis-interval", "2"])
+        .arg("--results")
+        .arg(results.path())
+        .env("CI", "1")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("faultline starts");
+    let pid = child.id();
+    // Kill the run if this test fails before its own Ctrl-C.
+    struct KillOnFailure(u32, bool);
+    impl Drop for KillOnFailure {
+        fn drop(&mut self) {
+            if !self.1 {
+                let _ = Command::new("kill")
+                    .args(["-INT", &self.0.to_string()])
+                    .status();
+            }
+        }
+    }
+    let mut guard = KillOnFailure(pid, false);
+
+    // Wait until the lab exists and clients are running, then interrupt.
+    let started = Instant::now();
+    let lab = loop {
+        if let Some(lab) = lab_under(results.path()) {
+            break lab;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "no lab appeared within 60 s"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    std::thread::sleep(Duration::from_secs(8));
+    assert!(namespaces().contains(&lab), "lab {lab} should be up");
+    let status = Command::new("kill")
+        .args(["-INT", &pid.to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(status.success());
+    guard.1 = true;
+
+    let out = child.wait_with_output().expect("faultline ends");
+    assert!(
+        started.elapsed() < Duration::from_secs(110),
+        "the run did not stop early on SIGINT"
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("interrupted"), "{stdout}");
+
+    assert!(!namespaces().contains(&lab), "namespaces of {lab} remain");
+    assert!(
+        lab_under(results.path()).is_none(),
+        "the lab's state file remains"
+    );
+    let root = results.path().to_str().expect("utf-8 path");
+    assert_eq!(
+        processes_mentioning(root),
+        Vec::<u32>::new(),
+        "node processes remain"
+    );
+
+    let dir = &run_dirs(results.path())[0];
+    let check = faultline()
+        .arg("check")
+        .arg(dir)
+        .output()
+        .expect("check runs");
+    assert_eq!(check.status.code(), Some(0), "{}", describe(&check));
+}
