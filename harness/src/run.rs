@@ -14,8 +14,7 @@ use anyhow::Context;
 use faultline_checker::record::{RecordProcess, RecordType};
 use faultline_checker::{CheckOptions, CheckReport, Model, Verdict, check_path};
 use faultline_nemesis::{FaultEvent, Isolation, Lab, LabConfig, Nemesis, NemesisConfig};
-use faultline_targets::raft::{RaftClient, RaftCluster, RaftSpec};
-use faultline_targets::{Outcome, Request};
+use faultline_targets::{Client, Cluster, Outcome, Request};
 use faultline_workloads::{Generator, Operation, Workload};
 use tokio::sync::watch;
 
@@ -213,14 +212,8 @@ async fn run_cluster(
     latencies: Arc<Mutex<Vec<u64>>>,
     stop: watch::Receiver<bool>,
 ) -> anyhow::Result<String> {
-    let raft_spec = RaftSpec {
-        unsafe_modes: spec.unsafe_modes.clone(),
-        binary: None,
-        data_dir: dir.join("data"),
-        op_timeout: spec.op_timeout,
-        startup_timeout: Duration::from_secs(20),
-    };
-    let cluster = Arc::new(RaftCluster::start(&raft_spec, lab).await?);
+    let target = spec.target_spec(&dir.join("data"))?;
+    let cluster = Arc::new(Cluster::start(&target, lab).await?);
     let version = cluster.version();
     // Every socket to a node is opened on this runtime's threads, inside the client namespace.
     let clients = lab
@@ -248,7 +241,7 @@ async fn run_cluster(
 async fn drive(
     spec: &TestSpec,
     lab: &Lab,
-    cluster: &Arc<RaftCluster>,
+    cluster: &Arc<Cluster>,
     clients: &tokio::runtime::Handle,
     recorder: Recorder,
     latencies: Arc<Mutex<Vec<u64>>>,
@@ -357,7 +350,7 @@ async fn drive(
 
 /// One client: sends operations until the deadline, recording each invoke and completion.
 struct Worker {
-    client: RaftClient,
+    client: Client,
     node: String,
     process: u64,
     next_process: Arc<AtomicU64>,
@@ -444,7 +437,7 @@ impl Worker {
 }
 
 async fn final_reads(
-    client: RaftClient,
+    client: Client,
     node: String,
     process: u64,
     keys: Vec<String>,

@@ -3,64 +3,14 @@
 //! checks. These need root, nftables and libfaketime, and the `faultline-raft` binary built next
 //! to `faultline` (scripts/test.sh builds both), so they are ignored by default.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::{describe, faultline, json, run_dirs, run_test};
 use serde_json::Value;
-
-fn faultline() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_faultline"))
-}
-
-/// `faultline test` with `args`, results under `results`.
-fn run_test(results: &Path, args: &[&str]) -> Output {
-    faultline()
-        .arg("test")
-        .args(args)
-        .arg("--results")
-        .arg(results)
-        .env("CI", "1")
-        .output()
-        .expect("faultline runs")
-}
-
-fn describe(out: &Output) -> String {
-    format!(
-        "exit {:?}\nstdout:\n{}\nstderr (tail):\n{}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout),
-        tail(&String::from_utf8_lossy(&out.stderr), 40)
-    )
-}
-
-fn tail(text: &str, lines: usize) -> String {
-    let all: Vec<&str> = text.lines().collect();
-    all[all.len().saturating_sub(lines)..].join("\n")
-}
-
-/// The run directories under `results` (one per run), oldest first.
-fn run_dirs(results: &Path) -> Vec<PathBuf> {
-    let mut dirs = Vec::new();
-    for name in std::fs::read_dir(results)
-        .expect("results exists")
-        .flatten()
-    {
-        if name.file_name() == "latest" || !name.path().is_dir() {
-            continue;
-        }
-        for run in std::fs::read_dir(name.path()).expect("readable").flatten() {
-            dirs.push(run.path());
-        }
-    }
-    dirs.sort();
-    dirs
-}
-
-fn json(path: &Path) -> Value {
-    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-}
 
 #[test]
 #[ignore = "needs root, nftables, libfaketime: run by scripts/test.sh"]

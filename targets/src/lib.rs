@@ -1,4 +1,4 @@
-//! The systems Faultline tests. Today: the bundled Raft store.
+//! The systems Faultline tests: the bundled Raft store, etcd and Consul.
 //!
 //! For each target this crate owns the install check (finding the binary), the cluster
 //! lifecycle (configuration, start in the lab, wipe, leader discovery) and the async client the
@@ -7,16 +7,26 @@
 //!
 //! # Layout
 //! - [`outcome`]: [`Request`] and [`Outcome`], the contract with the workers.
+//! - [`cluster`]: [`TargetSpec`], [`Cluster`] and [`Client`], one interface over every target.
 //! - [`raft`]: the bundled `faultline-raft` cluster and its client.
+//! - [`etcd`]: etcd 3.4 over its v3 JSON gateway (linearizable or serializable reads).
+//! - [`consul`]: Consul 1.8 over its KV API (consistent, default or stale reads).
 //! - [`error`]: lifecycle errors.
 //!
 //! # Never
 //! A target never decides correctness (that is the checker's job) and never connects to a lab
 //! address from the root network namespace: its network calls run on the lab's client runtime.
 
+mod base64;
+pub mod cluster;
+pub mod consul;
+mod discover;
 pub mod error;
+pub mod etcd;
+mod http;
 pub mod outcome;
 pub mod raft;
 
+pub use cluster::{Client, Cluster, TargetSpec};
 pub use error::Error;
 pub use outcome::{Outcome, Request};

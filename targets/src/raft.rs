@@ -280,13 +280,7 @@ impl RaftClient {
         let is_read = matches!(request, Request::Read { .. });
         let response = match sent {
             Ok(r) => r,
-            // Never reached the server: nothing happened.
-            Err(e) if e.is_connect() => {
-                return Outcome::Fail(format!("connect: {}", root_cause(&e)));
-            }
-            // A read changes nothing, so a read that did not complete simply failed.
-            Err(e) if is_read => return Outcome::Fail(describe(&e)),
-            Err(e) => return Outcome::Info(describe(&e)),
+            Err(e) => return crate::http::unanswered(&e, is_read),
         };
         let status = response.status().as_u16();
         let body = response.bytes().await;
@@ -297,7 +291,7 @@ impl RaftClient {
             },
             (200, _) => Outcome::Ok(None),
             (409, _) => Outcome::Fail(CAS_MISMATCH.into()),
-            (_, Err(e)) if is_read => Outcome::Fail(describe(&e)),
+            (_, Err(e)) if is_read => Outcome::Fail(crate::http::describe(&e)),
             (503, body) => Outcome::Fail(format!("unavailable: {}", reason(body))),
             (_, body) if is_read => Outcome::Fail(format!("http {status}: {}", reason(body))),
             (_, body) => Outcome::Info(format!("http {status}: {}", reason(body))),
@@ -310,20 +304,4 @@ fn reason(body: reqwest::Result<bytes::Bytes>) -> String {
         .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
         .and_then(|v| v.get("error").and_then(|e| e.as_str()).map(str::to_string))
         .unwrap_or_else(|| "no reason given".into())
-}
-
-fn describe(e: &reqwest::Error) -> String {
-    if e.is_timeout() {
-        "timeout".into()
-    } else {
-        root_cause(e)
-    }
-}
-
-fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut source = e;
-    while let Some(next) = source.source() {
-        source = next;
-    }
-    source.to_string()
 }

@@ -12,9 +12,19 @@ use crate::spec::TestSpec;
 /// partitions + kills + pauses + clock faults every 10 s.
 #[derive(Debug, Default, clap::Args)]
 pub struct TestArgs {
-    /// System under test. This build has the bundled Raft cluster: `raft`.
+    /// System under test: `raft` (the bundled cluster), `etcd` or `consul` [default: raft].
     #[arg(long)]
     pub target: Option<String>,
+    /// How reads are served: etcd `linearizable` (default) or `serializable`; Consul
+    /// `consistent` (default), `default` or `stale`.
+    #[arg(long)]
+    pub read_mode: Option<String>,
+    /// The etcd binary [default: found on PATH].
+    #[arg(long)]
+    pub etcd_bin: Option<PathBuf>,
+    /// The consul binary [default: found on PATH or in .tools/bin].
+    #[arg(long)]
+    pub consul_bin: Option<PathBuf>,
     /// Cluster size [default: 5].
     #[arg(long)]
     pub nodes: Option<usize>,
@@ -40,7 +50,7 @@ pub struct TestArgs {
     #[arg(long)]
     pub ops_per_key: Option<u64>,
     /// Fault kinds: partition,kill,pause,clock,loss,bandwidth, or none, or all
-    /// [default: partition,kill,pause,clock].
+    /// [default: partition,kill,pause,clock; etcd and Consul: partition,kill,pause].
     #[arg(long)]
     pub nemesis: Option<String>,
     /// Seconds between fault starts and stops [default: 10].

@@ -1,0 +1,416 @@
+//! The Consul target: a Consul 1.8 server cluster in the lab, driven over its KV HTTP API.
+//!
+//! Each node is a server agent bound to its lab address (HTTP on `IP:8500`, Raft on 8300,
+//! Serf on 8301/8302), with `raft_multiplier: 1` (the default 5 makes elections take 5–20 s)
+//! and `cleanup_dead_servers: false` (otherwise a partitioned server is dropped from the Raft
+//! configuration and a later leader kill can leave the cluster leaderless for ~40 s).
+//!
+//! Consul's CAS compares an index, not a value. A value-CAS is therefore a consistent read
+//! (value and `ModifyIndex`), a local compare, and `PUT ?cas=<index>`: it takes effect only if
+//! nothing wrote the key since the read, so it is atomic.
+//!
+//! Network calls run on the lab's client runtime (see the crate root).
+
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use faultline_nemesis::{Lab, NodeCommand};
+use serde::Deserialize;
+
+use crate::base64;
+use crate::discover::{find_program, version_line};
+use crate::error::Error;
+use crate::outcome::{CAS_MISMATCH, Outcome, Request};
+
+/// HTTP API port on every node.
+pub const HTTP_PORT: u16 = 8500;
+/// Server RPC (Raft) port: what `/v1/status/leader` names.
+pub const SERVER_PORT: u16 = 8300;
+
+/// How reads are served (Consul's consistency modes).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConsulReadMode {
+    /// `?consistent`: the leader confirms its leadership with a quorum first.
+    Consistent,
+    /// No flag: the leader answers from its state while it believes it leads.
+    Default,
+    /// `?stale`: any server answers from its own state.
+    Stale,
+}
+
+impl ConsulReadMode {
+    /// Parse a `--read-mode` value.
+    pub fn parse(text: &str) -> Result<ConsulReadMode, Error> {
+        match text {
+            "consistent" => Ok(ConsulReadMode::Consistent),
+            "default" => Ok(ConsulReadMode::Default),
+            "stale" => Ok(ConsulReadMode::Stale),
+            other => Err(Error::Config(format!(
+                "--read-mode {other}: Consul reads are `consistent` (default), `default` or `stale`"
+            ))),
+        }
+    }
+
+    fn query(self) -> &'static str {
+        match self {
+            ConsulReadMode::Consistent => "?consistent",
+            ConsulReadMode::Default => "",
+            ConsulReadMode::Stale => "?stale",
+        }
+    }
+}
+
+/// How to start a Consul cluster.
+#[derive(Clone, Debug)]
+pub struct ConsulSpec {
+    /// The `consul` binary; found on PATH or in `.tools/bin` when `None`.
+    pub binary: Option<PathBuf>,
+    /// Data directories and config files go under here, one per node (removed at stop).
+    pub data_dir: PathBuf,
+    pub read_mode: ConsulReadMode,
+    /// Per-request timeout of clients.
+    pub op_timeout: Duration,
+    /// How long to wait for the first leader.
+    pub startup_timeout: Duration,
+}
+
+/// A running Consul cluster.
+pub struct ConsulCluster {
+    nodes: Vec<(String, Ipv4Addr)>,
+    binary: PathBuf,
+    data_dir: PathBuf,
+    read_mode: ConsulReadMode,
+    op_timeout: Duration,
+    startup_timeout: Duration,
+}
+
+/// Find `consul`: the given path, `$FAULTLINE_CONSUL_BIN`, PATH, or the tools directory.
+pub fn find_binary(given: Option<&Path>) -> Result<PathBuf, Error> {
+    find_program(
+        "consul",
+        given,
+        "FAULTLINE_CONSUL_BIN",
+        "install Consul 1.8.7 into .tools/bin with `bash scripts/install-targets.sh`, or pass --consul-bin",
+    )
+}
+
+const AGENT_CONFIG: &str = r#"{
+  "disable_update_check": true,
+  "performance": { "raft_multiplier": 1 },
+  "autopilot": { "cleanup_dead_servers": false }
+}
+"#;
+
+impl ConsulCluster {
+    /// Start one server agent per lab node. Does no network I/O: follow with
+    /// [`ConsulCluster::wait_for_leader`] on the client runtime.
+    pub async fn start(spec: &ConsulSpec, lab: &Lab) -> Result<ConsulCluster, Error> {
+        let binary = find_binary(spec.binary.as_deref())?;
+        let nodes: Vec<(String, Ipv4Addr)> = lab
+            .nodes()
+            .into_iter()
+            .map(|n| {
+                let ip = lab.node_ip(&n);
+                (n, ip)
+            })
+            .collect();
+        let io = |what: String| move |source| Error::Io { what, source };
+        for (name, ip) in &nodes {
+            let data = spec.data_dir.join(name);
+            std::fs::create_dir_all(&data).map_err(io(format!("creating {}", data.display())))?;
+            let config = spec.data_dir.join(format!("{name}.json"));
+            std::fs::write(&config, AGENT_CONFIG)
+                .map_err(io(format!("writing {}", config.display())))?;
+            let mut args = vec![
+                "agent".to_string(),
+                "-server".into(),
+                format!("-bootstrap-expect={}", nodes.len()),
+                format!("-node={name}"),
+                format!("-bind={ip}"),
+                format!("-client={ip}"),
+                format!("-data-dir={}", data.display()),
+                "-dns-port=-1".into(),
+                format!("-config-file={}", config.display()),
+            ];
+            for (peer, peer_ip) in &nodes {
+                if peer != name {
+                    args.push(format!("-retry-join={peer_ip}"));
+                }
+            }
+            let command = NodeCommand {
+                program: binary.clone(),
+                args,
+                env: Vec::new(),
+                log_path: lab.run_dir().join("nodes").join(format!("{name}.log")),
+                // Go reads the clock through the vDSO: libfaketime cannot reach Consul.
+                faketime: false,
+            };
+            lab.start_node(name, command).await?;
+        }
+        Ok(ConsulCluster {
+            nodes,
+            binary,
+            data_dir: spec.data_dir.clone(),
+            read_mode: spec.read_mode,
+            op_timeout: spec.op_timeout,
+            startup_timeout: spec.startup_timeout,
+        })
+    }
+
+    /// The node names, `n1`…
+    pub fn node_names(&self) -> Vec<String> {
+        self.nodes.iter().map(|(n, _)| n.clone()).collect()
+    }
+
+    /// Wait, bounded by the spec's startup timeout, until a leader is elected and its KV store
+    /// answers a consistent read (a fresh leader refuses KV requests for a moment).
+    pub async fn wait_for_leader(&self) -> Result<String, Error> {
+        let deadline = Instant::now() + self.startup_timeout;
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_millis(1000))
+            .build()?;
+        while Instant::now() < deadline {
+            if let Some(leader) = self.leader().await {
+                let ip = self.ip(&leader)?;
+                let url = format!("http://{ip}:{HTTP_PORT}/v1/kv/faultline-probe?consistent");
+                if let Ok(r) = http.get(url).send().await
+                    && matches!(r.status().as_u16(), 200 | 404)
+                {
+                    return Ok(leader);
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        Err(Error::NoLeader(format!(
+            "no Consul leader after {:?}: see the node logs in the run directory's nodes/",
+            self.startup_timeout
+        )))
+    }
+
+    /// The current leader: what a node's `/v1/status/leader` says (`"IP:8300"`), as a node
+    /// name. Asks each node in turn until one knows a leader.
+    pub async fn leader(&self) -> Option<String> {
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_millis(500))
+            .build()
+            .ok()?;
+        for (_, ip) in &self.nodes {
+            let url = format!("http://{ip}:{HTTP_PORT}/v1/status/leader");
+            let Ok(response) = http.get(url).send().await else {
+                continue;
+            };
+            let Ok(address) = response.json::<String>().await else {
+                continue;
+            };
+            if let Some(leader) = self.node_at(&address) {
+                return Some(leader);
+            }
+        }
+        None
+    }
+
+    fn node_at(&self, address: &str) -> Option<String> {
+        let ip: Ipv4Addr = address.split(':').next()?.parse().ok()?;
+        self.nodes
+            .iter()
+            .find(|(_, node_ip)| *node_ip == ip)
+            .map(|(n, _)| n.clone())
+    }
+
+    fn ip(&self, node: &str) -> Result<Ipv4Addr, Error> {
+        self.nodes
+            .iter()
+            .find(|(n, _)| n == node)
+            .map(|(_, ip)| *ip)
+            .ok_or_else(|| Error::Config(format!("no node `{node}` in this cluster")))
+    }
+
+    /// A client bound to `node`, reading in the spec's read mode.
+    pub fn client(&self, node: &str) -> Result<ConsulClient, Error> {
+        self.client_reading(node, self.read_mode)
+    }
+
+    /// A client bound to `node` that reads in `read_mode`.
+    pub fn client_reading(
+        &self,
+        node: &str,
+        read_mode: ConsulReadMode,
+    ) -> Result<ConsulClient, Error> {
+        Ok(ConsulClient {
+            base: format!("http://{}:{HTTP_PORT}/v1/kv", self.ip(node)?),
+            read_mode,
+            http: reqwest::Client::builder()
+                .timeout(self.op_timeout)
+                .build()?,
+        })
+    }
+
+    /// Stop every node and remove the data directories.
+    pub async fn stop(self, lab: &Lab) -> Result<(), Error> {
+        lab.stop_all_nodes_within(Duration::from_secs(3)).await?;
+        if let Err(e) = std::fs::remove_dir_all(&self.data_dir) {
+            tracing::warn!("removing {}: {e}", self.data_dir.display());
+        }
+        Ok(())
+    }
+
+    /// `Consul v1.8.7`.
+    pub fn version(&self) -> String {
+        version_line(&self.binary, &["version"])
+    }
+}
+
+/// A client of one Consul node.
+#[derive(Clone)]
+pub struct ConsulClient {
+    base: String,
+    read_mode: ConsulReadMode,
+    http: reqwest::Client,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct Entry {
+    value: Option<String>,
+    modify_index: u64,
+}
+
+/// What a read found: the value, and the index a CAS must name (0 = the key is absent).
+struct Found {
+    value: Option<i64>,
+    modify_index: u64,
+}
+
+impl ConsulClient {
+    /// Send one request; every way it can end becomes an [`Outcome`] here and nowhere else.
+    pub async fn call(&self, request: &Request) -> Outcome {
+        match request {
+            Request::Read { key } => match self.read(key, self.read_mode).await {
+                Ok(found) => Outcome::Ok(found.value),
+                Err(outcome) => outcome,
+            },
+            Request::Write { key, value } => self.put(key, *value, None).await,
+            Request::Cas { key, expected, new } => {
+                let found = match self.read(key, ConsulReadMode::Consistent).await {
+                    Ok(found) => found,
+                    // Nothing was written yet: the CAS did nothing.
+                    Err(outcome) => return outcome,
+                };
+                if found.value != Some(*expected) {
+                    return Outcome::Fail(CAS_MISMATCH.into());
+                }
+                // `?cas=index` writes only if nothing wrote the key since the read; if
+                // something did, nothing was written (a `fail` that observed nothing).
+                self.put(key, *new, Some(found.modify_index)).await
+            }
+        }
+    }
+
+    async fn read(&self, key: &str, mode: ConsulReadMode) -> Result<Found, Outcome> {
+        let url = format!("{}/{key}{}", self.base, mode.query());
+        let response = self
+            .http
+            .get(url)
+            .send()
+            .await
+            .map_err(|e| crate::http::unanswered(&e, true))?;
+        let status = response.status().as_u16();
+        let bytes = response
+            .bytes()
+            .await
+            .map_err(|e| crate::http::unanswered(&e, true))?;
+        match status {
+            404 => Ok(Found {
+                value: None,
+                modify_index: 0,
+            }),
+            200 => {
+                let entries: Vec<Entry> = serde_json::from_slice(&bytes)
+                    .map_err(|e| Outcome::Fail(format!("unreadable KV answer: {e}")))?;
+                let Some(entry) = entries.into_iter().next() else {
+                    return Ok(Found {
+                        value: None,
+                        modify_index: 0,
+                    });
+                };
+                let value = match entry.value.as_deref() {
+                    None => None,
+                    Some(encoded) => Some(decode_value(encoded).ok_or_else(|| {
+                        Outcome::Fail(format!("a value that is not an integer: {encoded}"))
+                    })?),
+                };
+                Ok(Found {
+                    value,
+                    modify_index: entry.modify_index,
+                })
+            }
+            _ => Err(crate::http::refused(status, body_text(&bytes), true)),
+        }
+    }
+
+    async fn put(&self, key: &str, value: i64, cas_index: Option<u64>) -> Outcome {
+        let url = match cas_index {
+            Some(index) => format!("{}/{key}?cas={index}", self.base),
+            None => format!("{}/{key}", self.base),
+        };
+        let response = match self.http.put(url).body(value.to_string()).send().await {
+            Ok(r) => r,
+            Err(e) => return crate::http::unanswered(&e, false),
+        };
+        let status = response.status().as_u16();
+        let bytes = match response.bytes().await {
+            Ok(b) => b,
+            Err(e) => return crate::http::unanswered(&e, false),
+        };
+        match (status, bytes.trim_ascii()) {
+            (200, b"true") => Outcome::Ok(None),
+            (200, b"false") if cas_index.is_some() => Outcome::Fail(INDEX_MOVED.into()),
+            (200, other) => Outcome::Info(format!(
+                "unexpected answer to a put: {}",
+                String::from_utf8_lossy(other)
+            )),
+            _ => crate::http::refused(status, body_text(&bytes), false),
+        }
+    }
+}
+
+/// Why a CAS whose index check failed did nothing.
+const INDEX_MOVED: &str = "index moved: the key was written between the read and the put";
+
+fn decode_value(encoded: &str) -> Option<i64> {
+    let bytes = base64::decode(encoded)?;
+    std::str::from_utf8(&bytes).ok()?.trim().parse().ok()
+}
+
+fn body_text(body: &[u8]) -> String {
+    let text: String = String::from_utf8_lossy(body).chars().take(200).collect();
+    if text.trim().is_empty() {
+        "no reason given".into()
+    } else {
+        text.trim().to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn read_modes_parse_to_their_query_flags() {
+        let mode = |s| ConsulReadMode::parse(s).expect("known").query();
+        assert_eq!(mode("consistent"), "?consistent");
+        assert_eq!(mode("default"), "");
+        assert_eq!(mode("stale"), "?stale");
+        let error = ConsulReadMode::parse("linearizable")
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("consistent"), "{error}");
+    }
+
+    #[test]
+    fn values_are_decimal_text_in_base64() {
+        assert_eq!(decode_value(&base64::encode(b"42")), Some(42));
+        assert_eq!(decode_value(&base64::encode(b"forty")), None);
+    }
+}

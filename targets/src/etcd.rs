@@ -1,0 +1,378 @@
+//! The etcd target: an etcd 3.4 cluster in the lab, driven over its v3 JSON gateway.
+//!
+//! Each node listens for clients on `IP:2379` and for peers on `IP:2380`. The gateway takes
+//! POSTs of JSON with keys and values in base64 (`../shared/targets.md` has the measured
+//! shapes). Reads are linearizable by default; `serializable` reads are answered from the
+//! node's local state and may be stale — the mode exists so users can test what they run.
+//!
+//! Network calls run on the lab's client runtime (see the crate root).
+
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use faultline_nemesis::{Lab, NodeCommand};
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::base64;
+use crate::discover::{find_program, version_line};
+use crate::error::Error;
+use crate::outcome::{CAS_MISMATCH, Outcome, Request};
+
+/// Client port on every node.
+pub const CLIENT_PORT: u16 = 2379;
+/// Peer (Raft) port on every node.
+pub const PEER_PORT: u16 = 2380;
+
+/// How reads are served.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EtcdReadMode {
+    /// Through Raft (read index): never stale.
+    Linearizable,
+    /// From the node's local state: fast, and stale on a partitioned node.
+    Serializable,
+}
+
+impl EtcdReadMode {
+    /// Parse a `--read-mode` value.
+    pub fn parse(text: &str) -> Result<EtcdReadMode, Error> {
+        match text {
+            "linearizable" => Ok(EtcdReadMode::Linearizable),
+            "serializable" => Ok(EtcdReadMode::Serializable),
+            other => Err(Error::Config(format!(
+                "--read-mode {other}: etcd reads are `linearizable` (default) or `serializable`"
+            ))),
+        }
+    }
+}
+
+/// How to start an etcd cluster.
+#[derive(Clone, Debug)]
+pub struct EtcdSpec {
+    /// The `etcd` binary; found on PATH when `None`.
+    pub binary: Option<PathBuf>,
+    /// Data directories go under here, one per node (each preallocates ~120 MB; removed at stop).
+    pub data_dir: PathBuf,
+    pub read_mode: EtcdReadMode,
+    /// Per-request timeout of clients.
+    pub op_timeout: Duration,
+    /// How long to wait for the first leader.
+    pub startup_timeout: Duration,
+}
+
+/// A running etcd cluster.
+pub struct EtcdCluster {
+    nodes: Vec<(String, Ipv4Addr)>,
+    binary: PathBuf,
+    data_dir: PathBuf,
+    read_mode: EtcdReadMode,
+    op_timeout: Duration,
+    startup_timeout: Duration,
+}
+
+/// Find `etcd`: the given path, `$FAULTLINE_ETCD_BIN`, PATH, or the tools directory.
+pub fn find_binary(given: Option<&std::path::Path>) -> Result<PathBuf, Error> {
+    find_program(
+        "etcd",
+        given,
+        "FAULTLINE_ETCD_BIN",
+        "install it with `bash scripts/install-targets.sh` (Debian package etcd-server), or pass --etcd-bin",
+    )
+}
+
+impl EtcdCluster {
+    /// Start one etcd per lab node, as one new cluster. Does no network I/O: follow with
+    /// [`EtcdCluster::wait_for_leader`] on the client runtime.
+    pub async fn start(spec: &EtcdSpec, lab: &Lab) -> Result<EtcdCluster, Error> {
+        let binary = find_binary(spec.binary.as_deref())?;
+        let nodes: Vec<(String, Ipv4Addr)> = lab
+            .nodes()
+            .into_iter()
+            .map(|n| {
+                let ip = lab.node_ip(&n);
+                (n, ip)
+            })
+            .collect();
+        let initial_cluster = nodes
+            .iter()
+            .map(|(name, ip)| format!("{name}=http://{ip}:{PEER_PORT}"))
+            .collect::<Vec<_>>()
+            .join(",");
+        // A cluster token per lab, so members of another run can never join this one.
+        let token = format!("faultline-{}", lab.name());
+        for (name, ip) in &nodes {
+            let data = spec.data_dir.join(name);
+            std::fs::create_dir_all(&spec.data_dir).map_err(|source| Error::Io {
+                what: format!("creating {}", spec.data_dir.display()),
+                source,
+            })?;
+            let args = vec![
+                format!("--name={name}"),
+                format!("--data-dir={}", data.display()),
+                format!("--listen-peer-urls=http://{ip}:{PEER_PORT}"),
+                format!("--initial-advertise-peer-urls=http://{ip}:{PEER_PORT}"),
+                format!("--listen-client-urls=http://{ip}:{CLIENT_PORT}"),
+                format!("--advertise-client-urls=http://{ip}:{CLIENT_PORT}"),
+                format!("--initial-cluster={initial_cluster}"),
+                "--initial-cluster-state=new".into(),
+                format!("--initial-cluster-token={token}"),
+                // Without pre-vote a healed node forces a new election and disrupts the
+                // cluster (targets.md); every production deployment turns it on.
+                "--pre-vote".into(),
+            ];
+            let command = NodeCommand {
+                program: binary.clone(),
+                args,
+                env: Vec::new(),
+                log_path: lab.run_dir().join("nodes").join(format!("{name}.log")),
+                // Go reads the clock through the vDSO: libfaketime cannot reach etcd.
+                faketime: false,
+            };
+            lab.start_node(name, command).await?;
+        }
+        Ok(EtcdCluster {
+            nodes,
+            binary,
+            data_dir: spec.data_dir.clone(),
+            read_mode: spec.read_mode,
+            op_timeout: spec.op_timeout,
+            startup_timeout: spec.startup_timeout,
+        })
+    }
+
+    /// The node names, `n1`…
+    pub fn node_names(&self) -> Vec<String> {
+        self.nodes.iter().map(|(n, _)| n.clone()).collect()
+    }
+
+    /// Wait, bounded by the spec's startup timeout, until a leader is elected.
+    pub async fn wait_for_leader(&self) -> Result<String, Error> {
+        let deadline = Instant::now() + self.startup_timeout;
+        while Instant::now() < deadline {
+            if let Some(leader) = self.leader().await {
+                return Ok(leader);
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        Err(Error::NoLeader(format!(
+            "no etcd leader after {:?}: see the node logs in the run directory's nodes/",
+            self.startup_timeout
+        )))
+    }
+
+    /// The current leader: the node whose member id is the leader its own status reports.
+    pub async fn leader(&self) -> Option<String> {
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_millis(500))
+            .build()
+            .ok()?;
+        for (name, ip) in &self.nodes {
+            let url = format!("http://{ip}:{CLIENT_PORT}/v3/maintenance/status");
+            let Ok(response) = http.post(url).json(&json!({})).send().await else {
+                continue;
+            };
+            let Ok(status) = response.json::<MaintenanceStatus>().await else {
+                continue;
+            };
+            if status.leader.is_some() && status.leader == status.header.member_id {
+                return Some(name.clone());
+            }
+        }
+        None
+    }
+
+    /// A client bound to `node`, reading in the spec's read mode.
+    pub fn client(&self, node: &str) -> Result<EtcdClient, Error> {
+        self.client_reading(node, self.read_mode)
+    }
+
+    /// A client bound to `node` that reads in `read_mode`.
+    pub fn client_reading(&self, node: &str, read_mode: EtcdReadMode) -> Result<EtcdClient, Error> {
+        let ip = self
+            .nodes
+            .iter()
+            .find(|(n, _)| n == node)
+            .map(|(_, ip)| *ip)
+            .ok_or_else(|| Error::Config(format!("no node `{node}` in this cluster")))?;
+        Ok(EtcdClient {
+            base: format!("http://{ip}:{CLIENT_PORT}"),
+            serializable: read_mode == EtcdReadMode::Serializable,
+            http: reqwest::Client::builder()
+                .timeout(self.op_timeout)
+                .build()?,
+        })
+    }
+
+    /// Stop every node and remove the data directories.
+    pub async fn stop(self, lab: &Lab) -> Result<(), Error> {
+        // etcd hands leadership over on SIGTERM, which takes seconds; the data is removed
+        // anyway, so a short grace is enough.
+        lab.stop_all_nodes_within(Duration::from_secs(3)).await?;
+        if let Err(e) = std::fs::remove_dir_all(&self.data_dir) {
+            tracing::warn!("removing {}: {e}", self.data_dir.display());
+        }
+        Ok(())
+    }
+
+    /// `etcd Version: 3.4.23`.
+    pub fn version(&self) -> String {
+        version_line(&self.binary, &["--version"])
+    }
+}
+
+#[derive(Deserialize)]
+struct StatusHeader {
+    member_id: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct MaintenanceStatus {
+    header: StatusHeader,
+    leader: Option<String>,
+}
+
+/// A client of one etcd node.
+#[derive(Clone)]
+pub struct EtcdClient {
+    base: String,
+    serializable: bool,
+    http: reqwest::Client,
+}
+
+#[derive(Deserialize)]
+struct RangeAnswer {
+    #[serde(default)]
+    kvs: Vec<KeyValue>,
+}
+
+#[derive(Deserialize)]
+struct KeyValue {
+    value: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct TxnAnswer {
+    /// proto3 leaves `false` out of the JSON: absent means the compare failed.
+    #[serde(default)]
+    succeeded: bool,
+}
+
+impl EtcdClient {
+    /// Send one request; every way it can end becomes an [`Outcome`] here and nowhere else.
+    pub async fn call(&self, request: &Request) -> Outcome {
+        let key = base64::encode(request.key().as_bytes());
+        let (path, body) = match request {
+            Request::Read { .. } => (
+                "/v3/kv/range",
+                json!({ "key": key, "serializable": self.serializable }),
+            ),
+            Request::Write { value, .. } => (
+                "/v3/kv/put",
+                json!({ "key": key, "value": base64::encode(value.to_string().as_bytes()) }),
+            ),
+            Request::Cas { expected, new, .. } => (
+                "/v3/kv/txn",
+                json!({
+                    "compare": [{
+                        "key": key,
+                        "result": "EQUAL",
+                        "target": "VALUE",
+                        "value": base64::encode(expected.to_string().as_bytes()),
+                    }],
+                    "success": [{ "request_put": {
+                        "key": key,
+                        "value": base64::encode(new.to_string().as_bytes()),
+                    }}],
+                }),
+            ),
+        };
+        let is_read = matches!(request, Request::Read { .. });
+        let response = match self
+            .http
+            .post(format!("{}{path}", self.base))
+            .json(&body)
+            .send()
+            .await
+        {
+            Ok(r) => r,
+            Err(e) => return crate::http::unanswered(&e, is_read),
+        };
+        let status = response.status().as_u16();
+        let bytes = match response.bytes().await {
+            Ok(b) => b,
+            // The server answered, but the body was cut: as if no answer came.
+            Err(e) => return crate::http::unanswered(&e, is_read),
+        };
+        if status != 200 {
+            return crate::http::refused(status, gateway_error(&bytes), is_read);
+        }
+        match request {
+            Request::Read { .. } => match serde_json::from_slice::<RangeAnswer>(&bytes) {
+                Ok(answer) => match answer.kvs.first().and_then(|kv| kv.value.as_deref()) {
+                    None => Outcome::Ok(None),
+                    Some(encoded) => match decode_value(encoded) {
+                        Some(v) => Outcome::Ok(Some(v)),
+                        None => Outcome::Fail(format!("a value that is not an integer: {encoded}")),
+                    },
+                },
+                Err(e) => Outcome::Fail(format!("unreadable range answer: {e}")),
+            },
+            Request::Write { .. } => Outcome::Ok(None),
+            Request::Cas { .. } => match serde_json::from_slice::<TxnAnswer>(&bytes) {
+                Ok(TxnAnswer { succeeded: true }) => Outcome::Ok(None),
+                Ok(TxnAnswer { succeeded: false }) => Outcome::Fail(CAS_MISMATCH.into()),
+                // It answered 200, so the transaction ran; what it did is unknown.
+                Err(e) => Outcome::Info(format!("unreadable txn answer: {e}")),
+            },
+        }
+    }
+}
+
+fn decode_value(encoded: &str) -> Option<i64> {
+    let bytes = base64::decode(encoded)?;
+    std::str::from_utf8(&bytes).ok()?.parse().ok()
+}
+
+/// The gateway's `{"error": …, "message": …}`, or the body as text.
+fn gateway_error(body: &[u8]) -> String {
+    serde_json::from_slice::<serde_json::Value>(body)
+        .ok()
+        .and_then(|v| {
+            v.get("message")
+                .or_else(|| v.get("error"))
+                .and_then(|m| m.as_str())
+                .map(str::to_string)
+        })
+        .unwrap_or_else(|| String::from_utf8_lossy(body).chars().take(200).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn read_modes_parse_and_unknown_ones_say_what_exists() {
+        assert_eq!(
+            EtcdReadMode::parse("serializable").expect("known"),
+            EtcdReadMode::Serializable
+        );
+        let error = EtcdReadMode::parse("stale").unwrap_err().to_string();
+        assert!(error.contains("linearizable"), "{error}");
+    }
+
+    #[test]
+    fn gateway_errors_read_the_message() {
+        assert_eq!(
+            gateway_error(br#"{"error":"etcdserver: request timed out","message":"etcdserver: request timed out","code":14}"#),
+            "etcdserver: request timed out"
+        );
+        assert_eq!(gateway_error(b"plain"), "plain");
+    }
+
+    #[test]
+    fn values_are_decimal_text_in_base64() {
+        assert_eq!(decode_value(&base64::encode(b"-17")), Some(-17));
+        assert_eq!(decode_value(&base64::encode(b"x")), None);
+    }
+}

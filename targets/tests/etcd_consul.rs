@@ -1,0 +1,272 @@
+//! etcd and Consul clusters in a real namespace lab: every operation and read mode, CAS
+//! success and mismatch, and each error class mapped to its outcome — a write to an isolated
+//! minority is `info`, a local read there is stale, a quorum read there fails, a killed node
+//! refuses (`fail`). These need root, nftables, etcd and Consul (`scripts/install-targets.sh`),
+//! so they are ignored by default and run by scripts/test.sh.
+
+use std::future::Future;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use faultline_nemesis::{Fault, Isolation, Lab, LabConfig, PartitionKind};
+use faultline_targets::consul::{ConsulReadMode, ConsulSpec};
+use faultline_targets::etcd::{EtcdReadMode, EtcdSpec};
+use faultline_targets::outcome::CAS_MISMATCH;
+use faultline_targets::{Client, Cluster, Outcome, Request, TargetSpec};
+use rand::SeedableRng;
+
+fn etcd(dir: &Path) -> TargetSpec {
+    TargetSpec::Etcd(EtcdSpec {
+        binary: None,
+        data_dir: dir.join("data"),
+        read_mode: EtcdReadMode::Linearizable,
+        op_timeout: Duration::from_secs(3),
+        startup_timeout: Duration::from_secs(30),
+    })
+}
+
+fn consul(dir: &Path) -> TargetSpec {
+    TargetSpec::Consul(ConsulSpec {
+        binary: None,
+        data_dir: dir.join("data"),
+        read_mode: ConsulReadMode::Consistent,
+        op_timeout: Duration::from_secs(3),
+        startup_timeout: Duration::from_secs(30),
+    })
+}
+
+/// Run `f` on the lab's client runtime with a started cluster, tearing everything down
+/// whatever happens.
+async fn with_cluster<F, Fut>(nodes: usize, spec: fn(&Path) -> TargetSpec, f: F)
+where
+    F: FnOnce(Arc<Cluster>, Arc<Lab>) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let dir = tempfile::tempdir().expect("tempdir");
+    let lab = Lab::create(LabConfig {
+        nodes,
+        isolation: Isolation::Namespaces,
+        run_dir: dir.path().to_path_buf(),
+    })
+    .await
+    .expect("lab builds (root, nftables)");
+    let cluster = Arc::new(
+        Cluster::start(&spec(dir.path()), &lab)
+            .await
+            .expect("cluster starts"),
+    );
+    let lab = Arc::new(lab);
+    let clients = lab.client_runtime(2).expect("client runtime");
+    let result = clients.spawn(f(cluster.clone(), lab.clone())).await;
+    clients.shutdown_background();
+    let cluster = Arc::into_inner(cluster).expect("test released the cluster");
+    let lab = Arc::into_inner(lab).expect("test released the lab");
+    let stopped = cluster.stop(&lab).await;
+    lab.teardown().await.expect("lab tears down");
+    stopped.expect("cluster stops");
+    if let Err(panic) = result {
+        std::panic::resume_unwind(panic.into_panic());
+    }
+}
+
+fn read(key: &str) -> Request {
+    Request::Read { key: key.into() }
+}
+
+fn write(key: &str, value: i64) -> Request {
+    Request::Write {
+        key: key.into(),
+        value,
+    }
+}
+
+fn cas(key: &str, expected: i64, new: i64) -> Request {
+    Request::Cas {
+        key: key.into(),
+        expected,
+        new,
+    }
+}
+
+/// Clients of `node` in the linearizable and the local read mode of the cluster's target.
+fn clients(cluster: &Cluster, node: &str) -> (Client, Client) {
+    match cluster {
+        Cluster::Etcd(c) => (
+            Client::Etcd(
+                c.client_reading(node, EtcdReadMode::Linearizable)
+                    .expect("client"),
+            ),
+            Client::Etcd(
+                c.client_reading(node, EtcdReadMode::Serializable)
+                    .expect("client"),
+            ),
+        ),
+        Cluster::Consul(c) => (
+            Client::Consul(
+                c.client_reading(node, ConsulReadMode::Consistent)
+                    .expect("client"),
+            ),
+            Client::Consul(
+                c.client_reading(node, ConsulReadMode::Stale)
+                    .expect("client"),
+            ),
+        ),
+        _ => unreachable!("only etcd and consul here"),
+    }
+}
+
+/// Writes, CAS and reads in every read mode, through every node.
+async fn every_operation_works(cluster: Arc<Cluster>) {
+    cluster.wait_for_leader().await.expect("leader");
+    let nodes = cluster.node_names();
+    for (i, node) in nodes.iter().enumerate() {
+        let (quorum, local) = clients(&cluster, node);
+        let v = 10 * i as i64 + 1;
+        assert_eq!(
+            quorum.call(&write("k", v)).await,
+            Outcome::Ok(None),
+            "write via {node}"
+        );
+        assert_eq!(
+            quorum.call(&read("k")).await,
+            Outcome::Ok(Some(v)),
+            "read via {node}"
+        );
+        assert_eq!(
+            quorum.call(&cas("k", v, v + 1)).await,
+            Outcome::Ok(None),
+            "cas via {node}"
+        );
+        assert_eq!(
+            quorum.call(&cas("k", v, v + 2)).await,
+            Outcome::Fail(CAS_MISMATCH.into()),
+            "a cas whose compare fails, via {node}"
+        );
+        // A local read may lag, but only briefly on a healthy cluster.
+        let mut seen = None;
+        for _ in 0..50 {
+            seen = Some(local.call(&read("k")).await);
+            if seen == Some(Outcome::Ok(Some(v + 1))) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert_eq!(
+            seen,
+            Some(Outcome::Ok(Some(v + 1))),
+            "local read via {node}"
+        );
+    }
+    let (quorum, _) = clients(&cluster, &nodes[0]);
+    assert_eq!(quorum.call(&read("absent")).await, Outcome::Ok(None));
+    assert_eq!(
+        quorum.call(&cas("absent", 1, 2)).await,
+        Outcome::Fail(CAS_MISMATCH.into()),
+        "a cas on an absent key does not match"
+    );
+}
+
+/// Cut one follower off: a write through it is indeterminate, a local read there is stale
+/// while a quorum read there fails; after heal, a killed node refuses connections.
+async fn a_minority_is_stale_or_unavailable_and_a_dead_node_refuses(
+    cluster: Arc<Cluster>,
+    lab: Arc<Lab>,
+) {
+    let leader = cluster.wait_for_leader().await.expect("leader");
+    let nodes = cluster.node_names();
+    let cut = nodes
+        .iter()
+        .find(|n| **n != leader)
+        .expect("a follower")
+        .clone();
+    let rest: Vec<String> = nodes.iter().filter(|n| **n != cut).cloned().collect();
+    let (majority, _) = clients(&cluster, &leader);
+    let (cut_quorum, cut_local) = clients(&cluster, &cut);
+    assert_eq!(majority.call(&write("p", 1)).await, Outcome::Ok(None));
+    // Wait until the follower has the first value locally.
+    for _ in 0..50 {
+        if cut_local.call(&read("p")).await == Outcome::Ok(Some(1)) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    let mut rng = rand::rngs::StdRng::seed_from_u64(1);
+    let partition = Fault::Partition(PartitionKind::Components(vec![vec![cut.clone()], rest]));
+    lab.start_fault(&partition, &mut rng, Some(&leader))
+        .await
+        .expect("partition installs");
+    // The majority keeps a leader (re-electing if needed) and moves on.
+    let mut moved = false;
+    for _ in 0..30 {
+        let Some(l) = cluster.leader().await.filter(|l| *l != cut) else {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            continue;
+        };
+        let (c, _) = clients(&cluster, &l);
+        if c.call(&write("p", 2)).await == Outcome::Ok(None) {
+            moved = true;
+            break;
+        }
+    }
+    assert!(moved, "the majority accepts writes during the partition");
+    let outcome = cut_quorum.call(&write("p", 3)).await;
+    assert!(
+        matches!(outcome, Outcome::Info(_)),
+        "write on the minority: {outcome:?}"
+    );
+    let outcome = cut_quorum.call(&read("p")).await;
+    assert!(
+        matches!(outcome, Outcome::Fail(_)),
+        "quorum read on the minority: {outcome:?}"
+    );
+    assert_eq!(
+        cut_local.call(&read("p")).await,
+        Outcome::Ok(Some(1)),
+        "a local read on the minority is stale"
+    );
+
+    lab.heal().await.expect("heals");
+    lab.kill_node(&cut).await.expect("kill");
+    let outcome = cut_quorum.call(&write("p", 4)).await;
+    assert!(
+        matches!(&outcome, Outcome::Fail(why) if why.starts_with("connect")),
+        "write to a dead node: {outcome:?}"
+    );
+    lab.restart_node(&cut).await.expect("restart");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs root, nftables and etcd: run by scripts/test.sh"]
+async fn etcd_three_nodes_serve_every_operation_and_read_mode() {
+    with_cluster(3, etcd, |cluster, _lab| every_operation_works(cluster)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs root, nftables and etcd: run by scripts/test.sh"]
+async fn etcd_five_nodes_minority_write_is_info_and_serializable_read_is_stale() {
+    with_cluster(
+        5,
+        etcd,
+        a_minority_is_stale_or_unavailable_and_a_dead_node_refuses,
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs root, nftables and Consul (scripts/install-targets.sh): run by scripts/test.sh"]
+async fn consul_three_nodes_serve_every_operation_and_read_mode() {
+    with_cluster(3, consul, |cluster, _lab| every_operation_works(cluster)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs root, nftables and Consul (scripts/install-targets.sh): run by scripts/test.sh"]
+async fn consul_five_nodes_minority_write_is_info_and_stale_read_is_stale() {
+    with_cluster(
+        5,
+        consul,
+        a_minority_is_stale_or_unavailable_and_a_dead_node_refuses,
+    )
+    .await;
+}
