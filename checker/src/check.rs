@@ -195,24 +195,48 @@ pub fn history_file(path: &Path) -> PathBuf {
     }
 }
 
-/// Read and check one history file (or run directory).
-pub fn check_path(path: &Path, options: &CheckOptions) -> Result<CheckReport, Error> {
+/// A history read from a file: its text (the report reads the nemesis lines from it), its
+/// events, and whether its times are real.
+pub struct LoadedHistory {
+    pub file: PathBuf,
+    pub text: String,
+    pub events: Vec<Event>,
+    /// Jepsen text logs have no times: the line order stands in for them.
+    pub timed: bool,
+}
+
+/// Read one history file (or a run directory's `history.jsonl`), detecting its format.
+pub fn load_history(path: &Path) -> Result<LoadedHistory, Error> {
     let file = history_file(path);
-    let in_file = |source: Error| Error::InFile {
-        path: file.clone(),
-        source: Box::new(source),
-    };
     let text = std::fs::read_to_string(&file).map_err(|source| Error::Io {
         path: file.clone(),
         source,
     })?;
-    let events = if jepsen_log::detect(&text) {
-        jepsen_log::parse(&text)
-    } else {
+    let timed = !jepsen_log::detect(&text);
+    let events = if timed {
         jsonl::parse(&text)
+    } else {
+        jepsen_log::parse(&text)
     }
-    .map_err(in_file)?;
-    check_events(&events, options).map_err(in_file)
+    .map_err(|source| Error::InFile {
+        path: file.clone(),
+        source: Box::new(source),
+    })?;
+    Ok(LoadedHistory {
+        file,
+        text,
+        events,
+        timed,
+    })
+}
+
+/// Read and check one history file (or run directory).
+pub fn check_path(path: &Path, options: &CheckOptions) -> Result<CheckReport, Error> {
+    let history = load_history(path)?;
+    check_events(&history.events, options).map_err(|source| Error::InFile {
+        path: history.file.clone(),
+        source: Box::new(source),
+    })
 }
 
 #[cfg(test)]

@@ -29,6 +29,9 @@ pub enum Error {
         path: PathBuf,
         source: std::io::Error,
     },
+    /// The report (plots or page) could not be written.
+    #[error("writing the report in {dir}: {reason}")]
+    Report { dir: PathBuf, reason: String },
     /// An error inside a named file.
     #[error("{path}: {source}")]
     InFile { path: PathBuf, source: Box<Error> },

@@ -15,6 +15,8 @@
 //! - [`search`]: just-in-time linearization for one key, within a time and memory budget.
 //! - [`counterexample`]: the failing op, prefix, window and a plain sentence.
 //! - [`check`]: a whole history, keys in parallel, `results.json`.
+//! - [`synth`]: seeded synthetic histories for benchmarks and tests.
+//! - [`report`]: `report.html` and the latency / throughput plots (PNG and SVG).
 //! - [`error`]: what can be wrong with an input.
 //!
 //! # Never
@@ -30,10 +32,12 @@ pub mod jepsen_log;
 pub mod jsonl;
 pub mod model;
 pub mod record;
+pub mod report;
 pub mod search;
+pub mod synth;
 pub mod verdict;
 
-pub use check::{CheckOptions, CheckReport, check_path};
+pub use check::{CheckOptions, CheckReport, LoadedHistory, check_path, load_history};
 pub use error::Error;
 pub use model::Model;
 pub use verdict::Verdict;

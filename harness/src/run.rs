@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use faultline_checker::record::{RecordProcess, RecordType};
-use faultline_checker::{CheckOptions, CheckReport, Model, Verdict, check_path};
+use faultline_checker::{CheckOptions, CheckReport, Model, Verdict, load_history};
 use faultline_nemesis::{FaultEvent, Isolation, Lab, LabConfig, Nemesis, NemesisConfig};
 use faultline_targets::{Client, Cluster, Outcome, Request};
 use faultline_workloads::{Generator, Operation, Workload};
@@ -32,6 +32,8 @@ pub struct RunSummary {
     pub latency_ms: Option<(f64, f64)>,
     pub elapsed: Duration,
     pub interrupted: bool,
+    /// `report.html`, unless writing it failed (logged).
+    pub report_html: Option<PathBuf>,
 }
 
 impl RunSummary {
@@ -70,6 +72,9 @@ impl RunSummary {
             out.push_str(&format!("    key {}: {}\n", c.key, c.explanation));
         }
         out.push_str(&format!("  run: {}\n", self.dir.display()));
+        if let Some(html) = &self.report_html {
+            out.push_str(&format!("  report: {}\n", html.display()));
+        }
         out
     }
 }
@@ -105,8 +110,13 @@ pub fn execute(spec: &TestSpec) -> anyhow::Result<RunSummary> {
         },
         ..CheckOptions::default()
     };
-    let report = check_path(&dir, &options).context("checking the history")?;
+    let history = load_history(&dir).context("reading the history back")?;
+    let report = faultline_checker::check::check_events(&history.events, &options)
+        .context("checking the history")?;
     crate::commands::check::write_results(&dir.join("results.json"), &report)?;
+    let report_html = crate::commands::check::write_run_report(&dir, &history, &report)
+        .inspect_err(|e| tracing::error!("{e:#}"))
+        .ok();
     let verdict = report.verdict();
     let latency_ms = quantiles(&mut latencies.lock().map(|l| l.clone()).unwrap_or_default());
     Ok(RunSummary {
@@ -119,6 +129,7 @@ pub fn execute(spec: &TestSpec) -> anyhow::Result<RunSummary> {
         latency_ms,
         elapsed: started.elapsed(),
         interrupted,
+        report_html,
     })
 }
 

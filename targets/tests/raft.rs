@@ -164,12 +164,27 @@ async fn full_restart_keeps_every_acknowledged_write() {
         let client = cluster.client("n3").expect("client");
         for i in 0..10 {
             assert_eq!(
-                client.call(&read(&format!("k{i}"))).await,
+                read_when_listening(&client, &format!("k{i}")).await,
                 Outcome::Ok(Some(i))
             );
         }
     })
     .await;
+}
+
+/// Read `key`, retrying for a few seconds while the node is still starting (refuses
+/// connections): a restarted node needs a moment before it listens.
+async fn read_when_listening(client: &faultline_targets::raft::RaftClient, key: &str) -> Outcome {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let outcome = client.call(&read(key)).await;
+        match &outcome {
+            Outcome::Fail(_) if std::time::Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            _ => return outcome,
+        }
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -203,7 +218,7 @@ async fn corrupt_log_tail_is_cut_at_restart_and_the_cluster_carries_on() {
         let client = cluster.client("n1").expect("client");
         for i in 0..10 {
             assert_eq!(
-                client.call(&read(&format!("k{i}"))).await,
+                read_when_listening(&client, &format!("k{i}")).await,
                 Outcome::Ok(Some(i))
             );
         }

@@ -4,12 +4,12 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context;
-use faultline_checker::{CheckOptions, CheckReport, Model, Verdict, check_path};
+use faultline_checker::{CheckOptions, CheckReport, Model, Verdict, load_history};
 
 #[derive(Debug, clap::Args)]
 pub struct CheckArgs {
     /// History files (history.jsonl) or run directories; a run directory also gets its
-    /// results.json rewritten.
+    /// results.json and report rewritten.
     #[arg(required = true)]
     pub histories: Vec<PathBuf>,
 
@@ -24,6 +24,11 @@ pub struct CheckArgs {
     /// Print results as JSON (one results.json object per history, in a JSON array).
     #[arg(long)]
     pub json: bool,
+
+    /// Also write report.html and the plots here (one history only). Run directories get
+    /// their report anyway.
+    #[arg(long, value_name = "DIR")]
+    pub report: Option<PathBuf>,
 }
 
 pub fn run(args: CheckArgs) -> anyhow::Result<Verdict> {
@@ -36,19 +41,29 @@ pub fn run(args: CheckArgs) -> anyhow::Result<Verdict> {
         time_limit,
         ..CheckOptions::default()
     };
+    if args.report.is_some() && args.histories.len() > 1 {
+        anyhow::bail!("--report DIR takes one history; run directories get their own report");
+    }
     let mut worst = Verdict::Valid;
     let mut reports = Vec::new();
     for path in &args.histories {
-        let report = check_path(path, &options).with_context(|| {
-            format!(
-                "checking {}: fix the history or pass the right --model",
-                path.display()
-            )
-        })?;
+        let history = load_history(path)
+            .with_context(|| format!("reading {}: fix the history", path.display()))?;
+        let report = faultline_checker::check::check_events(&history.events, &options)
+            .with_context(|| {
+                format!(
+                    "checking {}: fix the history or pass the right --model",
+                    path.display()
+                )
+            })?;
         if path.is_dir() {
             let results = path.join("results.json");
             write_results(&results, &report)
                 .with_context(|| format!("writing {}", results.display()))?;
+            write_run_report(path, &history, &report)?;
+        } else if let Some(dir) = &args.report {
+            let files = faultline_checker::report::write_report(dir, &history, &report, None)?;
+            eprintln!("report: {}", files.html.display());
         }
         worst = worst.worst(report.verdict());
         if args.json {
@@ -63,6 +78,20 @@ pub fn run(args: CheckArgs) -> anyhow::Result<Verdict> {
         println!("{} histories: {worst}", args.histories.len());
     }
     Ok(worst)
+}
+
+/// Write the report of a run directory into it, with the run's test.json when present.
+pub fn write_run_report(
+    dir: &std::path::Path,
+    history: &faultline_checker::LoadedHistory,
+    report: &CheckReport,
+) -> anyhow::Result<std::path::PathBuf> {
+    let test_json: Option<serde_json::Value> = std::fs::read(dir.join("test.json"))
+        .ok()
+        .and_then(|bytes| serde_json::from_slice(&bytes).ok());
+    let files = faultline_checker::report::write_report(dir, history, report, test_json.as_ref())
+        .with_context(|| format!("writing the report of {}", dir.display()))?;
+    Ok(files.html)
 }
 
 /// Write results.json next to the history, replacing any older one atomically.

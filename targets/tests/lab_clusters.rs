@@ -1,18 +1,22 @@
-//! etcd and Consul clusters in a real namespace lab: every operation and read mode, CAS
+//! Clusters in a real namespace lab. etcd and Consul: every operation and read mode, CAS
 //! success and mismatch, and each error class mapped to its outcome — a write to an isolated
 //! minority is `info`, a local read there is stale, a quorum read there fails, a killed node
-//! refuses (`fail`). These need root, nftables, etcd and Consul (`scripts/install-targets.sh`),
-//! so they are ignored by default and run by scripts/test.sh.
+//! refuses (`fail`). The bundled Raft server: its `lease-reads` bug under a clock step back.
+//! These need root, nftables, libfaketime, etcd and Consul (`scripts/install-targets.sh`), so
+//! they are ignored by default and run by scripts/test.sh.
 
 use std::future::Future;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use faultline_nemesis::{Fault, Isolation, Lab, LabConfig, PartitionKind};
+use faultline_nemesis::{
+    ClockFault, Fault, Isolation, Lab, LabConfig, NodeSelection, PartitionKind,
+};
 use faultline_targets::consul::{ConsulReadMode, ConsulSpec};
 use faultline_targets::etcd::{EtcdReadMode, EtcdSpec};
 use faultline_targets::outcome::CAS_MISMATCH;
+use faultline_targets::raft::RaftSpec;
 use faultline_targets::{Client, Cluster, Outcome, Request, TargetSpec};
 use rand::SeedableRng;
 
@@ -34,6 +38,24 @@ fn consul(dir: &Path) -> TargetSpec {
         op_timeout: Duration::from_secs(3),
         startup_timeout: Duration::from_secs(30),
     })
+}
+
+fn raft_with(dir: &Path, unsafe_modes: &[&str]) -> TargetSpec {
+    TargetSpec::Raft(RaftSpec {
+        unsafe_modes: unsafe_modes.iter().map(|m| m.to_string()).collect(),
+        binary: None,
+        data_dir: dir.join("data"),
+        op_timeout: Duration::from_secs(2),
+        startup_timeout: Duration::from_secs(20),
+    })
+}
+
+fn raft_lease_reads(dir: &Path) -> TargetSpec {
+    raft_with(dir, &["lease-reads"])
+}
+
+fn raft_safe(dir: &Path) -> TargetSpec {
+    raft_with(dir, &[])
 }
 
 /// Run `f` on the lab's client runtime with a started cluster, tearing everything down
@@ -268,5 +290,85 @@ async fn consul_five_nodes_minority_write_is_info_and_stale_read_is_stale() {
         consul,
         a_minority_is_stale_or_unavailable_and_a_dead_node_refuses,
     )
+    .await;
+}
+
+/// The bug `--unsafe lease-reads` plants: the leader answers reads locally while its lease
+/// holds by its own clock. Cut the leader off and step its clock back 8 s: the others elect a
+/// new leader and move on, and long after a 2-second lease should have run out the old leader
+/// still answers — with the old value. Without the mode the same faults give no stale read.
+async fn a_leader_whose_clock_stepped_back_serves_stale_reads(
+    cluster: Arc<Cluster>,
+    lab: Arc<Lab>,
+    stale_expected: bool,
+) {
+    let old = cluster.wait_for_leader().await.expect("leader");
+    let via_old = cluster.client(&old).expect("client");
+    assert_eq!(via_old.call(&write("k", 1)).await, Outcome::Ok(None));
+    // A read through Raft confirms leadership (and, with the mode, takes the lease).
+    assert_eq!(via_old.call(&read("k")).await, Outcome::Ok(Some(1)));
+    let others: Vec<String> = cluster
+        .node_names()
+        .into_iter()
+        .filter(|n| *n != old)
+        .collect();
+    let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+    let cut = Fault::Partition(PartitionKind::Components(vec![
+        vec![old.clone()],
+        others.clone(),
+    ]));
+    lab.start_fault(&cut, &mut rng, Some(&old))
+        .await
+        .expect("partition installs");
+    let step_back = Fault::Clock(
+        ClockFault::Bump { delta_ms: -8000 },
+        NodeSelection::Nodes(vec![old.clone()]),
+    );
+    lab.start_fault(&step_back, &mut rng, Some(&old))
+        .await
+        .expect("clock fault installs");
+    let mut moved = false;
+    for _ in 0..60 {
+        let via_new = cluster.client(&others[0]).expect("client");
+        if via_new.call(&write("k", 2)).await == Outcome::Ok(None) {
+            moved = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(moved, "the majority elects a leader and accepts a write");
+    // Well past the 2-second lease, by real time.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let seen = via_old.call(&read("k")).await;
+    if stale_expected {
+        assert_eq!(
+            seen,
+            Outcome::Ok(Some(1)),
+            "{old} answers from the lease its clock still believes"
+        );
+    } else {
+        assert!(
+            matches!(seen, Outcome::Fail(_)),
+            "{old} cut off must not answer: {seen:?}"
+        );
+    }
+    lab.heal().await.expect("heals");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs root, nftables and libfaketime: run by scripts/test.sh"]
+async fn raft_lease_reads_go_stale_when_the_leaders_clock_steps_back() {
+    with_cluster(3, raft_lease_reads, |cluster, lab| {
+        a_leader_whose_clock_stepped_back_serves_stale_reads(cluster, lab, true)
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs root, nftables and libfaketime: run by scripts/test.sh"]
+async fn raft_default_reads_stay_linearizable_when_the_leaders_clock_steps_back() {
+    with_cluster(3, raft_safe, |cluster, lab| {
+        a_leader_whose_clock_stepped_back_serves_stale_reads(cluster, lab, false)
+    })
     .await;
 }

@@ -1,0 +1,75 @@
+//! The report of a checked history: `report.html` plus three plots, each as PNG and SVG
+//! (`latency-raw`, `latency-quantiles`, `rate`), written next to each other so the page works
+//! offline and can be copied as one directory.
+//!
+//! # Layout
+//! - [`timeline`]: operations as intervals and faults as bands, extracted from the history.
+//! - [`plots`]: the three plots (plotters, with a compiled-in font).
+//! - [`page`]: the HTML page (askama template `templates/report.html`).
+//!
+//! # Never
+//! Nothing from the history reaches the page unescaped: keys, values, node names and error
+//! strings are untrusted input.
+
+pub mod page;
+pub mod plots;
+pub mod timeline;
+
+use std::path::{Path, PathBuf};
+
+use crate::check::{CheckReport, LoadedHistory};
+use crate::error::Error;
+pub use timeline::{DrawnOp, FaultInterval, TimeUnit, Timeline, faults_from_jsonl};
+
+/// What [`write_report`] wrote.
+#[derive(Clone, Debug)]
+pub struct ReportFiles {
+    pub html: PathBuf,
+    /// PNG and SVG of each plot; empty for histories without times (Jepsen text logs).
+    pub plots: Vec<PathBuf>,
+}
+
+/// Write `report.html` and the plots for `history` (checked as `report`) into `dir`.
+/// `test_json` is the run's `test.json`, shown as the test's settings when given.
+pub fn write_report(
+    dir: &Path,
+    history: &LoadedHistory,
+    report: &CheckReport,
+    test_json: Option<&serde_json::Value>,
+) -> Result<ReportFiles, Error> {
+    let failed = |reason: String| Error::Report {
+        dir: dir.to_path_buf(),
+        reason,
+    };
+    std::fs::create_dir_all(dir).map_err(|e| failed(e.to_string()))?;
+    let (unit, faults) = if history.timed {
+        (TimeUnit::Seconds, faults_from_jsonl(&history.text))
+    } else {
+        (TimeUnit::Events, Vec::new())
+    };
+    let timeline = Timeline::new(&history.events, faults, unit);
+    let mut plots = Vec::new();
+    if history.timed {
+        for draw in [plots::latency_raw, plots::latency_quantiles, plots::rate] {
+            let files = draw(dir, &timeline).map_err(failed)?;
+            plots.push(files.png);
+            plots.push(files.svg);
+        }
+    }
+    let title = test_json
+        .and_then(|t| {
+            let spec = &t["spec"];
+            Some(format!(
+                "{} {} (seed {})",
+                spec["target"].as_str()?,
+                spec["workload"]["workload"].as_str().unwrap_or("register"),
+                t["seed"]
+            ))
+        })
+        .unwrap_or_else(|| history.file.display().to_string());
+    let html = page::render(&title, &timeline, report, test_json, history.timed)
+        .map_err(|e| failed(e.to_string()))?;
+    let path = dir.join("report.html");
+    std::fs::write(&path, html).map_err(|e| failed(e.to_string()))?;
+    Ok(ReportFiles { html: path, plots })
+}

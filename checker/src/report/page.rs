@@ -1,0 +1,274 @@
+//! `report.html`: one self-contained page (inline CSS and JS, plots as sibling files, no
+//! network at view time) built from an askama template. Everything from the history reaches
+//! the page either HTML-escaped or inside a JSON blob escaped for a `<script>` element, so a
+//! hostile key or error string stays text.
+
+use askama::Template;
+use serde::Serialize;
+
+use super::timeline::{DrawnOp, FaultInterval, TimeUnit, Timeline};
+use crate::check::CheckReport;
+use crate::counterexample::Counterexample;
+use crate::verdict::Verdict;
+
+/// At most this many operations go to the timeline: beyond it the page would stall. The ops
+/// of keys with a counterexample come first, the rest is an even sample (the page says so).
+pub const MAX_TIMELINE_OPS: usize = 30_000;
+
+/// One row of the per-key table.
+pub struct KeyRow {
+    pub key: String,
+    pub verdict: String,
+    pub ops: usize,
+    pub engine: String,
+    pub elapsed_ms: String,
+    pub reason: String,
+}
+
+/// One step of a counterexample's longest linearizable prefix, as shown in its table.
+pub struct PrefixRow {
+    pub label: String,
+    pub process: u64,
+    pub invoked: String,
+    pub completed: String,
+    pub state_after: String,
+}
+
+/// A counterexample as the page shows it.
+pub struct CounterexampleView {
+    pub key: String,
+    pub explanation: String,
+    pub op_label: String,
+    pub prefix: Vec<PrefixRow>,
+    /// Steps of the prefix left out of the table (only the last ones are shown).
+    pub prefix_hidden: usize,
+}
+
+/// What the timeline script draws.
+#[derive(Serialize)]
+struct TimelineData<'a> {
+    unit: TimeUnit,
+    end: f64,
+    ops: Vec<&'a DrawnOp>,
+    faults: &'a [FaultInterval],
+    /// Per counterexample: its key, the failing op's invoke index, and the prefix's invoke
+    /// indices with the register value after each.
+    counterexamples: Vec<MarkedCounterexample>,
+}
+
+#[derive(Serialize)]
+struct MarkedCounterexample {
+    key: String,
+    op: u64,
+    prefix: Vec<(u64, Option<i64>)>,
+    start: f64,
+    end: f64,
+}
+
+#[derive(Template)]
+#[template(path = "report.html")]
+struct ReportPage<'a> {
+    title: &'a str,
+    verdict: String,
+    verdict_class: &'static str,
+    headline: String,
+    spec_rows: Vec<(String, String)>,
+    test_json: String,
+    stats: String,
+    keys: Vec<KeyRow>,
+    counterexamples: Vec<CounterexampleView>,
+    plots: bool,
+    timeline_note: String,
+    data: serde_json::Value,
+}
+
+fn seconds(t: u64, unit: TimeUnit) -> String {
+    match unit {
+        TimeUnit::Seconds => format!("{:.3} s", t as f64 * 1e-9),
+        TimeUnit::Events => format!("event {t}"),
+    }
+}
+
+fn view(c: &Counterexample, unit: TimeUnit) -> CounterexampleView {
+    // The table shows the end of the prefix: that is where the history stops making sense.
+    const SHOWN: usize = 40;
+    let hidden = c.prefix.len().saturating_sub(SHOWN);
+    let prefix = c.prefix[hidden..]
+        .iter()
+        .map(|step| PrefixRow {
+            label: format!("{:?} {}", step.op.f, step.op.value).to_lowercase(),
+            process: step.op.process,
+            invoked: seconds(step.op.invoke_time, unit),
+            completed: step
+                .op
+                .complete_time
+                .map_or_else(|| "never (indeterminate)".to_string(), |t| seconds(t, unit)),
+            state_after: step
+                .state_after
+                .map_or_else(|| "nil".to_string(), |v| v.to_string()),
+        })
+        .collect();
+    CounterexampleView {
+        key: c.key.clone(),
+        explanation: c.explanation.clone(),
+        op_label: format!(
+            "{:?} {} by process {} ({:?})",
+            c.op.f, c.op.value, c.op.process, c.op.completion
+        )
+        .to_lowercase(),
+        prefix,
+        prefix_hidden: hidden,
+    }
+}
+
+/// Pick the ops the timeline draws: all ops of counterexample keys (up to the cap), then an
+/// even sample of the others.
+fn timeline_ops<'a>(timeline: &'a Timeline, report: &CheckReport) -> (Vec<&'a DrawnOp>, String) {
+    let total = timeline.ops.len();
+    if total <= MAX_TIMELINE_OPS {
+        return (
+            timeline.ops.iter().collect(),
+            format!("all {total} operations"),
+        );
+    }
+    let bad: std::collections::HashSet<&str> = report
+        .counterexamples
+        .iter()
+        .map(|c| c.key.as_str())
+        .collect();
+    let is_bad = |op: &DrawnOp| op.key.as_deref().is_some_and(|k| bad.contains(k));
+    let mut chosen: Vec<&DrawnOp> = timeline
+        .ops
+        .iter()
+        .filter(|op| is_bad(op))
+        .take(MAX_TIMELINE_OPS / 2)
+        .collect();
+    let rest = total - chosen.len();
+    let room = MAX_TIMELINE_OPS - chosen.len();
+    let stride = rest.div_ceil(room.max(1)).max(1);
+    chosen.extend(timeline.ops.iter().filter(|op| !is_bad(op)).step_by(stride));
+    chosen.sort_by_key(|op| op.index);
+    let note = format!(
+        "{} of {total} operations: every operation of a key with a violation{}, and an even sample of the others",
+        chosen.len(),
+        if bad.is_empty() { " (none here)" } else { "" }
+    );
+    (chosen, note)
+}
+
+/// Render the page. `test_json` is the run's `test.json`, when there is one.
+pub fn render(
+    title: &str,
+    timeline: &Timeline,
+    report: &CheckReport,
+    test_json: Option<&serde_json::Value>,
+    plots: bool,
+) -> Result<String, askama::Error> {
+    let verdict = report.verdict();
+    let headline = match report.counterexamples.first() {
+        Some(c) => format!("key {}: {}", c.key, c.explanation),
+        None => match verdict {
+            Verdict::Valid => format!(
+                "every one of {} keys is linearizable ({} operations)",
+                report.stats.keys, report.stats.ops
+            ),
+            _ => report
+                .keys
+                .iter()
+                .find_map(|(k, r)| r.reason.as_ref().map(|why| format!("key {k}: {why}")))
+                .unwrap_or_else(|| "the checker could not decide".into()),
+        },
+    };
+    let mut spec_rows = Vec::new();
+    if let Some(test) = test_json {
+        let spec = &test["spec"];
+        let field = |v: &serde_json::Value| match v {
+            serde_json::Value::String(s) => s.clone(),
+            serde_json::Value::Null => "—".into(),
+            other => other.to_string(),
+        };
+        for (name, value) in [
+            ("target", &spec["target"]),
+            ("nodes", &spec["nodes"]),
+            ("time limit", &spec["time_limit"]),
+            ("concurrency", &spec["concurrency"]),
+            ("nemesis", &spec["nemesis"]),
+            ("read mode", &spec["read_mode"]),
+            ("unsafe modes", &spec["unsafe_modes"]),
+            ("seed", &test["seed"]),
+            ("target version", &test["versions"]["target"]),
+            ("faultline version", &test["versions"]["faultline"]),
+            ("git revision", &test["git_revision"]),
+        ] {
+            spec_rows.push((name.to_string(), field(value)));
+        }
+    }
+    let keys = report
+        .keys
+        .iter()
+        .map(|(key, r)| KeyRow {
+            key: key.clone(),
+            verdict: r.valid.to_string(),
+            ops: r.ops,
+            engine: r.engine.to_string(),
+            elapsed_ms: format!("{:.1}", r.elapsed_ms),
+            reason: r.reason.clone().unwrap_or_default(),
+        })
+        .collect();
+    let (ops, timeline_note) = timeline_ops(timeline, report);
+    let unit = timeline.unit;
+    let scale = match unit {
+        TimeUnit::Seconds => 1e-9,
+        TimeUnit::Events => 1.0,
+    };
+    let data = TimelineData {
+        unit,
+        end: timeline.end,
+        ops,
+        faults: &timeline.faults,
+        counterexamples: report
+            .counterexamples
+            .iter()
+            .map(|c| MarkedCounterexample {
+                key: c.key.clone(),
+                op: c.op.index,
+                prefix: c
+                    .prefix
+                    .iter()
+                    .map(|s| (s.op.index, s.state_after))
+                    .collect(),
+                start: c.window.start as f64 * scale,
+                end: c.window.end as f64 * scale,
+            })
+            .collect(),
+    };
+    let s = &report.stats;
+    let page = ReportPage {
+        title,
+        verdict: verdict.to_string(),
+        verdict_class: match verdict {
+            Verdict::Valid => "valid",
+            Verdict::Invalid => "invalid",
+            Verdict::Unknown => "unknown",
+        },
+        headline,
+        spec_rows,
+        test_json: test_json
+            .and_then(|t| serde_json::to_string_pretty(t).ok())
+            .unwrap_or_default(),
+        stats: format!(
+            "{} operations on {} keys: {} ok, {} fail, {} info; checked in {:.0} ms",
+            s.ops, s.keys, s.ok, s.fail, s.info, s.elapsed_ms
+        ),
+        keys,
+        counterexamples: report
+            .counterexamples
+            .iter()
+            .map(|c| view(c, unit))
+            .collect(),
+        plots,
+        timeline_note,
+        data: serde_json::to_value(&data).unwrap_or_default(),
+    };
+    page.render()
+}

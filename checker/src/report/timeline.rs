@@ -1,0 +1,201 @@
+//! What the report draws, extracted from a history: client operations as intervals
+//! (invoke → completion) and fault intervals (nemesis start → stop).
+
+use serde::{Deserialize, Serialize};
+
+use crate::history::{Completion, Event, EventKind, EventValue, Function};
+
+/// One client operation as drawn: times in seconds since the run started.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct DrawnOp {
+    /// History index of the invoke.
+    pub index: u64,
+    pub process: u64,
+    pub f: Function,
+    #[serde(rename = "type")]
+    pub completion: Completion,
+    pub key: Option<String>,
+    /// `read 3`, `write 7`, `cas 3→4`.
+    pub label: String,
+    pub node: Option<String>,
+    pub start: f64,
+    /// When the completion arrived; `None` if it never did (the run ended first).
+    pub end: Option<f64>,
+}
+
+impl DrawnOp {
+    /// Invoke to completion, in milliseconds; `None` when the op never completed.
+    pub fn latency_ms(&self) -> Option<f64> {
+        self.end.map(|end| (end - self.start) * 1e3)
+    }
+}
+
+/// One fault as drawn: a band from start to stop.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct FaultInterval {
+    /// `partition`, `kill`, `clock`, …
+    pub kind: String,
+    /// The nemesis's description (`isolate n3 from n1,n2,n4,n5`).
+    pub label: String,
+    pub start: f64,
+    /// `None`: still active when the history ends.
+    pub end: Option<f64>,
+}
+
+/// Whether times are real (nanoseconds) or only an order (Jepsen text logs use the line).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TimeUnit {
+    Seconds,
+    /// Event positions: plots of latency and rate make no sense and are left out.
+    Events,
+}
+
+/// Operations and faults of a whole history.
+#[derive(Clone, Debug, Serialize)]
+pub struct Timeline {
+    pub ops: Vec<DrawnOp>,
+    pub faults: Vec<FaultInterval>,
+    pub unit: TimeUnit,
+    /// Time of the last event, in the timeline's unit.
+    pub end: f64,
+}
+
+impl Timeline {
+    /// Pair each process's invoke with its next completion. `faults` come from the nemesis
+    /// lines of the same history ([`faults_from_jsonl`]).
+    pub fn new(events: &[Event], faults: Vec<FaultInterval>, unit: TimeUnit) -> Timeline {
+        let scale = match unit {
+            TimeUnit::Seconds => 1e-9,
+            TimeUnit::Events => 1.0,
+        };
+        let mut open: std::collections::HashMap<u64, usize> = std::collections::HashMap::new();
+        let mut ops: Vec<DrawnOp> = Vec::with_capacity(events.len() / 2 + 1);
+        let mut end: f64 = 0.0;
+        for e in events {
+            let t = e.time as f64 * scale;
+            end = end.max(t);
+            match e.kind {
+                EventKind::Invoke => {
+                    open.insert(e.process, ops.len());
+                    ops.push(DrawnOp {
+                        index: e.index,
+                        process: e.process,
+                        f: e.f,
+                        // Until its completion arrives, an op is indeterminate.
+                        completion: Completion::Info,
+                        key: e.key.clone(),
+                        label: label(e.f, e.value),
+                        node: e.node.clone(),
+                        start: t,
+                        end: None,
+                    });
+                }
+                EventKind::Complete(c) => {
+                    if let Some(i) = open.remove(&e.process) {
+                        let op = &mut ops[i];
+                        op.completion = c;
+                        op.end = Some(t);
+                        if e.f == Function::Read && c == Completion::Ok {
+                            op.label = label(e.f, e.value);
+                        }
+                    }
+                }
+            }
+        }
+        for f in &faults {
+            end = end.max(f.end.unwrap_or(f.start));
+        }
+        Timeline {
+            ops,
+            faults,
+            unit,
+            end,
+        }
+    }
+}
+
+fn label(f: Function, value: EventValue) -> String {
+    let show = |v: Option<i64>| v.map_or_else(|| "nil".to_string(), |v| v.to_string());
+    match (f, value) {
+        (Function::Read, EventValue::Read(v)) => format!("read {}", show(v)),
+        (_, EventValue::Write(v)) => format!("write {v}"),
+        (_, EventValue::Cas(a, b)) => format!("cas {a}→{b}"),
+        (f, _) => format!("{f:?}").to_lowercase(),
+    }
+}
+
+#[derive(Deserialize)]
+struct NemesisLine {
+    time: u64,
+    process: serde_json::Value,
+    f: String,
+    #[serde(default)]
+    value: serde_json::Value,
+}
+
+/// The fault intervals recorded in a JSONL history: each `start-X` is closed by the next
+/// `stop-X`; a start never stopped lasts to the end. Lines that are not nemesis lines, or not
+/// JSON, are skipped (the checker's reader reports malformed lines).
+pub fn faults_from_jsonl(text: &str) -> Vec<FaultInterval> {
+    let mut faults: Vec<FaultInterval> = Vec::new();
+    for line in text.lines() {
+        // Cheap filter first: most lines are client operations.
+        if !line.contains("\"nemesis\"") {
+            continue;
+        }
+        let Ok(n) = serde_json::from_str::<NemesisLine>(line) else {
+            continue;
+        };
+        if n.process != "nemesis" {
+            continue;
+        }
+        let t = n.time as f64 * 1e-9;
+        if let Some(kind) = n.f.strip_prefix("start-") {
+            let label = n
+                .value
+                .get("description")
+                .and_then(|d| d.as_str())
+                .map(str::to_string)
+                .or_else(|| n.value.as_str().map(str::to_string))
+                .unwrap_or_else(|| kind.to_string());
+            faults.push(FaultInterval {
+                kind: kind.to_string(),
+                label,
+                start: t,
+                end: None,
+            });
+        } else if let Some(kind) = n.f.strip_prefix("stop-")
+            && let Some(open) = faults
+                .iter_mut()
+                .find(|f| f.kind == kind && f.end.is_none())
+        {
+            open.end = Some(t);
+        }
+    }
+    faults
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn faults_pair_starts_with_stops_and_an_open_one_stays_open() {
+        let text = [
+            r#"{"index":0,"time":1000000000,"process":"nemesis","type":"info","f":"start-partition","value":{"description":"isolate n3","nodes":["n3"]}}"#,
+            r#"{"index":1,"time":1500000000,"process":0,"type":"invoke","f":"read","key":"k","value":null}"#,
+            r#"{"index":2,"time":3000000000,"process":"nemesis","type":"info","f":"stop-partition","value":{"description":"heal"}}"#,
+            r#"{"index":3,"time":4000000000,"process":"nemesis","type":"info","f":"start-kill","value":"kill n1"}"#,
+            "not json at all \"nemesis\"",
+        ]
+        .join("\n");
+        let faults = faults_from_jsonl(&text);
+        assert_eq!(faults.len(), 2);
+        assert_eq!(faults[0].kind, "partition");
+        assert_eq!(faults[0].label, "isolate n3");
+        assert_eq!((faults[0].start, faults[0].end), (1.0, Some(3.0)));
+        assert_eq!(faults[1].label, "kill n1");
+        assert_eq!(faults[1].end, None);
+    }
+}

@@ -1,0 +1,323 @@
+//! Seeded synthetic histories, for benchmarks and tests: concurrent processes issue reads,
+//! writes and CASes against one register per key; each operation takes effect at a random
+//! instant between its invoke and its completion, so the history is linearizable by
+//! construction — unless a stale read is planted on purpose.
+//!
+//! A discrete-event simulation: every operation is three events (invoke, effect, completion)
+//! in one time-ordered queue, and the register changes only at effects.
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use std::io::Write;
+
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+
+use crate::record::{Record, RecordProcess, RecordType};
+
+/// What to generate.
+#[derive(Clone, Debug)]
+pub struct SynthSpec {
+    /// Operations in all (each is an invoke and a completion line).
+    pub ops: u64,
+    /// Concurrent processes.
+    pub procs: u32,
+    /// Keys; each is its own register.
+    pub keys: u32,
+    /// Probability that an operation crashes: it completes `info` (it took effect or not,
+    /// at random) and its process is replaced by a new one.
+    pub crash: f64,
+    /// Written values unique per key (otherwise drawn from a small range, so they repeat).
+    pub unique: bool,
+    /// Plant one stale read at the end: a read of a value that had been overwritten.
+    pub stale_read: bool,
+    pub seed: u64,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Stage {
+    Effect,
+    Complete,
+    Invoke,
+}
+
+#[derive(Clone, Copy)]
+enum Kind {
+    Read,
+    Write(i64),
+    Cas(i64, i64),
+}
+
+struct Pending {
+    process: u64,
+    key: u32,
+    kind: Kind,
+    crashes: bool,
+    /// Read: what it saw; CAS: whether it applied.
+    result: Option<Option<i64>>,
+    applied: bool,
+}
+
+/// Write a history as JSONL to `out`; returns the number of lines.
+pub fn write_history(spec: &SynthSpec, out: &mut impl Write) -> std::io::Result<u64> {
+    let mut rng = SmallRng::seed_from_u64(spec.seed);
+    let keys = spec.keys.max(1);
+    let mut state: Vec<Option<i64>> = vec![None; keys as usize];
+    // Every value each key held, for picking CAS expectations and the planted stale read.
+    let mut last_written: Vec<i64> = vec![0; keys as usize];
+    let mut history: Vec<Vec<i64>> = vec![Vec::new(); keys as usize];
+    let mut queue: BinaryHeap<Reverse<(u64, Stage, usize)>> = BinaryHeap::new();
+    let mut slots: Vec<Option<Pending>> = Vec::new();
+    let mut process_of_slot: Vec<u64> = Vec::new();
+    let mut next_process = spec.procs as u64;
+    for p in 0..spec.procs.max(1) as usize {
+        slots.push(None);
+        process_of_slot.push(p as u64);
+        queue.push(Reverse((rng.random_range(0..1_000), Stage::Invoke, p)));
+    }
+    let mut index = 0u64;
+    let mut invoked = 0u64;
+    let mut last_time = 0u64;
+    let emit = |out: &mut dyn Write, record: Record| -> std::io::Result<()> {
+        serde_json::to_writer(&mut *out, &record)?;
+        out.write_all(b"\n")
+    };
+    while let Some(Reverse((time, stage, slot))) = queue.pop() {
+        last_time = time;
+        match stage {
+            Stage::Invoke => {
+                if invoked >= spec.ops {
+                    continue;
+                }
+                invoked += 1;
+                let key = rng.random_range(0..keys);
+                let k = key as usize;
+                let value = |rng: &mut SmallRng, last: &mut i64| {
+                    if spec.unique {
+                        *last += 1;
+                        *last
+                    } else {
+                        rng.random_range(1..=5)
+                    }
+                };
+                let kind = match rng.random_range(0..4) {
+                    0 | 1 => Kind::Read,
+                    2 => Kind::Write(value(&mut rng, &mut last_written[k])),
+                    _ => {
+                        // Expect the current value most of the time, so CASes succeed.
+                        let expected = match state[k] {
+                            Some(v) if rng.random_bool(0.7) => v,
+                            _ => history[k].last().copied().unwrap_or(1) + rng.random_range(0..2),
+                        };
+                        Kind::Cas(expected, value(&mut rng, &mut last_written[k]))
+                    }
+                };
+                let process = process_of_slot[slot];
+                let (f, json) = describe(kind);
+                emit(
+                    out,
+                    Record {
+                        index,
+                        time,
+                        process: RecordProcess::Client(process),
+                        kind: RecordType::Invoke,
+                        f: f.into(),
+                        key: Some(format!("k{key}")),
+                        value: json,
+                        node: None,
+                        error: None,
+                    },
+                )?;
+                index += 1;
+                slots[slot] = Some(Pending {
+                    process,
+                    key,
+                    kind,
+                    crashes: rng.random_bool(spec.crash.clamp(0.0, 1.0)),
+                    result: None,
+                    applied: false,
+                });
+                queue.push(Reverse((
+                    time + rng.random_range(1..500_000),
+                    Stage::Effect,
+                    slot,
+                )));
+            }
+            Stage::Effect => {
+                let Some(op) = slots[slot].as_mut() else {
+                    continue;
+                };
+                let k = op.key as usize;
+                // A crashed op takes effect only half of the time.
+                if op.crashes && rng.random_bool(0.5) {
+                    queue.push(Reverse((
+                        time + rng.random_range(1..500_000),
+                        Stage::Complete,
+                        slot,
+                    )));
+                    continue;
+                }
+                match op.kind {
+                    Kind::Read => op.result = Some(state[k]),
+                    Kind::Write(v) => {
+                        state[k] = Some(v);
+                        history[k].push(v);
+                        op.applied = true;
+                    }
+                    Kind::Cas(a, b) => {
+                        op.applied = state[k] == Some(a);
+                        if op.applied {
+                            state[k] = Some(b);
+                            history[k].push(b);
+                        }
+                    }
+                }
+                queue.push(Reverse((
+                    time + rng.random_range(1..500_000),
+                    Stage::Complete,
+                    slot,
+                )));
+            }
+            Stage::Complete => {
+                let Some(op) = slots[slot].take() else {
+                    continue;
+                };
+                let (f, mut json) = describe(op.kind);
+                let (kind, error) = if op.crashes {
+                    (RecordType::Info, Some("timeout".to_string()))
+                } else {
+                    match op.kind {
+                        Kind::Read => {
+                            json = serde_json::json!(op.result.flatten());
+                            (RecordType::Ok, None)
+                        }
+                        Kind::Write(_) => (RecordType::Ok, None),
+                        Kind::Cas(..) if op.applied => (RecordType::Ok, None),
+                        Kind::Cas(..) => (RecordType::Fail, Some("mismatch".to_string())),
+                    }
+                };
+                emit(
+                    out,
+                    Record {
+                        index,
+                        time,
+                        process: RecordProcess::Client(op.process),
+                        kind,
+                        f: f.into(),
+                        key: Some(format!("k{}", op.key)),
+                        value: json,
+                        node: None,
+                        error,
+                    },
+                )?;
+                index += 1;
+                if op.crashes {
+                    // Jepsen: the crashed op may still be in flight; continue as a new process.
+                    process_of_slot[slot] = next_process;
+                    next_process += 1;
+                }
+                queue.push(Reverse((
+                    time + rng.random_range(1..200_000),
+                    Stage::Invoke,
+                    slot,
+                )));
+            }
+        }
+    }
+    if spec.stale_read {
+        // A read, after everything, of a value its key held before its last write.
+        if let Some((k, values)) = history.iter().enumerate().find(|(_, h)| h.len() >= 2) {
+            let stale = values[values.len() - 2];
+            for (kind, value, t) in [
+                (RecordType::Invoke, serde_json::Value::Null, last_time + 1),
+                (RecordType::Ok, serde_json::json!(stale), last_time + 2),
+            ] {
+                emit(
+                    out,
+                    Record {
+                        index,
+                        time: t,
+                        process: RecordProcess::Client(next_process),
+                        kind,
+                        f: "read".into(),
+                        key: Some(format!("k{k}")),
+                        value,
+                        node: None,
+                        error: None,
+                    },
+                )?;
+                index += 1;
+            }
+        }
+    }
+    Ok(index)
+}
+
+fn describe(kind: Kind) -> (&'static str, serde_json::Value) {
+    match kind {
+        Kind::Read => ("read", serde_json::Value::Null),
+        Kind::Write(v) => ("write", serde_json::json!(v)),
+        Kind::Cas(a, b) => ("cas", serde_json::json!([a, b])),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::check::{CheckOptions, check_events};
+    use crate::{Verdict, jsonl};
+
+    fn verdict(spec: &SynthSpec) -> Verdict {
+        let mut out = Vec::new();
+        write_history(spec, &mut out).expect("writes");
+        let text = String::from_utf8(out).expect("utf-8");
+        let events = jsonl::parse(&text).expect("parses");
+        check_events(&events, &CheckOptions::default())
+            .expect("checks")
+            .verdict()
+    }
+
+    #[test]
+    fn synthetic_histories_are_linearizable_unless_a_stale_read_is_planted() {
+        for seed in 0..5 {
+            let spec = SynthSpec {
+                ops: 3_000,
+                procs: 8,
+                keys: 4,
+                crash: 0.02,
+                unique: seed % 2 == 0,
+                stale_read: false,
+                seed,
+            };
+            assert_eq!(verdict(&spec), Verdict::Valid, "seed {seed}");
+            let stale = SynthSpec {
+                stale_read: true,
+                unique: true,
+                ..spec
+            };
+            assert_eq!(verdict(&stale), Verdict::Invalid, "seed {seed}");
+        }
+    }
+
+    #[test]
+    fn the_same_seed_gives_the_same_history() {
+        let spec = SynthSpec {
+            ops: 500,
+            procs: 4,
+            keys: 2,
+            crash: 0.05,
+            unique: true,
+            stale_read: false,
+            seed: 9,
+        };
+        let (mut a, mut b) = (Vec::new(), Vec::new());
+        write_history(&spec, &mut a).expect("writes");
+        write_history(&spec, &mut b).expect("writes");
+        assert_eq!(a, b);
+        assert_eq!(
+            String::from_utf8(a).expect("utf-8").lines().count(),
+            1000,
+            "an invoke and a completion per op"
+        );
+    }
+}

@@ -1,0 +1,133 @@
+//! The report of a checked history: each plot renders as a PNG of the expected size and an SVG
+//! carrying the fault labels; the page explains a violation and escapes hostile input.
+
+use std::path::Path;
+
+use faultline_checker::check::check_events;
+use faultline_checker::report::{plots, write_report};
+use faultline_checker::synth::{SynthSpec, write_history};
+use faultline_checker::{CheckOptions, Verdict, load_history};
+
+/// A synthetic history with two faults (one healed, one still open at the end) in `dir`.
+fn history_with_faults(dir: &Path, stale_read: bool, key_prefix: &str) -> std::path::PathBuf {
+    let spec = SynthSpec {
+        ops: 4_000,
+        procs: 6,
+        keys: 3,
+        crash: 0.01,
+        unique: true,
+        stale_read,
+        seed: 3,
+    };
+    let mut out = Vec::new();
+    write_history(&spec, &mut out).expect("synth writes");
+    let mut text = String::from_utf8(out).expect("utf-8");
+    if !key_prefix.is_empty() {
+        text = text.replace("\"key\":\"k", &format!("\"key\":\"{key_prefix}k"));
+    }
+    let last = text.lines().count();
+    text.push_str(&format!(
+        "{{\"index\":{last},\"time\":100000000,\"process\":\"nemesis\",\"type\":\"info\",\"f\":\"start-partition\",\"value\":{{\"description\":\"isolate n3 <b>from</b> all\"}}}}\n\
+         {{\"index\":{},\"time\":300000000,\"process\":\"nemesis\",\"type\":\"info\",\"f\":\"stop-partition\",\"value\":{{\"description\":\"heal\"}}}}\n\
+         {{\"index\":{},\"time\":400000000,\"process\":\"nemesis\",\"type\":\"info\",\"f\":\"start-kill\",\"value\":{{\"description\":\"kill n1\"}}}}\n",
+        last + 1,
+        last + 2
+    ));
+    let path = dir.join("history.jsonl");
+    std::fs::write(&path, text).expect("write history");
+    path
+}
+
+fn png_size(path: &Path) -> (u32, u32) {
+    let image = image::open(path).unwrap_or_else(|e| panic!("{} decodes: {e}", path.display()));
+    (image.width(), image.height())
+}
+
+#[test]
+fn every_plot_is_a_png_of_the_expected_size_and_an_svg_with_the_fault_labels() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = history_with_faults(dir.path(), false, "");
+    let history = load_history(&path).expect("loads");
+    let report = check_events(&history.events, &CheckOptions::default()).expect("checks");
+    assert_eq!(report.verdict(), Verdict::Valid);
+    let out = dir.path().join("report");
+    let files = write_report(&out, &history, &report, None).expect("report written");
+    assert_eq!(files.plots.len(), 6);
+    for name in ["latency-raw", "latency-quantiles", "rate"] {
+        let png = out.join(format!("{name}.png"));
+        assert_eq!(png_size(&png), (plots::WIDTH, plots::HEIGHT), "{name}.png");
+        let svg = std::fs::read_to_string(out.join(format!("{name}.svg"))).expect("svg");
+        assert!(svg.starts_with("<svg"), "{name}.svg is an SVG");
+        assert!(svg.contains("kill n1"), "{name}.svg names the open fault");
+        assert!(svg.contains("isolate n3"), "{name}.svg names the partition");
+        assert!(!svg.contains("<b>"), "{name}.svg escapes fault labels");
+    }
+    let html = std::fs::read_to_string(&files.html).expect("html");
+    assert!(html.contains("latency-raw.svg") && html.contains("valid"));
+}
+
+#[test]
+fn an_invalid_history_gets_its_counterexample_explained() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = history_with_faults(dir.path(), true, "");
+    let history = load_history(&path).expect("loads");
+    let report = check_events(&history.events, &CheckOptions::default()).expect("checks");
+    assert_eq!(report.verdict(), Verdict::Invalid);
+    let files = write_report(dir.path(), &history, &report, None).expect("report written");
+    let html = std::fs::read_to_string(&files.html).expect("html");
+    assert!(
+        html.contains("Why it is not linearizable"),
+        "section present"
+    );
+    let explanation = &report.counterexamples[0].explanation;
+    assert!(
+        html.contains(explanation.as_str()),
+        "the sentence is on the page: {explanation}"
+    );
+    assert!(
+        html.contains("register after"),
+        "the prefix table is on the page"
+    );
+}
+
+#[test]
+fn hostile_keys_and_labels_stay_text() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let hostile = r#"</script><img src=x onerror=alert(1)>"#;
+    // JSON-escape the quote-free payload into the key.
+    let path = history_with_faults(dir.path(), true, &hostile.replace('"', ""));
+    let history = load_history(&path).expect("loads");
+    let report = check_events(&history.events, &CheckOptions::default()).expect("checks");
+    let files = write_report(dir.path(), &history, &report, None).expect("report written");
+    let html = std::fs::read_to_string(&files.html).expect("html");
+    assert!(
+        !html.contains("<img src=x"),
+        "raw markup from the history reached the page"
+    );
+    assert!(
+        html.matches("</script>").count() == 2,
+        "only the page's own two script elements close"
+    );
+    assert!(!html.contains("<b>from</b>"), "fault labels are escaped");
+}
+
+#[test]
+fn a_jepsen_log_without_times_gets_a_page_but_no_plots() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("etcd.log");
+    std::fs::write(
+        &path,
+        "INFO  jepsen.util - 0\t:invoke\t:write\t1\nINFO  jepsen.util - 0\t:ok\t:write\t1\n\
+         INFO  jepsen.util - 1\t:invoke\t:read\tnil\nINFO  jepsen.util - 1\t:ok\t:read\t1\n",
+    )
+    .expect("write log");
+    let history = load_history(&path).expect("loads");
+    let report = check_events(&history.events, &CheckOptions::default()).expect("checks");
+    let files = write_report(&dir.path().join("r"), &history, &report, None).expect("written");
+    assert!(files.plots.is_empty());
+    assert!(
+        std::fs::read_to_string(files.html)
+            .expect("html")
+            .contains("valid")
+    );
+}

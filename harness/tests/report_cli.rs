@@ -1,0 +1,209 @@
+//! Reports as users see them: `faultline check --report` and `faultline report` pages load in
+//! headless Chromium without script errors and show the verdict (and the counterexample), and
+//! `faultline serve` lists runs over real HTTP and refuses paths outside the results store.
+//! Chromium comes from scripts/install-targets.sh (Debian's `chromium`).
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+fn faultline() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_faultline"))
+}
+
+fn synth(out: &Path, stale: bool) {
+    let mut cmd = faultline();
+    cmd.args([
+        "synth", "--ops", "3000", "--keys", "3", "--unique", "--crash", "0.01",
+    ])
+    .arg(out);
+    if stale {
+        cmd.arg("--stale-read");
+    }
+    assert!(cmd.status().expect("synth runs").success());
+}
+
+/// The DOM Chromium builds for `page`, after its scripts ran.
+fn rendered_dom(page: &Path) -> String {
+    let out = Command::new("chromium")
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--virtual-time-budget=5000",
+            "--dump-dom",
+        ])
+        .arg(format!("file://{}", page.display()))
+        .output()
+        .expect("chromium runs (install it with scripts/install-targets.sh)");
+    assert!(
+        out.status.success(),
+        "chromium failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn report_pages_load_in_chromium_without_script_errors() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    for (stale, verdict, code) in [(false, "valid", 0), (true, "invalid", 1)] {
+        let history = dir.path().join(format!("{verdict}.jsonl"));
+        synth(&history, stale);
+        let report_dir = dir.path().join(format!("{verdict}-report"));
+        let status = faultline()
+            .arg("check")
+            .arg(&history)
+            .arg("--report")
+            .arg(&report_dir)
+            .status()
+            .expect("check runs");
+        assert_eq!(status.code(), Some(code));
+        let dom = rendered_dom(&report_dir.join("report.html"));
+        assert!(
+            dom.contains("data-rendered=\"ok\""),
+            "the timeline script did not finish:\n{dom:.2000}"
+        );
+        // The attribute on <body>, not the script's own text that sets it.
+        assert!(
+            !dom.contains("data-script-error=\""),
+            "script error: {dom:.2000}"
+        );
+        assert!(
+            dom.contains(&format!("<div class=\"verdict\">{verdict}</div>")),
+            "verdict banner"
+        );
+        if stale {
+            assert!(
+                dom.contains("Why it is not linearizable"),
+                "counterexample section"
+            );
+            assert!(dom.contains("show the violation"), "timeline focus button");
+        }
+    }
+}
+
+/// `faultline serve` on an ephemeral port; killed by PID when dropped.
+struct Server {
+    child: Child,
+    address: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn serve(results: &Path) -> Server {
+    let mut child = faultline()
+        .args(["serve", "--bind", "127.0.0.1:0", "--results"])
+        .arg(results)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("serve starts");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut line = String::new();
+    BufReader::new(stdout)
+        .read_line(&mut line)
+        .expect("serve prints its address");
+    let address = line
+        .split("http://")
+        .nth(1)
+        .map(|s| s.trim().trim_end_matches('/').to_string())
+        .unwrap_or_else(|| panic!("no address in {line:?}"));
+    Server { child, address }
+}
+
+/// A raw HTTP/1.1 GET (so `..` reaches the server as typed); status code and body.
+fn get(address: &str, path: &str) -> (u16, String) {
+    let mut stream = TcpStream::connect(address).expect("connects");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n"
+    )
+    .expect("sends");
+    let mut raw = Vec::new();
+    // Bodies may be binary (PNG): read bytes, not a string.
+    let _ = stream.read_to_end(&mut raw);
+    let response = String::from_utf8_lossy(&raw).into_owned();
+    let code = response
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = response.split("\r\n\r\n").nth(1).unwrap_or("").to_string();
+    (code, body)
+}
+
+fn make_run(results: &Path, name: &str, stamp: &str, stale: bool) -> PathBuf {
+    let dir = results.join(name).join(stamp);
+    std::fs::create_dir_all(&dir).expect("run dir");
+    synth(&dir.join("history.jsonl"), stale);
+    let status = faultline()
+        .arg("report")
+        .arg(&dir)
+        .status()
+        .expect("report runs");
+    assert_eq!(status.code(), Some(if stale { 1 } else { 0 }));
+    dir
+}
+
+#[test]
+fn serve_lists_runs_newest_first_and_refuses_paths_outside_the_results() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let results = root.path().join("results");
+    make_run(&results, "raft-cas-register", "20261101T100000-000Z", false);
+    make_run(&results, "raft-cas-register", "20261102T100000-000Z", true);
+    std::fs::write(root.path().join("secret.txt"), "do not serve").expect("secret");
+    std::os::unix::fs::symlink(root.path(), results.join("escape")).expect("symlink");
+
+    let server = serve(&results);
+    let (code, index) = get(&server.address, "/");
+    assert_eq!(code, 200);
+    let newer = index
+        .find("20261102T100000-000Z")
+        .expect("newer run listed");
+    let older = index
+        .find("20261101T100000-000Z")
+        .expect("older run listed");
+    assert!(newer < older, "newest first");
+    assert!(index.contains("invalid") && index.contains("valid"));
+
+    let (code, page) = get(
+        &server.address,
+        "/runs/raft-cas-register/20261102T100000-000Z/report.html",
+    );
+    assert_eq!(code, 200);
+    assert!(page.contains("Why it is not linearizable"));
+    let (code, _) = get(
+        &server.address,
+        "/runs/raft-cas-register/20261102T100000-000Z/rate.png",
+    );
+    assert_eq!(code, 200);
+
+    for attack in [
+        "/runs/../secret.txt",
+        "/runs/%2e%2e/secret.txt",
+        "/runs/raft-cas-register/..%2f..%2fsecret.txt",
+        "/runs//etc/passwd",
+        "/runs/escape/secret.txt",
+    ] {
+        let (code, body) = get(&server.address, attack);
+        assert!(
+            code == 403 || code == 404 || code == 400,
+            "{attack}: {code}"
+        );
+        assert!(
+            !body.contains("do not serve") && !body.contains("root:"),
+            "{attack} leaked"
+        );
+    }
+}
