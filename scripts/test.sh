@@ -31,4 +31,4 @@ else
 fi
 
 step "a short real run: bundled Raft, 5 nodes, partitions, kills, pauses and clock faults"
-target/debug/faultline test --time-limit 20 --results target/ci-results
+target/debug/faultline test --time-limit 20 --nemesis-interval 4 --results target/ci-results

@@ -11,6 +11,7 @@
 //! call is already linearized (a return can only be passed after its op is lifted).
 
 use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::history::{Op, Value};
@@ -18,21 +19,29 @@ use crate::model::Model;
 
 /// Limits for one key; past any of them the key's verdict is `unknown`.
 #[derive(Clone, Copy, Debug)]
-pub struct Budget {
+pub struct Budget<'a> {
     pub deadline: Option<Instant>,
     /// Bytes the configuration cache may hold.
     pub memory: usize,
+    /// Set by another key's search once it found a violation: the history is invalid
+    /// whatever this key says, so stop.
+    pub cancel: Option<&'a AtomicBool>,
 }
 
-impl Budget {
+impl Budget<'_> {
     /// No deadline and a memory cap of `memory` bytes.
-    pub fn memory_only(memory: usize) -> Budget {
+    pub fn memory_only(memory: usize) -> Budget<'static> {
         Budget {
             deadline: None,
             memory,
+            cancel: None,
         }
     }
 }
+
+/// Why a search was cut short when another key's violation cancelled it.
+pub const CANCELLED: &str =
+    "not decided: the search stopped when another key was found not linearizable";
 
 /// The result of searching one key.
 #[derive(Clone, Debug, PartialEq)]
@@ -68,7 +77,7 @@ struct Node {
 }
 
 /// Decide whether `ops` (one key) is linearizable under `model`, starting from `initial`.
-pub fn search(ops: &[Op], model: Model, initial: Value, budget: Budget) -> Outcome {
+pub fn search(ops: &[Op], model: Model, initial: Value, budget: Budget<'_>) -> Outcome {
     if ops.is_empty() {
         return Outcome::Linearizable;
     }
@@ -130,6 +139,9 @@ pub fn search(ops: &[Op], model: Model, initial: Value, budget: Budget) -> Outco
     while nodes[head].next != NONE {
         steps += 1;
         if steps.is_multiple_of(4096) {
+            if budget.cancel.is_some_and(|c| c.load(Ordering::Relaxed)) {
+                return Outcome::Unknown(CANCELLED.to_string());
+            }
             if budget.deadline.is_some_and(|d| Instant::now() > d) {
                 return Outcome::Unknown(format!(
                     "time limit reached after {steps} search steps ({} configurations)",
@@ -329,6 +341,7 @@ mod tests {
             ops.push(op(i, i * 2, Some(i * 2 + 1), Step::Write(i as i64)));
         }
         let budget = Budget {
+            cancel: None,
             deadline: Some(Instant::now() - Duration::from_secs(1)),
             memory: DEFAULT_MEMORY,
         };

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context;
+use faultline_checker::search::CANCELLED;
 use faultline_checker::{CheckOptions, CheckReport, Model, Verdict, load_history};
 
 #[derive(Debug, clap::Args)]
@@ -118,10 +119,20 @@ fn summary_line(path: &std::path::Path, report: &CheckReport) -> String {
     for c in &report.counterexamples {
         line.push_str(&format!("\n  key {}: {}", c.key, c.explanation));
     }
+    let mut stopped = 0;
     for (key, k) in &report.keys {
-        if let (Verdict::Unknown, Some(why)) = (k.valid, &k.reason) {
-            line.push_str(&format!("\n  key {key}: unknown: {why}"));
+        match (k.valid, &k.reason) {
+            (Verdict::Unknown, Some(why)) if why == CANCELLED => stopped += 1,
+            (Verdict::Unknown, Some(why)) => {
+                line.push_str(&format!("\n  key {key}: unknown: {why}"))
+            }
+            _ => {}
         }
+    }
+    if stopped > 0 {
+        line.push_str(&format!(
+            "\n  {stopped} other keys not decided: their search stopped at the first violation"
+        ));
     }
     line
 }
