@@ -91,7 +91,7 @@ fn seconds(t: u64, unit: TimeUnit) -> String {
 
 fn view(c: &Counterexample, unit: TimeUnit) -> CounterexampleView {
     // The table shows the end of the prefix: that is where the history stops making sense.
-    const SHOWN: usize = 40;
+    const SHOWN: usize = 12;
     let hidden = c.prefix.len().saturating_sub(SHOWN);
     let prefix = c.prefix[hidden..]
         .iter()
@@ -185,6 +185,17 @@ pub fn render(
         let field = |v: &serde_json::Value| match v {
             serde_json::Value::String(s) => s.clone(),
             serde_json::Value::Null => "—".into(),
+            // A serialised Duration.
+            serde_json::Value::Object(o) if o.contains_key("secs") => format!(
+                "{} s",
+                o["secs"].as_f64().unwrap_or(0.0) + o["nanos"].as_f64().unwrap_or(0.0) * 1e-9
+            ),
+            serde_json::Value::Array(items) if items.is_empty() => "none".into(),
+            serde_json::Value::Array(items) => items
+                .iter()
+                .map(|i| i.as_str().map_or_else(|| i.to_string(), str::to_string))
+                .collect::<Vec<_>>()
+                .join(", "),
             other => other.to_string(),
         };
         for (name, value) in [
