@@ -127,9 +127,9 @@ pub fn search(ops: &[Op], model: Model, initial: Value, budget: Budget<'_>) -> O
     });
 
     let words = ops.len().div_ceil(64);
-    let entry_bytes = words * 8 + 48;
-    let mut linearized = vec![0u64; words];
-    let mut cache: HashSet<(Vec<u64>, Value)> = HashSet::new();
+    let mut linearized = LinearizedSet::new(words);
+    let mut cache: HashSet<(u32, Box<[u64]>, Value)> = HashSet::new();
+    let mut cache_bytes: usize = 0;
     let mut calls: Vec<(usize, Value)> = Vec::new();
     let mut state = initial;
     let mut deepest: Option<Failure> = None;
@@ -148,7 +148,7 @@ pub fn search(ops: &[Op], model: Model, initial: Value, budget: Budget<'_>) -> O
                     cache.len()
                 ));
             }
-            if cache.len().saturating_mul(entry_bytes) > budget.memory {
+            if cache_bytes > budget.memory {
                 return Outcome::Unknown(format!(
                     "memory cap of {} MiB reached ({} configurations)",
                     budget.memory >> 20,
@@ -160,15 +160,19 @@ pub fn search(ops: &[Op], model: Model, initial: Value, budget: Budget<'_>) -> O
         if node.call {
             let op = node.op;
             if let Some(next_state) = model.step(state, ops[op].step) {
-                linearized[op / 64] |= 1 << (op % 64);
-                if cache.insert((linearized.clone(), next_state)) {
+                linearized.insert(op);
+                let (base, window) = linearized.key();
+                // Entry, boxed window and hash-table slot.
+                let bytes = window.len() * 8 + 64;
+                if cache.insert((base, window, next_state)) {
+                    cache_bytes += bytes;
                     calls.push((entry, state));
                     state = next_state;
                     lift(&mut nodes, entry);
                     entry = nodes[head].next;
                     continue;
                 }
-                linearized[op / 64] &= !(1 << (op % 64));
+                linearized.remove(op);
             }
             entry = node.next;
         } else if ops[node.op].complete_time.is_none() {
@@ -190,13 +194,59 @@ pub fn search(ops: &[Op], model: Model, initial: Value, budget: Budget<'_>) -> O
                 }));
             };
             let op = nodes[call_entry].op;
-            linearized[op / 64] &= !(1 << (op % 64));
+            linearized.remove(op);
             state = previous;
             unlift(&mut nodes, call_entry);
             entry = nodes[call_entry].next;
         }
     }
     Outcome::Linearizable
+}
+
+/// The set of linearized ops (positions in invoke order), as a bitset that also knows its
+/// first word with a gap. The search linearizes ops roughly in invoke order, so the set is
+/// "everything before some point" plus a window of the currently concurrent ops; a cache key
+/// is that point and the window ([`LinearizedSet::key`]), which keeps each cache entry as small
+/// as the concurrency instead of as long as the history.
+struct LinearizedSet {
+    bits: Vec<u64>,
+    /// Every word before this one is all ones.
+    full_words: usize,
+    /// No word at or after this one has a bit set (an upper bound: removals leave it).
+    end_words: usize,
+}
+
+impl LinearizedSet {
+    fn new(words: usize) -> LinearizedSet {
+        LinearizedSet {
+            bits: vec![0; words],
+            full_words: 0,
+            end_words: 0,
+        }
+    }
+
+    fn insert(&mut self, op: usize) {
+        self.bits[op / 64] |= 1 << (op % 64);
+        self.end_words = self.end_words.max(op / 64 + 1);
+        while self.full_words < self.bits.len() && self.bits[self.full_words] == u64::MAX {
+            self.full_words += 1;
+        }
+    }
+
+    fn remove(&mut self, op: usize) {
+        let word = op / 64;
+        self.bits[word] &= !(1 << (op % 64));
+        self.full_words = self.full_words.min(word);
+    }
+
+    /// A canonical key: the number of leading full words and the words after them up to the
+    /// last non-zero one.
+    fn key(&self) -> (u32, Box<[u64]>) {
+        let start = self.full_words.min(self.end_words);
+        let rest = &self.bits[start..self.end_words];
+        let used = rest.iter().rposition(|w| *w != 0).map_or(0, |i| i + 1);
+        (self.full_words as u32, rest[..used].into())
+    }
 }
 
 fn failure_of(nodes: &[Node], calls: &[(usize, Value)], state: Value, stuck: usize) -> Failure {

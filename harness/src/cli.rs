@@ -3,7 +3,7 @@
 
 use clap::{Parser, Subcommand};
 
-use crate::commands::{check, clean, report, serve, synth, test};
+use crate::commands::{bench, check, clean, report, serve, synth, test};
 
 /// Jepsen-style linearizability testing for etcd, Consul and the bundled Raft store.
 ///
@@ -34,6 +34,8 @@ pub enum Command {
     Serve(serve::ServeArgs),
     /// Remove what a killed run left behind: namespaces, nft rules, processes.
     Clean(clean::CleanArgs),
+    /// Print speed figures: the harness's recording rate, the checker, the report.
+    Bench(bench::BenchArgs),
 }
 
 /// Logs go to stderr; stdout carries results only.

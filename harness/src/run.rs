@@ -360,17 +360,17 @@ async fn drive(
 }
 
 /// One client: sends operations until the deadline, recording each invoke and completion.
-struct Worker {
-    client: Client,
-    node: String,
-    process: u64,
-    next_process: Arc<AtomicU64>,
-    recorder: Recorder,
-    latencies: Arc<Mutex<Vec<u64>>>,
+pub(crate) struct Worker {
+    pub(crate) client: Client,
+    pub(crate) node: String,
+    pub(crate) process: u64,
+    pub(crate) next_process: Arc<AtomicU64>,
+    pub(crate) recorder: Recorder,
+    pub(crate) latencies: Arc<Mutex<Vec<u64>>>,
 }
 
 impl Worker {
-    async fn run(
+    pub(crate) async fn run(
         mut self,
         generator: Arc<Mutex<Generator>>,
         deadline: tokio::time::Instant,

@@ -253,6 +253,15 @@ struct ReadBody {
 }
 
 impl RaftClient {
+    /// A client of the server at `base` (`http://IP:PORT`), outside any cluster this crate
+    /// started: for benchmarks against a stand-in server, and for attaching to a running one.
+    pub fn at(base: &str, op_timeout: Duration) -> Result<RaftClient, Error> {
+        Ok(RaftClient {
+            base: base.trim_end_matches('/').to_string(),
+            http: reqwest::Client::builder().timeout(op_timeout).build()?,
+        })
+    }
+
     /// Send one request; every way it can end becomes an [`Outcome`] here and nowhere else.
     pub async fn call(&self, request: &Request) -> Outcome {
         let sent = match request {

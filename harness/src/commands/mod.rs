@@ -1,6 +1,7 @@
 //! One module per subcommand; each owns its arguments and returns the verdict that becomes the
 //! exit code (commands that check nothing return `Valid` on success).
 
+pub mod bench;
 pub mod check;
 pub mod clean;
 pub mod report;
@@ -20,5 +21,6 @@ pub fn run(command: Command) -> anyhow::Result<Verdict> {
         Command::Report(args) => report::run(args),
         Command::Serve(args) => serve::run(args),
         Command::Clean(args) => clean::run(args),
+        Command::Bench(args) => bench::run(args),
     }
 }

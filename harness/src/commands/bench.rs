@@ -1,0 +1,237 @@
+//! `faultline bench`: figures for the speed goals, printed, never asserted (these machines are
+//! shared and noisy).
+//!
+//! - `harness`: how many operations per second the harness itself records — the real client
+//!   workers, generator and history writer — against a stand-in server on loopback that
+//!   answers every request at once, so the harness is all that is measured.
+//! - `checker`: how long the checker takes, and how much memory it holds, on synthetic
+//!   histories of a given size, concurrency and crash rate.
+//! - `report`: how long writing the report of such a history takes.
+
+use std::path::Path;
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use axum::Router;
+use axum::routing::{get, post};
+use faultline_checker::synth::{SynthSpec, write_history};
+use faultline_checker::{CheckOptions, Verdict, load_history};
+use faultline_targets::Client;
+use faultline_targets::raft::RaftClient;
+use faultline_workloads::{Generator, Mix, Workload, WorkloadSpec};
+
+use crate::history::HistoryWriter;
+use crate::run::Worker;
+
+#[derive(Debug, clap::Args)]
+pub struct BenchArgs {
+    #[command(subcommand)]
+    pub what: BenchKind,
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum BenchKind {
+    /// Recorded operations per second of the harness against a no-op server on loopback.
+    Harness {
+        #[arg(long, default_value_t = 100)]
+        clients: usize,
+        #[arg(long, default_value_t = 5.0)]
+        seconds: f64,
+    },
+    /// Checker time on synthetic histories.
+    Checker {
+        #[arg(long, default_value_t = 1_000_000)]
+        ops: u64,
+        #[arg(long, default_value_t = 10)]
+        procs: u32,
+        #[arg(long, default_value_t = 8)]
+        keys: u32,
+        /// Probability that an operation crashes (ends `info`).
+        #[arg(long, default_value_t = 0.0)]
+        crash: f64,
+        /// Plant a stale read, so the checker must refute the history.
+        #[arg(long)]
+        stale_read: bool,
+    },
+    /// Time to write the report (plots and page) of a synthetic history.
+    Report {
+        #[arg(long, default_value_t = 1_000_000)]
+        ops: u64,
+    },
+}
+
+pub fn run(args: BenchArgs) -> anyhow::Result<Verdict> {
+    match args.what {
+        BenchKind::Harness { clients, seconds } => harness(clients.max(1), seconds),
+        BenchKind::Checker {
+            ops,
+            procs,
+            keys,
+            crash,
+            stale_read,
+        } => checker(&SynthSpec {
+            ops,
+            procs,
+            keys,
+            crash,
+            unique: true,
+            stale_read,
+            seed: 1,
+        }),
+        BenchKind::Report { ops } => report(ops),
+    }?;
+    Ok(Verdict::Valid)
+}
+
+fn harness(clients: usize, seconds: f64) -> anyhow::Result<()> {
+    let dir = tempfile_dir()?;
+    let started = Instant::now();
+    let (writer, recorder) = HistoryWriter::create(&dir.join("history.jsonl"), started)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("starting the runtime")?;
+    let elapsed = runtime.block_on(async move {
+        // The stand-in target: every read finds nothing, every write and CAS succeeds.
+        let app = Router::new()
+            .route(
+                "/kv/{key}",
+                get(|| async { axum::Json(serde_json::json!({ "value": null })) })
+                    .put(|| async { axum::Json(serde_json::json!({ "ok": true })) }),
+            )
+            .route(
+                "/kv/{key}/cas",
+                post(|| async { axum::Json(serde_json::json!({ "ok": true })) }),
+            );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let base = format!("http://{}", listener.local_addr()?);
+        let server = tokio::spawn(async move { axum::serve(listener, app).await });
+        let generator = Arc::new(Mutex::new(Generator::new(WorkloadSpec {
+            workload: Workload::CasRegister,
+            keys: 8,
+            mix: "2:1:1".parse::<Mix>()?,
+            ops_per_key: None,
+            seed: 1,
+        })?));
+        let (_stop_tx, stop) = tokio::sync::watch::channel(false);
+        let next_process = Arc::new(AtomicU64::new(clients as u64));
+        let latencies = Arc::new(Mutex::new(Vec::new()));
+        let deadline = tokio::time::Instant::now() + Duration::from_secs_f64(seconds);
+        let began = Instant::now();
+        let mut workers = Vec::new();
+        for process in 0..clients {
+            let worker = Worker {
+                client: Client::Raft(RaftClient::at(&base, Duration::from_secs(2))?),
+                node: "n1".into(),
+                process: process as u64,
+                next_process: next_process.clone(),
+                recorder: recorder.clone(),
+                latencies: latencies.clone(),
+            };
+            workers.push(tokio::spawn(worker.run(
+                generator.clone(),
+                deadline,
+                None,
+                stop.clone(),
+            )));
+        }
+        for worker in workers {
+            worker.await?;
+        }
+        let elapsed = began.elapsed();
+        server.abort();
+        drop(recorder);
+        anyhow::Ok(elapsed)
+    })?;
+    let tally = writer.finish()?;
+    let ops = tally.ok + tally.fail + tally.info;
+    println!(
+        "harness: {ops} operations recorded ({} history lines) by {clients} clients in {:.2} s: {:.0} ops/s",
+        tally.events,
+        elapsed.as_secs_f64(),
+        ops as f64 / elapsed.as_secs_f64()
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}
+
+fn tempfile_dir() -> anyhow::Result<std::path::PathBuf> {
+    let dir = std::env::temp_dir().join(format!("faultline-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    Ok(dir)
+}
+
+/// Peak resident memory of this process so far, from /proc (kB → MiB).
+fn peak_rss_mib() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb / 1024.0)
+}
+
+fn synth_file(dir: &Path, spec: &SynthSpec) -> anyhow::Result<std::path::PathBuf> {
+    let path = dir.join("history.jsonl");
+    let file = std::fs::File::create(&path)?;
+    write_history(spec, &mut std::io::BufWriter::new(file))?;
+    Ok(path)
+}
+
+fn checker(spec: &SynthSpec) -> anyhow::Result<()> {
+    let dir = tempfile_dir()?;
+    let path = synth_file(&dir, spec)?;
+    let read_started = Instant::now();
+    let history = load_history(&path)?;
+    let read = read_started.elapsed();
+    let check_started = Instant::now();
+    let report = faultline_checker::check::check_events(&history.events, &CheckOptions::default())?;
+    let checked = check_started.elapsed();
+    println!(
+        "checker: {} ops, {} processes, {} keys, crash rate {}{}: read in {:.2} s, checked in {:.2} s: {} (peak memory {:.0} MiB)",
+        spec.ops,
+        spec.procs,
+        spec.keys,
+        spec.crash,
+        if spec.stale_read {
+            ", one stale read"
+        } else {
+            ""
+        },
+        read.as_secs_f64(),
+        checked.as_secs_f64(),
+        report.verdict(),
+        peak_rss_mib().unwrap_or(f64::NAN),
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}
+
+fn report(ops: u64) -> anyhow::Result<()> {
+    let dir = tempfile_dir()?;
+    let spec = SynthSpec {
+        ops,
+        procs: 10,
+        keys: 8,
+        crash: 0.001,
+        unique: true,
+        stale_read: true,
+        seed: 1,
+    };
+    let path = synth_file(&dir, &spec)?;
+    let history = load_history(&path)?;
+    let report = faultline_checker::check::check_events(&history.events, &CheckOptions::default())?;
+    let started = Instant::now();
+    let files = faultline_checker::report::write_report(&dir, &history, &report, None)?;
+    let took = started.elapsed();
+    let html = std::fs::metadata(&files.html).map(|m| m.len()).unwrap_or(0);
+    println!(
+        "report: {ops} ops ({}): plots and page written in {:.2} s; report.html {:.1} MB",
+        report.verdict(),
+        took.as_secs_f64(),
+        html as f64 / 1e6
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}
