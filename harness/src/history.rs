@@ -7,7 +7,8 @@
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::Path;
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, mpsc};
 use std::time::Instant;
 
 use anyhow::Context;
@@ -23,17 +24,83 @@ pub struct Tally {
     pub faults: u64,
 }
 
+/// Counts kept as events are recorded, for the live progress line.
+#[derive(Debug, Default)]
+pub struct Live {
+    pub ok: AtomicU64,
+    pub fail: AtomicU64,
+    pub info: AtomicU64,
+    /// Descriptions of the faults started and not yet stopped, by kind.
+    pub faults: Mutex<Vec<(String, String)>>,
+}
+
+impl Live {
+    /// `1234 ok, 56 fail, 7 info; faults: isolate n3 from n1,n2,n4,n5`.
+    pub fn line(&self) -> String {
+        let faults = self
+            .faults
+            .lock()
+            .map(|f| {
+                f.iter()
+                    .map(|(_, d)| d.clone())
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            })
+            .unwrap_or_default();
+        format!(
+            "{} ok, {} fail, {} info; faults: {}",
+            self.ok.load(Ordering::Relaxed),
+            self.fail.load(Ordering::Relaxed),
+            self.info.load(Ordering::Relaxed),
+            if faults.is_empty() { "none" } else { &faults }
+        )
+    }
+
+    fn count(&self, record: &Record) {
+        match (record.process, record.kind) {
+            (RecordProcess::Client(_), RecordType::Ok) => self.ok.fetch_add(1, Ordering::Relaxed),
+            (RecordProcess::Client(_), RecordType::Fail) => {
+                self.fail.fetch_add(1, Ordering::Relaxed)
+            }
+            (RecordProcess::Client(_), RecordType::Info) => {
+                self.info.fetch_add(1, Ordering::Relaxed)
+            }
+            (RecordProcess::Nemesis(_), _) => {
+                if let Ok(mut faults) = self.faults.lock() {
+                    if let Some(kind) = record.f.strip_prefix("start-") {
+                        let description = record.value["description"]
+                            .as_str()
+                            .unwrap_or(kind)
+                            .to_string();
+                        faults.push((kind.to_string(), description));
+                    } else if let Some(kind) = record.f.strip_prefix("stop-") {
+                        faults.retain(|(k, _)| k != kind);
+                    }
+                }
+                0
+            }
+            _ => 0,
+        };
+    }
+}
+
 /// A handle workers clone to record events.
 #[derive(Clone)]
 pub struct Recorder {
     sender: mpsc::Sender<Record>,
     started: Instant,
+    live: Arc<Live>,
 }
 
 impl Recorder {
     /// Nanoseconds since the run started.
     pub fn now(&self) -> u64 {
         self.started.elapsed().as_nanos() as u64
+    }
+
+    /// The counts so far, for progress display.
+    pub fn live(&self) -> &Live {
+        &self.live
     }
 
     /// Record one event; `index` is assigned by the writer.
@@ -59,6 +126,7 @@ impl Recorder {
             node: node.map(str::to_string),
             error,
         };
+        self.live.count(&record);
         // The writer outlives every recorder; a closed channel means the run is over.
         let _ = self.sender.send(record);
     }
@@ -78,7 +146,14 @@ impl HistoryWriter {
             .name("history".into())
             .spawn(move || write_all(file, receiver))
             .context("starting the history writer thread")?;
-        Ok((HistoryWriter { thread }, Recorder { sender, started }))
+        Ok((
+            HistoryWriter { thread },
+            Recorder {
+                sender,
+                started,
+                live: Arc::new(Live::default()),
+            },
+        ))
     }
 
     /// Wait until every recorder is dropped and every line is on disk.
@@ -169,5 +244,47 @@ mod tests {
             vec![0, 1, 2]
         );
         assert!(records.windows(2).all(|w| w[0].time <= w[1].time));
+    }
+
+    #[test]
+    fn the_live_line_counts_outcomes_and_shows_faults_until_they_stop() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (writer, recorder) =
+            HistoryWriter::create(&dir.path().join("h.jsonl"), Instant::now()).expect("writer");
+        let nemesis = |f: &str, description: &str| {
+            recorder.record(
+                RecordProcess::NEMESIS,
+                RecordType::Info,
+                f,
+                None,
+                serde_json::json!({ "description": description }),
+                None,
+                None,
+            )
+        };
+        let client = |kind| {
+            recorder.record(
+                RecordProcess::Client(1),
+                kind,
+                "read",
+                Some("k"),
+                serde_json::Value::Null,
+                None,
+                None,
+            )
+        };
+        client(RecordType::Ok);
+        client(RecordType::Ok);
+        client(RecordType::Fail);
+        nemesis("start-partition", "isolate n3");
+        assert_eq!(
+            recorder.live().line(),
+            "2 ok, 1 fail, 0 info; faults: isolate n3"
+        );
+        nemesis("stop-partition", "heal");
+        client(RecordType::Info);
+        assert_eq!(recorder.live().line(), "2 ok, 1 fail, 1 info; faults: none");
+        drop(recorder);
+        writer.finish().expect("finishes");
     }
 }

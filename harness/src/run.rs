@@ -502,10 +502,13 @@ async fn report_progress(recorder: Recorder, limit: Duration, stop: watch::Recei
     while !*stop.borrow() {
         tokio::time::sleep(every).await;
         let elapsed = started.elapsed().min(limit);
-        let _ = recorder.now();
+        let live = recorder.live().line();
         match &bar {
-            Some(bar) => bar.set_position(elapsed.as_secs()),
-            None => tracing::info!("{} s of {} s", elapsed.as_secs(), limit.as_secs()),
+            Some(bar) => {
+                bar.set_position(elapsed.as_secs());
+                bar.set_message(live);
+            }
+            None => tracing::info!("{} s of {} s: {live}", elapsed.as_secs(), limit.as_secs()),
         }
         if elapsed >= limit {
             break;
