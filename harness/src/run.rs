@@ -381,14 +381,18 @@ impl Worker {
             let Ok(op) = generator.lock().map(|mut g| g.next_op()) else {
                 return;
             };
-            self.send(op).await;
+            if self.send(op).await == Sent::Refused {
+                // The node is down or has no leader: retrying at once would only flood the
+                // history with refusals (hundreds of thousands a second against a killed node).
+                tokio::time::sleep(REFUSED_BACKOFF).await;
+            }
             if let Some(pace) = pace {
                 tokio::time::sleep(pace).await;
             }
         }
     }
 
-    async fn send(&mut self, op: Operation) {
+    async fn send(&mut self, op: Operation) -> Sent {
         let (f, key, value, request) = match op {
             Operation::Read { key } => (
                 "read",
@@ -438,14 +442,32 @@ impl Worker {
             Outcome::Fail(why) => (RecordType::Fail, value, Some(why)),
             Outcome::Info(why) => (RecordType::Info, value, Some(why)),
         };
+        let sent = match (&kind, error.as_deref()) {
+            (RecordType::Fail, Some(why)) if why != faultline_targets::outcome::CAS_MISMATCH => {
+                Sent::Refused
+            }
+            _ => Sent::Answered,
+        };
         self.recorder
             .record(process, kind, f, Some(&key), value, node, error);
         if kind == RecordType::Info {
             // Jepsen: the old op may still be in flight, so this process is retired.
             self.process = self.next_process.fetch_add(1, Ordering::Relaxed);
         }
+        sent
     }
 }
+
+/// Whether the system answered an operation, or refused it without doing anything.
+#[derive(Debug, PartialEq, Eq)]
+enum Sent {
+    Answered,
+    /// Failed for a reason other than a CAS mismatch: connection refused, no leader.
+    Refused,
+}
+
+/// How long a client waits before its next operation after a refusal.
+const REFUSED_BACKOFF: Duration = Duration::from_millis(50);
 
 async fn final_reads(
     client: Client,
