@@ -13,7 +13,7 @@ use crate::error::Error;
 use crate::history::{Counts, Event, History, KeyHistory, Op, Semantics, Step, Value};
 use crate::model::Model;
 use crate::search::{self, Budget, Outcome};
-use crate::{Verdict, jepsen_log, jsonl};
+use crate::{Verdict, edn, jepsen_log, jsonl};
 
 /// How to check.
 #[derive(Clone, Debug)]
@@ -252,37 +252,106 @@ pub fn history_file(path: &Path) -> PathBuf {
     }
 }
 
+/// The formats `faultline check` reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    /// Our `history.jsonl`.
+    Jsonl,
+    /// Jepsen / Knossos `history.edn`.
+    Edn,
+    /// Jepsen text logs of one register (Porcupine's etcd set).
+    JepsenLog,
+}
+
+impl Format {
+    /// Detect the format from the text.
+    pub fn detect(text: &str) -> Format {
+        if jepsen_log::detect(text) {
+            Format::JepsenLog
+        } else if edn::detect(text) {
+            Format::Edn
+        } else {
+            Format::Jsonl
+        }
+    }
+
+    /// What the format's sources mean by their histories (MANIFEST.tsv, "Semantics differ"):
+    /// Knossos starts its cas-register at 0 and treats a nil read as unconstrained; ours and
+    /// Porcupine's start absent and a nil read means absent.
+    pub fn semantics(self) -> Semantics {
+        match self {
+            Format::Edn => Semantics {
+                initial: Some(0),
+                nil_read_unconstrained: true,
+                ..Semantics::default()
+            },
+            Format::Jsonl | Format::JepsenLog => Semantics::default(),
+        }
+    }
+
+    fn parse(self, text: &str) -> Result<Vec<Event>, Error> {
+        match self {
+            Format::Jsonl => jsonl::parse(text),
+            Format::Edn => edn::parse(text),
+            Format::JepsenLog => jepsen_log::parse(text),
+        }
+    }
+}
+
 /// A history read from a file: its text (the report reads the nemesis lines from it), its
-/// events, and whether its times are real.
+/// events, and its format.
 pub struct LoadedHistory {
     pub file: PathBuf,
     pub text: String,
     pub events: Vec<Event>,
-    /// Jepsen text logs have no times: the line order stands in for them.
+    pub format: Format,
+    /// Whether times are real: Jepsen text logs and EDN files without `:time` use the order.
     pub timed: bool,
 }
 
-/// Read one history file (or a run directory's `history.jsonl`), detecting its format.
+/// Read one history file (or a run directory's `history.jsonl`), detecting its format;
+/// `.gz` files are decompressed on the way.
 pub fn load_history(path: &Path) -> Result<LoadedHistory, Error> {
+    load_history_as(path, None)
+}
+
+/// [`load_history`], with the format given instead of detected.
+pub fn load_history_as(path: &Path, format: Option<Format>) -> Result<LoadedHistory, Error> {
     let file = history_file(path);
-    let text = std::fs::read_to_string(&file).map_err(|source| Error::Io {
+    let io = |source| Error::Io {
         path: file.clone(),
         source,
-    })?;
-    let timed = !jepsen_log::detect(&text);
-    let events = if timed {
-        jsonl::parse(&text)
+    };
+    let bytes = std::fs::read(&file).map_err(io)?;
+    let bytes = if file.extension().is_some_and(|e| e == "gz") {
+        let mut out = Vec::new();
+        std::io::Read::read_to_end(&mut flate2::read::MultiGzDecoder::new(&bytes[..]), &mut out)
+            .map_err(io)?;
+        out
     } else {
-        jepsen_log::parse(&text)
-    }
-    .map_err(|source| Error::InFile {
+        bytes
+    };
+    let text = String::from_utf8(bytes).map_err(|e| {
+        io(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("not UTF-8 text ({e})"),
+        ))
+    })?;
+    let format = format.unwrap_or_else(|| Format::detect(&text));
+    let events = format.parse(&text).map_err(|source| Error::InFile {
         path: file.clone(),
         source: Box::new(source),
     })?;
+    let timed = match format {
+        Format::Jsonl => true,
+        Format::JepsenLog => false,
+        Format::Edn => text.contains(":time"),
+    };
     Ok(LoadedHistory {
         file,
         text,
         events,
+        format,
         timed,
     })
 }
@@ -290,7 +359,11 @@ pub fn load_history(path: &Path) -> Result<LoadedHistory, Error> {
 /// Read and check one history file (or run directory).
 pub fn check_path(path: &Path, options: &CheckOptions) -> Result<CheckReport, Error> {
     let history = load_history(path)?;
-    check_events(&history.events, options).map_err(|source| Error::InFile {
+    let options = CheckOptions {
+        semantics: history.format.semantics(),
+        ..options.clone()
+    };
+    check_events(&history.events, &options).map_err(|source| Error::InFile {
         path: history.file.clone(),
         source: Box::new(source),
     })
@@ -437,5 +510,31 @@ mod tests {
         let report = check_events(&events, &CheckOptions::default()).expect("checks");
         assert_eq!(report.verdict(), Verdict::Valid);
         assert_eq!(report.keys["k"].engine, "search");
+    }
+
+    #[test]
+    fn gzip_histories_are_read_transparently_and_formats_detected() {
+        use std::io::Write;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let text = [
+            line(0, 0, "invoke", "write", "1"),
+            line(1, 0, "ok", "write", "1"),
+        ]
+        .join("\n");
+        let path = dir.path().join("history.jsonl.gz");
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(text.as_bytes()).expect("compresses");
+        std::fs::write(&path, gz.finish().expect("finishes")).expect("writes");
+        let history = load_history(&path).expect("reads");
+        assert_eq!(history.format, Format::Jsonl);
+        assert_eq!(history.events.len(), 2);
+        assert_eq!(
+            Format::detect("[{:process 0 :type :invoke :f :read :value nil}]"),
+            Format::Edn
+        );
+        assert_eq!(
+            Format::detect("INFO  jepsen.util - 1\t:invoke\t:read\tnil"),
+            Format::JepsenLog
+        );
     }
 }

@@ -9,6 +9,7 @@
 //! - [`record`]: one line of `history.jsonl`, the contract with the harness.
 //! - [`verdict`]: valid / invalid / unknown and their exit codes.
 //! - [`jsonl`]: our history format → [`history::Event`]s, with line-numbered errors.
+//! - [`edn`]: Jepsen / Knossos `history.edn` (op maps, independent keys, comments).
 //! - [`jepsen_log`]: Jepsen text logs of one register (Porcupine's etcd data set).
 //! - [`history`]: pairing invokes with completions, per-key operations, semantics options.
 //! - [`model`]: the register and cas-register sequential specifications.
@@ -26,6 +27,7 @@
 
 pub mod check;
 pub mod counterexample;
+pub mod edn;
 pub mod error;
 pub mod history;
 pub mod jepsen_log;
@@ -37,7 +39,9 @@ pub mod search;
 pub mod synth;
 pub mod verdict;
 
-pub use check::{CheckOptions, CheckReport, LoadedHistory, check_path, load_history};
+pub use check::{
+    CheckOptions, CheckReport, Format, LoadedHistory, check_path, load_history, load_history_as,
+};
 pub use error::Error;
 pub use model::Model;
 pub use verdict::Verdict;

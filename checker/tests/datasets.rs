@@ -84,3 +84,47 @@ porcupine_etcd! {
     porcupine_etcd_099 => "099", porcupine_etcd_100 => "100", porcupine_etcd_101 => "101",
     porcupine_etcd_102 => "102",
 }
+
+/// Every Knossos cas-register history (EDN, Knossos semantics: the register starts at 0, a nil
+/// read constrains nothing, a failed op did nothing) gets the verdict the manifest gives.
+#[test]
+fn knossos_cas_register_histories() {
+    let manifest = std::fs::read_to_string(datasets().join("MANIFEST.tsv")).expect("MANIFEST.tsv");
+    let files: Vec<&str> = manifest
+        .lines()
+        .filter(|l| {
+            l.split('\t')
+                .nth(2)
+                .is_some_and(|f| f.starts_with("edn-vector (cas-register"))
+        })
+        .filter_map(|l| l.split('\t').next())
+        .collect();
+    assert!(
+        files.len() >= 100,
+        "expected the Knossos set, found {} files",
+        files.len()
+    );
+    let wrong: Vec<String> = files
+        .iter()
+        .filter_map(|file| {
+            let report = check_path(&datasets().join(file), &CheckOptions::default())
+                .unwrap_or_else(|e| panic!("{file}: {e}"));
+            (report.verdict() != expected(file)).then(|| format!("{file}: {}", report.verdict()))
+        })
+        .collect();
+    assert!(wrong.is_empty(), "wrong verdicts: {wrong:#?}");
+}
+
+/// Histories of models the checker does not have are refused with what to do, not misread.
+#[test]
+fn knossos_mutex_and_multi_register_histories_are_refused_with_the_reason() {
+    for file in [
+        "knossos/data/mutex/bad/etcd.edn",
+        "knossos/data/multi-register/good/multi-register.edn",
+    ] {
+        let path = datasets().join(file);
+        assert!(path.exists(), "{file} is in the manifest");
+        let error = check_path(&path, &CheckOptions::default()).expect_err(file);
+        assert!(error.to_string().contains("model"), "{file}: {error}");
+    }
+}

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use faultline_checker::search::CANCELLED;
-use faultline_checker::{CheckOptions, CheckReport, Model, Verdict, load_history};
+use faultline_checker::{CheckOptions, CheckReport, Format, Model, Verdict, load_history_as};
 
 #[derive(Debug, clap::Args)]
 pub struct CheckArgs {
@@ -26,10 +26,34 @@ pub struct CheckArgs {
     #[arg(long)]
     pub json: bool,
 
+    /// The history format [default: detected from the content].
+    #[arg(long, value_enum, default_value_t = FormatArg::Auto)]
+    pub format: FormatArg,
+
     /// Also write report.html and the plots here (one history only). Run directories get
     /// their report anyway.
     #[arg(long, value_name = "DIR")]
     pub report: Option<PathBuf>,
+}
+
+/// `--format`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum FormatArg {
+    Auto,
+    Jsonl,
+    Edn,
+    JepsenLog,
+}
+
+impl FormatArg {
+    fn format(self) -> Option<Format> {
+        match self {
+            FormatArg::Auto => None,
+            FormatArg::Jsonl => Some(Format::Jsonl),
+            FormatArg::Edn => Some(Format::Edn),
+            FormatArg::JepsenLog => Some(Format::JepsenLog),
+        }
+    }
 }
 
 pub fn run(args: CheckArgs) -> anyhow::Result<Verdict> {
@@ -48,8 +72,12 @@ pub fn run(args: CheckArgs) -> anyhow::Result<Verdict> {
     let mut worst = Verdict::Valid;
     let mut reports = Vec::new();
     for path in &args.histories {
-        let history = load_history(path)
+        let history = load_history_as(path, args.format.format())
             .with_context(|| format!("reading {}: fix the history", path.display()))?;
+        let options = CheckOptions {
+            semantics: history.format.semantics(),
+            ..options.clone()
+        };
         let report = faultline_checker::check::check_events(&history.events, &options)
             .with_context(|| {
                 format!(

@@ -1,0 +1,333 @@
+//! Reader for Jepsen / Knossos `history.edn`: a vector (or list) of op maps such as
+//! `{:process 4, :type :invoke, :f :cas, :value [1 2]}`, with `;` comments. Nemesis ops
+//! (`:process :nemesis`) are skipped. Jepsen's independent histories carry `:value [k v]`
+//! tuples; their first element becomes the key.
+//!
+//! Only the part of EDN these files use is read: maps, vectors, lists, keywords, integers,
+//! strings, `nil`, `true`/`false`, symbols, and `#tag` prefixes (ignored). Anything else is a
+//! malformed line with its number.
+
+use crate::error::Error;
+use crate::history::{Completion, Event, EventKind, EventValue, Function};
+
+/// Whether `text` looks like EDN (its first non-comment character opens a vector or list).
+pub fn detect(text: &str) -> bool {
+    text.lines()
+        .map(str::trim_start)
+        .find(|l| !l.is_empty() && !l.starts_with(';'))
+        .is_some_and(|l| l.starts_with('[') || l.starts_with('(') || l.starts_with('{'))
+        && text.contains(":type")
+}
+
+#[derive(Clone, Debug, PartialEq)]
+enum Edn {
+    Nil,
+    Bool(bool),
+    Int(i64),
+    Keyword(String),
+    Str(String),
+    Symbol(String),
+    Vector(Vec<Edn>),
+    Map(Vec<(Edn, Edn)>),
+}
+
+struct Parser<'a> {
+    text: &'a [u8],
+    pos: usize,
+    line: usize,
+}
+
+impl<'a> Parser<'a> {
+    fn malformed(&self, expected: &str) -> Error {
+        Error::Malformed {
+            line: self.line,
+            expected: expected.to_string(),
+        }
+    }
+
+    fn skip_space(&mut self) {
+        while let Some(&c) = self.text.get(self.pos) {
+            match c {
+                b'\n' => {
+                    self.line += 1;
+                    self.pos += 1;
+                }
+                b' ' | b'\t' | b'\r' | b',' => self.pos += 1,
+                b';' => {
+                    while self.text.get(self.pos).is_some_and(|&c| c != b'\n') {
+                        self.pos += 1;
+                    }
+                }
+                _ => break,
+            }
+        }
+    }
+
+    fn token(&mut self) -> &'a str {
+        let start = self.pos;
+        while let Some(&c) = self.text.get(self.pos) {
+            if c.is_ascii_whitespace() || b",;{}[]()\"".contains(&c) {
+                break;
+            }
+            self.pos += 1;
+        }
+        std::str::from_utf8(&self.text[start..self.pos]).unwrap_or("")
+    }
+
+    fn value(&mut self) -> Result<Edn, Error> {
+        self.skip_space();
+        let Some(&c) = self.text.get(self.pos) else {
+            return Err(self.malformed("a value, not the end of the file"));
+        };
+        match c {
+            b'[' | b'(' => {
+                let close = if c == b'[' { b']' } else { b')' };
+                self.pos += 1;
+                let mut items = Vec::new();
+                loop {
+                    self.skip_space();
+                    match self.text.get(self.pos) {
+                        Some(&c) if c == close => {
+                            self.pos += 1;
+                            return Ok(Edn::Vector(items));
+                        }
+                        None => return Err(self.malformed("a closing bracket")),
+                        _ => items.push(self.value()?),
+                    }
+                }
+            }
+            b'{' => {
+                self.pos += 1;
+                let mut entries = Vec::new();
+                loop {
+                    self.skip_space();
+                    match self.text.get(self.pos) {
+                        Some(b'}') => {
+                            self.pos += 1;
+                            return Ok(Edn::Map(entries));
+                        }
+                        None => return Err(self.malformed("a closing brace")),
+                        _ => {
+                            let k = self.value()?;
+                            let v = self.value()?;
+                            entries.push((k, v));
+                        }
+                    }
+                }
+            }
+            b'"' => {
+                self.pos += 1;
+                let mut s = Vec::new();
+                loop {
+                    match self.text.get(self.pos) {
+                        Some(b'"') => {
+                            self.pos += 1;
+                            return Ok(Edn::Str(String::from_utf8_lossy(&s).into_owned()));
+                        }
+                        Some(b'\\') => {
+                            if let Some(&e) = self.text.get(self.pos + 1) {
+                                s.push(e);
+                            }
+                            self.pos += 2;
+                        }
+                        Some(&c) => {
+                            if c == b'\n' {
+                                self.line += 1;
+                            }
+                            s.push(c);
+                            self.pos += 1;
+                        }
+                        None => return Err(self.malformed("a closing quote")),
+                    }
+                }
+            }
+            b'#' => {
+                // A tagged literal (`#jepsen.history.Op{…}`): the tag says nothing we need.
+                self.pos += 1;
+                self.token();
+                self.value()
+            }
+            b':' => {
+                self.pos += 1;
+                Ok(Edn::Keyword(self.token().to_string()))
+            }
+            _ => {
+                let t = self.token();
+                if t.is_empty() {
+                    return Err(self.malformed("a value"));
+                }
+                Ok(match t {
+                    "nil" => Edn::Nil,
+                    "true" => Edn::Bool(true),
+                    "false" => Edn::Bool(false),
+                    _ => match t.trim_end_matches(['N', 'M']).parse::<i64>() {
+                        Ok(n) => Edn::Int(n),
+                        Err(_) => Edn::Symbol(t.to_string()),
+                    },
+                })
+            }
+        }
+    }
+}
+
+fn get<'e>(map: &'e [(Edn, Edn)], key: &str) -> Option<&'e Edn> {
+    map.iter()
+        .find(|(k, _)| matches!(k, Edn::Keyword(name) if name == key))
+        .map(|(_, v)| v)
+}
+
+fn int(e: &Edn) -> Option<i64> {
+    match e {
+        Edn::Int(n) => Some(*n),
+        _ => None,
+    }
+}
+
+/// Parse a whole `history.edn`.
+pub fn parse(text: &str) -> Result<Vec<Event>, Error> {
+    let mut parser = Parser {
+        text: text.as_bytes(),
+        pos: 0,
+        line: 1,
+    };
+    let Edn::Vector(items) = parser.value()? else {
+        return Err(parser.malformed("a vector or list of operation maps"));
+    };
+    let mut events = Vec::with_capacity(items.len());
+    // Line numbers for errors: where each op map begins is not tracked past parsing, so
+    // report the op's position instead.
+    for (i, item) in items.iter().enumerate() {
+        let malformed = |expected: &str| Error::Malformed {
+            line: i + 1,
+            expected: format!("{expected} (operation {} of the history)", i + 1),
+        };
+        let Edn::Map(map) = item else {
+            return Err(malformed("an operation map {:process … :type … :f …}"));
+        };
+        let process = match get(map, "process") {
+            Some(Edn::Int(p)) if *p >= 0 => *p as u64,
+            // The nemesis and other named processes are not clients.
+            Some(Edn::Keyword(_)) | Some(Edn::Symbol(_)) | Some(Edn::Str(_)) => continue,
+            _ => return Err(malformed(":process as a non-negative integer or :nemesis")),
+        };
+        let kind = match get(map, "type") {
+            Some(Edn::Keyword(t)) => match t.as_str() {
+                "invoke" => EventKind::Invoke,
+                "ok" => EventKind::Complete(Completion::Ok),
+                "fail" => EventKind::Complete(Completion::Fail),
+                "info" => EventKind::Complete(Completion::Info),
+                _ => return Err(malformed(":type :invoke, :ok, :fail or :info")),
+            },
+            _ => return Err(malformed(":type :invoke, :ok, :fail or :info")),
+        };
+        let f = match get(map, "f") {
+            Some(Edn::Keyword(f)) => f.as_str(),
+            _ => return Err(malformed(":f :read, :write or :cas")),
+        };
+        let raw = get(map, "value").cloned().unwrap_or(Edn::Nil);
+        // Jepsen independent keys: [k v], where v is the op's own value.
+        let (key, value) = match (&raw, f) {
+            (Edn::Vector(pair), "cas") if pair.len() == 2 && matches!(pair[1], Edn::Vector(_)) => {
+                (Some(key_text(&pair[0])), pair[1].clone())
+            }
+            (Edn::Vector(pair), "read" | "write") if pair.len() == 2 => {
+                (Some(key_text(&pair[0])), pair[1].clone())
+            }
+            _ => (None, raw),
+        };
+        let (f, value) = match f {
+            "read" => (
+                Function::Read,
+                EventValue::Read(match &value {
+                    Edn::Nil => None,
+                    v => Some(int(v).ok_or_else(|| malformed("a read value: an integer or nil"))?),
+                }),
+            ),
+            "write" => (
+                Function::Write,
+                EventValue::Write(
+                    int(&value).ok_or_else(|| malformed("a write value: an integer"))?,
+                ),
+            ),
+            "cas" => match &value {
+                Edn::Vector(ab) if ab.len() == 2 => match (int(&ab[0]), int(&ab[1])) {
+                    (Some(a), Some(b)) => (Function::Cas, EventValue::Cas(a, b)),
+                    _ => return Err(malformed("a cas value: [expected new] integers")),
+                },
+                _ => return Err(malformed("a cas value: [expected new]")),
+            },
+            other => {
+                return Err(malformed(&format!(
+                    ":f :read, :write or :cas (not :{other}: this history needs a model Faultline does not have)"
+                )));
+            }
+        };
+        let time = get(map, "time")
+            .and_then(int)
+            .map_or(i as u64, |t| t.max(0) as u64);
+        events.push(Event {
+            index: i as u64,
+            time,
+            process,
+            kind,
+            f,
+            key,
+            value,
+            node: None,
+            error: None,
+            line: i + 1,
+        });
+    }
+    // Without :time, the position is the time; with it, keep file order for ties.
+    Ok(events)
+}
+
+fn key_text(e: &Edn) -> String {
+    match e {
+        Edn::Int(n) => n.to_string(),
+        Edn::Keyword(k) => k.clone(),
+        Edn::Str(s) | Edn::Symbol(s) => s.clone(),
+        other => format!("{other:?}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_knossos_maps_with_comments_and_skips_the_nemesis() {
+        let text = r#"; a comment
+[{:process 4, :type :invoke, :f :cas, :value [1 2]}
+ {:process :nemesis, :type :info, :f :start, :value nil}
+ ; another
+ {:process 4, :type :fail, :f :cas, :value [1 2]}
+ {:process 5 :type :invoke :f :read :value nil}
+ {:process 5 :type :ok :f :read :value 3}]"#;
+        assert!(detect(text));
+        let events = parse(text).expect("parses");
+        assert_eq!(events.len(), 4);
+        assert_eq!(events[0].value, EventValue::Cas(1, 2));
+        assert_eq!(events[1].kind, EventKind::Complete(Completion::Fail));
+        assert_eq!(events[3].value, EventValue::Read(Some(3)));
+    }
+
+    #[test]
+    fn independent_keys_and_tagged_ops_are_read() {
+        let text = r#"(#jepsen.history.Op{:index 0, :time 10, :type :invoke, :process 0, :f :cas, :value [7 [1 2]]}
+ #jepsen.history.Op{:index 1, :time 20, :type :ok, :process 0, :f :write, :value ["k" 5]})"#;
+        let events = parse(text).expect("parses");
+        assert_eq!(events[0].key.as_deref(), Some("7"));
+        assert_eq!(events[0].value, EventValue::Cas(1, 2));
+        assert_eq!(events[0].time, 10);
+        assert_eq!(events[1].key.as_deref(), Some("k"));
+    }
+
+    #[test]
+    fn bad_input_names_what_was_expected() {
+        let error = parse("[{:process 1, :type :invoke, :f :acquire}]").unwrap_err();
+        assert!(error.to_string().contains("model"), "{error}");
+        let error = parse("[{:process 1, :type :invoke").unwrap_err();
+        assert!(error.to_string().contains("line 1"), "{error}");
+    }
+}
