@@ -132,7 +132,12 @@ pub fn search(ops: &[Op], model: Model, initial: Value, budget: Budget<'_>) -> O
     let mut cache_bytes: usize = 0;
     let mut calls: Vec<(usize, Value)> = Vec::new();
     let mut state = initial;
-    let mut deepest: Option<Failure> = None;
+    // The deepest dead end so far, kept incrementally: `deepest_calls[..common]` is known to
+    // equal `calls[..common]`, so a new deepest point copies only what changed since (copying
+    // the whole stack each time made long valid histories quadratic).
+    let mut deepest: Option<(usize, Value)> = None; // (stuck op, state there)
+    let mut deepest_calls: Vec<(usize, Value)> = Vec::new();
+    let mut common: usize = 0;
     let mut steps: u64 = 0;
 
     let mut entry = nodes[head].next;
@@ -181,18 +186,23 @@ pub fn search(ops: &[Op], model: Model, initial: Value, budget: Budget<'_>) -> O
             return Outcome::Linearizable;
         } else {
             // A return whose op is not linearized: the current prefix cannot be extended past it.
-            if deepest
-                .as_ref()
-                .is_none_or(|d| calls.len() > d.prefix.len())
-            {
-                deepest = Some(failure_of(&nodes, &calls, state, node.op));
+            if deepest.is_none() || calls.len() > deepest_calls.len() {
+                deepest_calls.truncate(common);
+                deepest_calls.extend_from_slice(&calls[common..]);
+                common = calls.len();
+                deepest = Some((node.op, state));
             }
             let Some((call_entry, previous)) = calls.pop() else {
-                return Outcome::NotLinearizable(deepest.unwrap_or(Failure {
-                    prefix: Vec::new(),
-                    stuck: node.op,
-                }));
+                let failure = match deepest {
+                    Some((stuck, at)) => failure_of(&nodes, &deepest_calls, at, stuck),
+                    None => Failure {
+                        prefix: Vec::new(),
+                        stuck: node.op,
+                    },
+                };
+                return Outcome::NotLinearizable(failure);
             };
+            common = common.min(calls.len());
             let op = nodes[call_entry].op;
             linearized.remove(op);
             state = previous;
