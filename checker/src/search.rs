@@ -127,6 +127,7 @@ pub fn search(ops: &[Op], model: Model, initial: Value, budget: Budget<'_>) -> O
     });
 
     let words = ops.len().div_ceil(64);
+    let earlier_twin = earlier_twins(ops);
     let mut linearized = LinearizedSet::new(words);
     let mut cache: HashSet<(u32, Box<[u64]>, Value)> = HashSet::new();
     let mut cache_bytes: usize = 0;
@@ -164,7 +165,10 @@ pub fn search(ops: &[Op], model: Model, initial: Value, budget: Budget<'_>) -> O
         let node = nodes[entry];
         if node.call {
             let op = node.op;
-            if let Some(next_state) = model.step(state, ops[op].step) {
+            let twin_waits = earlier_twin[op].is_some_and(|twin| !linearized.contains(twin));
+            if twin_waits {
+                // Symmetry: see `earlier_twins`.
+            } else if let Some(next_state) = model.step(state, ops[op].step) {
                 linearized.insert(op);
                 let (base, window) = linearized.key();
                 // Entry, boxed window and hash-table slot.
@@ -213,6 +217,26 @@ pub fn search(ops: &[Op], model: Model, initial: Value, budget: Budget<'_>) -> O
     Outcome::Linearizable
 }
 
+/// For each open (never completed) op, the previous open op with the same step, if any.
+///
+/// Open ops with the same step are interchangeable: neither has a return that bounds it, so in
+/// any linearization that uses the later one and not the earlier, the earlier one (invoked
+/// first) could take its place. The search therefore linearizes twins in invoke order only,
+/// which turns 2^k subsets of k identical crashed writes into k + 1 choices.
+fn earlier_twins(ops: &[Op]) -> Vec<Option<usize>> {
+    let mut last: std::collections::HashMap<crate::history::Step, usize> =
+        std::collections::HashMap::new();
+    ops.iter()
+        .enumerate()
+        .map(|(i, op)| {
+            if op.complete_time.is_some() {
+                return None;
+            }
+            last.insert(op.step, i)
+        })
+        .collect()
+}
+
 /// The set of linearized ops (positions in invoke order), as a bitset that also knows its
 /// first word with a gap. The search linearizes ops roughly in invoke order, so the set is
 /// "everything before some point" plus a window of the currently concurrent ops; a cache key
@@ -241,6 +265,10 @@ impl LinearizedSet {
         while self.full_words < self.bits.len() && self.bits[self.full_words] == u64::MAX {
             self.full_words += 1;
         }
+    }
+
+    fn contains(&self, op: usize) -> bool {
+        self.bits[op / 64] & (1 << (op % 64)) != 0
     }
 
     fn remove(&mut self, op: usize) {
