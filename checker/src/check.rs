@@ -338,9 +338,9 @@ pub fn load_history_as(path: &Path, format: Option<Format>) -> Result<LoadedHist
         ))
     })?;
     let format = format.unwrap_or_else(|| Format::detect(&text));
-    let events = format.parse(&text).map_err(|source| Error::InFile {
+    let events = format.parse(&text).map_err(|error| Error::InFile {
         path: file.clone(),
-        source: Box::new(source),
+        error: Box::new(error),
     })?;
     let timed = match format {
         Format::Jsonl => true,
@@ -363,9 +363,9 @@ pub fn check_path(path: &Path, options: &CheckOptions) -> Result<CheckReport, Er
         semantics: history.format.semantics(),
         ..options.clone()
     };
-    check_events(&history.events, &options).map_err(|source| Error::InFile {
+    check_events(&history.events, &options).map_err(|error| Error::InFile {
         path: history.file.clone(),
-        source: Box::new(source),
+        error: Box::new(error),
     })
 }
 

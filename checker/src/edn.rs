@@ -190,16 +190,32 @@ pub fn parse(text: &str) -> Result<Vec<Event>, Error> {
         pos: 0,
         line: 1,
     };
-    let Edn::Vector(items) = parser.value()? else {
-        return Err(parser.malformed("a vector or list of operation maps"));
+    // The top-level vector by hand, to know the line each op map starts on.
+    parser.skip_space();
+    let close = match parser.text.get(parser.pos) {
+        Some(b'[') => b']',
+        Some(b'(') => b')',
+        _ => return Err(parser.malformed("a vector or list of operation maps")),
     };
+    parser.pos += 1;
+    let mut items: Vec<(usize, Edn)> = Vec::new();
+    loop {
+        parser.skip_space();
+        match parser.text.get(parser.pos) {
+            Some(&c) if c == close => break,
+            None => return Err(parser.malformed("the closing bracket of the history")),
+            _ => {
+                let line = parser.line;
+                items.push((line, parser.value()?));
+            }
+        }
+    }
     let mut events = Vec::with_capacity(items.len());
-    // Line numbers for errors: where each op map begins is not tracked past parsing, so
-    // report the op's position instead.
-    for (i, item) in items.iter().enumerate() {
+    for (i, (line, item)) in items.iter().enumerate() {
+        let line = *line;
         let malformed = |expected: &str| Error::Malformed {
-            line: i + 1,
-            expected: format!("{expected} (operation {} of the history)", i + 1),
+            line,
+            expected: expected.to_string(),
         };
         let Edn::Map(map) = item else {
             return Err(malformed("an operation map {:process … :type … :f …}"));
@@ -275,10 +291,9 @@ pub fn parse(text: &str) -> Result<Vec<Event>, Error> {
             value,
             node: None,
             error: None,
-            line: i + 1,
+            line,
         });
     }
-    // Without :time, the position is the time; with it, keep file order for ties.
     Ok(events)
 }
 
@@ -325,8 +340,9 @@ mod tests {
 
     #[test]
     fn bad_input_names_what_was_expected() {
-        let error = parse("[{:process 1, :type :invoke, :f :acquire}]").unwrap_err();
+        let error = parse("[{:process 1, :type :invoke, :f :read, :value nil}\n {:process 1, :type :invoke, :f :acquire}]").unwrap_err();
         assert!(error.to_string().contains("model"), "{error}");
+        assert!(error.to_string().starts_with("line 2:"), "{error}");
         let error = parse("[{:process 1, :type :invoke").unwrap_err();
         assert!(error.to_string().contains("line 1"), "{error}");
     }

@@ -33,6 +33,6 @@ pub enum Error {
     #[error("writing the report in {dir}: {reason}")]
     Report { dir: PathBuf, reason: String },
     /// An error inside a named file.
-    #[error("{path}: {source}")]
-    InFile { path: PathBuf, source: Box<Error> },
+    #[error("{path}: {error}")]
+    InFile { path: PathBuf, error: Box<Error> },
 }

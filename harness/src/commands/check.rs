@@ -73,7 +73,7 @@ pub fn run(args: CheckArgs) -> anyhow::Result<Verdict> {
     let mut reports = Vec::new();
     for path in &args.histories {
         let history = load_history_as(path, args.format.format())
-            .with_context(|| format!("reading {}: fix the history", path.display()))?;
+            .context("cannot check this history (fix it, or name its format with --format)")?;
         let options = CheckOptions {
             semantics: history.format.semantics(),
             ..options.clone()
