@@ -1,6 +1,6 @@
 //! Checking a whole history: per key in parallel, budgets, `results.json`.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -189,6 +189,52 @@ fn without_unobserved_open_writes(ops: &[Op]) -> Option<Vec<Op>> {
         .then(|| ops.iter().filter(|op| !unobserved(op)).cloned().collect())
 }
 
+/// The key's ops with each crashed write (or CAS) whose value is unique and was seen closed at
+/// its first sighting, or `None` if there is none. If exactly one op ever writes `v` and an ok
+/// read (or an ok CAS expecting `v`) saw `v`, that op took effect, and before the sighting
+/// completed: giving it that completion is exact, and it no longer stays open to the end of
+/// the history, where every such op would double what the search may visit.
+fn with_observation_deadlines(ops: &[Op], initial: Value) -> Option<Vec<Op>> {
+    let mut producers: HashMap<i64, u32> = HashMap::new();
+    let mut first_seen: HashMap<i64, (u64, u64)> = HashMap::new();
+    for op in ops {
+        match op.step {
+            Step::Write(v) | Step::Cas { new: v, .. } => *producers.entry(v).or_default() += 1,
+            _ => {}
+        }
+        let seen = match op.step {
+            Step::Read(Some(v)) | Step::Cas { expected: v, .. } => v,
+            _ => continue,
+        };
+        if let (Some(t), Some(idx)) = (op.complete_time, op.complete_index) {
+            let entry = first_seen.entry(seen).or_insert((t, idx));
+            *entry = (*entry).min((t, idx));
+        }
+    }
+    let mut closed: Option<Vec<Op>> = None;
+    for (i, op) in ops.iter().enumerate() {
+        if op.complete_time.is_some() {
+            continue;
+        }
+        let (Step::Write(v) | Step::Cas { new: v, .. }) = op.step else {
+            continue;
+        };
+        if initial == Some(v) || producers.get(&v) != Some(&1) {
+            continue;
+        }
+        // A sighting before the write was even invoked cannot be explained at all; leave the
+        // op open and let the search refute the history.
+        if let Some(&(t, idx)) = first_seen.get(&v)
+            && t >= op.invoke_time
+        {
+            let ops = closed.get_or_insert_with(|| ops.to_vec());
+            ops[i].complete_time = Some(t);
+            ops[i].complete_index = Some(idx);
+        }
+    }
+    closed
+}
+
 /// Decide one key's ops: first without the unobserved indeterminate writes (enough to prove
 /// it linearizable, and fast), then, if that fails, the whole. Returns the outcome and the
 /// engine that decided it.
@@ -198,6 +244,8 @@ pub fn decide(
     initial: Value,
     budget: Budget<'_>,
 ) -> (Outcome, &'static str) {
+    let closed = with_observation_deadlines(ops, initial);
+    let ops = closed.as_deref().unwrap_or(ops);
     if let Some(pruned) = without_unobserved_open_writes(ops)
         && search::search(&pruned, model, initial, budget) == Outcome::Linearizable
     {
@@ -206,7 +254,53 @@ pub fn decide(
             "search without unobserved indeterminate writes",
         );
     }
-    (search::search(ops, model, initial, budget), "search")
+    let merged = with_unobserved_values_merged(ops);
+    (
+        search::search(merged.as_deref().unwrap_or(ops), model, initial, budget),
+        "search",
+    )
+}
+
+/// The value every unobserved crashed write is given by [`with_unobserved_values_merged`].
+const UNOBSERVED: i64 = i64::MIN;
+
+/// The key's ops with the value of every crashed write (or CAS) that nobody read or compared
+/// with replaced by one shared value, or `None` if there is nothing to replace. No read
+/// returns such a value and no CAS expects it, so which of them the register held makes no
+/// difference to any operation: they are interchangeable, and the search (which takes
+/// identical crashed ops in invoke order only) then weighs k of them as k + 1 choices
+/// instead of 2^k subsets. Exact, unless a history itself uses the shared value.
+fn with_unobserved_values_merged(ops: &[Op]) -> Option<Vec<Op>> {
+    let mut observed: HashSet<i64> = HashSet::new();
+    for op in ops {
+        let v = match op.step {
+            Step::Read(Some(v))
+            | Step::Cas { expected: v, .. }
+            | Step::CasMismatch { expected: v } => v,
+            Step::Write(v) | Step::Cas { new: v, .. } if v == UNOBSERVED => return None,
+            _ => continue,
+        };
+        if v == UNOBSERVED {
+            return None;
+        }
+        observed.insert(v);
+    }
+    let mut merged: Option<Vec<Op>> = None;
+    for (i, op) in ops.iter().enumerate() {
+        if op.complete_time.is_some() {
+            continue;
+        }
+        let step = match op.step {
+            Step::Write(v) if !observed.contains(&v) => Step::Write(UNOBSERVED),
+            Step::Cas { expected, new } if !observed.contains(&new) => Step::Cas {
+                expected,
+                new: UNOBSERVED,
+            },
+            _ => continue,
+        };
+        merged.get_or_insert_with(|| ops.to_vec())[i].step = step;
+    }
+    merged
 }
 
 fn check_key(
