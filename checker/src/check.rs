@@ -271,19 +271,22 @@ const UNOBSERVED: i64 = i64::MIN;
 /// identical crashed ops in invoke order only) then weighs k of them as k + 1 choices
 /// instead of 2^k subsets. Exact, unless a history itself uses the shared value.
 fn with_unobserved_values_merged(ops: &[Op]) -> Option<Vec<Op>> {
+    let uses_shared_value = ops.iter().any(|op| match op.step {
+        Step::Read(Some(v)) | Step::Write(v) | Step::CasMismatch { expected: v } => v == UNOBSERVED,
+        Step::Cas { expected, new } => expected == UNOBSERVED || new == UNOBSERVED,
+        _ => false,
+    });
+    if uses_shared_value {
+        return None;
+    }
     let mut observed: HashSet<i64> = HashSet::new();
     for op in ops {
-        let v = match op.step {
-            Step::Read(Some(v))
-            | Step::Cas { expected: v, .. }
-            | Step::CasMismatch { expected: v } => v,
-            Step::Write(v) | Step::Cas { new: v, .. } if v == UNOBSERVED => return None,
-            _ => continue,
-        };
-        if v == UNOBSERVED {
-            return None;
+        if let Step::Read(Some(v))
+        | Step::Cas { expected: v, .. }
+        | Step::CasMismatch { expected: v } = op.step
+        {
+            observed.insert(v);
         }
-        observed.insert(v);
     }
     let mut merged: Option<Vec<Op>> = None;
     for (i, op) in ops.iter().enumerate() {
