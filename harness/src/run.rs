@@ -14,6 +14,7 @@ use anyhow::Context;
 use faultline_checker::record::{RecordProcess, RecordType};
 use faultline_checker::{CheckOptions, CheckReport, Model, Verdict, load_history};
 use faultline_nemesis::{FaultEvent, Isolation, Lab, LabConfig, Nemesis, NemesisConfig};
+use faultline_targets::attached::AttachedCluster;
 use faultline_targets::{Client, Cluster, Outcome, Request};
 use faultline_workloads::{Generator, Operation, Workload};
 use tokio::sync::watch;
@@ -92,7 +93,10 @@ pub fn execute(spec: &TestSpec) -> anyhow::Result<RunSummary> {
         .enable_all()
         .build()
         .context("starting the harness runtime")?;
-    let outcome = runtime.block_on(run_in_lab(spec, &dir, recorder, latencies.clone()));
+    let outcome = match &spec.endpoints {
+        Some(_) => runtime.block_on(run_attached(spec, recorder, latencies.clone())),
+        None => runtime.block_on(run_in_lab(spec, &dir, recorder, latencies.clone())),
+    };
     runtime.shutdown_timeout(Duration::from_secs(5));
     let tally = writer.finish()?;
     let (version, interrupted) = outcome.with_context(|| {
@@ -215,6 +219,39 @@ async fn run_in_lab(
     Ok((version, *stop_rx.borrow()))
 }
 
+/// Drive a cluster someone else runs (`--endpoints`): no lab, no lifecycle, no faults.
+async fn run_attached(
+    spec: &TestSpec,
+    recorder: Recorder,
+    latencies: Arc<Mutex<Vec<u64>>>,
+) -> anyhow::Result<(String, bool)> {
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let signal = faultline_nemesis::shutdown_signal()?;
+    let signal_task = tokio::spawn(async move {
+        signal.await;
+        let _ = stop_tx.send(true);
+    });
+    let attached = spec
+        .attached_spec()?
+        .context("--endpoints without endpoints")?;
+    let cluster = Arc::new(Cluster::Attached(AttachedCluster::attach(&attached)?));
+    let version = cluster.version();
+    let here = tokio::runtime::Handle::current();
+    let result = drive(
+        spec,
+        None,
+        &cluster,
+        &here,
+        recorder,
+        latencies,
+        stop_rx.clone(),
+    )
+    .await;
+    signal_task.abort();
+    result?;
+    Ok((version, *stop_rx.borrow()))
+}
+
 async fn run_cluster(
     spec: &TestSpec,
     dir: &Path,
@@ -232,7 +269,7 @@ async fn run_cluster(
         .context("starting the client runtime")?;
     let result = drive(
         spec,
-        lab,
+        Some(lab),
         &cluster,
         clients.handle(),
         recorder,
@@ -242,7 +279,7 @@ async fn run_cluster(
     .await;
     clients.shutdown_background();
     let cluster = Arc::into_inner(cluster).context("a client outlived the run")?;
-    let stopped = cluster.stop(lab).await;
+    let stopped = cluster.stop(Some(lab)).await;
     result?;
     stopped.context("stopping the cluster")?;
     Ok(version)
@@ -251,7 +288,7 @@ async fn run_cluster(
 #[allow(clippy::too_many_arguments)]
 async fn drive(
     spec: &TestSpec,
-    lab: &Lab,
+    lab: Option<&Lab>,
     cluster: &Arc<Cluster>,
     clients: &tokio::runtime::Handle,
     recorder: Recorder,
@@ -265,6 +302,18 @@ async fn drive(
     tracing::info!(%leader, "cluster is up");
 
     let generator = Arc::new(Mutex::new(Generator::new(spec.workload.clone())?));
+    let key_prefix: Arc<str> = match cluster.as_ref() {
+        // Unique per run: seed and start time.
+        Cluster::Attached(_) => format!(
+            "faultline-{}-{}-",
+            spec.seed,
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis())
+        )
+        .into(),
+        _ => "".into(),
+    };
     let next_process = Arc::new(AtomicU64::new(spec.concurrency as u64));
     let deadline = tokio::time::Instant::now() + spec.time_limit;
     let nodes = cluster.node_names();
@@ -276,6 +325,7 @@ async fn drive(
         let node = nodes[w % nodes.len()].clone();
         let worker = Worker {
             client: cluster.client(&node)?,
+            key_prefix: key_prefix.clone(),
             node,
             process: w as u64,
             next_process: next_process.clone(),
@@ -321,20 +371,28 @@ async fn drive(
         );
     };
     let mut nemesis_stop = stop.clone();
-    let nemesis_result = nemesis
-        .run(lab, &leader_probe, emit, async move {
-            let _ = nemesis_stop.wait_for(|stopped| *stopped).await;
-        })
-        .await;
+    let nemesis_result = match lab {
+        Some(lab) => Some(
+            nemesis
+                .run(lab, &leader_probe, emit, async move {
+                    let _ = nemesis_stop.wait_for(|stopped| *stopped).await;
+                })
+                .await,
+        ),
+        // Attached: no lab to inject faults from; the workers end at the deadline.
+        None => None,
+    };
     for worker in workers {
         worker.await.context("a client worker panicked")?;
     }
     progress.abort();
-    let summary = nemesis_result.context("running the nemesis")?;
-    tracing::info!(
-        ?summary,
-        "faults healed; waiting for the cluster to recover"
-    );
+    if let Some(result) = nemesis_result {
+        let summary = result.context("running the nemesis")?;
+        tracing::info!(
+            ?summary,
+            "faults healed; waiting for the cluster to recover"
+        );
+    }
 
     // Recovery, then a final read of every key on every node.
     let c = cluster.clone();
@@ -351,7 +409,14 @@ async fn drive(
         let recorder = recorder.clone();
         let keys = keys.clone();
         let process = next_process.fetch_add(1, Ordering::Relaxed);
-        readers.push(clients.spawn(final_reads(client, node, process, keys, recorder)));
+        readers.push(clients.spawn(final_reads(
+            client,
+            key_prefix.clone(),
+            node,
+            process,
+            keys,
+            recorder,
+        )));
     }
     for reader in readers {
         reader.await.context("a final reader panicked")?;
@@ -362,6 +427,9 @@ async fn drive(
 /// One client: sends operations until the deadline, recording each invoke and completion.
 pub(crate) struct Worker {
     pub(crate) client: Client,
+    /// Put before every key on the wire (the history keeps the plain key): a run against a
+    /// cluster that already holds data uses keys of its own, so they start absent.
+    pub(crate) key_prefix: Arc<str>,
     pub(crate) node: String,
     pub(crate) process: u64,
     pub(crate) next_process: Arc<AtomicU64>,
@@ -398,19 +466,28 @@ impl Worker {
                 "read",
                 key.clone(),
                 serde_json::Value::Null,
-                Request::Read { key },
+                Request::Read {
+                    key: format!("{}{key}", self.key_prefix),
+                },
             ),
             Operation::Write { key, value } => (
                 "write",
                 key.clone(),
                 value.into(),
-                Request::Write { key, value },
+                Request::Write {
+                    key: format!("{}{key}", self.key_prefix),
+                    value,
+                },
             ),
             Operation::Cas { key, expected, new } => (
                 "cas",
                 key.clone(),
                 serde_json::json!([expected, new]),
-                Request::Cas { key, expected, new },
+                Request::Cas {
+                    key: format!("{}{key}", self.key_prefix),
+                    expected,
+                    new,
+                },
             ),
         };
         let process = RecordProcess::Client(self.process);
@@ -471,6 +548,7 @@ const REFUSED_BACKOFF: Duration = Duration::from_millis(50);
 
 async fn final_reads(
     client: Client,
+    key_prefix: Arc<str>,
     node: String,
     process: u64,
     keys: Vec<String>,
@@ -488,7 +566,10 @@ async fn final_reads(
             Some(&node),
             None,
         );
-        let (kind, value, error) = match client.call(&Request::Read { key: key.clone() }).await {
+        let wire = Request::Read {
+            key: format!("{key_prefix}{key}"),
+        };
+        let (kind, value, error) = match client.call(&wire).await {
             Outcome::Ok(v) => (RecordType::Ok, serde_json::json!(v), None),
             Outcome::Fail(why) => (RecordType::Fail, serde_json::Value::Null, Some(why)),
             Outcome::Info(why) => (RecordType::Info, serde_json::Value::Null, Some(why)),

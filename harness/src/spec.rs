@@ -7,6 +7,7 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use faultline_nemesis::FaultKind;
 use faultline_targets::TargetSpec;
+use faultline_targets::attached::{AttachedSpec, EndpointApi};
 use faultline_targets::consul::{ConsulReadMode, ConsulSpec};
 use faultline_targets::etcd::{EtcdReadMode, EtcdSpec};
 use faultline_targets::raft::RaftSpec;
@@ -33,6 +34,8 @@ pub struct TestSpec {
     pub read_mode: Option<String>,
     pub etcd_bin: Option<PathBuf>,
     pub consul_bin: Option<PathBuf>,
+    /// A running cluster to drive instead of starting one (no lab, no faults).
+    pub endpoints: Option<Vec<String>>,
     pub seed: u64,
     pub results: PathBuf,
     pub op_timeout: Duration,
@@ -60,6 +63,7 @@ pub struct ConfigFile {
     pub read_mode: Option<String>,
     pub etcd_bin: Option<PathBuf>,
     pub consul_bin: Option<PathBuf>,
+    pub endpoints: Option<String>,
     pub seed: Option<u64>,
     pub results: Option<PathBuf>,
     pub op_timeout: Option<f64>,
@@ -152,7 +156,26 @@ impl TestSpec {
         // etcd and Consul are Go programs: they read the clock through the vDSO, where
         // libfaketime cannot reach, so clock faults would silently do nothing to them.
         let clock_reaches_target = target == "raft";
+        let endpoints: Option<Vec<String>> = args.endpoints.or(config.endpoints).map(|e| {
+            e.split(',')
+                .map(|u| u.trim().to_string())
+                .filter(|u| !u.is_empty())
+                .collect()
+        });
         let asked = args.nemesis.or(config.nemesis);
+        if endpoints.is_some() {
+            if asked.as_deref().is_some_and(|n| n != "none") {
+                bail!(
+                    "--endpoints: faults need the lab Faultline builds; against a running cluster use --nemesis none"
+                );
+            }
+            if !unsafe_modes.is_empty() {
+                bail!(
+                    "--endpoints: --unsafe plants bugs in servers Faultline starts, not in a running cluster"
+                );
+            }
+        }
+        let asked = asked.or_else(|| endpoints.as_ref().map(|_| "none".to_string()));
         let nemesis = asked.clone().unwrap_or_else(|| {
             if clock_reaches_target {
                 "partition,kill,pause,clock".into()
@@ -209,6 +232,7 @@ impl TestSpec {
             )?,
             unsafe_modes,
             read_mode,
+            endpoints,
             etcd_bin: args.etcd_bin.or(config.etcd_bin),
             consul_bin: args.consul_bin.or(config.consul_bin),
             seed,
@@ -226,7 +250,35 @@ impl TestSpec {
         // Check the workload and the target now, not on the first worker.
         faultline_workloads::Generator::new(spec.workload.clone())?;
         spec.target_spec(&spec.results)?;
+        spec.attached_spec()?;
         Ok(spec)
+    }
+
+    /// With `--endpoints`: how to reach the running cluster.
+    pub fn attached_spec(&self) -> anyhow::Result<Option<AttachedSpec>> {
+        let Some(endpoints) = &self.endpoints else {
+            return Ok(None);
+        };
+        if endpoints.is_empty() {
+            bail!(
+                "--endpoints needs at least one URL, e.g. http://10.0.0.1:2379,http://10.0.0.2:2379"
+            );
+        }
+        let api = match self.target.as_str() {
+            "etcd" => EndpointApi::Etcd(EtcdReadMode::parse(
+                self.read_mode.as_deref().unwrap_or("linearizable"),
+            )?),
+            "consul" => EndpointApi::Consul(ConsulReadMode::parse(
+                self.read_mode.as_deref().unwrap_or("consistent"),
+            )?),
+            _ => EndpointApi::Raft,
+        };
+        Ok(Some(AttachedSpec {
+            api,
+            endpoints: endpoints.clone(),
+            op_timeout: self.op_timeout,
+            startup_timeout: Duration::from_secs(30),
+        }))
     }
 
     /// What to start, with data directories under `data_dir`.

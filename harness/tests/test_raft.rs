@@ -54,10 +54,18 @@ fn default_faults_give_a_valid_verdict_and_a_complete_run_directory() {
     let history = std::fs::read_to_string(dir.join("history.jsonl")).expect("history");
     let mut nemesis = 0;
     let mut ok = 0;
+    let mut first_fault = None;
     for line in history.lines() {
         let record: Value = serde_json::from_str(line).expect("each line is JSON");
         if record["process"] == "nemesis" {
             nemesis += 1;
+            if first_fault.is_none()
+                && record["f"]
+                    .as_str()
+                    .is_some_and(|f| f.starts_with("start-"))
+            {
+                first_fault = record["value"]["description"].as_str().map(str::to_string);
+            }
         } else if record["type"] == "ok" {
             ok += 1;
             assert!(record["node"].is_string(), "{record}");
@@ -74,6 +82,23 @@ fn default_faults_give_a_valid_verdict_and_a_complete_run_directory() {
         .output()
         .expect("check runs");
     assert_eq!(check.status.code(), Some(0), "{}", describe(&check));
+
+    // The report of this real run: each plot as a PNG of the right size and an SVG that
+    // labels the run's first fault; the page names the verdict.
+    let fault = first_fault.expect("a fault with a description");
+    for name in ["latency-raw", "latency-quantiles", "rate"] {
+        let png = image::open(dir.join(format!("{name}.png")))
+            .unwrap_or_else(|e| panic!("{name}.png decodes: {e}"));
+        assert_eq!((png.width(), png.height()), (1200, 480), "{name}.png");
+        let svg = std::fs::read_to_string(dir.join(format!("{name}.svg"))).expect("svg");
+        let label: String = fault.chars().take(40).collect();
+        assert!(
+            svg.contains(&label),
+            "{name}.svg labels the fault {fault:?}"
+        );
+    }
+    let page = std::fs::read_to_string(dir.join("report.html")).expect("report.html");
+    assert!(page.contains("<div class=\"verdict\">valid</div>"));
 }
 
 #[test]

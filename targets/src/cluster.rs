@@ -3,6 +3,7 @@
 
 use faultline_nemesis::Lab;
 
+use crate::attached::AttachedCluster;
 use crate::consul::{ConsulClient, ConsulCluster, ConsulSpec};
 use crate::error::Error;
 use crate::etcd::{EtcdClient, EtcdCluster, EtcdSpec};
@@ -41,6 +42,8 @@ pub enum Cluster {
     Raft(RaftCluster),
     Etcd(EtcdCluster),
     Consul(ConsulCluster),
+    /// A cluster someone else runs, reached through `--endpoints`.
+    Attached(AttachedCluster),
 }
 
 impl Cluster {
@@ -60,6 +63,7 @@ impl Cluster {
             Cluster::Raft(c) => c.node_names(),
             Cluster::Etcd(c) => c.node_names(),
             Cluster::Consul(c) => c.node_names(),
+            Cluster::Attached(c) => c.node_names(),
         }
     }
 
@@ -69,6 +73,7 @@ impl Cluster {
             Cluster::Raft(c) => c.wait_for_leader().await,
             Cluster::Etcd(c) => c.wait_for_leader().await,
             Cluster::Consul(c) => c.wait_for_leader().await,
+            Cluster::Attached(c) => c.wait_until_serving().await,
         }
     }
 
@@ -78,6 +83,8 @@ impl Cluster {
             Cluster::Raft(c) => c.leader().await,
             Cluster::Etcd(c) => c.leader().await,
             Cluster::Consul(c) => c.leader().await,
+            // Not known for a cluster Faultline did not start.
+            Cluster::Attached(_) => None,
         }
     }
 
@@ -87,15 +94,20 @@ impl Cluster {
             Cluster::Raft(c) => Client::Raft(c.client(node)?),
             Cluster::Etcd(c) => Client::Etcd(c.client(node)?),
             Cluster::Consul(c) => Client::Consul(c.client(node)?),
+            Cluster::Attached(c) => c.client(node)?,
         })
     }
 
-    /// Stop every node and remove the data.
-    pub async fn stop(self, lab: &Lab) -> Result<(), Error> {
-        match self {
-            Cluster::Raft(c) => c.stop(lab).await,
-            Cluster::Etcd(c) => c.stop(lab).await,
-            Cluster::Consul(c) => c.stop(lab).await,
+    /// Stop every node and remove the data (an attached cluster is left as it is).
+    pub async fn stop(self, lab: Option<&Lab>) -> Result<(), Error> {
+        match (self, lab) {
+            (Cluster::Raft(c), Some(lab)) => c.stop(lab).await,
+            (Cluster::Etcd(c), Some(lab)) => c.stop(lab).await,
+            (Cluster::Consul(c), Some(lab)) => c.stop(lab).await,
+            (Cluster::Attached(_), _) => Ok(()),
+            (_, None) => Err(Error::Config(
+                "a cluster started in a lab is stopped through that lab".into(),
+            )),
         }
     }
 
@@ -105,6 +117,7 @@ impl Cluster {
             Cluster::Raft(c) => c.version(),
             Cluster::Etcd(c) => c.version(),
             Cluster::Consul(c) => c.version(),
+            Cluster::Attached(_) => "attached (not started by Faultline)".into(),
         }
     }
 }

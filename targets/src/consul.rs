@@ -269,6 +269,21 @@ pub struct ConsulClient {
     http: reqwest::Client,
 }
 
+impl ConsulClient {
+    /// A client of the Consul agent at `base` (`http://IP:8500`) that this crate did not start.
+    pub fn at(
+        base: &str,
+        read_mode: ConsulReadMode,
+        op_timeout: Duration,
+    ) -> Result<ConsulClient, Error> {
+        Ok(ConsulClient {
+            base: format!("{}/v1/kv", base.trim_end_matches('/')),
+            read_mode,
+            http: reqwest::Client::builder().timeout(op_timeout).build()?,
+        })
+    }
+}
+
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase")]
 struct Entry {

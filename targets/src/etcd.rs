@@ -240,6 +240,21 @@ pub struct EtcdClient {
     http: reqwest::Client,
 }
 
+impl EtcdClient {
+    /// A client of the etcd member at `base` (`http://IP:2379`) that this crate did not start.
+    pub fn at(
+        base: &str,
+        read_mode: EtcdReadMode,
+        op_timeout: Duration,
+    ) -> Result<EtcdClient, Error> {
+        Ok(EtcdClient {
+            base: base.trim_end_matches('/').to_string(),
+            serializable: read_mode == EtcdReadMode::Serializable,
+            http: reqwest::Client::builder().timeout(op_timeout).build()?,
+        })
+    }
+}
+
 #[derive(Deserialize)]
 struct RangeAnswer {
     #[serde(default)]

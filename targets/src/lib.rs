@@ -10,6 +10,7 @@
 //! - [`cluster`]: [`TargetSpec`], [`Cluster`] and [`Client`], one interface over every target.
 //! - [`raft`]: the bundled `faultline-raft` cluster and its client.
 //! - [`etcd`]: etcd 3.4 over its v3 JSON gateway (linearizable or serializable reads).
+//! - [`attached`]: a running cluster reached through `--endpoints` (clients only).
 //! - [`consul`]: Consul 1.8 over its KV API (consistent, default or stale reads).
 //! - [`error`]: lifecycle errors.
 //!
@@ -17,6 +18,7 @@
 //! A target never decides correctness (that is the checker's job) and never connects to a lab
 //! address from the root network namespace: its network calls run on the lab's client runtime.
 
+pub mod attached;
 mod base64;
 pub mod cluster;
 pub mod consul;

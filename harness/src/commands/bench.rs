@@ -125,6 +125,7 @@ fn harness(clients: usize, seconds: f64) -> anyhow::Result<()> {
         for process in 0..clients {
             let worker = Worker {
                 client: Client::Raft(RaftClient::at(&base, Duration::from_secs(2))?),
+                key_prefix: "".into(),
                 node: "n1".into(),
                 process: process as u64,
                 next_process: next_process.clone(),

@@ -19,6 +19,10 @@ pub struct TestArgs {
     /// `consistent` (default), `default` or `stale`.
     #[arg(long)]
     pub read_mode: Option<String>,
+    /// Drive a cluster that is already running instead of starting one: its nodes' base URLs,
+    /// comma-separated (`http://10.0.0.1:2379,http://10.0.0.2:2379`). No lab, so no faults.
+    #[arg(long, value_name = "URL,...")]
+    pub endpoints: Option<String>,
     /// The etcd binary [default: found on PATH].
     #[arg(long)]
     pub etcd_bin: Option<PathBuf>,
@@ -80,8 +84,11 @@ pub struct TestArgs {
 }
 
 pub fn run(args: TestArgs) -> anyhow::Result<Verdict> {
-    // Before any thread starts: without root this re-executes inside a user namespace.
-    faultline_nemesis::ensure_root_or_reexec()?;
+    // Before any thread starts: without root this re-executes inside a user namespace (only
+    // for the lab; a run against --endpoints needs neither root nor namespaces).
+    if args.endpoints.is_none() {
+        faultline_nemesis::ensure_root_or_reexec()?;
+    }
     let spec = TestSpec::resolve(args)?;
     let mut summaries: Vec<RunSummary> = Vec::new();
     let mut worst = Verdict::Valid;
