@@ -84,7 +84,7 @@ where
     clients.shutdown_background();
     let cluster = Arc::into_inner(cluster).expect("test released the cluster");
     let lab = Arc::into_inner(lab).expect("test released the lab");
-    let stopped = cluster.stop(&lab).await;
+    let stopped = cluster.stop(Some(&lab)).await;
     lab.teardown().await.expect("lab tears down");
     stopped.expect("cluster stops");
     if let Err(panic) = result {
