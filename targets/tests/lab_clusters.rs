@@ -251,10 +251,20 @@ async fn a_minority_is_stale_or_unavailable_and_a_dead_node_refuses(
 
     lab.heal().await.expect("heals");
     lab.kill_node(&cut).await.expect("kill");
-    // A fresh client: a pooled connection to the killed node would be reset after the
-    // request went out, which is (rightly) indeterminate, not a refusal.
-    let (fresh, _) = clients(&cluster, &cut);
-    let outcome = fresh.call(&write("p", 4)).await;
+    // A fresh client each try: a pooled connection to the killed node would be reset after
+    // the request went out, which is (rightly) indeterminate, not a refusal. Until the kernel
+    // has finished the process, its listening socket may still accept and then reset.
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    let outcome = loop {
+        let (fresh, _) = clients(&cluster, &cut);
+        let outcome = fresh.call(&write("p", 4)).await;
+        match &outcome {
+            Outcome::Info(why) if why.contains("reset") && std::time::Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            _ => break outcome,
+        }
+    };
     assert!(
         matches!(&outcome, Outcome::Fail(why) if why.starts_with("connect")),
         "write to a dead node: {outcome:?}"
