@@ -21,6 +21,7 @@ use serde::Deserialize;
 use crate::base64;
 use crate::discover::{find_program, version_line};
 use crate::error::Error;
+use crate::nodes::{LabNodes, status_client, stop_and_wipe};
 use crate::outcome::{CAS_MISMATCH, Outcome, Request};
 
 /// HTTP API port on every node.
@@ -77,7 +78,7 @@ pub struct ConsulSpec {
 
 /// A running Consul cluster.
 pub struct ConsulCluster {
-    nodes: Vec<(String, Ipv4Addr)>,
+    nodes: LabNodes,
     binary: PathBuf,
     data_dir: PathBuf,
     read_mode: ConsulReadMode,
@@ -107,16 +108,9 @@ impl ConsulCluster {
     /// [`ConsulCluster::wait_for_leader`] on the client runtime.
     pub async fn start(spec: &ConsulSpec, lab: &Lab) -> Result<ConsulCluster, Error> {
         let binary = find_binary(spec.binary.as_deref())?;
-        let nodes: Vec<(String, Ipv4Addr)> = lab
-            .nodes()
-            .into_iter()
-            .map(|n| {
-                let ip = lab.node_ip(&n);
-                (n, ip)
-            })
-            .collect();
+        let nodes = LabNodes::of(lab);
         let io = |what: String| move |source| Error::Io { what, source };
-        for (name, ip) in &nodes {
+        for (name, ip) in nodes.iter() {
             let data = spec.data_dir.join(name);
             std::fs::create_dir_all(&data).map_err(io(format!("creating {}", data.display())))?;
             let config = spec.data_dir.join(format!("{name}.json"));
@@ -133,7 +127,7 @@ impl ConsulCluster {
                 "-dns-port=-1".into(),
                 format!("-config-file={}", config.display()),
             ];
-            for (peer, peer_ip) in &nodes {
+            for (peer, peer_ip) in nodes.iter() {
                 if peer != name {
                     args.push(format!("-retry-join={peer_ip}"));
                 }
@@ -160,7 +154,7 @@ impl ConsulCluster {
 
     /// The node names, `n1`…
     pub fn node_names(&self) -> Vec<String> {
-        self.nodes.iter().map(|(n, _)| n.clone()).collect()
+        self.nodes.names()
     }
 
     /// Wait, bounded by the spec's startup timeout, until a leader is elected and its KV store
@@ -172,7 +166,7 @@ impl ConsulCluster {
             .build()?;
         while Instant::now() < deadline {
             if let Some(leader) = self.leader().await {
-                let ip = self.ip(&leader)?;
+                let ip = self.nodes.ip(&leader)?;
                 let url = format!("http://{ip}:{HTTP_PORT}/v1/kv/faultline-probe?consistent");
                 if let Ok(r) = http.get(url).send().await
                     && matches!(r.status().as_u16(), 200 | 404)
@@ -191,11 +185,8 @@ impl ConsulCluster {
     /// The current leader: what a node's `/v1/status/leader` says (`"IP:8300"`), as a node
     /// name. Asks each node in turn until one knows a leader.
     pub async fn leader(&self) -> Option<String> {
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_millis(500))
-            .build()
-            .ok()?;
-        for (_, ip) in &self.nodes {
+        let http = status_client()?;
+        for (_, ip) in self.nodes.iter() {
             let url = format!("http://{ip}:{HTTP_PORT}/v1/status/leader");
             let Ok(response) = http.get(url).send().await else {
                 continue;
@@ -212,18 +203,7 @@ impl ConsulCluster {
 
     fn node_at(&self, address: &str) -> Option<String> {
         let ip: Ipv4Addr = address.split(':').next()?.parse().ok()?;
-        self.nodes
-            .iter()
-            .find(|(_, node_ip)| *node_ip == ip)
-            .map(|(n, _)| n.clone())
-    }
-
-    fn ip(&self, node: &str) -> Result<Ipv4Addr, Error> {
-        self.nodes
-            .iter()
-            .find(|(n, _)| n == node)
-            .map(|(_, ip)| *ip)
-            .ok_or_else(|| Error::Config(format!("no node `{node}` in this cluster")))
+        self.nodes.name_of(ip)
     }
 
     /// A client bound to `node`, reading in the spec's read mode.
@@ -238,7 +218,7 @@ impl ConsulCluster {
         read_mode: ConsulReadMode,
     ) -> Result<ConsulClient, Error> {
         Ok(ConsulClient {
-            base: format!("http://{}:{HTTP_PORT}/v1/kv", self.ip(node)?),
+            base: format!("http://{}:{HTTP_PORT}/v1/kv", self.nodes.ip(node)?),
             read_mode,
             http: reqwest::Client::builder()
                 .timeout(self.op_timeout)
@@ -248,11 +228,7 @@ impl ConsulCluster {
 
     /// Stop every node and remove the data directories.
     pub async fn stop(self, lab: &Lab) -> Result<(), Error> {
-        lab.stop_all_nodes_within(Duration::from_secs(3)).await?;
-        if let Err(e) = std::fs::remove_dir_all(&self.data_dir) {
-            tracing::warn!("removing {}: {e}", self.data_dir.display());
-        }
-        Ok(())
+        stop_and_wipe(lab, &self.data_dir, Duration::from_secs(3)).await
     }
 
     /// `Consul v1.8.7`.

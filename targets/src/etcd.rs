@@ -7,9 +7,8 @@
 //!
 //! Network calls run on the lab's client runtime (see the crate root).
 
-use std::net::Ipv4Addr;
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use faultline_nemesis::{Lab, NodeCommand};
 use serde::Deserialize;
@@ -18,6 +17,7 @@ use serde_json::json;
 use crate::base64;
 use crate::discover::{find_program, version_line};
 use crate::error::Error;
+use crate::nodes::{LabNodes, status_client, stop_and_wipe, wait_for_leader};
 use crate::outcome::{CAS_MISMATCH, Outcome, Request};
 
 /// Client port on every node.
@@ -63,7 +63,7 @@ pub struct EtcdSpec {
 
 /// A running etcd cluster.
 pub struct EtcdCluster {
-    nodes: Vec<(String, Ipv4Addr)>,
+    nodes: LabNodes,
     binary: PathBuf,
     data_dir: PathBuf,
     read_mode: EtcdReadMode,
@@ -86,14 +86,7 @@ impl EtcdCluster {
     /// [`EtcdCluster::wait_for_leader`] on the client runtime.
     pub async fn start(spec: &EtcdSpec, lab: &Lab) -> Result<EtcdCluster, Error> {
         let binary = find_binary(spec.binary.as_deref())?;
-        let nodes: Vec<(String, Ipv4Addr)> = lab
-            .nodes()
-            .into_iter()
-            .map(|n| {
-                let ip = lab.node_ip(&n);
-                (n, ip)
-            })
-            .collect();
+        let nodes = LabNodes::of(lab);
         let initial_cluster = nodes
             .iter()
             .map(|(name, ip)| format!("{name}=http://{ip}:{PEER_PORT}"))
@@ -101,7 +94,7 @@ impl EtcdCluster {
             .join(",");
         // A cluster token per lab, so members of another run can never join this one.
         let token = format!("faultline-{}", lab.name());
-        for (name, ip) in &nodes {
+        for (name, ip) in nodes.iter() {
             let data = spec.data_dir.join(name);
             std::fs::create_dir_all(&spec.data_dir).map_err(|source| Error::Io {
                 what: format!("creating {}", spec.data_dir.display()),
@@ -143,31 +136,18 @@ impl EtcdCluster {
 
     /// The node names, `n1`…
     pub fn node_names(&self) -> Vec<String> {
-        self.nodes.iter().map(|(n, _)| n.clone()).collect()
+        self.nodes.names()
     }
 
     /// Wait, bounded by the spec's startup timeout, until a leader is elected.
     pub async fn wait_for_leader(&self) -> Result<String, Error> {
-        let deadline = Instant::now() + self.startup_timeout;
-        while Instant::now() < deadline {
-            if let Some(leader) = self.leader().await {
-                return Ok(leader);
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        Err(Error::NoLeader(format!(
-            "no etcd leader after {:?}: see the node logs in the run directory's nodes/",
-            self.startup_timeout
-        )))
+        wait_for_leader("etcd", self.startup_timeout, || self.leader()).await
     }
 
     /// The current leader: the node whose member id is the leader its own status reports.
     pub async fn leader(&self) -> Option<String> {
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_millis(500))
-            .build()
-            .ok()?;
-        for (name, ip) in &self.nodes {
+        let http = status_client()?;
+        for (name, ip) in self.nodes.iter() {
             let url = format!("http://{ip}:{CLIENT_PORT}/v3/maintenance/status");
             let Ok(response) = http.post(url).json(&json!({})).send().await else {
                 continue;
@@ -189,12 +169,7 @@ impl EtcdCluster {
 
     /// A client bound to `node` that reads in `read_mode`.
     pub fn client_reading(&self, node: &str, read_mode: EtcdReadMode) -> Result<EtcdClient, Error> {
-        let ip = self
-            .nodes
-            .iter()
-            .find(|(n, _)| n == node)
-            .map(|(_, ip)| *ip)
-            .ok_or_else(|| Error::Config(format!("no node `{node}` in this cluster")))?;
+        let ip = self.nodes.ip(node)?;
         Ok(EtcdClient {
             base: format!("http://{ip}:{CLIENT_PORT}"),
             serializable: read_mode == EtcdReadMode::Serializable,
@@ -208,11 +183,7 @@ impl EtcdCluster {
     pub async fn stop(self, lab: &Lab) -> Result<(), Error> {
         // etcd hands leadership over on SIGTERM, which takes seconds; the data is removed
         // anyway, so a short grace is enough.
-        lab.stop_all_nodes_within(Duration::from_secs(3)).await?;
-        if let Err(e) = std::fs::remove_dir_all(&self.data_dir) {
-            tracing::warn!("removing {}: {e}", self.data_dir.display());
-        }
-        Ok(())
+        stop_and_wipe(lab, &self.data_dir, Duration::from_secs(3)).await
     }
 
     /// `etcd Version: 3.4.23`.

@@ -26,6 +26,7 @@ mod discover;
 pub mod error;
 pub mod etcd;
 mod http;
+mod nodes;
 pub mod outcome;
 pub mod raft;
 

@@ -7,14 +7,14 @@
 //! [`RaftClient::call`]) open sockets: run them on the lab's client runtime, whose threads live
 //! in the client namespace, never on a runtime of the root namespace.
 
-use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use faultline_nemesis::{Lab, NodeCommand};
 use serde::Deserialize;
 
 use crate::error::Error;
+use crate::nodes::{LabNodes, status_client, stop_and_wipe, wait_for_leader};
 use crate::outcome::{CAS_MISMATCH, Outcome, Request};
 
 /// The port every node serves its API and Raft RPCs on.
@@ -37,7 +37,7 @@ pub struct RaftSpec {
 
 /// A running cluster.
 pub struct RaftCluster {
-    nodes: Vec<(String, Ipv4Addr)>,
+    nodes: LabNodes,
     binary: PathBuf,
     data_dir: PathBuf,
     op_timeout: Duration,
@@ -62,14 +62,7 @@ impl RaftCluster {
             )));
         }
         let binary = find_binary(spec.binary.as_deref())?;
-        let nodes: Vec<(String, Ipv4Addr)> = lab
-            .nodes()
-            .into_iter()
-            .map(|n| {
-                let ip = lab.node_ip(&n);
-                (n, ip)
-            })
-            .collect();
+        let nodes = LabNodes::of(lab);
         let peers = nodes
             .iter()
             .enumerate()
@@ -118,35 +111,19 @@ impl RaftCluster {
 
     /// The node names, `n1`…
     pub fn node_names(&self) -> Vec<String> {
-        self.nodes.iter().map(|(n, _)| n.clone()).collect()
-    }
-
-    fn status_client(&self) -> Result<reqwest::Client, Error> {
-        Ok(reqwest::Client::builder()
-            .timeout(Duration::from_millis(500))
-            .build()?)
+        self.nodes.names()
     }
 
     /// Wait, bounded by the spec's startup timeout, until a leader is elected.
     pub async fn wait_for_leader(&self) -> Result<String, Error> {
-        let deadline = Instant::now() + self.startup_timeout;
-        while Instant::now() < deadline {
-            if let Some(leader) = self.leader().await {
-                return Ok(leader);
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        Err(Error::NoLeader(format!(
-            "no raft leader after {:?}: see the node logs in the run directory's nodes/",
-            self.startup_timeout
-        )))
+        wait_for_leader("raft", self.startup_timeout, || self.leader()).await
     }
 
     /// The current leader, as its node name: a node that says it leads. `None` when no node
     /// answers that it is the leader (an election, a partition).
     pub async fn leader(&self) -> Option<String> {
-        let client = self.status_client().ok()?;
-        for (name, ip) in &self.nodes {
+        let client = status_client()?;
+        for (name, ip) in self.nodes.iter() {
             let url = format!("http://{ip}:{PORT}/status");
             let Ok(response) = client.get(url).send().await else {
                 continue;
@@ -163,12 +140,7 @@ impl RaftCluster {
 
     /// A client bound to `node`.
     pub fn client(&self, node: &str) -> Result<RaftClient, Error> {
-        let ip = self
-            .nodes
-            .iter()
-            .find(|(n, _)| n == node)
-            .map(|(_, ip)| *ip)
-            .ok_or_else(|| Error::Config(format!("no node `{node}` in this cluster")))?;
+        let ip = self.nodes.ip(node)?;
         Ok(RaftClient {
             base: format!("http://{ip}:{PORT}"),
             http: reqwest::Client::builder()
@@ -179,11 +151,7 @@ impl RaftCluster {
 
     /// Stop every node (SIGTERM, then SIGKILL after a grace period) and remove the data.
     pub async fn stop(self, lab: &Lab) -> Result<(), Error> {
-        lab.stop_all_nodes_within(Duration::from_secs(5)).await?;
-        if let Err(e) = std::fs::remove_dir_all(&self.data_dir) {
-            tracing::warn!("removing {}: {e}", self.data_dir.display());
-        }
-        Ok(())
+        stop_and_wipe(lab, &self.data_dir, Duration::from_secs(5)).await
     }
 
     /// Whether clock faults (libfaketime) reach the nodes: yes, the server reads time via libc.
