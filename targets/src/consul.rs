@@ -15,13 +15,13 @@ use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use faultline_nemesis::{Lab, NodeCommand};
+use faultline_nemesis::Lab;
 use serde::Deserialize;
 
 use crate::base64;
 use crate::discover::{find_program, version_line};
 use crate::error::Error;
-use crate::nodes::{LabNodes, status_client, stop_and_wipe};
+use crate::nodes::{LabNodes, node_command, status_client, stop_and_wipe};
 use crate::outcome::{CAS_MISMATCH, Outcome, Request};
 
 /// HTTP API port on every node.
@@ -132,14 +132,8 @@ impl ConsulCluster {
                     args.push(format!("-retry-join={peer_ip}"));
                 }
             }
-            let command = NodeCommand {
-                program: binary.clone(),
-                args,
-                env: Vec::new(),
-                log_path: lab.run_dir().join("nodes").join(format!("{name}.log")),
-                // Go reads the clock through the vDSO: libfaketime cannot reach Consul.
-                faketime: false,
-            };
+            // Go reads the clock through the vDSO: libfaketime cannot reach it.
+            let command = node_command(lab, name, &binary, args, Vec::new(), false);
             lab.start_node(name, command).await?;
         }
         Ok(ConsulCluster {

@@ -10,14 +10,14 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use faultline_nemesis::{Lab, NodeCommand};
+use faultline_nemesis::Lab;
 use serde::Deserialize;
 use serde_json::json;
 
 use crate::base64;
 use crate::discover::{find_program, version_line};
 use crate::error::Error;
-use crate::nodes::{LabNodes, status_client, stop_and_wipe, wait_for_leader};
+use crate::nodes::{LabNodes, node_command, status_client, stop_and_wipe, wait_for_leader};
 use crate::outcome::{CAS_MISMATCH, Outcome, Request};
 
 /// Client port on every node.
@@ -114,14 +114,8 @@ impl EtcdCluster {
                 // cluster (targets.md); every production deployment turns it on.
                 "--pre-vote".into(),
             ];
-            let command = NodeCommand {
-                program: binary.clone(),
-                args,
-                env: Vec::new(),
-                log_path: lab.run_dir().join("nodes").join(format!("{name}.log")),
-                // Go reads the clock through the vDSO: libfaketime cannot reach etcd.
-                faketime: false,
-            };
+            // Go reads the clock through the vDSO: libfaketime cannot reach it.
+            let command = node_command(lab, name, &binary, args, Vec::new(), false);
             lab.start_node(name, command).await?;
         }
         Ok(EtcdCluster {

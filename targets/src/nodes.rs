@@ -6,7 +6,7 @@ use std::net::Ipv4Addr;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use faultline_nemesis::Lab;
+use faultline_nemesis::{Lab, NodeCommand};
 
 use crate::error::Error;
 
@@ -89,6 +89,26 @@ pub(crate) async fn stop_and_wipe(
         tracing::warn!("removing {}: {e}", data_dir.display());
     }
     Ok(())
+}
+
+/// The command that starts `program args` as lab node `name`, logging to `nodes/<name>.log`
+/// in the run directory; `faketime` starts it under libfaketime (only for programs that read
+/// time through libc: Go programs such as etcd and Consul read the vDSO and ignore it).
+pub(crate) fn node_command(
+    lab: &Lab,
+    name: &str,
+    program: &Path,
+    args: Vec<String>,
+    env: Vec<(String, String)>,
+    faketime: bool,
+) -> NodeCommand {
+    NodeCommand {
+        program: program.to_path_buf(),
+        args,
+        env,
+        log_path: lab.run_dir().join("nodes").join(format!("{name}.log")),
+        faketime,
+    }
 }
 
 /// A short-timeout HTTP client for status probes.

@@ -10,11 +10,11 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use faultline_nemesis::{Lab, NodeCommand};
+use faultline_nemesis::Lab;
 use serde::Deserialize;
 
 use crate::error::Error;
-use crate::nodes::{LabNodes, status_client, stop_and_wipe, wait_for_leader};
+use crate::nodes::{LabNodes, node_command, status_client, stop_and_wipe, wait_for_leader};
 use crate::outcome::{CAS_MISMATCH, Outcome, Request};
 
 /// The port every node serves its API and Raft RPCs on.
@@ -91,13 +91,8 @@ impl RaftCluster {
             for mode in &spec.unsafe_modes {
                 args.extend(["--unsafe".to_string(), mode.clone()]);
             }
-            let command = NodeCommand {
-                program: binary.clone(),
-                args,
-                env: vec![("RUST_LOG".into(), "info,openraft=warn".into())],
-                log_path: lab.run_dir().join("nodes").join(format!("{name}.log")),
-                faketime: true,
-            };
+            let env = vec![("RUST_LOG".into(), "info,openraft=warn".into())];
+            let command = node_command(lab, name, &binary, args, env, true);
             lab.start_node(name, command).await?;
         }
         Ok(RaftCluster {
