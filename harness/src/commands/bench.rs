@@ -18,8 +18,9 @@ use axum::Router;
 use axum::routing::{get, post};
 use faultline_checker::synth::{SynthSpec, write_history};
 use faultline_checker::{CheckOptions, Verdict, load_history};
+use faultline_nemesis::{Isolation, Lab, LabConfig};
 use faultline_targets::Client;
-use faultline_targets::raft::RaftClient;
+use faultline_targets::raft::{RaftClient, RaftCluster, RaftSpec};
 use faultline_workloads::{Generator, Mix, Workload, WorkloadSpec};
 
 use crate::history::HistoryWriter;
@@ -60,6 +61,13 @@ pub enum BenchKind {
         #[arg(long, default_value_t = 1_000_000)]
         ops: u64,
     },
+    /// Time from starting a bundled Raft cluster to its first elected leader (loopback lab).
+    RaftStartup {
+        #[arg(long, default_value_t = 5)]
+        nodes: usize,
+        #[arg(long, default_value_t = 5)]
+        runs: usize,
+    },
 }
 
 pub fn run(args: BenchArgs) -> anyhow::Result<Verdict> {
@@ -81,6 +89,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<Verdict> {
             seed: 1,
         }),
         BenchKind::Report { ops } => report(ops),
+        BenchKind::RaftStartup { nodes, runs } => raft_startup(nodes.max(1), runs.max(1)),
     }?;
     Ok(Verdict::Valid)
 }
@@ -234,5 +243,55 @@ fn report(ops: u64) -> anyhow::Result<()> {
         html as f64 / 1e6
     );
     let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}
+
+fn raft_startup(nodes: usize, runs: usize) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("starting the runtime")?;
+    let mut times = Vec::new();
+    for _ in 0..runs {
+        let dir = tempfile_dir()?;
+        let took = runtime.block_on(async {
+            // Loopback: distinct 127.x addresses, no namespaces, no root needed.
+            let lab = Lab::create(LabConfig {
+                nodes,
+                isolation: Isolation::Loopback,
+                run_dir: dir.clone(),
+            })
+            .await?;
+            let spec = RaftSpec {
+                unsafe_modes: Vec::new(),
+                binary: None,
+                data_dir: dir.join("data"),
+                op_timeout: Duration::from_secs(2),
+                startup_timeout: Duration::from_secs(30),
+            };
+            let started = Instant::now();
+            let result = async {
+                let cluster = RaftCluster::start(&spec, &lab).await?;
+                let leader = cluster.wait_for_leader().await;
+                let took = started.elapsed();
+                cluster.stop(&lab).await?;
+                leader.map(|_| took)
+            }
+            .await;
+            lab.teardown().await?;
+            anyhow::Ok(result?)
+        })?;
+        times.push(took.as_secs_f64());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+    times.sort_by(f64::total_cmp);
+    println!(
+        "raft startup: {nodes} nodes, start to first leader in {} runs: min {:.2} s, median {:.2} s, max {:.2} s",
+        runs,
+        times[0],
+        times[times.len() / 2],
+        times[times.len() - 1]
+    );
     Ok(())
 }
