@@ -14,6 +14,7 @@
 //! - [`history`]: pairing invokes with completions, per-key operations, semantics options.
 //! - [`model`]: the register and cas-register sequential specifications.
 //! - [`search`]: just-in-time linearization for one key, within a time and memory budget.
+//! - [`zones`]: the O(n log n) check for read/write histories with unique values.
 //! - [`counterexample`]: the failing op, prefix, window and a plain sentence.
 //! - [`check`]: a whole history, keys in parallel, `results.json`.
 //! - [`synth`]: seeded synthetic histories for benchmarks and tests.
@@ -38,6 +39,7 @@ pub mod report;
 pub mod search;
 pub mod synth;
 pub mod verdict;
+pub mod zones;
 
 pub use check::{
     CheckOptions, CheckReport, Format, LoadedHistory, check_path, load_history, load_history_as,

@@ -31,6 +31,8 @@ pub struct SynthSpec {
     pub unique: bool,
     /// Plant one stale read at the end: a read of a value that had been overwritten.
     pub stale_read: bool,
+    /// Reads and writes only (no compare-and-set).
+    pub register_only: bool,
     pub seed: u64,
 }
 
@@ -65,7 +67,12 @@ pub fn write_history(spec: &SynthSpec, out: &mut impl Write) -> std::io::Result<
     let mut state: Vec<Option<i64>> = vec![None; keys as usize];
     // Every value each key held, for picking CAS expectations and the planted stale read.
     let mut last_written: Vec<i64> = vec![0; keys as usize];
-    let mut history: Vec<Vec<i64>> = vec![Vec::new(); keys as usize];
+    // Per key, each value in the order it took effect, and whether its op crashed (ended
+    // `info`, so a checker may assume it never happened).
+    let mut history: Vec<Vec<(i64, bool)>> = vec![Vec::new(); keys as usize];
+    // When the op writing each (key, value) was invoked, and when it completed `ok`.
+    let mut write_invoked: std::collections::HashMap<(u32, i64), u64> = Default::default();
+    let mut write_done: std::collections::HashMap<(u32, i64), u64> = Default::default();
     let mut queue: BinaryHeap<Reverse<(u64, Stage, usize)>> = BinaryHeap::new();
     let mut slots: Vec<Option<Pending>> = Vec::new();
     let mut process_of_slot: Vec<u64> = Vec::new();
@@ -103,11 +110,12 @@ pub fn write_history(spec: &SynthSpec, out: &mut impl Write) -> std::io::Result<
                 let kind = match rng.random_range(0..4) {
                     0 | 1 => Kind::Read,
                     2 => Kind::Write(value(&mut rng, &mut last_written[k])),
+                    _ if spec.register_only => Kind::Write(value(&mut rng, &mut last_written[k])),
                     _ => {
                         // Expect the current value most of the time, so CASes succeed.
                         let expected = match state[k] {
                             Some(v) if rng.random_bool(0.7) => v,
-                            _ => history[k].last().copied().unwrap_or(1) + rng.random_range(0..2),
+                            _ => history[k].last().map_or(1, |h| h.0) + rng.random_range(0..2),
                         };
                         Kind::Cas(expected, value(&mut rng, &mut last_written[k]))
                     }
@@ -129,6 +137,9 @@ pub fn write_history(spec: &SynthSpec, out: &mut impl Write) -> std::io::Result<
                     },
                 )?;
                 index += 1;
+                if let Kind::Write(v) | Kind::Cas(_, v) = kind {
+                    write_invoked.insert((key, v), time);
+                }
                 slots[slot] = Some(Pending {
                     process,
                     key,
@@ -161,14 +172,14 @@ pub fn write_history(spec: &SynthSpec, out: &mut impl Write) -> std::io::Result<
                     Kind::Read => op.result = Some(state[k]),
                     Kind::Write(v) => {
                         state[k] = Some(v);
-                        history[k].push(v);
+                        history[k].push((v, op.crashes));
                         op.applied = true;
                     }
                     Kind::Cas(a, b) => {
                         op.applied = state[k] == Some(a);
                         if op.applied {
                             state[k] = Some(b);
-                            history[k].push(b);
+                            history[k].push((b, op.crashes));
                         }
                     }
                 }
@@ -182,6 +193,11 @@ pub fn write_history(spec: &SynthSpec, out: &mut impl Write) -> std::io::Result<
                 let Some(op) = slots[slot].take() else {
                     continue;
                 };
+                if let (Kind::Write(v) | Kind::Cas(_, v), false, true) =
+                    (op.kind, op.crashes, op.applied)
+                {
+                    write_done.insert((op.key, v), time);
+                }
                 let (f, mut json) = describe(op.kind);
                 let (kind, error) = if op.crashes {
                     (RecordType::Info, Some("timeout".to_string()))
@@ -226,8 +242,22 @@ pub fn write_history(spec: &SynthSpec, out: &mut impl Write) -> std::io::Result<
     }
     if spec.stale_read {
         // A read, after everything, of a value its key held before its last write.
-        if let Some((k, values)) = history.iter().enumerate().find(|(_, h)| h.len() >= 2) {
-            let stale = values[values.len() - 2];
+        // A read, after everything, of a value whose write completed before another write of
+        // the same key was invoked and completed `ok`: that value had certainly been
+        // overwritten (a crashed write may be taken as never having happened).
+        let planted = (0..keys).find_map(|k| {
+            let h = &history[k as usize];
+            let (stale, stale_done) = h
+                .iter()
+                .find_map(|(v, _)| Some((*v, *write_done.get(&(k, *v))?)))?;
+            h.iter()
+                .any(|(v, _)| {
+                    write_done.contains_key(&(k, *v))
+                        && write_invoked.get(&(k, *v)).is_some_and(|t| *t > stale_done)
+                })
+                .then_some((k as usize, stale))
+        });
+        if let Some((k, stale)) = planted {
             for (kind, value, t) in [
                 (RecordType::Invoke, serde_json::Value::Null, last_time + 1),
                 (RecordType::Ok, serde_json::json!(stale), last_time + 2),
@@ -287,6 +317,7 @@ mod tests {
                 crash: 0.02,
                 unique: seed % 2 == 0,
                 stale_read: false,
+                register_only: seed == 3,
                 seed,
             };
             assert_eq!(verdict(&spec), Verdict::Valid, "seed {seed}");
@@ -308,6 +339,7 @@ mod tests {
             crash: 0.05,
             unique: true,
             stale_read: false,
+            register_only: false,
             seed: 9,
         };
         let (mut a, mut b) = (Vec::new(), Vec::new());

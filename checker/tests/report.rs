@@ -17,6 +17,7 @@ fn history_with_faults(dir: &Path, stale_read: bool, key_prefix: &str) -> std::p
         crash: 0.01,
         unique: true,
         stale_read,
+        register_only: false,
         seed: 3,
     };
     let mut out = Vec::new();

@@ -55,6 +55,9 @@ pub enum BenchKind {
         /// Plant a stale read, so the checker must refute the history.
         #[arg(long)]
         stale_read: bool,
+        /// Reads and writes only, no compare-and-set.
+        #[arg(long)]
+        register: bool,
     },
     /// Time to write the report (plots and page) of a synthetic history.
     Report {
@@ -79,6 +82,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<Verdict> {
             keys,
             crash,
             stale_read,
+            register,
         } => checker(&SynthSpec {
             ops,
             procs,
@@ -86,6 +90,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<Verdict> {
             crash,
             unique: true,
             stale_read,
+            register_only: register,
             seed: 1,
         }),
         BenchKind::Report { ops } => report(ops),
@@ -199,11 +204,16 @@ fn checker(spec: &SynthSpec) -> anyhow::Result<()> {
     let report = faultline_checker::check::check_events(&history.events, &CheckOptions::default())?;
     let checked = check_started.elapsed();
     println!(
-        "checker: {} ops, {} processes, {} keys, crash rate {}{}: read in {:.2} s, checked in {:.2} s: {} (peak memory {:.0} MiB)",
+        "checker: {} ops, {} processes, {} keys, crash rate {}{}{}: read in {:.2} s, checked in {:.2} s: {} (peak memory {:.0} MiB)",
         spec.ops,
         spec.procs,
         spec.keys,
         spec.crash,
+        if spec.register_only {
+            ", reads and writes only"
+        } else {
+            ""
+        },
         if spec.stale_read {
             ", one stale read"
         } else {
@@ -227,6 +237,7 @@ fn report(ops: u64) -> anyhow::Result<()> {
         crash: 0.001,
         unique: true,
         stale_read: true,
+        register_only: false,
         seed: 1,
     };
     let path = synth_file(&dir, &spec)?;

@@ -30,6 +30,9 @@ pub struct SynthArgs {
     /// Plant one stale read at the end, making the history not linearizable.
     #[arg(long)]
     pub stale_read: bool,
+    /// Reads and writes only, no compare-and-set (the register workload).
+    #[arg(long)]
+    pub register: bool,
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
 }
@@ -48,6 +51,7 @@ pub fn run(args: SynthArgs) -> anyhow::Result<Verdict> {
         crash: args.crash,
         unique: args.unique,
         stale_read: args.stale_read,
+        register_only: args.register,
         seed: args.seed,
     };
     let file = std::fs::File::create(&args.out)
