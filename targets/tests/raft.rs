@@ -68,8 +68,9 @@ async fn writes_and_cas_work_through_every_node_of_three() {
         for (i, node) in cluster.node_names().iter().enumerate() {
             let client = cluster.client(node).expect("client");
             let v = i as i64 * 10;
+            // Right after the election a follower may not know the leader's address yet.
             assert_eq!(
-                client.call(&write("k", v)).await,
+                when_ready(&client, &write("k", v)).await,
                 Outcome::Ok(None),
                 "write via {node}"
             );
@@ -101,13 +102,8 @@ async fn killed_leader_is_replaced_and_no_acknowledged_write_is_lost() {
         for i in 0..20 {
             let node = &nodes[i % nodes.len()];
             let key = format!("k{i}");
-            if cluster
-                .client(node)
-                .expect("client")
-                .call(&write(&key, i as i64))
-                .await
-                == Outcome::Ok(None)
-            {
+            let client = cluster.client(node).expect("client");
+            if when_ready(&client, &write(&key, i as i64)).await == Outcome::Ok(None) {
                 acknowledged.push((key, i as i64));
             }
         }
@@ -147,7 +143,7 @@ async fn full_restart_keeps_every_acknowledged_write() {
         let client = cluster.client("n2").expect("client");
         for i in 0..10 {
             assert_eq!(
-                client.call(&write(&format!("k{i}"), i)).await,
+                when_ready(&client, &write(&format!("k{i}"), i)).await,
                 Outcome::Ok(None)
             );
         }
@@ -175,11 +171,18 @@ async fn full_restart_keeps_every_acknowledged_write() {
 /// Read `key`, retrying for a few seconds while the node is still starting (refuses
 /// connections): a restarted node needs a moment before it listens.
 async fn read_when_listening(client: &faultline_targets::raft::RaftClient, key: &str) -> Outcome {
+    when_ready(client, &read(key)).await
+}
+
+/// Send `request`, retrying for a few seconds while it is refused (the node is still starting
+/// or has not yet heard who leads): a refusal certainly did nothing, so retrying is safe. A
+/// CAS mismatch is an answer, not a refusal.
+async fn when_ready(client: &faultline_targets::raft::RaftClient, request: &Request) -> Outcome {
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     loop {
-        let outcome = client.call(&read(key)).await;
+        let outcome = client.call(request).await;
         match &outcome {
-            Outcome::Fail(_) if std::time::Instant::now() < deadline => {
+            Outcome::Fail(why) if why != CAS_MISMATCH && std::time::Instant::now() < deadline => {
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
             _ => return outcome,
@@ -194,7 +197,7 @@ async fn corrupt_log_tail_is_cut_at_restart_and_the_cluster_carries_on() {
         let client = cluster.client("n1").expect("client");
         for i in 0..10 {
             assert_eq!(
-                client.call(&write(&format!("k{i}"), i)).await,
+                when_ready(&client, &write(&format!("k{i}"), i)).await,
                 Outcome::Ok(None)
             );
         }
