@@ -64,6 +64,22 @@ pub enum BenchKind {
         #[arg(long, default_value_t = 1_000_000)]
         ops: u64,
     },
+    /// The grid of the checker's speed goals: 1e4, 1e5 and 1e6 ops at 5 and 20 clients, one
+    /// key and eight, each row in a fresh process so its peak memory is its own.
+    CheckerGrid {
+        /// Reads and writes only, no compare-and-set.
+        #[arg(long)]
+        register: bool,
+        /// Seconds each row may take before it is cut off.
+        #[arg(long, default_value_t = 120)]
+        row_timeout: u64,
+    },
+    /// Check every history of a data set directory (with its MANIFEST.tsv, like
+    /// ../shared/datasets): ops, verdict, expected verdict and time per file.
+    Datasets {
+        /// The data set directory holding MANIFEST.tsv.
+        dir: std::path::PathBuf,
+    },
     /// Time from starting a bundled Raft cluster to its first elected leader (loopback lab).
     RaftStartup {
         #[arg(long, default_value_t = 5)]
@@ -95,6 +111,11 @@ pub fn run(args: BenchArgs) -> anyhow::Result<Verdict> {
         }),
         BenchKind::Report { ops } => report(ops),
         BenchKind::RaftStartup { nodes, runs } => raft_startup(nodes.max(1), runs.max(1)),
+        BenchKind::CheckerGrid {
+            register,
+            row_timeout,
+        } => checker_grid(register, row_timeout),
+        BenchKind::Datasets { dir } => datasets(&dir),
     }?;
     Ok(Verdict::Valid)
 }
@@ -303,6 +324,96 @@ fn raft_startup(nodes: usize, runs: usize) -> anyhow::Result<()> {
         times[0],
         times[times.len() / 2],
         times[times.len() - 1]
+    );
+    Ok(())
+}
+
+fn checker_grid(register: bool, row_timeout: u64) -> anyhow::Result<()> {
+    let me = std::env::current_exe().context("finding this executable")?;
+    for keys in [1u32, 8] {
+        for procs in [5u32, 20] {
+            for ops in [10_000u64, 100_000, 1_000_000] {
+                let mut cmd = std::process::Command::new("timeout");
+                cmd.arg(row_timeout.to_string()).arg(&me).args([
+                    "bench",
+                    "checker",
+                    "--ops",
+                    &ops.to_string(),
+                    "--procs",
+                    &procs.to_string(),
+                    "--keys",
+                    &keys.to_string(),
+                ]);
+                if register {
+                    cmd.arg("--register");
+                }
+                let out = cmd.output().context("running a grid row")?;
+                let line = String::from_utf8_lossy(&out.stdout).trim().to_string();
+                if line.is_empty() {
+                    println!(
+                        "checker: {ops} ops, {procs} processes, {keys} keys: no answer within {row_timeout} s (exit {:?})",
+                        out.status.code()
+                    );
+                } else {
+                    println!("{line}");
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn datasets(dir: &Path) -> anyhow::Result<()> {
+    let manifest_path = dir.join("MANIFEST.tsv");
+    let manifest = std::fs::read_to_string(&manifest_path)
+        .with_context(|| format!("reading {}", manifest_path.display()))?;
+    let (mut total, mut right, mut files) = (Duration::ZERO, 0, 0);
+    for line in manifest.lines().filter(|l| !l.starts_with('#')) {
+        let fields: Vec<&str> = line.split('\t').collect();
+        let [file, _, format, ..] = fields[..] else {
+            continue;
+        };
+        let expected = fields.get(5).copied().unwrap_or("-");
+        // Only histories with a verdict to compare with (not the provenance notes or the
+        // empty etcd_095).
+        if expected != "true" && expected != "false" {
+            continue;
+        }
+        let path = dir.join(file);
+        let started = Instant::now();
+        let verdict = match load_history(&path) {
+            Ok(history) => {
+                let options = CheckOptions {
+                    semantics: history.format.semantics(),
+                    ..CheckOptions::default()
+                };
+                match faultline_checker::check::check_events(&history.events, &options) {
+                    Ok(report) => report.verdict().to_string(),
+                    Err(e) => format!("refused ({e})"),
+                }
+            }
+            Err(e) => format!("refused ({e})"),
+        };
+        let took = started.elapsed();
+        total += took;
+        files += 1;
+        let expected_verdict = match expected {
+            "true" => "valid",
+            "false" => "invalid",
+            other => other,
+        };
+        if verdict == expected_verdict {
+            right += 1;
+        }
+        let verdict: String = verdict.chars().take(80).collect();
+        println!(
+            "{file}\t{format}\t{verdict}\texpected {expected_verdict}\t{:.2} ms",
+            took.as_secs_f64() * 1e3
+        );
+    }
+    println!(
+        "{files} histories, {right} with the expected verdict, {:.1} ms in all (reading included)",
+        total.as_secs_f64() * 1e3
     );
     Ok(())
 }
