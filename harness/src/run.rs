@@ -183,6 +183,17 @@ fn quantiles(latencies: &mut [u64]) -> Option<(f64, f64)> {
     Some((at(0.5), at(0.99)))
 }
 
+/// A flag that turns true on SIGINT or SIGTERM, and the task watching for them.
+fn stop_on_signal() -> anyhow::Result<(watch::Receiver<bool>, tokio::task::JoinHandle<()>)> {
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let signal = faultline_nemesis::shutdown_signal()?;
+    let task = tokio::spawn(async move {
+        signal.await;
+        let _ = stop_tx.send(true);
+    });
+    Ok((stop_rx, task))
+}
+
 /// Build the lab, run inside it, and tear it down whatever happened. Returns the target's
 /// version and whether a signal cut the run short.
 async fn run_in_lab(
@@ -191,12 +202,7 @@ async fn run_in_lab(
     recorder: Recorder,
     latencies: Arc<Mutex<Vec<u64>>>,
 ) -> anyhow::Result<(String, bool)> {
-    let (stop_tx, stop_rx) = watch::channel(false);
-    let signal = faultline_nemesis::shutdown_signal()?;
-    let signal_task = tokio::spawn(async move {
-        signal.await;
-        let _ = stop_tx.send(true);
-    });
+    let (stop_rx, signal_task) = stop_on_signal()?;
     let lab = Lab::create(LabConfig {
         nodes: spec.nodes,
         isolation: Isolation::Namespaces,
@@ -225,12 +231,7 @@ async fn run_attached(
     recorder: Recorder,
     latencies: Arc<Mutex<Vec<u64>>>,
 ) -> anyhow::Result<(String, bool)> {
-    let (stop_tx, stop_rx) = watch::channel(false);
-    let signal = faultline_nemesis::shutdown_signal()?;
-    let signal_task = tokio::spawn(async move {
-        signal.await;
-        let _ = stop_tx.send(true);
-    });
+    let (stop_rx, signal_task) = stop_on_signal()?;
     let attached = spec
         .attached_spec()?
         .context("--endpoints without endpoints")?;
