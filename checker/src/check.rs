@@ -10,7 +10,7 @@ use serde::Serialize;
 
 use crate::counterexample::{Counterexample, explain};
 use crate::error::Error;
-use crate::history::{Counts, Event, History, KeyHistory, Op, Semantics, Step, Value};
+use crate::history::{Counts, Event, Function, History, KeyHistory, Op, Semantics, Step, Value};
 use crate::model::Model;
 use crate::search::{self, Budget, Outcome};
 use crate::zones::ZoneVerdict;
@@ -94,6 +94,17 @@ fn serialize_verdict<S: serde::Serializer>(v: &Verdict, s: S) -> Result<S::Ok, S
 /// Check parsed events.
 pub fn check_events(events: &[Event], options: &CheckOptions) -> Result<CheckReport, Error> {
     let started = Instant::now();
+    // Appends (Porcupine's kv histories) only make sense under the kv model.
+    let kv;
+    let options = if options.model != Model::Kv && events.iter().any(|e| e.f == Function::Append) {
+        kv = CheckOptions {
+            model: Model::Kv,
+            ..options.clone()
+        };
+        &kv
+    } else {
+        options
+    };
     let history = History::from_events(events, options.semantics)?;
     for key in &history.keys {
         if let Some(op) = key.ops.iter().find(|op| !options.model.allows(op.step)) {
@@ -166,6 +177,10 @@ pub fn check_history(history: &History, options: &CheckOptions, started: Instant
 /// stays open to the end of time and doubles the configurations the search may visit, so
 /// histories with many of them are decided here in a fraction of the time.
 fn without_unobserved_open_writes(ops: &[Op]) -> Option<Vec<Op>> {
+    // With appends a later value is built on an earlier one: an unseen value may be needed.
+    if has_appends(ops) {
+        return None;
+    }
     let mut observed: HashSet<i64> = HashSet::new();
     for op in ops {
         match op.step {
@@ -196,6 +211,10 @@ fn without_unobserved_open_writes(ops: &[Op]) -> Option<Vec<Op>> {
 /// completed: giving it that completion is exact, and it no longer stays open to the end of
 /// the history, where every such op would double what the search may visit.
 fn with_observation_deadlines(ops: &[Op], initial: Value) -> Option<Vec<Op>> {
+    // With appends a later value is built on an earlier one: an unseen value may be needed.
+    if has_appends(ops) {
+        return None;
+    }
     let mut producers: HashMap<i64, u32> = HashMap::new();
     let mut first_seen: HashMap<i64, (u64, u64)> = HashMap::new();
     for op in ops {
@@ -234,6 +253,10 @@ fn with_observation_deadlines(ops: &[Op], initial: Value) -> Option<Vec<Op>> {
         }
     }
     closed
+}
+
+fn has_appends(ops: &[Op]) -> bool {
+    ops.iter().any(|op| matches!(op.step, Step::Append { .. }))
 }
 
 /// Decide one key's ops: first without the unobserved indeterminate writes (enough to prove
@@ -306,6 +329,10 @@ const UNOBSERVED: i64 = i64::MIN;
 /// identical crashed ops in invoke order only) then weighs k of them as k + 1 choices
 /// instead of 2^k subsets. Exact, unless a history itself uses the shared value.
 fn with_unobserved_values_merged(ops: &[Op]) -> Option<Vec<Op>> {
+    // With appends a later value is built on an earlier one: an unseen value may be needed.
+    if has_appends(ops) {
+        return None;
+    }
     let uses_shared_value = ops.iter().any(|op| match op.step {
         Step::Read(Some(v)) | Step::Write(v) | Step::CasMismatch { expected: v } => v == UNOBSERVED,
         Step::Cas { expected, new } => expected == UNOBSERVED || new == UNOBSERVED,

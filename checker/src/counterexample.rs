@@ -110,6 +110,24 @@ fn sentence(key: &KeyHistory, stuck: &Op, state: Value) -> String {
         .unwrap_or_default();
     let k = &key.key;
     let at = seconds(stuck.complete_time.unwrap_or(stuck.invoke_time));
+    if key
+        .ops
+        .iter()
+        .any(|o| matches!(o.step, Step::Append { .. }))
+    {
+        // kv values are fingerprints of strings here: say what failed, not which number.
+        return match stuck.step {
+            Step::Read(_) => format!(
+                "get of {k}{on} (history line {}) returned a string that no order of the puts and appends on {k} before it produces",
+                stuck.index + 1
+            ),
+            _ => format!(
+                "{} on {k}{on} (history line {}) cannot be placed in any order of the operations on {k}",
+                f_name(stuck.f),
+                stuck.index + 1
+            ),
+        };
+    }
     match stuck.step {
         Step::Read(observed) => {
             // The write that produced the value, and an ok write that certainly followed it.
@@ -157,6 +175,7 @@ fn sentence(key: &KeyHistory, stuck: &Op, state: Value) -> String {
         Step::Write(v) => format!(
             "write of {v} to {k}{on} at {at} cannot be placed in any order of the operations on {k}"
         ),
+        Step::Append { .. } => format!("append to {k}{on} at {at} cannot be placed"),
         Step::Nothing => format!("an operation on {k} at {at} cannot be placed"),
     }
 }
@@ -166,6 +185,7 @@ fn f_name(f: Function) -> &'static str {
         Function::Read => "read",
         Function::Write => "write",
         Function::Cas => "cas",
+        Function::Append => "append",
     }
 }
 

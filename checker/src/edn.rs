@@ -9,6 +9,7 @@
 
 use crate::error::Error;
 use crate::history::{Completion, Event, EventKind, EventValue, Function};
+use crate::model::fingerprint;
 
 /// Whether `text` looks like EDN (its first non-comment character opens a vector or list).
 pub fn detect(text: &str) -> bool {
@@ -192,18 +193,23 @@ pub fn parse(text: &str) -> Result<Vec<Event>, Error> {
     };
     // The top-level vector by hand, to know the line each op map starts on.
     parser.skip_space();
+    // A vector or list of op maps, or (Porcupine's kv files) one op map per line.
     let close = match parser.text.get(parser.pos) {
-        Some(b'[') => b']',
-        Some(b'(') => b')',
+        Some(b'[') => Some(b']'),
+        Some(b'(') => Some(b')'),
+        Some(b'{') => None,
         _ => return Err(parser.malformed("a vector or list of operation maps")),
     };
-    parser.pos += 1;
+    if close.is_some() {
+        parser.pos += 1;
+    }
     let mut items: Vec<(usize, Edn)> = Vec::new();
     loop {
         parser.skip_space();
-        match parser.text.get(parser.pos) {
-            Some(&c) if c == close => break,
-            None => return Err(parser.malformed("the closing bracket of the history")),
+        match (parser.text.get(parser.pos), close) {
+            (Some(&c), Some(close)) if c == close => break,
+            (None, Some(_)) => return Err(parser.malformed("the closing bracket of the history")),
+            (None, None) => break,
             _ => {
                 let line = parser.line;
                 items.push((line, parser.value()?));
@@ -241,6 +247,50 @@ pub fn parse(text: &str) -> Result<Vec<Event>, Error> {
             _ => return Err(malformed(":f :read, :write or :cas")),
         };
         let raw = get(map, "value").cloned().unwrap_or(Edn::Nil);
+        // Porcupine's kv: `:key "3"`, string values, get / put / append.
+        if let Some(key) = get(map, "key") {
+            let text = |e: &Edn| match e {
+                Edn::Str(t) => Some(t.clone()),
+                _ => None,
+            };
+            let (f, value) = match f {
+                "get" => (
+                    Function::Read,
+                    EventValue::Read(text(&raw).map(|t| fingerprint(&t).0)),
+                ),
+                "put" => (
+                    Function::Write,
+                    EventValue::Write(
+                        fingerprint(&text(&raw).ok_or_else(|| malformed("a put value: a string"))?)
+                            .0,
+                    ),
+                ),
+                "append" => {
+                    let (hash, shift) = fingerprint(
+                        &text(&raw).ok_or_else(|| malformed("an append value: a string"))?,
+                    );
+                    (Function::Append, EventValue::Append(hash, shift))
+                }
+                other => {
+                    return Err(malformed(&format!(
+                        ":f :get, :put or :append for a kv history (not :{other})"
+                    )));
+                }
+            };
+            events.push(Event {
+                index: i as u64,
+                time: i as u64,
+                process,
+                kind,
+                f,
+                key: Some(key_text(key)),
+                value,
+                node: None,
+                error: None,
+                line,
+            });
+            continue;
+        }
         // Jepsen independent keys: [k v], where v is the op's own value.
         let (key, value) = match (&raw, f) {
             (Edn::Vector(pair), "cas") if pair.len() == 2 && matches!(pair[1], Edn::Vector(_)) => {

@@ -26,6 +26,8 @@ pub enum Function {
     Read,
     Write,
     Cas,
+    /// Porcupine kv: append a string.
+    Append,
 }
 
 /// How an operation completed.
@@ -70,6 +72,8 @@ pub enum EventValue {
     Read(Value),
     Write(i64),
     Cas(i64, i64),
+    /// A string appended: its fingerprint and `B^len` (see `model::fingerprint`).
+    Append(i64, i64),
 }
 
 /// A paired operation on one key.
@@ -108,6 +112,11 @@ pub enum Step {
     /// Did not take effect because the register did not hold `expected`.
     CasMismatch {
         expected: i64,
+    },
+    /// kv: the string with fingerprint `hash` appended (`shift` = B^len).
+    Append {
+        hash: i64,
+        shift: i64,
     },
     /// Placeholder for dropped operations; never reaches the search.
     #[default]
@@ -284,6 +293,9 @@ fn make_op(
         {
             Step::CasMismatch { expected }
         }
+        (Completion::Ok | Completion::Info, EventValue::Append(hash, shift)) => {
+            Step::Append { hash, shift }
+        }
         // A failed op did nothing; an indeterminate read constrains nothing.
         _ => return None,
     };
@@ -291,6 +303,8 @@ fn make_op(
         EventValue::Read(v) => serde_json::json!(v),
         EventValue::Write(v) => serde_json::json!(v),
         EventValue::Cas(a, b) => serde_json::json!([a, b]),
+        // kv strings are fingerprints by now; the report shows the fingerprint.
+        EventValue::Append(hash, _) => serde_json::json!(hash),
     };
     let open = outcome == Completion::Info;
     Some(Op {

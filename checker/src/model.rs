@@ -9,6 +9,12 @@
 //!
 //! The `register` model is the same table without `cas`; a history that uses `cas` under it
 //! is an error, found before the search starts.
+//!
+//! The `kv` model (Porcupine's key/value store, one register per key) holds a string: `get →
+//! s` requires `state == s`, `put s` sets it, `append t` sets `state + t`. Strings are held as
+//! polynomial fingerprints ([`fingerprint`]) so the search keeps integer states: `H(s + t) =
+//! H(s)·B^|t| + H(t) mod P` with P = 2^61 − 1, so two different strings of these histories
+//! share a fingerprint with probability about n²/2^61.
 
 use crate::history::{Step, Value};
 
@@ -21,6 +27,25 @@ pub enum Model {
     Register,
     /// Read, write and compare-and-set.
     CasRegister,
+    /// Porcupine's kv: get, put and append on strings.
+    Kv,
+}
+
+const P: u128 = (1 << 61) - 1;
+const B: u128 = 131;
+
+/// The fingerprint of `text` and `B^len mod P` (what appending it multiplies by).
+pub fn fingerprint(text: &str) -> (i64, i64) {
+    let (mut hash, mut shift) = (0u128, 1u128);
+    for byte in text.bytes() {
+        hash = (hash * B + u128::from(byte) + 1) % P;
+        shift = (shift * B) % P;
+    }
+    (hash as i64, shift as i64)
+}
+
+fn append(state: i64, hash: i64, shift: i64) -> i64 {
+    ((state as u128 * shift as u128 + hash as u128) % P) as i64
 }
 
 impl Model {
@@ -31,6 +56,8 @@ impl Model {
             Step::Write(v) => Some(Some(v)),
             Step::Cas { expected, new } => (state == Some(expected)).then_some(Some(new)),
             Step::CasMismatch { expected } => (state != Some(expected)).then_some(state),
+            // A missing key reads as the empty string, whose fingerprint is 0.
+            Step::Append { hash, shift } => Some(Some(append(state.unwrap_or(0), hash, shift))),
             Step::Nothing => Some(state),
         }
     }
@@ -38,8 +65,12 @@ impl Model {
     /// Whether the model knows this kind of step.
     pub fn allows(self, step: Step) -> bool {
         match self {
-            Model::CasRegister => true,
-            Model::Register => !matches!(step, Step::Cas { .. } | Step::CasMismatch { .. }),
+            Model::CasRegister => !matches!(step, Step::Append { .. }),
+            Model::Register => !matches!(
+                step,
+                Step::Cas { .. } | Step::CasMismatch { .. } | Step::Append { .. }
+            ),
+            Model::Kv => !matches!(step, Step::Cas { .. } | Step::CasMismatch { .. }),
         }
     }
 }
@@ -49,6 +80,7 @@ impl std::fmt::Display for Model {
         f.write_str(match self {
             Model::Register => "register",
             Model::CasRegister => "cas-register",
+            Model::Kv => "kv",
         })
     }
 }
@@ -60,8 +92,9 @@ impl std::str::FromStr for Model {
         match s {
             "register" => Ok(Model::Register),
             "cas-register" => Ok(Model::CasRegister),
+            "kv" => Ok(Model::Kv),
             other => Err(format!(
-                "unknown model `{other}`: use `register` or `cas-register`"
+                "unknown model `{other}`: use `register`, `cas-register` or `kv`"
             )),
         }
     }
@@ -91,5 +124,25 @@ mod tests {
             assert_eq!(m.step(state, step), expected, "{state:?} {step:?}");
         }
         assert!(!Model::Register.allows(Step::Cas { expected: 1, new: 2 }));
+    }
+
+    #[test]
+    fn kv_appends_compose_like_the_strings_they_stand_for() {
+        let (ab, _) = fingerprint("x 1 0 y");
+        let (c, shift) = fingerprint("x 2 0 y");
+        let (abc, _) = fingerprint("x 1 0 yx 2 0 y");
+        assert_eq!(append(ab, c, shift), abc);
+        assert_eq!(fingerprint("").0, 0);
+        assert_ne!(fingerprint("a").0, fingerprint("b").0);
+        let state = Model::Kv.step(
+            Some(0),
+            Step::Append {
+                hash: ab,
+                shift: fingerprint("x 1 0 y").1,
+            },
+        );
+        assert_eq!(state, Some(Some(ab)));
+        assert!(!Model::CasRegister.allows(Step::Append { hash: 1, shift: 1 }));
+        assert!(!Model::Kv.allows(Step::CasMismatch { expected: 1 }));
     }
 }

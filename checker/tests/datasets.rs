@@ -128,3 +128,14 @@ fn knossos_mutex_and_multi_register_histories_are_refused_with_the_reason() {
         assert!(error.to_string().contains("model"), "{file}: {error}");
     }
 }
+
+/// Porcupine's kv histories (one op map per line; get / put / append on strings, one register
+/// per key) get the verdicts the manifest gives, under the kv model.
+#[test]
+fn porcupine_kv_histories() {
+    for file in [
+        "c01-ok", "c01-bad", "c10-ok", "c10-bad", "c50-ok", "c50-bad",
+    ] {
+        check(&format!("porcupine/test_data/kv/{file}.txt"));
+    }
+}

@@ -40,7 +40,7 @@ fn color_of(f: Function) -> RGBColor {
     match f {
         Function::Read => RGBColor(31, 119, 180),
         Function::Write => RGBColor(255, 127, 14),
-        Function::Cas => RGBColor(44, 160, 44),
+        Function::Cas | Function::Append => RGBColor(44, 160, 44),
     }
 }
 
