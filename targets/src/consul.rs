@@ -21,7 +21,7 @@ use serde::Deserialize;
 use crate::base64;
 use crate::discover::{find_program, version_line};
 use crate::error::Error;
-use crate::nodes::{LabNodes, node_command, status_client, stop_and_wipe};
+use crate::nodes::{LabNodes, node_command, status_client, stop_and_wipe, wipe_on_error};
 use crate::outcome::{CAS_MISMATCH, Outcome, Request};
 
 /// HTTP API port on every node.
@@ -110,32 +110,37 @@ impl ConsulCluster {
         let binary = find_binary(spec.binary.as_deref())?;
         let nodes = LabNodes::of(lab);
         let io = |what: String| move |source| Error::Io { what, source };
-        for (name, ip) in nodes.iter() {
-            let data = spec.data_dir.join(name);
-            std::fs::create_dir_all(&data).map_err(io(format!("creating {}", data.display())))?;
-            let config = spec.data_dir.join(format!("{name}.json"));
-            std::fs::write(&config, AGENT_CONFIG)
-                .map_err(io(format!("writing {}", config.display())))?;
-            let mut args = vec![
-                "agent".to_string(),
-                "-server".into(),
-                format!("-bootstrap-expect={}", nodes.len()),
-                format!("-node={name}"),
-                format!("-bind={ip}"),
-                format!("-client={ip}"),
-                format!("-data-dir={}", data.display()),
-                "-dns-port=-1".into(),
-                format!("-config-file={}", config.display()),
-            ];
-            for (peer, peer_ip) in nodes.iter() {
-                if peer != name {
-                    args.push(format!("-retry-join={peer_ip}"));
+        let started = async {
+            for (name, ip) in nodes.iter() {
+                let data = spec.data_dir.join(name);
+                std::fs::create_dir_all(&data)
+                    .map_err(io(format!("creating {}", data.display())))?;
+                let config = spec.data_dir.join(format!("{name}.json"));
+                std::fs::write(&config, AGENT_CONFIG)
+                    .map_err(io(format!("writing {}", config.display())))?;
+                let mut args = vec![
+                    "agent".to_string(),
+                    "-server".into(),
+                    format!("-bootstrap-expect={}", nodes.len()),
+                    format!("-node={name}"),
+                    format!("-bind={ip}"),
+                    format!("-client={ip}"),
+                    format!("-data-dir={}", data.display()),
+                    "-dns-port=-1".into(),
+                    format!("-config-file={}", config.display()),
+                ];
+                for (peer, peer_ip) in nodes.iter() {
+                    if peer != name {
+                        args.push(format!("-retry-join={peer_ip}"));
+                    }
                 }
+                // Go reads the clock through the vDSO: libfaketime cannot reach it.
+                let command = node_command(lab, name, &binary, args, Vec::new(), false);
+                lab.start_node(name, command).await?;
             }
-            // Go reads the clock through the vDSO: libfaketime cannot reach it.
-            let command = node_command(lab, name, &binary, args, Vec::new(), false);
-            lab.start_node(name, command).await?;
-        }
+            Ok::<(), Error>(())
+        };
+        wipe_on_error(lab, &spec.data_dir, started.await).await?;
         Ok(ConsulCluster {
             nodes,
             binary,

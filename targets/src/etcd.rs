@@ -17,7 +17,9 @@ use serde_json::json;
 use crate::base64;
 use crate::discover::{find_program, version_line};
 use crate::error::Error;
-use crate::nodes::{LabNodes, node_command, status_client, stop_and_wipe, wait_for_leader};
+use crate::nodes::{
+    LabNodes, node_command, status_client, stop_and_wipe, wait_for_leader, wipe_on_error,
+};
 use crate::outcome::{CAS_MISMATCH, Outcome, Request};
 
 /// Client port on every node.
@@ -94,30 +96,34 @@ impl EtcdCluster {
             .join(",");
         // A cluster token per lab, so members of another run can never join this one.
         let token = format!("faultline-{}", lab.name());
-        for (name, ip) in nodes.iter() {
-            let data = spec.data_dir.join(name);
-            std::fs::create_dir_all(&spec.data_dir).map_err(|source| Error::Io {
-                what: format!("creating {}", spec.data_dir.display()),
-                source,
-            })?;
-            let args = vec![
-                format!("--name={name}"),
-                format!("--data-dir={}", data.display()),
-                format!("--listen-peer-urls=http://{ip}:{PEER_PORT}"),
-                format!("--initial-advertise-peer-urls=http://{ip}:{PEER_PORT}"),
-                format!("--listen-client-urls=http://{ip}:{CLIENT_PORT}"),
-                format!("--advertise-client-urls=http://{ip}:{CLIENT_PORT}"),
-                format!("--initial-cluster={initial_cluster}"),
-                "--initial-cluster-state=new".into(),
-                format!("--initial-cluster-token={token}"),
-                // Without pre-vote a healed node forces a new election and disrupts the
-                // cluster (targets.md); every production deployment turns it on.
-                "--pre-vote".into(),
-            ];
-            // Go reads the clock through the vDSO: libfaketime cannot reach it.
-            let command = node_command(lab, name, &binary, args, Vec::new(), false);
-            lab.start_node(name, command).await?;
-        }
+        let started = async {
+            for (name, ip) in nodes.iter() {
+                let data = spec.data_dir.join(name);
+                std::fs::create_dir_all(&spec.data_dir).map_err(|source| Error::Io {
+                    what: format!("creating {}", spec.data_dir.display()),
+                    source,
+                })?;
+                let args = vec![
+                    format!("--name={name}"),
+                    format!("--data-dir={}", data.display()),
+                    format!("--listen-peer-urls=http://{ip}:{PEER_PORT}"),
+                    format!("--initial-advertise-peer-urls=http://{ip}:{PEER_PORT}"),
+                    format!("--listen-client-urls=http://{ip}:{CLIENT_PORT}"),
+                    format!("--advertise-client-urls=http://{ip}:{CLIENT_PORT}"),
+                    format!("--initial-cluster={initial_cluster}"),
+                    "--initial-cluster-state=new".into(),
+                    format!("--initial-cluster-token={token}"),
+                    // Without pre-vote a healed node forces a new election and disrupts the
+                    // cluster (targets.md); every production deployment turns it on.
+                    "--pre-vote".into(),
+                ];
+                // Go reads the clock through the vDSO: libfaketime cannot reach it.
+                let command = node_command(lab, name, &binary, args, Vec::new(), false);
+                lab.start_node(name, command).await?;
+            }
+            Ok::<(), Error>(())
+        };
+        wipe_on_error(lab, &spec.data_dir, started.await).await?;
         Ok(EtcdCluster {
             nodes,
             binary,
