@@ -1,7 +1,7 @@
 //! Clusters in a real namespace lab. etcd and Consul: every operation and read mode, CAS
 //! success and mismatch, and each error class mapped to its outcome — a write to an isolated
-//! minority is `info`, a local read there is stale, a quorum read there fails, a killed node
-//! refuses (`fail`). The bundled Raft server: its `lease-reads` bug under a clock step back.
+//! minority is `info`, a local read there (etcd serializable, Consul stale) is stale, a quorum
+//! read there fails and so does a Consul default-mode read, a killed node refuses (`fail`). The bundled Raft server: its `lease-reads` bug under a clock step back.
 //! These need root, nftables, libfaketime, etcd and Consul (`scripts/install-targets.sh`), so
 //! they are ignored by default and run by scripts/test.sh.
 
@@ -111,29 +111,61 @@ fn cas(key: &str, expected: i64, new: i64) -> Request {
     }
 }
 
-/// Clients of `node` in the linearizable and the local read mode of the cluster's target.
-fn clients(cluster: &Cluster, node: &str) -> (Client, Client) {
+/// A client of `node` whose reads go through the quorum (etcd `linearizable`, Consul
+/// `consistent`).
+fn quorum_client(cluster: &Cluster, node: &str) -> Client {
     match cluster {
-        Cluster::Etcd(c) => (
-            Client::Etcd(
-                c.client_reading(node, EtcdReadMode::Linearizable)
-                    .expect("client"),
-            ),
+        Cluster::Etcd(c) => Client::Etcd(
+            c.client_reading(node, EtcdReadMode::Linearizable)
+                .expect("client"),
+        ),
+        Cluster::Consul(c) => Client::Consul(
+            c.client_reading(node, ConsulReadMode::Consistent)
+                .expect("client"),
+        ),
+        _ => unreachable!("only etcd and consul here"),
+    }
+}
+
+/// What a read in a weaker mode gives on a follower cut off from the majority.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum WhenCutOff {
+    /// It answers from the node's own state: the value it had.
+    Stale,
+    /// It needs the leader, so it fails.
+    Fails,
+}
+
+/// Clients of `node` in each of the target's other read modes, first the local one.
+fn other_read_modes(cluster: &Cluster, node: &str) -> Vec<(&'static str, Client, WhenCutOff)> {
+    match cluster {
+        Cluster::Etcd(c) => vec![(
+            "serializable",
             Client::Etcd(
                 c.client_reading(node, EtcdReadMode::Serializable)
                     .expect("client"),
             ),
-        ),
-        Cluster::Consul(c) => (
-            Client::Consul(
-                c.client_reading(node, ConsulReadMode::Consistent)
-                    .expect("client"),
+            WhenCutOff::Stale,
+        )],
+        Cluster::Consul(c) => vec![
+            (
+                "stale",
+                Client::Consul(
+                    c.client_reading(node, ConsulReadMode::Stale)
+                        .expect("client"),
+                ),
+                WhenCutOff::Stale,
             ),
-            Client::Consul(
-                c.client_reading(node, ConsulReadMode::Stale)
-                    .expect("client"),
+            // Default mode: a follower forwards the read to the leader it knows.
+            (
+                "default",
+                Client::Consul(
+                    c.client_reading(node, ConsulReadMode::Default)
+                        .expect("client"),
+                ),
+                WhenCutOff::Fails,
             ),
-        ),
+        ],
         _ => unreachable!("only etcd and consul here"),
     }
 }
@@ -143,7 +175,7 @@ async fn every_operation_works(cluster: Arc<Cluster>) {
     cluster.wait_for_leader().await.expect("leader");
     let nodes = cluster.node_names();
     for (i, node) in nodes.iter().enumerate() {
-        let (quorum, local) = clients(&cluster, node);
+        let quorum = quorum_client(&cluster, node);
         let v = 10 * i as i64 + 1;
         assert_eq!(
             quorum.call(&write("k", v)).await,
@@ -165,22 +197,24 @@ async fn every_operation_works(cluster: Arc<Cluster>) {
             Outcome::Fail(CAS_MISMATCH.into()),
             "a cas whose compare fails, via {node}"
         );
-        // A local read may lag, but only briefly on a healthy cluster.
-        let mut seen = None;
-        for _ in 0..50 {
-            seen = Some(local.call(&read("k")).await);
-            if seen == Some(Outcome::Ok(Some(v + 1))) {
-                break;
+        // A weaker read may lag, but only briefly on a healthy cluster.
+        for (mode, client, _) in other_read_modes(&cluster, node) {
+            let mut seen = None;
+            for _ in 0..50 {
+                seen = Some(client.call(&read("k")).await);
+                if seen == Some(Outcome::Ok(Some(v + 1))) {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
             }
-            tokio::time::sleep(Duration::from_millis(50)).await;
+            assert_eq!(
+                seen,
+                Some(Outcome::Ok(Some(v + 1))),
+                "{mode} read via {node}"
+            );
         }
-        assert_eq!(
-            seen,
-            Some(Outcome::Ok(Some(v + 1))),
-            "local read via {node}"
-        );
     }
-    let (quorum, _) = clients(&cluster, &nodes[0]);
+    let quorum = quorum_client(&cluster, &nodes[0]);
     assert_eq!(quorum.call(&read("absent")).await, Outcome::Ok(None));
     assert_eq!(
         quorum.call(&cas("absent", 1, 2)).await,
@@ -203,10 +237,12 @@ async fn a_minority_is_stale_or_unavailable_and_a_dead_node_refuses(
         .expect("a follower")
         .clone();
     let rest: Vec<String> = nodes.iter().filter(|n| **n != cut).cloned().collect();
-    let (majority, _) = clients(&cluster, &leader);
-    let (cut_quorum, cut_local) = clients(&cluster, &cut);
+    let majority = quorum_client(&cluster, &leader);
+    let cut_quorum = quorum_client(&cluster, &cut);
+    let cut_others = other_read_modes(&cluster, &cut);
     assert_eq!(majority.call(&write("p", 1)).await, Outcome::Ok(None));
     // Wait until the follower has the first value locally.
+    let (_, cut_local, _) = &cut_others[0];
     for _ in 0..50 {
         if cut_local.call(&read("p")).await == Outcome::Ok(Some(1)) {
             break;
@@ -226,7 +262,7 @@ async fn a_minority_is_stale_or_unavailable_and_a_dead_node_refuses(
             tokio::time::sleep(Duration::from_millis(200)).await;
             continue;
         };
-        let (c, _) = clients(&cluster, &l);
+        let c = quorum_client(&cluster, &l);
         if c.call(&write("p", 2)).await == Outcome::Ok(None) {
             moved = true;
             break;
@@ -243,11 +279,20 @@ async fn a_minority_is_stale_or_unavailable_and_a_dead_node_refuses(
         matches!(outcome, Outcome::Fail(_)),
         "quorum read on the minority: {outcome:?}"
     );
-    assert_eq!(
-        cut_local.call(&read("p")).await,
-        Outcome::Ok(Some(1)),
-        "a local read on the minority is stale"
-    );
+    for (mode, client, when_cut_off) in &cut_others {
+        let outcome = client.call(&read("p")).await;
+        match when_cut_off {
+            WhenCutOff::Stale => assert_eq!(
+                outcome,
+                Outcome::Ok(Some(1)),
+                "a {mode} read on the minority is stale"
+            ),
+            WhenCutOff::Fails => assert!(
+                matches!(outcome, Outcome::Fail(_)),
+                "a {mode} read on the minority: {outcome:?}"
+            ),
+        }
+    }
 
     lab.heal().await.expect("heals");
     lab.kill_node(&cut).await.expect("kill");
@@ -256,7 +301,7 @@ async fn a_minority_is_stale_or_unavailable_and_a_dead_node_refuses(
     // has finished the process, its listening socket may still accept and then reset.
     let deadline = std::time::Instant::now() + Duration::from_secs(5);
     let outcome = loop {
-        let (fresh, _) = clients(&cluster, &cut);
+        let fresh = quorum_client(&cluster, &cut);
         let outcome = fresh.call(&write("p", 4)).await;
         match &outcome {
             Outcome::Info(why) if why.contains("reset") && std::time::Instant::now() < deadline => {
