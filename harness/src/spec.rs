@@ -251,6 +251,18 @@ impl TestSpec {
         faultline_workloads::Generator::new(spec.workload.clone())?;
         spec.target_spec(&spec.results)?;
         spec.attached_spec()?;
+        // A missing server binary is reported now, before a lab is built for it.
+        if spec.endpoints.is_none() {
+            match spec.target.as_str() {
+                "etcd" => drop(faultline_targets::etcd::find_binary(
+                    spec.etcd_bin.as_deref(),
+                )?),
+                "consul" => drop(faultline_targets::consul::find_binary(
+                    spec.consul_bin.as_deref(),
+                )?),
+                _ => {}
+            }
+        }
         Ok(spec)
     }
 

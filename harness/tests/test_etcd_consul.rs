@@ -90,3 +90,27 @@ fn read_modes_are_checked_per_target() {
         assert_eq!(out.status.code(), Some(3), "{args:?}: {}", describe(&out));
     }
 }
+
+#[test]
+fn a_missing_server_binary_is_reported_before_the_lab_with_how_to_install_it() {
+    let results = tempfile::tempdir().expect("tempdir");
+    for (target, flag) in [("etcd", "--etcd-bin"), ("consul", "--consul-bin")] {
+        let missing = results.path().join(format!("no-{target}"));
+        let missing = missing.to_str().expect("utf-8 path");
+        let out = run_test(results.path(), &["--target", target, flag, missing]);
+        assert_eq!(out.status.code(), Some(3), "{target}: {}", describe(&out));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains(missing) && stderr.contains("scripts/install-targets.sh"),
+            "{target}: {}",
+            describe(&out)
+        );
+        // Refused while resolving the spec: no run directory was made, so no lab was built.
+        let made: Vec<_> = std::fs::read_dir(results.path())
+            .expect("results dir")
+            .flatten()
+            .map(|e| e.path())
+            .collect();
+        assert!(made.is_empty(), "{target}: {made:?}");
+    }
+}
