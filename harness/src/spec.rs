@@ -327,3 +327,86 @@ impl TestSpec {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use faultline_targets::consul::ConsulReadMode;
+
+    /// Any existing file stands in for a server binary: resolving only checks that it exists.
+    fn some_file() -> PathBuf {
+        std::env::current_exe().expect("the test binary")
+    }
+
+    #[test]
+    fn the_config_file_sets_target_read_mode_and_binary_and_flags_win() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config = dir.path().join("test.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "target = \"consul\"\nread-mode = \"stale\"\nconsul-bin = {:?}\nnemesis = \"partition\"\n",
+                some_file().display().to_string()
+            ),
+        )
+        .expect("write config");
+        let from_file = TestSpec::resolve(TestArgs {
+            config: Some(config.clone()),
+            ..Default::default()
+        })
+        .expect("resolves");
+        let TargetSpec::Consul(consul) = from_file.target_spec(dir.path()).expect("spec") else {
+            panic!("not consul: {from_file:?}");
+        };
+        assert_eq!(consul.read_mode, ConsulReadMode::Stale);
+        assert_eq!(consul.binary, Some(some_file()));
+
+        let flag_wins = TestSpec::resolve(TestArgs {
+            config: Some(config),
+            read_mode: Some("default".into()),
+            ..Default::default()
+        })
+        .expect("resolves");
+        let TargetSpec::Consul(consul) = flag_wins.target_spec(dir.path()).expect("spec") else {
+            panic!("not consul: {flag_wins:?}");
+        };
+        assert_eq!(consul.read_mode, ConsulReadMode::Default);
+    }
+
+    #[test]
+    fn go_targets_get_no_clock_faults_from_all_and_refuse_them_by_name() {
+        let etcd = |nemesis: &str| {
+            TestSpec::resolve(TestArgs {
+                target: Some("etcd".into()),
+                etcd_bin: Some(some_file()),
+                nemesis: Some(nemesis.into()),
+                ..Default::default()
+            })
+        };
+        let all = etcd("all").expect("resolves");
+        assert!(!all.fault_kinds.contains(&FaultKind::Clock), "{all:?}");
+        assert!(all.fault_kinds.contains(&FaultKind::Partition), "{all:?}");
+        let error = etcd("partition,clock").unwrap_err().to_string();
+        assert!(error.contains("libfaketime"), "{error}");
+    }
+
+    #[test]
+    fn read_modes_belong_to_their_target() {
+        let with = |target: &str, mode: &str| {
+            TestSpec::resolve(TestArgs {
+                target: Some(target.into()),
+                read_mode: Some(mode.into()),
+                etcd_bin: Some(some_file()),
+                consul_bin: Some(some_file()),
+                ..Default::default()
+            })
+        };
+        assert!(with("etcd", "serializable").is_ok());
+        let error = with("etcd", "stale").unwrap_err().to_string();
+        assert!(error.contains("linearizable"), "{error}");
+        let error = with("consul", "serializable").unwrap_err().to_string();
+        assert!(error.contains("consistent"), "{error}");
+        let error = with("raft", "serializable").unwrap_err().to_string();
+        assert!(error.contains("--unsafe stale-reads"), "{error}");
+    }
+}
