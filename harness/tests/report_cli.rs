@@ -207,3 +207,54 @@ fn serve_lists_runs_newest_first_and_refuses_paths_outside_the_results() {
         );
     }
 }
+
+/// `faultline report` draws what results.json says (it does not re-check a stored run), checks
+/// again when results.json is missing, unreadable, or `--recheck` is given.
+#[test]
+fn report_uses_the_stored_results_and_checks_again_only_when_it_must() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let valid = make_run(
+        root.path(),
+        "raft-cas-register",
+        "20261101T100000-000Z",
+        false,
+    );
+    let invalid = root.path().join("invalid");
+    std::fs::create_dir_all(&invalid).expect("run dir");
+    synth(&invalid.join("history.jsonl"), true);
+    let report = |extra: &[&str]| {
+        let out = faultline()
+            .arg("report")
+            .arg(&invalid)
+            .args(extra)
+            .output()
+            .expect("report runs");
+        let html = std::fs::read_to_string(invalid.join("report.html")).expect("report.html");
+        (
+            out.status.code(),
+            html,
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+
+    // No results.json: checked, found invalid, results.json written.
+    let (code, html, _) = report(&[]);
+    assert_eq!(code, Some(1));
+    assert!(html.contains("Why it is not linearizable"));
+    assert!(invalid.join("results.json").is_file());
+
+    // A stored verdict (here: another run's) is what the page shows.
+    std::fs::copy(valid.join("results.json"), invalid.join("results.json")).expect("copy");
+    let (code, html, _) = report(&[]);
+    assert_eq!(code, Some(0), "the stored results.json was not used");
+    assert!(!html.contains("Why it is not linearizable"));
+
+    let (code, _, _) = report(&["--recheck"]);
+    assert_eq!(code, Some(1), "--recheck checks the history again");
+
+    std::fs::write(invalid.join("results.json"), "{not json").expect("corrupt");
+    let (code, html, stderr) = report(&[]);
+    assert_eq!(code, Some(1));
+    assert!(stderr.contains("checking the history again"), "{stderr}");
+    assert!(html.contains("Why it is not linearizable"));
+}
