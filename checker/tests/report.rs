@@ -65,6 +65,31 @@ fn every_plot_is_a_png_of_the_expected_size_and_an_svg_with_the_fault_labels() {
     }
     let html = std::fs::read_to_string(&files.html).expect("html");
     assert!(html.contains("latency-raw.svg") && html.contains("valid"));
+    assert_self_contained(&html);
+    assert_eq!(
+        html.matches("src=\"data:image/png;base64,iVBORw0KGgo")
+            .count(),
+        3,
+        "the three plots are inside the page as PNGs"
+    );
+}
+
+/// Nothing the page shows comes from elsewhere: every `src` is a `data:` URI, no stylesheet or
+/// script is linked, and no address on the network is named.
+fn assert_self_contained(html: &str) {
+    for (at, _) in html.match_indices("src=") {
+        let rest = &html[at..];
+        assert!(
+            rest.starts_with("src=\"data:"),
+            "a resource not inside the page: {:.80}",
+            rest
+        );
+    }
+    assert!(!html.contains("<link"), "linked stylesheet");
+    assert!(
+        !html.contains("http://") && !html.contains("https://"),
+        "network address"
+    );
 }
 
 #[test]

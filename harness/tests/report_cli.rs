@@ -66,6 +66,10 @@ fn report_pages_load_in_chromium_without_script_errors() {
             dom.contains("data-rendered=\"ok\""),
             "the timeline script did not finish:\n{dom:.2000}"
         );
+        assert!(
+            dom.contains("data-images=\"ok\""),
+            "a plot did not decode, or the load handler did not run:\n{dom:.2000}"
+        );
         // The attribute on <body>, not the script's own text that sets it.
         assert!(
             !dom.contains("data-script-error=\""),

@@ -6,11 +6,13 @@
 //! - [`timeline`]: operations as intervals and faults as bands, extracted from the history.
 //! - [`plots`]: the three plots (plotters, with a compiled-in font).
 //! - [`page`]: the HTML page (askama template `templates/report.html`).
+//! - [`embed`]: `data:` URIs, which put the plots inside the page.
 //!
 //! # Never
 //! Nothing from the history reaches the page unescaped: keys, values, node names and error
 //! strings are untrusted input.
 
+pub mod embed;
 pub mod page;
 pub mod plots;
 pub mod timeline;
@@ -49,9 +51,26 @@ pub fn write_report(
     };
     let timeline = Timeline::new(&history.events, faults, unit);
     let mut plots = Vec::new();
+    let mut views = Vec::new();
     if history.timed {
-        for draw in [plots::latency_raw, plots::latency_quantiles, plots::rate] {
+        for (draw, alt) in [
+            (
+                plots::latency_raw as plots::Draw,
+                "latency of every operation over time",
+            ),
+            (plots::latency_quantiles, "latency quantiles over time"),
+            (plots::rate, "throughput by outcome over time"),
+        ] {
             let files = draw(dir, &timeline).map_err(failed)?;
+            // The page carries the PNG itself; the files stay beside it for other uses.
+            let png = std::fs::read(&files.png)
+                .map_err(|e| failed(format!("reading {}: {e}", files.png.display())))?;
+            views.push(page::PlotView {
+                alt,
+                png_data_uri: embed::data_uri("image/png", &png),
+                png_file: file_name(&files.png),
+                svg_file: file_name(&files.svg),
+            });
             plots.push(files.png);
             plots.push(files.svg);
         }
@@ -67,9 +86,15 @@ pub fn write_report(
             ))
         })
         .unwrap_or_else(|| history.file.display().to_string());
-    let html = page::render(&title, &timeline, report, test_json, history.timed)
+    let html = page::render(&title, &timeline, report, test_json, &views)
         .map_err(|e| failed(e.to_string()))?;
     let path = dir.join("report.html");
     std::fs::write(&path, html).map_err(|e| failed(e.to_string()))?;
     Ok(ReportFiles { html: path, plots })
+}
+
+fn file_name(path: &Path) -> String {
+    path.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
 }

@@ -1,4 +1,4 @@
-//! `report.html`: one self-contained page (inline CSS and JS, plots as sibling files, no
+//! `report.html`: one self-contained page (inline CSS and JS, plots as `data:` URIs, no
 //! network at view time) built from an askama template. Everything from the history reaches
 //! the page either HTML-escaped or inside a JSON blob escaped for a `<script>` element, so a
 //! hostile key or error string stays text.
@@ -14,6 +14,15 @@ use crate::verdict::Verdict;
 /// At most this many operations go to the timeline: beyond it the page would stall. The ops
 /// of keys with a counterexample come first, the rest is an even sample (the page says so).
 pub const MAX_TIMELINE_OPS: usize = 30_000;
+
+/// One plot as the page shows it: the PNG inside the page, the files beside it linked.
+pub struct PlotView {
+    pub alt: &'static str,
+    /// `data:image/png;base64,…`.
+    pub png_data_uri: String,
+    pub png_file: String,
+    pub svg_file: String,
+}
 
 /// One row of the per-key table.
 pub struct KeyRow {
@@ -77,7 +86,7 @@ struct ReportPage<'a> {
     stats: String,
     keys: Vec<KeyRow>,
     counterexamples: Vec<CounterexampleView>,
-    plots: bool,
+    plots: &'a [PlotView],
     timeline_note: String,
     data: serde_json::Value,
 }
@@ -156,13 +165,14 @@ fn timeline_ops<'a>(timeline: &'a Timeline, report: &CheckReport) -> (Vec<&'a Dr
     (chosen, note)
 }
 
-/// Render the page. `test_json` is the run's `test.json`, when there is one.
+/// Render the page. `test_json` is the run's `test.json`, when there is one; `plots` is empty
+/// for histories without real times.
 pub fn render(
     title: &str,
     timeline: &Timeline,
     report: &CheckReport,
     test_json: Option<&serde_json::Value>,
-    plots: bool,
+    plots: &[PlotView],
 ) -> Result<String, askama::Error> {
     let verdict = report.verdict();
     let headline = match report.counterexamples.first() {

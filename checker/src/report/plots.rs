@@ -72,6 +72,9 @@ pub struct PlotFiles {
 
 type DrawResult = Result<(), String>;
 
+/// The signature every plot has: draw `timeline` into `dir`, as PNG and SVG.
+pub type Draw = fn(&Path, &Timeline) -> Result<PlotFiles, String>;
+
 fn err<E: std::fmt::Display>(e: E) -> String {
     e.to_string()
 }
