@@ -10,8 +10,12 @@ use faultline_checker::{CheckOptions, Verdict, load_history};
 
 /// A synthetic history with two faults (one healed, one still open at the end) in `dir`.
 fn history_with_faults(dir: &Path, stale_read: bool, key_prefix: &str) -> std::path::PathBuf {
+    history_of(dir, 4_000, stale_read, key_prefix)
+}
+
+fn history_of(dir: &Path, ops: u64, stale_read: bool, key_prefix: &str) -> std::path::PathBuf {
     let spec = SynthSpec {
-        ops: 4_000,
+        ops,
         procs: 6,
         keys: 3,
         crash: 0.01,
@@ -156,4 +160,36 @@ fn a_jepsen_log_without_times_gets_a_page_but_no_plots() {
             .expect("html")
             .contains("valid")
     );
+}
+
+/// The figure in docs/readme/report.md: how long the report of a 1e6-operation history takes
+/// (checking it is timed separately, by the checker benchmarks). It prints the time and asserts
+/// only what it drew; run it with
+/// `cargo test --release -p faultline-checker --test report -- --ignored --nocapture`.
+#[test]
+#[ignore = "a timing: run it in release with --ignored --nocapture"]
+fn time_the_report_of_a_million_operations() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = history_of(dir.path(), 1_000_000, true, "");
+    let started = std::time::Instant::now();
+    let history = load_history(&path).expect("loads");
+    let loaded = started.elapsed();
+    let report = check_events(&history.events, &CheckOptions::default()).expect("checks");
+    let checked = started.elapsed();
+    let files = write_report(&dir.path().join("r"), &history, &report, None).expect("written");
+    let reported = started.elapsed();
+    let html = std::fs::metadata(&files.html).expect("html").len();
+    println!(
+        "1e6 ops: load {:.2} s, check {:.2} s ({}), report {:.2} s (report.html {:.1} MB)",
+        loaded.as_secs_f64(),
+        (checked - loaded).as_secs_f64(),
+        report.verdict(),
+        (reported - checked).as_secs_f64(),
+        html as f64 / 1e6
+    );
+    for file in &files.plots {
+        let size = std::fs::metadata(file).expect("plot").len();
+        println!("  {}: {:.1} kB", file.display(), size as f64 / 1e3);
+    }
+    assert_eq!(files.plots.len(), 6);
 }

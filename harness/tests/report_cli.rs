@@ -262,3 +262,69 @@ fn report_uses_the_stored_results_and_checks_again_only_when_it_must() {
     assert!(stderr.contains("checking the history again"), "{stderr}");
     assert!(html.contains("Why it is not linearizable"));
 }
+
+/// Markup that would mark the page if it ever ran.
+const HOSTILE: &str =
+    "</script><img src=x onerror=\"document.body.setAttribute('data-pwned','1')\">";
+
+/// A history is untrusted input: keys, node names, errors and test.json fields carrying markup
+/// must reach the browser as text. Chromium builds the DOM, so an escape that failed would
+/// show up as an element (or as the attribute the payload sets).
+#[test]
+fn hostile_history_and_test_json_stay_text_in_chromium() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let run = dir.path().join("run");
+    std::fs::create_dir_all(&run).expect("run dir");
+    let plain = dir.path().join("plain.jsonl");
+    synth(&plain, true);
+    let mut hostile = String::new();
+    for line in std::fs::read_to_string(&plain).expect("history").lines() {
+        let mut event: serde_json::Value = serde_json::from_str(line).expect("json line");
+        if let Some(key) = event["key"].as_str() {
+            event["key"] = format!("{HOSTILE}{key}").into();
+            event["node"] = HOSTILE.into();
+            event["error"] = HOSTILE.into();
+        }
+        hostile.push_str(&event.to_string());
+        hostile.push('\n');
+    }
+    hostile.push_str(&format!(
+        "{}\n",
+        serde_json::json!({"index": 1_000_000, "time": 1_000_000, "process": "nemesis",
+            "type": "info", "f": "start-partition", "value": {"description": HOSTILE}})
+    ));
+    std::fs::write(run.join("history.jsonl"), hostile).expect("write history");
+    let test_json = serde_json::json!({
+        "spec": {"target": HOSTILE, "nodes": 5, "nemesis": [HOSTILE], "workload": {"workload": HOSTILE}},
+        "seed": HOSTILE,
+        "versions": {"target": HOSTILE, "faultline": "0.1.0"},
+    });
+    std::fs::write(run.join("test.json"), test_json.to_string()).expect("test.json");
+    let status = faultline()
+        .arg("check")
+        .arg(&run)
+        .status()
+        .expect("check runs");
+    assert_eq!(status.code(), Some(1), "the planted stale read is found");
+    let dom = rendered_dom(&run.join("report.html"));
+    assert!(
+        dom.contains("data-rendered=\"ok\""),
+        "script ran:\n{dom:.2000}"
+    );
+    assert!(
+        !dom.contains("data-script-error=\""),
+        "script error: {dom:.2000}"
+    );
+    assert!(
+        !dom.contains("<img src=\"x\""),
+        "markup from the history became an element"
+    );
+    assert!(
+        !dom.contains("data-pwned=\"1\""),
+        "markup from the history ran"
+    );
+    assert!(
+        dom.contains("&lt;/script&gt;&lt;img src=x"),
+        "the hostile text is shown as text"
+    );
+}

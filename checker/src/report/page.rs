@@ -293,3 +293,99 @@ pub fn render(
     };
     page.render()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::history::{Completion, Function};
+
+    fn timeline(ops: u64) -> Timeline {
+        let ops = (0..ops)
+            .map(|i| DrawnOp {
+                index: i * 2,
+                process: i % 7,
+                f: Function::Read,
+                completion: Completion::Ok,
+                key: Some(if i % 10 == 0 { "bad" } else { "good" }.to_string()),
+                label: "read 1".into(),
+                node: None,
+                start: i as f64,
+                end: Some(i as f64 + 0.5),
+            })
+            .collect();
+        Timeline {
+            ops,
+            faults: Vec::new(),
+            unit: TimeUnit::Seconds,
+            end: 1.0,
+        }
+    }
+
+    /// A report with one counterexample on key `bad`, read as results.json is.
+    fn report_with_violation_on_bad() -> CheckReport {
+        let op = serde_json::json!({"index": 4, "complete_index": 5, "process": 1, "type": "ok",
+            "f": "read", "key": "bad", "value": 3, "invoke_time": 4, "complete_time": 5,
+            "node": null});
+        serde_json::from_value(serde_json::json!({
+            "valid": false, "model": "cas-register", "keys": {},
+            "counterexamples": [{"key": "bad", "op": op, "previous_ok": [], "prefix": [],
+                "final_configurations": [], "window": {"start": 0, "end": 5},
+                "explanation": "read 3 <b>stale</b>"}],
+            "stats": {"ops": 0, "keys": 2, "ok": 0, "fail": 0, "info": 0, "elapsed_ms": 0.0}
+        }))
+        .expect("a results.json")
+    }
+
+    #[test]
+    fn a_small_history_is_drawn_whole() {
+        let timeline = timeline(1000);
+        let (ops, note) = timeline_ops(&timeline, &report_with_violation_on_bad());
+        assert_eq!(ops.len(), 1000);
+        assert_eq!(note, "all 1000 operations");
+    }
+
+    #[test]
+    fn a_big_history_keeps_every_op_of_the_violating_key_and_samples_the_rest() {
+        let timeline = timeline(200_000);
+        let (ops, note) = timeline_ops(&timeline, &report_with_violation_on_bad());
+        assert!(ops.len() <= MAX_TIMELINE_OPS, "{} drawn", ops.len());
+        let bad = ops
+            .iter()
+            .filter(|op| op.key.as_deref() == Some("bad"))
+            .count();
+        // 20 000 ops of `bad`, more than half the cap: the first half-cap of them.
+        assert_eq!(bad, MAX_TIMELINE_OPS / 2);
+        assert!(ops.len() > MAX_TIMELINE_OPS * 9 / 10, "{} drawn", ops.len());
+        assert!(
+            ops.windows(2).all(|w| w[0].index < w[1].index),
+            "in history order"
+        );
+        assert!(note.contains("of 200000 operations"), "{note}");
+    }
+
+    #[test]
+    fn the_page_escapes_the_explanation_and_embeds_the_data_as_script_safe_json() {
+        let mut timeline = timeline(10);
+        timeline.ops[0].label = "</script><script>alert(1)</script>".into();
+        let html = render(
+            "t<i>",
+            &timeline,
+            &report_with_violation_on_bad(),
+            None,
+            &[],
+        )
+        .expect("renders");
+        assert!(
+            html.contains("read 3 &#60;b&#62;stale&#60;/b&#62;"),
+            "escaped as text"
+        );
+        assert!(!html.contains("<b>stale"));
+        assert!(!html.contains("<i>"));
+        assert_eq!(
+            html.matches("</script>").count(),
+            2,
+            "only the page's own scripts close"
+        );
+        assert!(!html.contains("alert(1)</script>"));
+    }
+}

@@ -404,3 +404,63 @@ pub fn rate(dir: &Path, timeline: &Timeline) -> Result<PlotFiles, String> {
     }
     write_plots(dir, "rate", |root| body!(root), |root| body!(root))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::timeline::TimeUnit;
+
+    fn op(start: f64, end: Option<f64>, completion: Completion) -> DrawnOp {
+        DrawnOp {
+            index: 0,
+            process: 0,
+            f: Function::Write,
+            completion,
+            key: None,
+            label: "write 1".into(),
+            node: None,
+            start,
+            end,
+        }
+    }
+
+    /// Degenerate runs (nothing completed, everything at time 0, a completion before its
+    /// invoke from a broken clock) still draw every plot instead of failing or panicking.
+    #[test]
+    fn degenerate_timelines_still_draw() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let fault = FaultInterval {
+            kind: "kill".into(),
+            label: "kill n1".into(),
+            start: 0.0,
+            end: None,
+        };
+        for (ops, end) in [
+            (vec![], 0.0),
+            (vec![op(0.0, None, Completion::Info)], 0.0),
+            (vec![op(0.0, Some(0.0), Completion::Ok)], 0.0),
+            (vec![op(2.0, Some(1.0), Completion::Fail)], 2.0),
+        ] {
+            let timeline = Timeline {
+                ops,
+                faults: vec![fault.clone()],
+                unit: TimeUnit::Seconds,
+                end,
+            };
+            for draw in [latency_raw as Draw, latency_quantiles, rate] {
+                let files = draw(dir.path(), &timeline).expect("draws");
+                let svg = std::fs::read_to_string(files.svg).expect("svg");
+                assert!(svg.contains("kill n1"), "the fault is labelled");
+            }
+        }
+    }
+
+    #[test]
+    fn aggregate_windows_cover_the_run_and_are_at_least_100_ms() {
+        assert_eq!(windows(0.001), (1, 0.1));
+        let (count, width) = windows(60.0);
+        assert_eq!(count, 200);
+        assert!((width - 0.3).abs() < 1e-9);
+        assert!(count as f64 * width >= 60.0);
+    }
+}
