@@ -164,8 +164,22 @@ fn make_run(results: &Path, name: &str, stamp: &str, stale: bool) -> PathBuf {
 fn serve_lists_runs_newest_first_and_refuses_paths_outside_the_results() {
     let root = tempfile::tempdir().expect("tempdir");
     let results = root.path().join("results");
-    make_run(&results, "raft-cas-register", "20261101T100000-000Z", false);
+    let older = make_run(&results, "raft-cas-register", "20261101T100000-000Z", false);
     make_run(&results, "raft-cas-register", "20261102T100000-000Z", true);
+    std::fs::write(
+        older.join("test.json"),
+        r#"{"spec":{"target":"raft","workload":{"workload":"cas-register"}},"seed":7}"#,
+    )
+    .expect("test.json");
+    let mut history = std::fs::OpenOptions::new()
+        .append(true)
+        .open(older.join("history.jsonl"))
+        .expect("history");
+    writeln!(
+        history,
+        r#"{{"index":9000,"time":1,"process":"nemesis","type":"info","f":"start-kill","value":{{"description":"kill n2"}}}}"#
+    )
+    .expect("append a fault");
     std::fs::write(root.path().join("secret.txt"), "do not serve").expect("secret");
     std::os::unix::fs::symlink(root.path(), results.join("escape")).expect("symlink");
 
@@ -180,6 +194,18 @@ fn serve_lists_runs_newest_first_and_refuses_paths_outside_the_results() {
         .expect("older run listed");
     assert!(newer < older, "newest first");
     assert!(index.contains("invalid") && index.contains("valid"));
+    let older_row = index
+        .lines()
+        .find(|l| l.contains("20261101T100000-000Z"))
+        .expect("older row");
+    for cell in [
+        "<td>raft</td>",
+        "<td>cas-register</td>",
+        "<td>2026-11-01 10:00:00 UTC</td>",
+        "<td class=\"num\">1</td></tr>",
+    ] {
+        assert!(older_row.contains(cell), "{cell} missing in {older_row}");
+    }
 
     let (code, page) = get(
         &server.address,
