@@ -85,6 +85,15 @@ fn report_pages_load_in_chromium_without_script_errors() {
                 "counterexample section"
             );
             assert!(dom.contains("show the violation"), "timeline focus button");
+            // The timeline opened on the first violation: its unplaceable op and some of the
+            // prefix are on the canvas.
+            let drawn = dom
+                .split("data-drawn=\"")
+                .nth(1)
+                .and_then(|rest| rest.split('"').next())
+                .unwrap_or_else(|| panic!("the timeline says what it drew:\n{dom:.2000}"));
+            assert!(drawn.contains(" 1 unplaceable, "), "{drawn}");
+            assert!(!drawn.ends_with(" 0 prefix"), "{drawn}");
         }
     }
 }

@@ -9,6 +9,7 @@ use serde::Serialize;
 use super::timeline::{DrawnOp, FaultInterval, TimeUnit, Timeline};
 use crate::check::CheckReport;
 use crate::counterexample::Counterexample;
+use crate::history::{Completion, Function};
 use crate::verdict::Verdict;
 
 /// At most this many operations go to the timeline: beyond it the page would stall. The ops
@@ -23,6 +24,10 @@ pub struct PlotView {
     pub png_file: String,
     pub svg_file: String,
 }
+
+/// Steps of a counterexample's prefix in its table, and on the timeline when it opens on the
+/// violation: the end of the prefix, which is where the history stops making sense.
+pub const PREFIX_SHOWN: usize = 12;
 
 /// One row of the per-key table.
 pub struct KeyRow {
@@ -99,13 +104,11 @@ fn seconds(t: u64, unit: TimeUnit) -> String {
 }
 
 fn view(c: &Counterexample, unit: TimeUnit) -> CounterexampleView {
-    // The table shows the end of the prefix: that is where the history stops making sense.
-    const SHOWN: usize = 12;
-    let hidden = c.prefix.len().saturating_sub(SHOWN);
+    let hidden = c.prefix.len().saturating_sub(PREFIX_SHOWN);
     let prefix = c.prefix[hidden..]
         .iter()
         .map(|step| PrefixRow {
-            label: format!("{:?} {}", step.op.f, step.op.value).to_lowercase(),
+            label: op_text(step.op.f, &step.op.value),
             process: step.op.process,
             invoked: seconds(step.op.invoke_time, unit),
             completed: step
@@ -121,12 +124,39 @@ fn view(c: &Counterexample, unit: TimeUnit) -> CounterexampleView {
         key: c.key.clone(),
         explanation: c.explanation.clone(),
         op_label: format!(
-            "{:?} {} by process {} ({:?})",
-            c.op.f, c.op.value, c.op.process, c.op.completion
-        )
-        .to_lowercase(),
+            "{} by process {} ({})",
+            op_text(c.op.f, &c.op.value),
+            c.op.process,
+            completion_text(c.op.completion)
+        ),
         prefix,
         prefix_hidden: hidden,
+    }
+}
+
+/// An operation as the timeline labels it: `read nil`, `write 3`, `cas 1→2`.
+fn op_text(f: Function, value: &serde_json::Value) -> String {
+    let text = |v: &serde_json::Value| match v {
+        serde_json::Value::Null => "nil".to_string(),
+        serde_json::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    match (f, value) {
+        (Function::Read, v) => format!("read {}", text(v)),
+        (Function::Write, v) => format!("write {}", text(v)),
+        (Function::Cas, serde_json::Value::Array(pair)) if pair.len() == 2 => {
+            format!("cas {}→{}", text(&pair[0]), text(&pair[1]))
+        }
+        (Function::Cas, v) => format!("cas {}", text(v)),
+        (Function::Append, v) => format!("append {}", text(v)),
+    }
+}
+
+fn completion_text(c: Completion) -> &'static str {
+    match c {
+        Completion::Ok => "ok",
+        Completion::Fail => "fail",
+        Completion::Info => "info",
     }
 }
 
@@ -258,7 +288,14 @@ pub fn render(
                     .iter()
                     .map(|s| (s.op.index, s.state_after))
                     .collect(),
-                start: c.window.start as f64 * scale,
+                // Open wide enough to show the steps the table lists, not only the window.
+                start: c.prefix[c.prefix.len().saturating_sub(PREFIX_SHOWN)..]
+                    .iter()
+                    .map(|step| step.op.invoke_time)
+                    .chain([c.window.start])
+                    .min()
+                    .unwrap_or(c.window.start) as f64
+                    * scale,
                 end: c.window.end as f64 * scale,
             })
             .collect(),
@@ -297,7 +334,22 @@ pub fn render(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::history::{Completion, Function};
+
+    #[rustfmt::skip]
+    #[test]
+    fn operations_read_as_on_the_timeline() {
+        use serde_json::json;
+        for (f, value, text) in [
+            (Function::Read,   json!(null),    "read nil"),
+            (Function::Read,   json!(7),       "read 7"),
+            (Function::Write,  json!(3),       "write 3"),
+            (Function::Cas,    json!([1, 2]),  "cas 1→2"),
+            (Function::Cas,    json!("odd"),   "cas odd"),
+            (Function::Append, json!("Xy"),    "append Xy"),
+        ] {
+            assert_eq!(op_text(f, &value), text);
+        }
+    }
 
     fn timeline(ops: u64) -> Timeline {
         let ops = (0..ops)
