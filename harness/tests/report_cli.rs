@@ -363,3 +363,46 @@ fn hostile_history_and_test_json_stay_text_in_chromium() {
         "the hostile text is shown as text"
     );
 }
+
+fn datasets() -> PathBuf {
+    std::env::var_os("FAULTLINE_DATASETS").map_or_else(
+        || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/datasets"),
+        PathBuf::from,
+    )
+}
+
+/// Histories from elsewhere: a Jepsen text log (no times: the timeline counts events, no plots)
+/// and a Knossos EDN file, both single-register and invalid. Their pages render, and the
+/// timeline draws the op that cannot be placed.
+#[test]
+fn dataset_reports_render_in_chromium_with_the_violation_on_the_timeline() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    for file in [
+        "porcupine/test_data/jepsen/etcd_000.log",
+        "knossos/data/cas-register/bad/cas-failure.edn",
+    ] {
+        let history = datasets().join(file);
+        assert!(
+            history.is_file(),
+            "{} missing: set FAULTLINE_DATASETS",
+            history.display()
+        );
+        let report_dir = dir.path().join(file.replace('/', "_"));
+        let status = faultline()
+            .arg("check")
+            .arg(&history)
+            .arg("--report")
+            .arg(&report_dir)
+            .status()
+            .expect("check runs");
+        assert_eq!(status.code(), Some(1), "{file} is invalid");
+        let dom = rendered_dom(&report_dir.join("report.html"));
+        assert!(dom.contains("data-rendered=\"ok\""), "{file}:\n{dom:.2000}");
+        assert!(!dom.contains("data-script-error=\""), "{file}: {dom:.2000}");
+        assert!(dom.contains("data-images=\"ok\""), "{file}: {dom:.2000}");
+        assert!(
+            dom.contains(" 1 unplaceable, "),
+            "{file}: the timeline does not show the violation:\n{dom:.3000}"
+        );
+    }
+}
