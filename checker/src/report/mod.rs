@@ -19,9 +19,11 @@ pub mod timeline;
 
 use std::path::{Path, PathBuf};
 
-use crate::check::{CheckReport, LoadedHistory};
+use crate::check::{CheckReport, Format, LoadedHistory};
 use crate::error::Error;
-pub use timeline::{DrawnOp, FaultInterval, TimeUnit, Timeline, faults_from_jsonl};
+pub use timeline::{
+    DrawnOp, FaultInterval, TimeUnit, Timeline, faults_from_edn, faults_from_jsonl,
+};
 
 /// What [`write_report`] wrote.
 #[derive(Clone, Debug)]
@@ -44,10 +46,12 @@ pub fn write_report(
         reason,
     };
     std::fs::create_dir_all(dir).map_err(|e| failed(e.to_string()))?;
-    let (unit, faults) = if history.timed {
-        (TimeUnit::Seconds, faults_from_jsonl(&history.text))
-    } else {
-        (TimeUnit::Events, Vec::new())
+    let (unit, faults) = match (history.timed, history.format) {
+        (true, Format::Jsonl) => (TimeUnit::Seconds, faults_from_jsonl(&history.text)),
+        (true, Format::Edn) => (TimeUnit::Seconds, faults_from_edn(&history.text)),
+        (true, Format::JepsenLog) => (TimeUnit::Seconds, Vec::new()),
+        // Without times a fault has no place on the time axis.
+        (false, _) => (TimeUnit::Events, Vec::new()),
     };
     let timeline = Timeline::new(&history.events, faults, unit);
     let mut plots = Vec::new();

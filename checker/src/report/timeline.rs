@@ -168,29 +168,62 @@ fn fault_edge(f: &str) -> Option<FaultEdge<'_>> {
     })
 }
 
-/// The fault intervals recorded in a JSONL history: each start is closed by the next stop of
-/// its kind (see [`fault_edge`] for the names), which closes every open fault of that kind, as
-/// the nemesis heals them; a start never stopped lasts to the end. Jepsen records a nemesis
-/// action twice (invoke, then info when done): a start repeating the open fault of its kind
-/// with the same label is the same fault. Lines that are not nemesis lines, or not JSON, are
-/// skipped (the checker's reader reports malformed lines).
+/// One nemesis action, whatever the history's format.
+struct NemesisAction {
+    /// Nanoseconds since the run started.
+    time: u64,
+    f: String,
+    /// What the nemesis said it did, if it said.
+    description: Option<String>,
+}
+
+/// The fault intervals recorded in a JSONL history (see [`pair_faults`]). Lines that are not
+/// nemesis lines, or not JSON, are skipped (the checker's reader reports malformed lines).
 pub fn faults_from_jsonl(text: &str) -> Vec<FaultInterval> {
-    let mut faults: Vec<FaultInterval> = Vec::new();
-    for line in text.lines() {
+    let actions = text
+        .lines()
         // Cheap filter first: most lines are client operations.
-        if !line.contains("\"nemesis\"") {
-            continue;
-        }
-        let Ok(n) = serde_json::from_str::<NemesisLine>(line) else {
+        .filter(|line| line.contains("\"nemesis\""))
+        .filter_map(|line| serde_json::from_str::<NemesisLine>(line).ok())
+        .filter(|n| n.process == "nemesis")
+        .map(|n| NemesisAction {
+            time: n.time,
+            description: n
+                .value
+                .get("description")
+                .and_then(|d| d.as_str())
+                .or_else(|| n.value.as_str())
+                .map(str::to_string),
+            f: n.f,
+        });
+    pair_faults(actions)
+}
+
+/// The fault intervals of a Jepsen / Knossos `history.edn` with `:time`s (see [`pair_faults`]).
+pub fn faults_from_edn(text: &str) -> Vec<FaultInterval> {
+    pair_faults(
+        crate::edn::nemesis_actions(text)
+            .into_iter()
+            .map(|a| NemesisAction {
+                time: a.time,
+                f: a.f,
+                description: a.description,
+            }),
+    )
+}
+
+/// Fault intervals from nemesis actions in history order: each start is closed by the next
+/// stop of its kind (see [`fault_edge`] for the names), which closes every open fault of that
+/// kind, as the nemesis heals them; a start never stopped lasts to the end. Jepsen records a
+/// nemesis action twice (invoke, then info when done): a start repeating the open fault of its
+/// kind with the same label is the same fault.
+fn pair_faults(actions: impl Iterator<Item = NemesisAction>) -> Vec<FaultInterval> {
+    let mut faults: Vec<FaultInterval> = Vec::new();
+    for action in actions {
+        let Some(edge) = fault_edge(&action.f) else {
             continue;
         };
-        if n.process != "nemesis" {
-            continue;
-        }
-        let Some(edge) = fault_edge(&n.f) else {
-            continue;
-        };
-        let t = n.time as f64 * 1e-9;
+        let t = action.time as f64 * 1e-9;
         let is_open = |f: &FaultInterval, kind: &str| f.kind == kind && f.end.is_none();
         let kind = match edge {
             FaultEdge::Open(kind) => kind,
@@ -209,13 +242,7 @@ pub fn faults_from_jsonl(text: &str) -> Vec<FaultInterval> {
             }
             continue;
         }
-        let label = n
-            .value
-            .get("description")
-            .and_then(|d| d.as_str())
-            .map(str::to_string)
-            .or_else(|| n.value.as_str().map(str::to_string))
-            .unwrap_or_else(|| n.f.clone());
+        let label = action.description.unwrap_or_else(|| action.f.clone());
         let repeated = faults
             .iter()
             .rev()
@@ -310,6 +337,18 @@ mod tests {
             vec![("partition", 1.0, Some(4.0)), ("partition", 3.0, Some(4.0))]
         );
         assert_eq!(faults[1].label, "isolate n2");
+    }
+
+    #[test]
+    fn a_knossos_history_has_its_nemesis_as_faults() {
+        let text = r#"[{:type :info, :f :start, :process :nemesis, :time 5000000000}
+ {:type :info, :f :start, :process :nemesis, :time 5002000000}
+ {:type :invoke, :f :read, :process 1, :time 6000000000}
+ {:type :info, :f :stop, :process :nemesis, :time 9000000000, :value "fully connected"}]"#;
+        assert_eq!(
+            spans(&faults_from_edn(text)),
+            vec![("fault", 5.0, Some(9.0))]
+        );
     }
 
     #[test]
