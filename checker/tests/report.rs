@@ -43,6 +43,11 @@ fn history_of(dir: &Path, ops: u64, stale_read: bool, key_prefix: &str) -> std::
     path
 }
 
+/// Whether an SVG written by plotters has a text element saying exactly `text`.
+fn has_text(svg: &str, text: &str) -> bool {
+    svg.contains(&format!(">\n{text}\n</text>")) || svg.contains(&format!(">{text}</text>"))
+}
+
 fn png_size(path: &Path) -> (u32, u32) {
     let image = image::open(path).unwrap_or_else(|e| panic!("{} decodes: {e}", path.display()));
     (image.width(), image.height())
@@ -66,6 +71,19 @@ fn every_plot_is_a_png_of_the_expected_size_and_an_svg_with_the_fault_labels() {
         assert!(svg.contains("kill n1"), "{name}.svg names the open fault");
         assert!(svg.contains("isolate n3"), "{name}.svg names the partition");
         assert!(!svg.contains("<b>"), "{name}.svg escapes fault labels");
+        for legend in ["read", "write", "cas"] {
+            if name == "latency-raw" {
+                assert!(has_text(&svg, legend), "{name}.svg legend {legend}");
+            }
+        }
+        let outcomes: &[&str] = match name {
+            "latency-raw" => &["ok", "fail", "info (indeterminate)"],
+            "rate" => &["ok", "fail", "info"],
+            _ => &["p50", "p95", "p99", "max"],
+        };
+        for legend in outcomes {
+            assert!(has_text(&svg, legend), "{name}.svg legend {legend}");
+        }
     }
     let html = std::fs::read_to_string(&files.html).expect("html");
     assert!(html.contains("latency-raw.svg") && html.contains("valid"));

@@ -189,6 +189,24 @@ pub fn latency_raw(dir: &Path, timeline: &Timeline) -> Result<PlotFiles, String>
                     .label(format!("{f:?}").to_lowercase())
                     .legend(move |(x, y)| Circle::new((x, y), 4, color.filled()));
             }
+            // The marker shapes get legend entries of their own (drawing nothing), so the
+            // plot reads without the page around it.
+            let grey = BLACK.mix(0.6);
+            chart
+                .draw_series(std::iter::empty::<Circle<(f64, f64), i32>>())
+                .map_err(err)?
+                .label("ok")
+                .legend(move |(x, y)| Circle::new((x, y), 3, grey.filled()));
+            chart
+                .draw_series(std::iter::empty::<Circle<(f64, f64), i32>>())
+                .map_err(err)?
+                .label("fail")
+                .legend(move |(x, y)| Cross::new((x, y), 3, grey.stroke_width(1)));
+            chart
+                .draw_series(std::iter::empty::<Circle<(f64, f64), i32>>())
+                .map_err(err)?
+                .label("info (indeterminate)")
+                .legend(move |(x, y)| TriangleMarker::new((x, y), 4, grey.filled()));
             chart
                 .configure_series_labels()
                 .background_style(WHITE.mix(0.85))
