@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use rayon::prelude::*;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::counterexample::{Counterexample, explain};
 use crate::error::Error;
@@ -42,19 +42,23 @@ impl Default for CheckOptions {
 }
 
 /// A key's entry in `results.json`.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct KeyReport {
-    #[serde(serialize_with = "serialize_verdict")]
+    #[serde(
+        serialize_with = "serialize_verdict",
+        deserialize_with = "deserialize_verdict"
+    )]
     pub valid: Verdict,
     pub ops: usize,
-    pub engine: &'static str,
+    /// Which engine decided the key; a `Cow` so a stored `results.json` reads back.
+    pub engine: std::borrow::Cow<'static, str>,
     pub elapsed_ms: f64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
 }
 
 /// `results.json`'s `stats`.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Stats {
     pub ops: u64,
     pub keys: usize,
@@ -65,9 +69,12 @@ pub struct Stats {
 }
 
 /// The whole answer, serialised as `results.json` (DESIGN.md, "The checker").
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct CheckReport {
-    #[serde(serialize_with = "serialize_verdict")]
+    #[serde(
+        serialize_with = "serialize_verdict",
+        deserialize_with = "deserialize_verdict"
+    )]
     pub valid: Verdict,
     pub model: Model,
     pub keys: BTreeMap<String, KeyReport>,
@@ -88,6 +95,18 @@ fn serialize_verdict<S: serde::Serializer>(v: &Verdict, s: S) -> Result<S::Ok, S
         Verdict::Valid => s.serialize_bool(true),
         Verdict::Invalid => s.serialize_bool(false),
         Verdict::Unknown => s.serialize_str("unknown"),
+    }
+}
+
+/// Reads what [`serialize_verdict`] wrote; anything else is an error naming the field.
+fn deserialize_verdict<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Verdict, D::Error> {
+    match serde_json::Value::deserialize(d)? {
+        serde_json::Value::Bool(true) => Ok(Verdict::Valid),
+        serde_json::Value::Bool(false) => Ok(Verdict::Invalid),
+        serde_json::Value::String(s) if s == "unknown" => Ok(Verdict::Unknown),
+        other => Err(serde::de::Error::custom(format!(
+            "a verdict is true, false or \"unknown\", not {other}"
+        ))),
     }
 }
 
@@ -395,7 +414,7 @@ fn check_key(
     let report = KeyReport {
         valid,
         ops: key.ops.len(),
-        engine,
+        engine: engine.into(),
         elapsed_ms,
         reason,
     };
@@ -614,6 +633,45 @@ mod tests {
         };
         assert_eq!(verdict("unavailable: no leader"), Verdict::Valid);
         assert_eq!(verdict("mismatch"), Verdict::Invalid);
+    }
+
+    /// `faultline report` redraws a run from its stored results.json: what was written must
+    /// read back to the same verdicts, counterexample and sentence.
+    #[test]
+    fn results_json_reads_back_as_the_report_it_was_written_from() {
+        let history = [
+            line(0, 0, "invoke", "write", "1"),
+            line(1, 0, "ok", "write", "1"),
+            line(2, 1, "invoke", "read", "null"),
+            line(3, 1, "ok", "read", "7"),
+        ]
+        .join("\n");
+        let events = jsonl::parse(&history).expect("parses");
+        let report = check_events(&events, &CheckOptions::default()).expect("checks");
+        assert_eq!(report.verdict(), Verdict::Invalid);
+        let json = serde_json::to_string(&report).expect("serialises");
+        let back: CheckReport = serde_json::from_str(&json).expect("reads back");
+        assert_eq!(back.verdict(), Verdict::Invalid);
+        assert_eq!(back.keys["k"].engine, report.keys["k"].engine);
+        assert_eq!(back.counterexamples.len(), 1);
+        // The model's step is not stored (the report never needs it); the rest is.
+        assert_eq!(
+            back.counterexamples[0].op.index,
+            report.counterexamples[0].op.index
+        );
+        assert_eq!(
+            back.counterexamples[0].explanation,
+            report.counterexamples[0].explanation
+        );
+        // Compared as JSON values: serde_json reads floats to the nearest value only with its
+        // `float_roundtrip` feature, so the text of a timing may differ in its last digit.
+        assert_eq!(
+            serde_json::to_value(&back).expect("serialises"),
+            serde_json::from_str::<serde_json::Value>(&json).expect("parses")
+        );
+        let bad = json.replacen("\"valid\":false", "\"valid\":\"maybe\"", 1);
+        let error = serde_json::from_str::<CheckReport>(&bad).unwrap_err();
+        assert!(error.to_string().contains("true, false or"), "{error}");
     }
 
     fn info(i: u64, p: u64, value: i64) -> String {

@@ -2,13 +2,13 @@
 //! failing window, the longest linearizable prefix, and the operations that cannot be
 //! placed").
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::history::{Completion, Function, KeyHistory, Op, Step, Value};
 use crate::search::Failure;
 
 /// One step of the longest linearizable prefix.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct PrefixStep {
     /// The operation, as the report's timeline draws it.
     pub op: Op,
@@ -17,7 +17,7 @@ pub struct PrefixStep {
 }
 
 /// A configuration the search ended in: the state and the linearized ops (history indices).
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Configuration {
     pub state: Value,
     pub linearized: Vec<u64>,
@@ -25,14 +25,14 @@ pub struct Configuration {
 
 /// The time window that holds the failure: from the earliest invoke among the prefix's last
 /// steps and the stuck op's predecessors to the stuck op's completion.
-#[derive(Clone, Copy, Debug, Serialize)]
+#[derive(Clone, Copy, Debug, Serialize, Deserialize)]
 pub struct Window {
     pub start: u64,
     pub end: u64,
 }
 
 /// The explanation of one invalid key, as `results.json` carries it to the report.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Counterexample {
     pub key: String,
     /// The operation that cannot be linearized: highlighted on the report's timeline.

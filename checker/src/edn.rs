@@ -184,8 +184,8 @@ fn int(e: &Edn) -> Option<i64> {
     }
 }
 
-/// Parse a whole `history.edn`.
-pub fn parse(text: &str) -> Result<Vec<Event>, Error> {
+/// The top-level op maps of a `history.edn`, each with the line it starts on.
+fn items(text: &str) -> Result<Vec<(usize, Edn)>, Error> {
     let mut parser = Parser {
         text: text.as_bytes(),
         pos: 0,
@@ -216,6 +216,12 @@ pub fn parse(text: &str) -> Result<Vec<Event>, Error> {
             }
         }
     }
+    Ok(items)
+}
+
+/// Parse a whole `history.edn`.
+pub fn parse(text: &str) -> Result<Vec<Event>, Error> {
+    let items = items(text)?;
     let mut events = Vec::with_capacity(items.len());
     for (i, (line, item)) in items.iter().enumerate() {
         let line = *line;
@@ -347,6 +353,50 @@ pub fn parse(text: &str) -> Result<Vec<Event>, Error> {
     Ok(events)
 }
 
+/// One op of the nemesis (`:process :nemesis`), as the report's fault bands need it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NemesisAction {
+    /// `:time` (nanoseconds since the test started).
+    pub time: u64,
+    /// `:f` without the colon: `start`, `stop`, `kill`, …
+    pub f: String,
+    /// `:value` when it is a string (Jepsen often records what was done there).
+    pub description: Option<String>,
+}
+
+/// The nemesis ops of a `history.edn` that carry a `:time`; a file that does not parse has
+/// none (its client ops are what [`parse`] reports errors about).
+pub fn nemesis_actions(text: &str) -> Vec<NemesisAction> {
+    let Ok(items) = items(text) else {
+        return Vec::new();
+    };
+    items
+        .iter()
+        .filter_map(|(_, item)| {
+            let Edn::Map(map) = item else { return None };
+            let is_nemesis = matches!(get(map, "process"),
+                Some(Edn::Keyword(p)) | Some(Edn::Symbol(p)) | Some(Edn::Str(p)) if p == "nemesis");
+            if !is_nemesis {
+                return None;
+            }
+            let time = u64::try_from(int(get(map, "time")?)?).ok()?;
+            let f = match get(map, "f")? {
+                Edn::Keyword(f) | Edn::Symbol(f) | Edn::Str(f) => f.clone(),
+                _ => return None,
+            };
+            let description = match get(map, "value") {
+                Some(Edn::Str(text)) => Some(text.clone()),
+                _ => None,
+            };
+            Some(NemesisAction {
+                time,
+                f,
+                description,
+            })
+        })
+        .collect()
+}
+
 fn key_text(e: &Edn) -> String {
     match e {
         Edn::Int(n) => n.to_string(),
@@ -386,6 +436,31 @@ mod tests {
         assert_eq!(events[0].value, EventValue::Cas(1, 2));
         assert_eq!(events[0].time, 10);
         assert_eq!(events[1].key.as_deref(), Some("k"));
+    }
+
+    #[test]
+    fn nemesis_actions_are_read_with_their_times() {
+        let text = r#"[{:process 0, :type :invoke, :f :read, :value nil, :time 5}
+ {:type :info, :f :start, :process :nemesis, :time 5326396898, :index 169}
+ {:type :info, :f :stop, :process :nemesis, :time 10329153864, :value "fully connected"}
+ {:type :info, :f :start, :process :nemesis}]"#;
+        let actions = nemesis_actions(text);
+        assert_eq!(
+            actions,
+            vec![
+                NemesisAction {
+                    time: 5326396898,
+                    f: "start".into(),
+                    description: None
+                },
+                NemesisAction {
+                    time: 10329153864,
+                    f: "stop".into(),
+                    description: Some("fully connected".into())
+                },
+            ]
+        );
+        assert!(nemesis_actions("[{:process").is_empty());
     }
 
     #[test]

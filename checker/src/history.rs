@@ -14,13 +14,13 @@
 
 use std::collections::HashMap;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// A register value; `None` is "absent" (every key starts absent unless the format says 0).
 pub type Value = Option<i64>;
 
 /// What an operation did.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Function {
     Read,
@@ -31,7 +31,7 @@ pub enum Function {
 }
 
 /// How an operation completed.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Completion {
     Ok,
@@ -77,7 +77,7 @@ pub enum EventValue {
 }
 
 /// A paired operation on one key.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Op {
     /// History index of the invoke event.
     pub index: u64,

@@ -10,8 +10,12 @@ use faultline_checker::{CheckOptions, Verdict, load_history};
 
 /// A synthetic history with two faults (one healed, one still open at the end) in `dir`.
 fn history_with_faults(dir: &Path, stale_read: bool, key_prefix: &str) -> std::path::PathBuf {
+    history_of(dir, 4_000, stale_read, key_prefix)
+}
+
+fn history_of(dir: &Path, ops: u64, stale_read: bool, key_prefix: &str) -> std::path::PathBuf {
     let spec = SynthSpec {
-        ops: 4_000,
+        ops,
         procs: 6,
         keys: 3,
         crash: 0.01,
@@ -39,6 +43,11 @@ fn history_with_faults(dir: &Path, stale_read: bool, key_prefix: &str) -> std::p
     path
 }
 
+/// Whether an SVG written by plotters has a text element saying exactly `text`.
+fn has_text(svg: &str, text: &str) -> bool {
+    svg.contains(&format!(">\n{text}\n</text>")) || svg.contains(&format!(">{text}</text>"))
+}
+
 fn png_size(path: &Path) -> (u32, u32) {
     let image = image::open(path).unwrap_or_else(|e| panic!("{} decodes: {e}", path.display()));
     (image.width(), image.height())
@@ -62,9 +71,47 @@ fn every_plot_is_a_png_of_the_expected_size_and_an_svg_with_the_fault_labels() {
         assert!(svg.contains("kill n1"), "{name}.svg names the open fault");
         assert!(svg.contains("isolate n3"), "{name}.svg names the partition");
         assert!(!svg.contains("<b>"), "{name}.svg escapes fault labels");
+        for legend in ["read", "write", "cas"] {
+            if name == "latency-raw" {
+                assert!(has_text(&svg, legend), "{name}.svg legend {legend}");
+            }
+        }
+        let outcomes: &[&str] = match name {
+            "latency-raw" => &["ok", "fail", "info (indeterminate)"],
+            "rate" => &["ok", "fail", "info"],
+            _ => &["p50", "p95", "p99", "max"],
+        };
+        for legend in outcomes {
+            assert!(has_text(&svg, legend), "{name}.svg legend {legend}");
+        }
     }
     let html = std::fs::read_to_string(&files.html).expect("html");
     assert!(html.contains("latency-raw.svg") && html.contains("valid"));
+    assert_self_contained(&html);
+    assert_eq!(
+        html.matches("src=\"data:image/png;base64,iVBORw0KGgo")
+            .count(),
+        3,
+        "the three plots are inside the page as PNGs"
+    );
+}
+
+/// Nothing the page shows comes from elsewhere: every `src` is a `data:` URI, no stylesheet or
+/// script is linked, and no address on the network is named.
+fn assert_self_contained(html: &str) {
+    for (at, _) in html.match_indices("src=") {
+        let rest = &html[at..];
+        assert!(
+            rest.starts_with("src=\"data:"),
+            "a resource not inside the page: {:.80}",
+            rest
+        );
+    }
+    assert!(!html.contains("<link"), "linked stylesheet");
+    assert!(
+        !html.contains("http://") && !html.contains("https://"),
+        "network address"
+    );
 }
 
 #[test]
@@ -131,4 +178,42 @@ fn a_jepsen_log_without_times_gets_a_page_but_no_plots() {
             .expect("html")
             .contains("valid")
     );
+}
+
+/// The figure in docs/readme/report.md: how long the report of a 1e6-operation history takes
+/// (checking it is timed separately, by the checker benchmarks). It prints the time and asserts
+/// only what it drew; run it with
+/// `cargo test --release -p faultline-checker --test report -- --ignored --nocapture`.
+#[test]
+#[ignore = "a timing: run it in release with --ignored --nocapture"]
+fn time_the_report_of_a_million_operations() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = history_of(dir.path(), 1_000_000, true, "");
+    let started = std::time::Instant::now();
+    let history = load_history(&path).expect("loads");
+    let loaded = started.elapsed();
+    // The report is what is timed: a short check budget keeps the test quick when CI runs
+    // the ignored tests too (an unknown verdict draws the same plots and timeline).
+    let options = CheckOptions {
+        time_limit: std::time::Duration::from_secs(2),
+        ..CheckOptions::default()
+    };
+    let report = check_events(&history.events, &options).expect("checks");
+    let checked = started.elapsed();
+    let files = write_report(&dir.path().join("r"), &history, &report, None).expect("written");
+    let reported = started.elapsed();
+    let html = std::fs::metadata(&files.html).expect("html").len();
+    println!(
+        "1e6 ops: load {:.2} s, check {:.2} s ({}), report {:.2} s (report.html {:.1} MB)",
+        loaded.as_secs_f64(),
+        (checked - loaded).as_secs_f64(),
+        report.verdict(),
+        (reported - checked).as_secs_f64(),
+        html as f64 / 1e6
+    );
+    for file in &files.plots {
+        let size = std::fs::metadata(file).expect("plot").len();
+        println!("  {}: {:.1} kB", file.display(), size as f64 / 1e3);
+    }
+    assert_eq!(files.plots.len(), 6);
 }

@@ -66,6 +66,10 @@ fn report_pages_load_in_chromium_without_script_errors() {
             dom.contains("data-rendered=\"ok\""),
             "the timeline script did not finish:\n{dom:.2000}"
         );
+        assert!(
+            dom.contains("data-images=\"ok\""),
+            "a plot did not decode, or the load handler did not run:\n{dom:.2000}"
+        );
         // The attribute on <body>, not the script's own text that sets it.
         assert!(
             !dom.contains("data-script-error=\""),
@@ -81,6 +85,15 @@ fn report_pages_load_in_chromium_without_script_errors() {
                 "counterexample section"
             );
             assert!(dom.contains("show the violation"), "timeline focus button");
+            // The timeline opened on the first violation: its unplaceable op and some of the
+            // prefix are on the canvas.
+            let drawn = dom
+                .split("data-drawn=\"")
+                .nth(1)
+                .and_then(|rest| rest.split('"').next())
+                .unwrap_or_else(|| panic!("the timeline says what it drew:\n{dom:.2000}"));
+            assert!(drawn.contains(" 1 unplaceable, "), "{drawn}");
+            assert!(!drawn.ends_with(" 0 prefix"), "{drawn}");
         }
     }
 }
@@ -160,8 +173,22 @@ fn make_run(results: &Path, name: &str, stamp: &str, stale: bool) -> PathBuf {
 fn serve_lists_runs_newest_first_and_refuses_paths_outside_the_results() {
     let root = tempfile::tempdir().expect("tempdir");
     let results = root.path().join("results");
-    make_run(&results, "raft-cas-register", "20261101T100000-000Z", false);
+    let older = make_run(&results, "raft-cas-register", "20261101T100000-000Z", false);
     make_run(&results, "raft-cas-register", "20261102T100000-000Z", true);
+    std::fs::write(
+        older.join("test.json"),
+        r#"{"spec":{"target":"raft","workload":{"workload":"cas-register"}},"seed":7}"#,
+    )
+    .expect("test.json");
+    let mut history = std::fs::OpenOptions::new()
+        .append(true)
+        .open(older.join("history.jsonl"))
+        .expect("history");
+    writeln!(
+        history,
+        r#"{{"index":9000,"time":1,"process":"nemesis","type":"info","f":"start-kill","value":{{"description":"kill n2"}}}}"#
+    )
+    .expect("append a fault");
     std::fs::write(root.path().join("secret.txt"), "do not serve").expect("secret");
     std::os::unix::fs::symlink(root.path(), results.join("escape")).expect("symlink");
 
@@ -176,6 +203,18 @@ fn serve_lists_runs_newest_first_and_refuses_paths_outside_the_results() {
         .expect("older run listed");
     assert!(newer < older, "newest first");
     assert!(index.contains("invalid") && index.contains("valid"));
+    let older_row = index
+        .lines()
+        .find(|l| l.contains("20261101T100000-000Z"))
+        .expect("older row");
+    for cell in [
+        "<td>raft</td>",
+        "<td>cas-register</td>",
+        "<td>2026-11-01 10:00:00 UTC</td>",
+        "<td class=\"num\">1</td></tr>",
+    ] {
+        assert!(older_row.contains(cell), "{cell} missing in {older_row}");
+    }
 
     let (code, page) = get(
         &server.address,
@@ -204,6 +243,166 @@ fn serve_lists_runs_newest_first_and_refuses_paths_outside_the_results() {
         assert!(
             !body.contains("do not serve") && !body.contains("root:"),
             "{attack} leaked"
+        );
+    }
+}
+
+/// `faultline report` draws what results.json says (it does not re-check a stored run), checks
+/// again when results.json is missing, unreadable, or `--recheck` is given.
+#[test]
+fn report_uses_the_stored_results_and_checks_again_only_when_it_must() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let valid = make_run(
+        root.path(),
+        "raft-cas-register",
+        "20261101T100000-000Z",
+        false,
+    );
+    let invalid = root.path().join("invalid");
+    std::fs::create_dir_all(&invalid).expect("run dir");
+    synth(&invalid.join("history.jsonl"), true);
+    let report = |extra: &[&str]| {
+        let out = faultline()
+            .arg("report")
+            .arg(&invalid)
+            .args(extra)
+            .output()
+            .expect("report runs");
+        let html = std::fs::read_to_string(invalid.join("report.html")).expect("report.html");
+        (
+            out.status.code(),
+            html,
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+
+    // No results.json: checked, found invalid, results.json written.
+    let (code, html, _) = report(&[]);
+    assert_eq!(code, Some(1));
+    assert!(html.contains("Why it is not linearizable"));
+    assert!(invalid.join("results.json").is_file());
+
+    // A stored verdict (here: another run's) is what the page shows.
+    std::fs::copy(valid.join("results.json"), invalid.join("results.json")).expect("copy");
+    let (code, html, _) = report(&[]);
+    assert_eq!(code, Some(0), "the stored results.json was not used");
+    assert!(!html.contains("Why it is not linearizable"));
+
+    let (code, _, _) = report(&["--recheck"]);
+    assert_eq!(code, Some(1), "--recheck checks the history again");
+
+    std::fs::write(invalid.join("results.json"), "{not json").expect("corrupt");
+    let (code, html, stderr) = report(&[]);
+    assert_eq!(code, Some(1));
+    assert!(stderr.contains("checking the history again"), "{stderr}");
+    assert!(html.contains("Why it is not linearizable"));
+}
+
+/// Markup that would mark the page if it ever ran.
+const HOSTILE: &str =
+    "</script><img src=x onerror=\"document.body.setAttribute('data-pwned','1')\">";
+
+/// A history is untrusted input: keys, node names, errors and test.json fields carrying markup
+/// must reach the browser as text. Chromium builds the DOM, so an escape that failed would
+/// show up as an element (or as the attribute the payload sets).
+#[test]
+fn hostile_history_and_test_json_stay_text_in_chromium() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let run = dir.path().join("run");
+    std::fs::create_dir_all(&run).expect("run dir");
+    let plain = dir.path().join("plain.jsonl");
+    synth(&plain, true);
+    let mut hostile = String::new();
+    for line in std::fs::read_to_string(&plain).expect("history").lines() {
+        let mut event: serde_json::Value = serde_json::from_str(line).expect("json line");
+        if let Some(key) = event["key"].as_str() {
+            event["key"] = format!("{HOSTILE}{key}").into();
+            event["node"] = HOSTILE.into();
+            event["error"] = HOSTILE.into();
+        }
+        hostile.push_str(&event.to_string());
+        hostile.push('\n');
+    }
+    hostile.push_str(&format!(
+        "{}\n",
+        serde_json::json!({"index": 1_000_000, "time": 1_000_000, "process": "nemesis",
+            "type": "info", "f": "start-partition", "value": {"description": HOSTILE}})
+    ));
+    std::fs::write(run.join("history.jsonl"), hostile).expect("write history");
+    let test_json = serde_json::json!({
+        "spec": {"target": HOSTILE, "nodes": 5, "nemesis": [HOSTILE], "workload": {"workload": HOSTILE}},
+        "seed": HOSTILE,
+        "versions": {"target": HOSTILE, "faultline": "0.1.0"},
+    });
+    std::fs::write(run.join("test.json"), test_json.to_string()).expect("test.json");
+    let status = faultline()
+        .arg("check")
+        .arg(&run)
+        .status()
+        .expect("check runs");
+    assert_eq!(status.code(), Some(1), "the planted stale read is found");
+    let dom = rendered_dom(&run.join("report.html"));
+    assert!(
+        dom.contains("data-rendered=\"ok\""),
+        "script ran:\n{dom:.2000}"
+    );
+    assert!(
+        !dom.contains("data-script-error=\""),
+        "script error: {dom:.2000}"
+    );
+    assert!(
+        !dom.contains("<img src=\"x\""),
+        "markup from the history became an element"
+    );
+    assert!(
+        !dom.contains("data-pwned=\"1\""),
+        "markup from the history ran"
+    );
+    assert!(
+        dom.contains("&lt;/script&gt;&lt;img src=x"),
+        "the hostile text is shown as text"
+    );
+}
+
+fn datasets() -> PathBuf {
+    std::env::var_os("FAULTLINE_DATASETS").map_or_else(
+        || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/datasets"),
+        PathBuf::from,
+    )
+}
+
+/// Histories from elsewhere: a Jepsen text log (no times: the timeline counts events, no plots)
+/// and a Knossos EDN file, both single-register and invalid. Their pages render, and the
+/// timeline draws the op that cannot be placed.
+#[test]
+fn dataset_reports_render_in_chromium_with_the_violation_on_the_timeline() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    for file in [
+        "porcupine/test_data/jepsen/etcd_000.log",
+        "knossos/data/cas-register/bad/cas-failure.edn",
+    ] {
+        let history = datasets().join(file);
+        assert!(
+            history.is_file(),
+            "{} missing: set FAULTLINE_DATASETS",
+            history.display()
+        );
+        let report_dir = dir.path().join(file.replace('/', "_"));
+        let status = faultline()
+            .arg("check")
+            .arg(&history)
+            .arg("--report")
+            .arg(&report_dir)
+            .status()
+            .expect("check runs");
+        assert_eq!(status.code(), Some(1), "{file} is invalid");
+        let dom = rendered_dom(&report_dir.join("report.html"));
+        assert!(dom.contains("data-rendered=\"ok\""), "{file}:\n{dom:.2000}");
+        assert!(!dom.contains("data-script-error=\""), "{file}: {dom:.2000}");
+        assert!(dom.contains("data-images=\"ok\""), "{file}: {dom:.2000}");
+        assert!(
+            dom.contains(" 1 unplaceable, "),
+            "{file}: the timeline does not show the violation:\n{dom:.3000}"
         );
     }
 }

@@ -6,20 +6,24 @@
 //! - [`timeline`]: operations as intervals and faults as bands, extracted from the history.
 //! - [`plots`]: the three plots (plotters, with a compiled-in font).
 //! - [`page`]: the HTML page (askama template `templates/report.html`).
+//! - [`embed`]: `data:` URIs, which put the plots inside the page.
 //!
 //! # Never
 //! Nothing from the history reaches the page unescaped: keys, values, node names and error
 //! strings are untrusted input.
 
+pub mod embed;
 pub mod page;
 pub mod plots;
 pub mod timeline;
 
 use std::path::{Path, PathBuf};
 
-use crate::check::{CheckReport, LoadedHistory};
+use crate::check::{CheckReport, Format, LoadedHistory};
 use crate::error::Error;
-pub use timeline::{DrawnOp, FaultInterval, TimeUnit, Timeline, faults_from_jsonl};
+pub use timeline::{
+    DrawnOp, FaultInterval, TimeUnit, Timeline, faults_from_edn, faults_from_jsonl,
+};
 
 /// What [`write_report`] wrote.
 #[derive(Clone, Debug)]
@@ -42,16 +46,35 @@ pub fn write_report(
         reason,
     };
     std::fs::create_dir_all(dir).map_err(|e| failed(e.to_string()))?;
-    let (unit, faults) = if history.timed {
-        (TimeUnit::Seconds, faults_from_jsonl(&history.text))
-    } else {
-        (TimeUnit::Events, Vec::new())
+    let (unit, faults) = match (history.timed, history.format) {
+        (true, Format::Jsonl) => (TimeUnit::Seconds, faults_from_jsonl(&history.text)),
+        (true, Format::Edn) => (TimeUnit::Seconds, faults_from_edn(&history.text)),
+        (true, Format::JepsenLog) => (TimeUnit::Seconds, Vec::new()),
+        // Without times a fault has no place on the time axis.
+        (false, _) => (TimeUnit::Events, Vec::new()),
     };
     let timeline = Timeline::new(&history.events, faults, unit);
     let mut plots = Vec::new();
+    let mut views = Vec::new();
     if history.timed {
-        for draw in [plots::latency_raw, plots::latency_quantiles, plots::rate] {
+        for (draw, alt) in [
+            (
+                plots::latency_raw as plots::Draw,
+                "latency of every operation over time",
+            ),
+            (plots::latency_quantiles, "latency quantiles over time"),
+            (plots::rate, "throughput by outcome over time"),
+        ] {
             let files = draw(dir, &timeline).map_err(failed)?;
+            // The page carries the PNG itself; the files stay beside it for other uses.
+            let png = std::fs::read(&files.png)
+                .map_err(|e| failed(format!("reading {}: {e}", files.png.display())))?;
+            views.push(page::PlotView {
+                alt,
+                png_data_uri: embed::data_uri("image/png", &png),
+                png_file: file_name(&files.png),
+                svg_file: file_name(&files.svg),
+            });
             plots.push(files.png);
             plots.push(files.svg);
         }
@@ -67,9 +90,15 @@ pub fn write_report(
             ))
         })
         .unwrap_or_else(|| history.file.display().to_string());
-    let html = page::render(&title, &timeline, report, test_json, history.timed)
+    let html = page::render(&title, &timeline, report, test_json, &views)
         .map_err(|e| failed(e.to_string()))?;
     let path = dir.join("report.html");
     std::fs::write(&path, html).map_err(|e| failed(e.to_string()))?;
     Ok(ReportFiles { html: path, plots })
+}
+
+fn file_name(path: &Path) -> String {
+    path.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
 }

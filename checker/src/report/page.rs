@@ -1,4 +1,4 @@
-//! `report.html`: one self-contained page (inline CSS and JS, plots as sibling files, no
+//! `report.html`: one self-contained page (inline CSS and JS, plots as `data:` URIs, no
 //! network at view time) built from an askama template. Everything from the history reaches
 //! the page either HTML-escaped or inside a JSON blob escaped for a `<script>` element, so a
 //! hostile key or error string stays text.
@@ -9,11 +9,25 @@ use serde::Serialize;
 use super::timeline::{DrawnOp, FaultInterval, TimeUnit, Timeline};
 use crate::check::CheckReport;
 use crate::counterexample::Counterexample;
+use crate::history::{Completion, Function};
 use crate::verdict::Verdict;
 
 /// At most this many operations go to the timeline: beyond it the page would stall. The ops
 /// of keys with a counterexample come first, the rest is an even sample (the page says so).
 pub const MAX_TIMELINE_OPS: usize = 30_000;
+
+/// One plot as the page shows it: the PNG inside the page, the files beside it linked.
+pub struct PlotView {
+    pub alt: &'static str,
+    /// `data:image/png;base64,…`.
+    pub png_data_uri: String,
+    pub png_file: String,
+    pub svg_file: String,
+}
+
+/// Steps of a counterexample's prefix in its table, and on the timeline when it opens on the
+/// violation: the end of the prefix, which is where the history stops making sense.
+pub const PREFIX_SHOWN: usize = 12;
 
 /// One row of the per-key table.
 pub struct KeyRow {
@@ -77,7 +91,7 @@ struct ReportPage<'a> {
     stats: String,
     keys: Vec<KeyRow>,
     counterexamples: Vec<CounterexampleView>,
-    plots: bool,
+    plots: &'a [PlotView],
     timeline_note: String,
     data: serde_json::Value,
 }
@@ -90,13 +104,11 @@ fn seconds(t: u64, unit: TimeUnit) -> String {
 }
 
 fn view(c: &Counterexample, unit: TimeUnit) -> CounterexampleView {
-    // The table shows the end of the prefix: that is where the history stops making sense.
-    const SHOWN: usize = 12;
-    let hidden = c.prefix.len().saturating_sub(SHOWN);
+    let hidden = c.prefix.len().saturating_sub(PREFIX_SHOWN);
     let prefix = c.prefix[hidden..]
         .iter()
         .map(|step| PrefixRow {
-            label: format!("{:?} {}", step.op.f, step.op.value).to_lowercase(),
+            label: op_text(step.op.f, &step.op.value),
             process: step.op.process,
             invoked: seconds(step.op.invoke_time, unit),
             completed: step
@@ -112,12 +124,39 @@ fn view(c: &Counterexample, unit: TimeUnit) -> CounterexampleView {
         key: c.key.clone(),
         explanation: c.explanation.clone(),
         op_label: format!(
-            "{:?} {} by process {} ({:?})",
-            c.op.f, c.op.value, c.op.process, c.op.completion
-        )
-        .to_lowercase(),
+            "{} by process {} ({})",
+            op_text(c.op.f, &c.op.value),
+            c.op.process,
+            completion_text(c.op.completion)
+        ),
         prefix,
         prefix_hidden: hidden,
+    }
+}
+
+/// An operation as the timeline labels it: `read nil`, `write 3`, `cas 1→2`.
+fn op_text(f: Function, value: &serde_json::Value) -> String {
+    let text = |v: &serde_json::Value| match v {
+        serde_json::Value::Null => "nil".to_string(),
+        serde_json::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    match (f, value) {
+        (Function::Read, v) => format!("read {}", text(v)),
+        (Function::Write, v) => format!("write {}", text(v)),
+        (Function::Cas, serde_json::Value::Array(pair)) if pair.len() == 2 => {
+            format!("cas {}→{}", text(&pair[0]), text(&pair[1]))
+        }
+        (Function::Cas, v) => format!("cas {}", text(v)),
+        (Function::Append, v) => format!("append {}", text(v)),
+    }
+}
+
+fn completion_text(c: Completion) -> &'static str {
+    match c {
+        Completion::Ok => "ok",
+        Completion::Fail => "fail",
+        Completion::Info => "info",
     }
 }
 
@@ -156,13 +195,14 @@ fn timeline_ops<'a>(timeline: &'a Timeline, report: &CheckReport) -> (Vec<&'a Dr
     (chosen, note)
 }
 
-/// Render the page. `test_json` is the run's `test.json`, when there is one.
+/// Render the page. `test_json` is the run's `test.json`, when there is one; `plots` is empty
+/// for histories without real times.
 pub fn render(
     title: &str,
     timeline: &Timeline,
     report: &CheckReport,
     test_json: Option<&serde_json::Value>,
-    plots: bool,
+    plots: &[PlotView],
 ) -> Result<String, askama::Error> {
     let verdict = report.verdict();
     let headline = match report.counterexamples.first() {
@@ -248,7 +288,14 @@ pub fn render(
                     .iter()
                     .map(|s| (s.op.index, s.state_after))
                     .collect(),
-                start: c.window.start as f64 * scale,
+                // Open wide enough to show the steps the table lists, not only the window.
+                start: c.prefix[c.prefix.len().saturating_sub(PREFIX_SHOWN)..]
+                    .iter()
+                    .map(|step| step.op.invoke_time)
+                    .chain([c.window.start])
+                    .min()
+                    .unwrap_or(c.window.start) as f64
+                    * scale,
                 end: c.window.end as f64 * scale,
             })
             .collect(),
@@ -282,4 +329,115 @@ pub fn render(
         data: serde_json::to_value(&data).unwrap_or_default(),
     };
     page.render()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[rustfmt::skip]
+    #[test]
+    fn operations_read_as_on_the_timeline() {
+        use serde_json::json;
+        for (f, value, text) in [
+            (Function::Read,   json!(null),    "read nil"),
+            (Function::Read,   json!(7),       "read 7"),
+            (Function::Write,  json!(3),       "write 3"),
+            (Function::Cas,    json!([1, 2]),  "cas 1→2"),
+            (Function::Cas,    json!("odd"),   "cas odd"),
+            (Function::Append, json!("Xy"),    "append Xy"),
+        ] {
+            assert_eq!(op_text(f, &value), text);
+        }
+    }
+
+    fn timeline(ops: u64) -> Timeline {
+        let ops = (0..ops)
+            .map(|i| DrawnOp {
+                index: i * 2,
+                process: i % 7,
+                f: Function::Read,
+                completion: Completion::Ok,
+                key: Some(if i % 10 == 0 { "bad" } else { "good" }.to_string()),
+                label: "read 1".into(),
+                node: None,
+                start: i as f64,
+                end: Some(i as f64 + 0.5),
+            })
+            .collect();
+        Timeline {
+            ops,
+            faults: Vec::new(),
+            unit: TimeUnit::Seconds,
+            end: 1.0,
+        }
+    }
+
+    /// A report with one counterexample on key `bad`, read as results.json is.
+    fn report_with_violation_on_bad() -> CheckReport {
+        let op = serde_json::json!({"index": 4, "complete_index": 5, "process": 1, "type": "ok",
+            "f": "read", "key": "bad", "value": 3, "invoke_time": 4, "complete_time": 5,
+            "node": null});
+        serde_json::from_value(serde_json::json!({
+            "valid": false, "model": "cas-register", "keys": {},
+            "counterexamples": [{"key": "bad", "op": op, "previous_ok": [], "prefix": [],
+                "final_configurations": [], "window": {"start": 0, "end": 5},
+                "explanation": "read 3 <b>stale</b>"}],
+            "stats": {"ops": 0, "keys": 2, "ok": 0, "fail": 0, "info": 0, "elapsed_ms": 0.0}
+        }))
+        .expect("a results.json")
+    }
+
+    #[test]
+    fn a_small_history_is_drawn_whole() {
+        let timeline = timeline(1000);
+        let (ops, note) = timeline_ops(&timeline, &report_with_violation_on_bad());
+        assert_eq!(ops.len(), 1000);
+        assert_eq!(note, "all 1000 operations");
+    }
+
+    #[test]
+    fn a_big_history_keeps_every_op_of_the_violating_key_and_samples_the_rest() {
+        let timeline = timeline(200_000);
+        let (ops, note) = timeline_ops(&timeline, &report_with_violation_on_bad());
+        assert!(ops.len() <= MAX_TIMELINE_OPS, "{} drawn", ops.len());
+        let bad = ops
+            .iter()
+            .filter(|op| op.key.as_deref() == Some("bad"))
+            .count();
+        // 20 000 ops of `bad`, more than half the cap: the first half-cap of them.
+        assert_eq!(bad, MAX_TIMELINE_OPS / 2);
+        assert!(ops.len() > MAX_TIMELINE_OPS * 9 / 10, "{} drawn", ops.len());
+        assert!(
+            ops.windows(2).all(|w| w[0].index < w[1].index),
+            "in history order"
+        );
+        assert!(note.contains("of 200000 operations"), "{note}");
+    }
+
+    #[test]
+    fn the_page_escapes_the_explanation_and_embeds_the_data_as_script_safe_json() {
+        let mut timeline = timeline(10);
+        timeline.ops[0].label = "</script><script>alert(1)</script>".into();
+        let html = render(
+            "t<i>",
+            &timeline,
+            &report_with_violation_on_bad(),
+            None,
+            &[],
+        )
+        .expect("renders");
+        assert!(
+            html.contains("read 3 &#60;b&#62;stale&#60;/b&#62;"),
+            "escaped as text"
+        );
+        assert!(!html.contains("<b>stale"));
+        assert!(!html.contains("<i>"));
+        assert_eq!(
+            html.matches("</script>").count(),
+            2,
+            "only the page's own scripts close"
+        );
+        assert!(!html.contains("alert(1)</script>"));
+    }
 }

@@ -72,6 +72,9 @@ pub struct PlotFiles {
 
 type DrawResult = Result<(), String>;
 
+/// The signature every plot has: draw `timeline` into `dir`, as PNG and SVG.
+pub type Draw = fn(&Path, &Timeline) -> Result<PlotFiles, String>;
+
 fn err<E: std::fmt::Display>(e: E) -> String {
     e.to_string()
 }
@@ -186,6 +189,24 @@ pub fn latency_raw(dir: &Path, timeline: &Timeline) -> Result<PlotFiles, String>
                     .label(format!("{f:?}").to_lowercase())
                     .legend(move |(x, y)| Circle::new((x, y), 4, color.filled()));
             }
+            // The marker shapes get legend entries of their own (drawing nothing), so the
+            // plot reads without the page around it.
+            let grey = BLACK.mix(0.6);
+            chart
+                .draw_series(std::iter::empty::<Circle<(f64, f64), i32>>())
+                .map_err(err)?
+                .label("ok")
+                .legend(move |(x, y)| Circle::new((x, y), 3, grey.filled()));
+            chart
+                .draw_series(std::iter::empty::<Circle<(f64, f64), i32>>())
+                .map_err(err)?
+                .label("fail")
+                .legend(move |(x, y)| Cross::new((x, y), 3, grey.stroke_width(1)));
+            chart
+                .draw_series(std::iter::empty::<Circle<(f64, f64), i32>>())
+                .map_err(err)?
+                .label("info (indeterminate)")
+                .legend(move |(x, y)| TriangleMarker::new((x, y), 4, grey.filled()));
             chart
                 .configure_series_labels()
                 .background_style(WHITE.mix(0.85))
@@ -400,4 +421,64 @@ pub fn rate(dir: &Path, timeline: &Timeline) -> Result<PlotFiles, String> {
         }};
     }
     write_plots(dir, "rate", |root| body!(root), |root| body!(root))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::timeline::TimeUnit;
+
+    fn op(start: f64, end: Option<f64>, completion: Completion) -> DrawnOp {
+        DrawnOp {
+            index: 0,
+            process: 0,
+            f: Function::Write,
+            completion,
+            key: None,
+            label: "write 1".into(),
+            node: None,
+            start,
+            end,
+        }
+    }
+
+    /// Degenerate runs (nothing completed, everything at time 0, a completion before its
+    /// invoke from a broken clock) still draw every plot instead of failing or panicking.
+    #[test]
+    fn degenerate_timelines_still_draw() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let fault = FaultInterval {
+            kind: "kill".into(),
+            label: "kill n1".into(),
+            start: 0.0,
+            end: None,
+        };
+        for (ops, end) in [
+            (vec![], 0.0),
+            (vec![op(0.0, None, Completion::Info)], 0.0),
+            (vec![op(0.0, Some(0.0), Completion::Ok)], 0.0),
+            (vec![op(2.0, Some(1.0), Completion::Fail)], 2.0),
+        ] {
+            let timeline = Timeline {
+                ops,
+                faults: vec![fault.clone()],
+                unit: TimeUnit::Seconds,
+                end,
+            };
+            for draw in [latency_raw as Draw, latency_quantiles, rate] {
+                let files = draw(dir.path(), &timeline).expect("draws");
+                let svg = std::fs::read_to_string(files.svg).expect("svg");
+                assert!(svg.contains("kill n1"), "the fault is labelled");
+            }
+        }
+    }
+
+    #[test]
+    fn aggregate_windows_cover_the_run_and_are_at_least_100_ms() {
+        assert_eq!(windows(0.001), (1, 0.1));
+        let (count, width) = windows(60.0);
+        assert_eq!(count, 200);
+        assert!((width - 0.3).abs() < 1e-9);
+        assert!(count as f64 * width >= 60.0);
+    }
 }

@@ -134,43 +134,127 @@ struct NemesisLine {
     value: serde_json::Value,
 }
 
-/// The fault intervals recorded in a JSONL history: each `start-X` is closed by the next
-/// `stop-X`; a start never stopped lasts to the end. Lines that are not nemesis lines, or not
-/// JSON, are skipped (the checker's reader reports malformed lines).
+/// What one nemesis `f` does to the fault intervals.
+#[derive(Debug, PartialEq, Eq)]
+enum FaultEdge<'a> {
+    /// A fault of this kind begins.
+    Open(&'a str),
+    /// Every open fault of this kind ends.
+    Close(&'a str),
+    /// Jepsen's bare `start`: restarts killed nodes if any are down, else begins a fault.
+    Start,
+}
+
+/// Our nemesis writes `start-X` / `stop-X`; Jepsen's nemeses write `kill` / `start` (or
+/// `restart`), `pause` / `resume`, `start` / `stop`, `bump-clock` / `reset-clock`. Anything
+/// else (a nemesis log line, an unknown fault) draws nothing.
+fn fault_edge(f: &str) -> Option<FaultEdge<'_>> {
+    if let Some(kind) = f.strip_prefix("start-") {
+        return Some(FaultEdge::Open(kind));
+    }
+    if let Some(kind) = f.strip_prefix("stop-") {
+        return Some(FaultEdge::Close(kind));
+    }
+    Some(match f {
+        "kill" => FaultEdge::Open("kill"),
+        "restart" => FaultEdge::Close("kill"),
+        "start" => FaultEdge::Start,
+        "stop" => FaultEdge::Close("fault"),
+        "pause" => FaultEdge::Open("pause"),
+        "resume" => FaultEdge::Close("pause"),
+        "reset-clock" | "clock-reset" => FaultEdge::Close("clock"),
+        f if f.starts_with("clock-") || f.ends_with("-clock") => FaultEdge::Open("clock"),
+        _ => return None,
+    })
+}
+
+/// One nemesis action, whatever the history's format.
+struct NemesisAction {
+    /// Nanoseconds since the run started.
+    time: u64,
+    f: String,
+    /// What the nemesis said it did, if it said.
+    description: Option<String>,
+}
+
+/// The fault intervals recorded in a JSONL history (see [`pair_faults`]). Lines that are not
+/// nemesis lines, or not JSON, are skipped (the checker's reader reports malformed lines).
 pub fn faults_from_jsonl(text: &str) -> Vec<FaultInterval> {
-    let mut faults: Vec<FaultInterval> = Vec::new();
-    for line in text.lines() {
+    let actions = text
+        .lines()
         // Cheap filter first: most lines are client operations.
-        if !line.contains("\"nemesis\"") {
-            continue;
-        }
-        let Ok(n) = serde_json::from_str::<NemesisLine>(line) else {
-            continue;
-        };
-        if n.process != "nemesis" {
-            continue;
-        }
-        let t = n.time as f64 * 1e-9;
-        if let Some(kind) = n.f.strip_prefix("start-") {
-            let label = n
+        .filter(|line| line.contains("\"nemesis\""))
+        .filter_map(|line| serde_json::from_str::<NemesisLine>(line).ok())
+        .filter(|n| n.process == "nemesis")
+        .map(|n| NemesisAction {
+            time: n.time,
+            description: n
                 .value
                 .get("description")
                 .and_then(|d| d.as_str())
-                .map(str::to_string)
-                .or_else(|| n.value.as_str().map(str::to_string))
-                .unwrap_or_else(|| kind.to_string());
+                .or_else(|| n.value.as_str())
+                .map(str::to_string),
+            f: n.f,
+        });
+    pair_faults(actions)
+}
+
+/// The fault intervals of a Jepsen / Knossos `history.edn` with `:time`s (see [`pair_faults`]).
+pub fn faults_from_edn(text: &str) -> Vec<FaultInterval> {
+    pair_faults(
+        crate::edn::nemesis_actions(text)
+            .into_iter()
+            .map(|a| NemesisAction {
+                time: a.time,
+                f: a.f,
+                description: a.description,
+            }),
+    )
+}
+
+/// Fault intervals from nemesis actions in history order: each start is closed by the next
+/// stop of its kind (see [`fault_edge`] for the names), which closes every open fault of that
+/// kind, as the nemesis heals them; a start never stopped lasts to the end. Jepsen records a
+/// nemesis action twice (invoke, then info when done): a start repeating the open fault of its
+/// kind with the same label is the same fault.
+fn pair_faults(actions: impl Iterator<Item = NemesisAction>) -> Vec<FaultInterval> {
+    let mut faults: Vec<FaultInterval> = Vec::new();
+    for action in actions {
+        let Some(edge) = fault_edge(&action.f) else {
+            continue;
+        };
+        let t = action.time as f64 * 1e-9;
+        let is_open = |f: &FaultInterval, kind: &str| f.kind == kind && f.end.is_none();
+        let kind = match edge {
+            FaultEdge::Open(kind) => kind,
+            FaultEdge::Start if faults.iter().any(|f| is_open(f, "kill")) => "kill",
+            FaultEdge::Start => "fault",
+            FaultEdge::Close(_) => "",
+        };
+        let closing = match edge {
+            FaultEdge::Close(kind) => Some(kind),
+            FaultEdge::Start if kind == "kill" => Some("kill"),
+            _ => None,
+        };
+        if let Some(kind) = closing {
+            for open in faults.iter_mut().filter(|f| is_open(f, kind)) {
+                open.end = Some(t.max(open.start));
+            }
+            continue;
+        }
+        let label = action.description.unwrap_or_else(|| action.f.clone());
+        let repeated = faults
+            .iter()
+            .rev()
+            .find(|f| f.kind == kind)
+            .is_some_and(|f| f.end.is_none() && f.label == label);
+        if !repeated {
             faults.push(FaultInterval {
                 kind: kind.to_string(),
                 label,
                 start: t,
                 end: None,
             });
-        } else if let Some(kind) = n.f.strip_prefix("stop-")
-            && let Some(open) = faults
-                .iter_mut()
-                .find(|f| f.kind == kind && f.end.is_none())
-        {
-            open.end = Some(t);
         }
     }
     faults
@@ -197,5 +281,79 @@ mod tests {
         assert_eq!((faults[0].start, faults[0].end), (1.0, Some(3.0)));
         assert_eq!(faults[1].label, "kill n1");
         assert_eq!(faults[1].end, None);
+    }
+
+    fn nemesis(time_s: u64, f: &str, value: &str) -> String {
+        format!(
+            r#"{{"time":{},"process":"nemesis","type":"info","f":"{f}","value":{value}}}"#,
+            time_s * 1_000_000_000
+        )
+    }
+
+    fn spans(faults: &[FaultInterval]) -> Vec<(&str, f64, Option<f64>)> {
+        faults
+            .iter()
+            .map(|f| (f.kind.as_str(), f.start, f.end))
+            .collect()
+    }
+
+    #[test]
+    fn jepsen_names_pair_up_as_faults() {
+        let text = [
+            nemesis(1, "kill", r#""kill n1""#),
+            nemesis(2, "pause", "null"),
+            nemesis(3, "start", "null"),
+            nemesis(4, "resume", "null"),
+            nemesis(5, "bump-clock", "null"),
+            nemesis(6, "reset-clock", "null"),
+            nemesis(7, "start", "null"),
+            nemesis(8, "stop", "null"),
+            nemesis(9, "log-message", r#""not a fault""#),
+        ]
+        .join("\n");
+        #[rustfmt::skip]
+        let expected = vec![
+            ("kill",  1.0, Some(3.0)),
+            ("pause", 2.0, Some(4.0)),
+            ("clock", 5.0, Some(6.0)),
+            ("fault", 7.0, Some(8.0)),
+        ];
+        assert_eq!(spans(&faults_from_jsonl(&text)), expected);
+    }
+
+    #[test]
+    fn an_invoke_and_its_info_are_one_fault_and_a_stop_heals_every_open_one() {
+        let text = [
+            nemesis(1, "start-partition", r#"{"description":"isolate n1"}"#),
+            nemesis(2, "start-partition", r#"{"description":"isolate n1"}"#),
+            nemesis(3, "start-partition", r#"{"description":"isolate n2"}"#),
+            nemesis(4, "stop-partition", r#"{"description":"heal"}"#),
+            nemesis(5, "stop-kill", "null"),
+        ]
+        .join("\n");
+        let faults = faults_from_jsonl(&text);
+        assert_eq!(
+            spans(&faults),
+            vec![("partition", 1.0, Some(4.0)), ("partition", 3.0, Some(4.0))]
+        );
+        assert_eq!(faults[1].label, "isolate n2");
+    }
+
+    #[test]
+    fn a_knossos_history_has_its_nemesis_as_faults() {
+        let text = r#"[{:type :info, :f :start, :process :nemesis, :time 5000000000}
+ {:type :info, :f :start, :process :nemesis, :time 5002000000}
+ {:type :invoke, :f :read, :process 1, :time 6000000000}
+ {:type :info, :f :stop, :process :nemesis, :time 9000000000, :value "fully connected"}]"#;
+        assert_eq!(
+            spans(&faults_from_edn(text)),
+            vec![("fault", 5.0, Some(9.0))]
+        );
+    }
+
+    #[test]
+    fn a_client_process_named_like_a_fault_is_not_one() {
+        let text = r#"{"time":1,"process":3,"type":"invoke","f":"kill","value":"nemesis"}"#;
+        assert!(faults_from_jsonl(text).is_empty());
     }
 }

@@ -1,19 +1,25 @@
-//! `faultline report RUN_DIR`: re-check a stored run and regenerate its results.json,
-//! report.html and plots.
+//! `faultline report RUN_DIR`: regenerate a stored run's report.html and plots from its
+//! history.jsonl and results.json; the history is checked again only when results.json is
+//! missing or unreadable, or when asked (`--recheck`, `--model`).
 
 use std::path::PathBuf;
 
 use anyhow::Context;
-use faultline_checker::{CheckOptions, Model, Verdict, load_history};
+use faultline_checker::{CheckOptions, CheckReport, Model, Verdict, load_history};
 
 #[derive(Debug, clap::Args)]
 pub struct ReportArgs {
     /// A run directory (`results/<target>-<workload>/<timestamp>`, or `results/latest`).
     pub run_dir: PathBuf,
 
-    /// The sequential specification to check against [default: the run's workload].
+    /// Check the history again with this sequential specification instead of using the
+    /// stored results.json [default: the run's workload, when checking].
     #[arg(long)]
     pub model: Option<Model>,
+
+    /// Check the history again even if results.json is there (and rewrite it).
+    #[arg(long)]
+    pub recheck: bool,
 }
 
 pub fn run(args: ReportArgs) -> anyhow::Result<Verdict> {
@@ -24,18 +30,44 @@ pub fn run(args: ReportArgs) -> anyhow::Result<Verdict> {
             dir.display()
         );
     }
-    let model = args.model.unwrap_or_else(|| model_of_run(dir));
     let history = load_history(dir).with_context(|| format!("reading {}", dir.display()))?;
-    let options = CheckOptions {
-        model,
-        ..CheckOptions::default()
+    let stored = if args.recheck || args.model.is_some() {
+        None
+    } else {
+        stored_results(&dir.join("results.json"))
     };
-    let report = faultline_checker::check::check_events(&history.events, &options)
-        .with_context(|| format!("checking {}", dir.display()))?;
-    crate::commands::check::write_results(&dir.join("results.json"), &report)?;
+    let report = match stored {
+        Some(report) => report,
+        None => {
+            let options = CheckOptions {
+                model: args.model.unwrap_or_else(|| model_of_run(dir)),
+                ..CheckOptions::default()
+            };
+            let report = faultline_checker::check::check_events(&history.events, &options)
+                .with_context(|| format!("checking {}", dir.display()))?;
+            crate::commands::check::write_results(&dir.join("results.json"), &report)?;
+            report
+        }
+    };
     let html = crate::commands::check::write_run_report(dir, &history, &report)?;
     println!("{}: {}", html.display(), report.verdict());
     Ok(report.verdict())
+}
+
+/// The run's stored verdict, if results.json is there and reads as one. A file that does not
+/// parse is reported and replaced by a fresh check rather than failing the report.
+fn stored_results(path: &std::path::Path) -> Option<CheckReport> {
+    let bytes = std::fs::read(path).ok()?;
+    match serde_json::from_slice(&bytes) {
+        Ok(report) => Some(report),
+        Err(error) => {
+            eprintln!(
+                "{} does not read as results ({error}); checking the history again",
+                path.display()
+            );
+            None
+        }
+    }
 }
 
 /// The model a run was checked with: `register` for the register workload, else cas-register.
