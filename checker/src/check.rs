@@ -195,23 +195,24 @@ pub fn check_history(history: &History, options: &CheckOptions, started: Instant
 /// not hold: such a write can explain a CAS that failed on a mismatch.) Every crashed write
 /// stays open to the end of time and doubles the configurations the search may visit, so
 /// histories with many of them are decided here in a fraction of the time.
+/// Every value some operation looks at: a read's result, a CAS's expected value.
+fn observed_values(ops: &[Op]) -> HashSet<i64> {
+    ops.iter()
+        .filter_map(|op| match op.step {
+            Step::Read(Some(v))
+            | Step::Cas { expected: v, .. }
+            | Step::CasMismatch { expected: v } => Some(v),
+            _ => None,
+        })
+        .collect()
+}
+
 fn without_unobserved_open_writes(ops: &[Op]) -> Option<Vec<Op>> {
     // With appends a later value is built on an earlier one: an unseen value may be needed.
     if has_appends(ops) {
         return None;
     }
-    let mut observed: HashSet<i64> = HashSet::new();
-    for op in ops {
-        match op.step {
-            Step::Read(Some(v)) => {
-                observed.insert(v);
-            }
-            Step::Cas { expected, .. } | Step::CasMismatch { expected } => {
-                observed.insert(expected);
-            }
-            _ => {}
-        }
-    }
+    let observed = observed_values(ops);
     let unobserved = |op: &Op| {
         op.complete_time.is_none()
             && match op.step {
@@ -360,15 +361,7 @@ fn with_unobserved_values_merged(ops: &[Op]) -> Option<Vec<Op>> {
     if uses_shared_value {
         return None;
     }
-    let mut observed: HashSet<i64> = HashSet::new();
-    for op in ops {
-        if let Step::Read(Some(v))
-        | Step::Cas { expected: v, .. }
-        | Step::CasMismatch { expected: v } = op.step
-        {
-            observed.insert(v);
-        }
-    }
+    let observed = observed_values(ops);
     let mut merged: Option<Vec<Op>> = None;
     for (i, op) in ops.iter().enumerate() {
         if op.complete_time.is_some() {

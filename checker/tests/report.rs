@@ -180,7 +180,7 @@ fn a_jepsen_log_without_times_gets_a_page_but_no_plots() {
     );
 }
 
-/// The figure in docs/readme/report.md: how long the report of a 1e6-operation history takes
+/// The figure in the README ("Reading the report"): how long the report of a 1e6-operation history takes
 /// (checking it is timed separately, by the checker benchmarks). It prints the time and asserts
 /// only what it drew; run it with
 /// `cargo test --release -p faultline-checker --test report -- --ignored --nocapture`.

@@ -97,12 +97,13 @@ impl EtcdCluster {
         // A cluster token per lab, so members of another run can never join this one.
         let token = format!("faultline-{}", lab.name());
         let started = async {
+            // etcd makes each node's own directory; the parent must exist.
+            std::fs::create_dir_all(&spec.data_dir).map_err(|source| Error::Io {
+                what: format!("creating {}", spec.data_dir.display()),
+                source,
+            })?;
             for (name, ip) in nodes.iter() {
                 let data = spec.data_dir.join(name);
-                std::fs::create_dir_all(&spec.data_dir).map_err(|source| Error::Io {
-                    what: format!("creating {}", spec.data_dir.display()),
-                    source,
-                })?;
                 let args = vec![
                     format!("--name={name}"),
                     format!("--data-dir={}", data.display()),

@@ -79,6 +79,20 @@ fn err<E: std::fmt::Display>(e: E) -> String {
     e.to_string()
 }
 
+/// The legend box every plot draws in its upper right corner.
+fn draw_legend<'a, DB: DrawingBackend + 'a, CT: plotters::coord::CoordTranslate>(
+    chart: &mut ChartContext<'a, DB, CT>,
+) -> DrawResult {
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK.mix(0.3))
+        .label_font((FAMILY, 13))
+        .position(SeriesLabelPosition::UpperRight)
+        .draw()
+        .map_err(err)
+}
+
 /// Shade and label every fault on a chart whose y axis spans `y0..y1`.
 fn draw_faults<DB: DrawingBackend, Y>(
     chart: &mut ChartContext<DB, Cartesian2d<plotters::coord::types::RangedCoordf64, Y>>,
@@ -207,15 +221,7 @@ pub fn latency_raw(dir: &Path, timeline: &Timeline) -> Result<PlotFiles, String>
                 .map_err(err)?
                 .label("info (indeterminate)")
                 .legend(move |(x, y)| TriangleMarker::new((x, y), 4, grey.filled()));
-            chart
-                .configure_series_labels()
-                .background_style(WHITE.mix(0.85))
-                .border_style(BLACK.mix(0.3))
-                .label_font((FAMILY, 13))
-                .position(SeriesLabelPosition::UpperRight)
-                .draw()
-                .map_err(err)?;
-            Ok(())
+            draw_legend(&mut chart)
         }};
     }
     write_plots(dir, "latency-raw", |root| body!(root), |root| body!(root))
@@ -327,15 +333,7 @@ pub fn latency_quantiles(dir: &Path, timeline: &Timeline) -> Result<PlotFiles, S
                         PathElement::new(vec![(x, y), (x + 16, y)], color.stroke_width(2))
                     });
             }
-            chart
-                .configure_series_labels()
-                .background_style(WHITE.mix(0.85))
-                .border_style(BLACK.mix(0.3))
-                .label_font((FAMILY, 13))
-                .position(SeriesLabelPosition::UpperRight)
-                .draw()
-                .map_err(err)?;
-            Ok(())
+            draw_legend(&mut chart)
         }};
     }
     write_plots(
@@ -409,15 +407,7 @@ pub fn rate(dir: &Path, timeline: &Timeline) -> Result<PlotFiles, String> {
                         PathElement::new(vec![(x, y), (x + 16, y)], color.stroke_width(2))
                     });
             }
-            chart
-                .configure_series_labels()
-                .background_style(WHITE.mix(0.85))
-                .border_style(BLACK.mix(0.3))
-                .label_font((FAMILY, 13))
-                .position(SeriesLabelPosition::UpperRight)
-                .draw()
-                .map_err(err)?;
-            Ok(())
+            draw_legend(&mut chart)
         }};
     }
     write_plots(dir, "rate", |root| body!(root), |root| body!(root))
