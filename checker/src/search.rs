@@ -9,12 +9,33 @@
 //!
 //! Invariant: an operation is linearized only while every operation whose return precedes its
 //! call is already linearized (a return can only be passed after its op is lifted).
+//!
+//! Three reductions keep the search small; each only drops configurations that cannot lead
+//! to a linearization, so the verdict is exact:
+//!
+//! - **Operations that never change the state** (reads, compare-and-sets that failed on a
+//!   mismatch) are linearized as soon as they are callable and legal, without branching: if a
+//!   configuration has a linearization in which such an op comes later, moving the op to now
+//!   leaves every state along it unchanged, and every op that returned before its call is
+//!   already linearized (Lowe 2017, §4, for operations that do not change the state).
+//! - **A value written once is held once** (unique values, as our workloads write): the
+//!   register leaves such a value only after every completed operation that must observe it
+//!   (an ok read of it, an ok compare-and-set expecting it) is linearized, since the value can
+//!   never come back for them.
+//! - **Identical crashed operations** are interchangeable and taken in invoke order only
+//!   ([`earlier_twins`]).
+//!
+//! Configurations are cached as 128-bit Zobrist hashes (Zobrist 1970: each op has a random
+//! key, a set's hash is the XOR of its ops' keys, updated in O(1) per step) combined with the
+//! state's: 16 bytes per configuration whatever the window, and a false match — which would
+//! make the search skip an unexplored configuration — has probability about n²/2¹²⁸.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::history::{Op, Value};
+use crate::history::{Op, Step, Value};
 use crate::model::Model;
 
 /// Limits for one key; past any of them the key's verdict is `unknown`.
@@ -46,7 +67,7 @@ pub const CANCELLED: &str =
 /// The result of searching one key.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Outcome {
-    /// A linearization exists; the op positions in one such order.
+    /// A linearization exists.
     Linearizable,
     /// None exists; what the deepest attempt looked like.
     NotLinearizable(Failure),
@@ -64,16 +85,180 @@ pub struct Failure {
     pub stuck: usize,
 }
 
-const NONE: usize = usize::MAX;
+const NONE: u32 = u32::MAX;
 
+/// One call or return in the doubly linked list of events still to pass.
 #[derive(Clone, Copy)]
 struct Node {
-    op: usize,
-    call: bool,
-    prev: usize,
-    next: usize,
-    /// For a call node, the position of its return node.
-    partner: usize,
+    op: u32,
+    prev: u32,
+    next: u32,
+    /// For a call node, the position of its return node; `NONE` for a return node.
+    partner: u32,
+}
+
+impl Node {
+    fn is_call(&self) -> bool {
+        self.partner != NONE
+    }
+}
+
+/// One linearization step on the stack: the call node, and what to restore when it is undone.
+#[derive(Clone, Copy)]
+struct Frame {
+    entry: u32,
+    state: Value,
+    value_id: u32,
+    /// Taken without branching (a state-preserving op): if what follows fails, so does the
+    /// configuration before it.
+    forced: bool,
+}
+
+/// Hash-set hasher for keys that are already uniformly random (Zobrist hashes).
+#[derive(Default)]
+struct PassThrough(u64);
+
+impl Hasher for PassThrough {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(b);
+        }
+    }
+    fn write_u128(&mut self, n: u128) {
+        self.0 = n as u64;
+    }
+}
+
+type ConfigCache = HashSet<u128, BuildHasherDefault<PassThrough>>;
+
+/// SplitMix64 (Steele, Lea & Flood 2014): fixed seeds give reproducible Zobrist keys.
+fn splitmix(seed: &mut u64) -> u64 {
+    *seed = seed.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    let mut z = *seed;
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+fn wide(seed: &mut u64) -> u128 {
+    (u128::from(splitmix(seed)) << 64) | u128::from(splitmix(seed))
+}
+
+/// The state's part of a configuration hash.
+fn state_hash(state: Value) -> u128 {
+    let mut seed = match state {
+        None => 0x5EED_0000_0000_0001,
+        Some(v) => (v as u64) ^ 0xA5A5_A5A5_5A5A_5A5A,
+    };
+    wide(&mut seed)
+}
+
+/// Whether applying `step` can never change the state (when it is legal at all).
+fn preserves_state(step: Step) -> bool {
+    match step {
+        Step::Read(_) | Step::CasMismatch { .. } | Step::Nothing => true,
+        Step::Cas { expected, new } => expected == new,
+        Step::Write(_) | Step::Append { .. } => false,
+    }
+}
+
+/// Per-op facts for "a value written once is held once" (see the module docs).
+struct HeldOnce {
+    /// The tracked value an op must observe (ok read of it, ok CAS expecting it).
+    observes: Vec<u32>,
+    /// The tracked value an op writes.
+    produces: Vec<u32>,
+    /// Per tracked value, how many of its observers are not linearized yet.
+    pending: Vec<u32>,
+    /// The initial value's id.
+    initial: u32,
+    /// Per tracked value, its observers in invoke order (for counterexamples).
+    observers: Vec<Vec<u32>>,
+}
+
+impl HeldOnce {
+    /// Tracks every value that at most one op writes (and that is not also the initial value
+    /// while written), and that some completed op must observe. The kv model builds values
+    /// from earlier ones, so nothing is tracked there.
+    fn new(ops: &[Op], model: Model, initial: Value) -> HeldOnce {
+        let mut none = HeldOnce {
+            observes: vec![NONE; ops.len()],
+            produces: vec![NONE; ops.len()],
+            pending: Vec::new(),
+            initial: NONE,
+            observers: Vec::new(),
+        };
+        if model == Model::Kv {
+            return none;
+        }
+        let mut writers: HashMap<Value, u32> = HashMap::new();
+        for op in ops {
+            if let Step::Write(v) | Step::Cas { new: v, .. } = op.step {
+                *writers.entry(Some(v)).or_default() += 1;
+            }
+        }
+        let once = |v: Value| writers.get(&v).copied().unwrap_or(0) + u32::from(v == initial) <= 1;
+        let mut ids: HashMap<Value, u32> = HashMap::new();
+        for (i, op) in ops.iter().enumerate() {
+            let seen = match op.step {
+                Step::Read(v) => v,
+                Step::Cas { expected, .. } => Some(expected),
+                _ => continue,
+            };
+            // Only an op that certainly took effect must observe its value.
+            if op.complete_time.is_none() || !once(seen) {
+                continue;
+            }
+            let next = ids.len() as u32;
+            let id = *ids.entry(seen).or_insert(next);
+            if id as usize == none.pending.len() {
+                none.pending.push(0);
+                none.observers.push(Vec::new());
+            }
+            none.pending[id as usize] += 1;
+            none.observers[id as usize].push(i as u32);
+            none.observes[i] = id;
+        }
+        for (i, op) in ops.iter().enumerate() {
+            if let Step::Write(v) | Step::Cas { new: v, .. } = op.step
+                && let Some(&id) = ids.get(&Some(v))
+            {
+                none.produces[i] = id;
+            }
+        }
+        none.initial = ids.get(&initial).copied().unwrap_or(NONE);
+        none
+    }
+
+    /// Whether the state may change from the value `current` by applying op `op`: every other
+    /// observer of `current` must be linearized already.
+    fn may_leave(&self, current: u32, op: usize) -> bool {
+        current == NONE || self.pending[current as usize] == u32::from(self.observes[op] == current)
+    }
+
+    /// The first observer of `value` not yet linearized.
+    fn waiting_observer(&self, value: u32, linearized: &[u64]) -> Option<usize> {
+        self.observers
+            .get(value as usize)?
+            .iter()
+            .map(|&o| o as usize)
+            .find(|&o| linearized[o / 64] & (1 << (o % 64)) == 0)
+    }
+
+    fn linearized(&mut self, op: usize) {
+        if let Some(p) = self.pending.get_mut(self.observes[op] as usize) {
+            *p -= 1;
+        }
+    }
+
+    fn undone(&mut self, op: usize) {
+        if let Some(p) = self.pending.get_mut(self.observes[op] as usize) {
+            *p += 1;
+        }
+    }
 }
 
 /// Decide whether `ops` (one key) is linearizable under `model`, starting from `initial`.
@@ -81,68 +266,42 @@ pub fn search(ops: &[Op], model: Model, initial: Value, budget: Budget<'_>) -> O
     if ops.is_empty() {
         return Outcome::Linearizable;
     }
-    // Events in time order; ties broken by history index, which is file order.
-    let mut events: Vec<(u64, u64, usize, bool)> = Vec::with_capacity(ops.len() * 2);
-    for (i, op) in ops.iter().enumerate() {
-        events.push((op.invoke_time, op.index, i, true));
-        match (op.complete_time, op.complete_index) {
-            (Some(t), Some(idx)) => events.push((t, idx, i, false)),
-            // Open forever: after every real event.
-            _ => events.push((u64::MAX, u64::MAX - (ops.len() - i) as u64, i, false)),
-        }
+    if ops.len() >= (NONE / 2) as usize {
+        return Outcome::Unknown(format!(
+            "{} operations on one key: more than the search can index",
+            ops.len()
+        ));
     }
-    events.sort_unstable_by_key(|&(t, idx, _, call)| (t, idx, !call));
-
-    // A doubly linked list with a head sentinel (last slot) and NONE as the tail.
-    let head = events.len();
-    let mut nodes: Vec<Node> = Vec::with_capacity(events.len() + 1);
-    let mut return_node = vec![0usize; ops.len()];
-    for (pos, &(_, _, op, call)) in events.iter().enumerate() {
-        if !call {
-            return_node[op] = pos;
-        }
-        nodes.push(Node {
-            op,
-            call,
-            prev: if pos == 0 { head } else { pos - 1 },
-            next: if pos + 1 == events.len() {
-                NONE
-            } else {
-                pos + 1
-            },
-            partner: NONE,
-        });
-    }
-    for node in nodes.iter_mut() {
-        if node.call {
-            node.partner = return_node[node.op];
-        }
-    }
-    nodes.push(Node {
-        op: NONE,
-        call: false,
-        prev: NONE,
-        next: 0,
-        partner: NONE,
-    });
-
-    let words = ops.len().div_ceil(64);
+    let (mut nodes, call_node) = event_list(ops);
+    let head = (nodes.len() - 1) as u32;
     let earlier_twin = earlier_twins(ops);
-    let mut linearized = LinearizedSet::new(words);
-    let mut cache: HashSet<(u32, Box<[u64]>, Value)> = HashSet::new();
-    let mut cache_bytes: usize = 0;
-    let mut calls: Vec<(usize, Value)> = Vec::new();
+    let preserving: Vec<bool> = ops.iter().map(|op| preserves_state(op.step)).collect();
+    let mut held = HeldOnce::new(ops, model, initial);
+    let mut seed = 0xFA17_11E5_u64;
+    let zobrist: Vec<u128> = (0..ops.len()).map(|_| wide(&mut seed)).collect();
+
+    let mut linearized = vec![0u64; ops.len().div_ceil(64)];
+    let is_linearized = |set: &[u64], op: usize| set[op / 64] & (1 << (op % 64)) != 0;
+    let mut set_hash: u128 = 0;
+    let mut cache = ConfigCache::default();
+    let mut frames: Vec<Frame> = Vec::new();
     let mut state = initial;
-    // The deepest dead end so far, kept incrementally: `deepest_calls[..common]` is known to
-    // equal `calls[..common]`, so a new deepest point copies only what changed since (copying
+    let mut value_id = held.initial;
+    // The deepest dead end so far, kept incrementally: `deepest_frames[..common]` is known to
+    // equal `frames[..common]`, so a new deepest point copies only what changed since (copying
     // the whole stack each time made long valid histories quadratic).
     let mut deepest: Option<(usize, Value)> = None; // (stuck op, state there)
-    let mut deepest_calls: Vec<(usize, Value)> = Vec::new();
+    let mut deepest_frames: Vec<Frame> = Vec::new();
     let mut common: usize = 0;
     let mut steps: u64 = 0;
 
-    let mut entry = nodes[head].next;
-    while nodes[head].next != NONE {
+    let mut entry = nodes[head as usize].next;
+    // Whether `entry` starts a configuration not yet scanned for state-preserving ops.
+    let mut fresh = true;
+    loop {
+        if nodes[head as usize].next == NONE {
+            return Outcome::Linearizable;
+        }
         steps += 1;
         if steps.is_multiple_of(4096) {
             if budget.cancel.is_some_and(|c| c.load(Ordering::Relaxed)) {
@@ -154,6 +313,8 @@ pub fn search(ops: &[Op], model: Model, initial: Value, budget: Budget<'_>) -> O
                     cache.len()
                 ));
             }
+            // Entries plus the hash table's control bytes and slack.
+            let cache_bytes = cache.capacity() * 17 + frames.capacity() * 32;
             if cache_bytes > budget.memory {
                 return Outcome::Unknown(format!(
                     "memory cap of {} MiB reached ({} configurations)",
@@ -162,59 +323,177 @@ pub fn search(ops: &[Op], model: Model, initial: Value, budget: Budget<'_>) -> O
                 ));
             }
         }
-        let node = nodes[entry];
-        if node.call {
-            let op = node.op;
-            let twin_waits = earlier_twin[op].is_some_and(|twin| !linearized.contains(twin));
-            if twin_waits {
-                // Symmetry: see `earlier_twins`.
-            } else if let Some(next_state) = model.step(state, ops[op].step) {
-                linearized.insert(op);
-                let (base, window) = linearized.key();
-                // Entry, boxed window and hash-table slot.
-                let bytes = window.len() * 8 + 64;
-                if cache.insert((base, window, next_state)) {
-                    cache_bytes += bytes;
-                    calls.push((entry, state));
-                    state = next_state;
-                    lift(&mut nodes, entry);
-                    entry = nodes[head].next;
+        // Each step either linearizes one op (`Some(forced)`), moves on to the next event,
+        // or ends in a dead end (`dead`).
+        let mut dead = false;
+        let mut chosen: Option<(u32, Value, bool)> = None;
+        if fresh {
+            fresh = false;
+            // Callable ops are the calls before the first return still in the list.
+            let mut e = nodes[head as usize].next;
+            while e != NONE && nodes[e as usize].is_call() {
+                let op = nodes[e as usize].op as usize;
+                if preserving[op]
+                    && earlier_twin[op].is_none_or(|t| is_linearized(&linearized, t))
+                    && let Some(next) = model.step(state, ops[op].step)
+                {
+                    chosen = Some((e, next, true));
+                    break;
+                }
+                e = nodes[e as usize].next;
+            }
+            entry = nodes[head as usize].next;
+        }
+        if chosen.is_none() {
+            let node = nodes[entry as usize];
+            if node.is_call() {
+                let op = node.op as usize;
+                let twin_waits = earlier_twin[op].is_some_and(|t| !is_linearized(&linearized, t));
+                // State-preserving ops were tried when this configuration was fresh.
+                if !preserving[op]
+                    && !twin_waits
+                    && held.may_leave(value_id, op)
+                    && let Some(next) = model.step(state, ops[op].step)
+                {
+                    chosen = Some((entry, next, false));
+                } else {
+                    entry = node.next;
                     continue;
                 }
-                linearized.remove(op);
+            } else if ops[node.op as usize].complete_time.is_none() {
+                // Open ops' returns sort after every real event: reaching one means every op
+                // that completed is linearized, and an open op may simply never take effect.
+                return Outcome::Linearizable;
+            } else {
+                // A return whose op is not linearized: the prefix cannot be extended past it.
+                if deepest.is_none() || frames.len() > deepest_frames.len() {
+                    deepest_frames.truncate(common);
+                    deepest_frames.extend_from_slice(&frames[common..]);
+                    common = frames.len();
+                    let op = node.op as usize;
+                    deepest = Some((op, state));
+                    // Held back only because a later op must still see the current value: the
+                    // story a reader follows is "op took effect, then that later op saw an
+                    // overwritten value", so show it that way.
+                    if let Some(next) = model.step(state, ops[op].step)
+                        && !held.may_leave(value_id, op)
+                        && let Some(waiting) = held.waiting_observer(value_id, &linearized)
+                    {
+                        deepest_frames.push(Frame {
+                            entry: call_node[op],
+                            state,
+                            value_id,
+                            forced: false,
+                        });
+                        deepest = Some((waiting, next));
+                    }
+                }
+                dead = true;
             }
-            entry = node.next;
-        } else if ops[node.op].complete_time.is_none() {
-            // Open ops' returns sort after every real event: reaching one means every op that
-            // completed is linearized, and an open op may simply never take effect.
-            return Outcome::Linearizable;
-        } else {
-            // A return whose op is not linearized: the current prefix cannot be extended past it.
-            if deepest.is_none() || calls.len() > deepest_calls.len() {
-                deepest_calls.truncate(common);
-                deepest_calls.extend_from_slice(&calls[common..]);
-                common = calls.len();
-                deepest = Some((node.op, state));
+        }
+        if let Some((e, next, forced)) = chosen {
+            let op = nodes[e as usize].op as usize;
+            let key = set_hash ^ zobrist[op] ^ state_hash(next);
+            if cache.insert(key) {
+                linearized[op / 64] |= 1 << (op % 64);
+                set_hash ^= zobrist[op];
+                held.linearized(op);
+                frames.push(Frame {
+                    entry: e,
+                    state,
+                    value_id,
+                    forced,
+                });
+                if !preserving[op] {
+                    value_id = held.produces[op];
+                }
+                state = next;
+                lift(&mut nodes, e);
+                fresh = true;
+                continue;
             }
-            let Some((call_entry, previous)) = calls.pop() else {
+            if forced {
+                // Explored before without success, so this configuration fails as well.
+                dead = true;
+            } else {
+                entry = nodes[e as usize].next;
+                continue;
+            }
+        }
+        debug_assert!(dead);
+        // Undo steps until one that was a choice; forced steps fail with what followed them.
+        loop {
+            let Some(frame) = frames.pop() else {
                 let failure = match deepest {
-                    Some((stuck, at)) => failure_of(&nodes, &deepest_calls, at, stuck),
+                    Some((stuck, at)) => failure_of(&nodes, &deepest_frames, at, stuck),
                     None => Failure {
                         prefix: Vec::new(),
-                        stuck: node.op,
+                        stuck: nodes[entry as usize].op as usize,
                     },
                 };
                 return Outcome::NotLinearizable(failure);
             };
-            common = common.min(calls.len());
-            let op = nodes[call_entry].op;
-            linearized.remove(op);
-            state = previous;
-            unlift(&mut nodes, call_entry);
-            entry = nodes[call_entry].next;
+            common = common.min(frames.len());
+            let op = nodes[frame.entry as usize].op as usize;
+            linearized[op / 64] &= !(1 << (op % 64));
+            set_hash ^= zobrist[op];
+            held.undone(op);
+            state = frame.state;
+            value_id = frame.value_id;
+            unlift(&mut nodes, frame.entry);
+            if !frame.forced {
+                entry = nodes[frame.entry as usize].next;
+                break;
+            }
         }
     }
-    Outcome::Linearizable
+}
+
+/// The calls and returns of `ops` in time order (ties by history index, returns before calls
+/// at equal times), as a doubly linked list whose last slot is the head sentinel.
+/// Also returns each op's call node.
+fn event_list(ops: &[Op]) -> (Vec<Node>, Vec<u32>) {
+    let mut events: Vec<(u64, u64, u32, bool)> = Vec::with_capacity(ops.len() * 2);
+    for (i, op) in ops.iter().enumerate() {
+        events.push((op.invoke_time, op.index, i as u32, true));
+        match (op.complete_time, op.complete_index) {
+            (Some(t), Some(idx)) => events.push((t, idx, i as u32, false)),
+            // Open forever: after every real event.
+            _ => events.push((u64::MAX, u64::MAX - (ops.len() - i) as u64, i as u32, false)),
+        }
+    }
+    events.sort_unstable_by_key(|&(t, idx, _, call)| (t, idx, !call));
+    let last = events.len() as u32 - 1;
+    let head = events.len() as u32;
+    let mut return_node = vec![0u32; ops.len()];
+    let mut call_node = vec![0u32; ops.len()];
+    for (pos, &(_, _, op, call)) in events.iter().enumerate() {
+        if call {
+            call_node[op as usize] = pos as u32;
+        } else {
+            return_node[op as usize] = pos as u32;
+        }
+    }
+    let mut nodes: Vec<Node> = events
+        .iter()
+        .enumerate()
+        .map(|(pos, &(_, _, op, call))| {
+            let pos = pos as u32;
+            Node {
+                op,
+                prev: if pos == 0 { head } else { pos - 1 },
+                next: if pos == last { NONE } else { pos + 1 },
+                partner: if call { return_node[op as usize] } else { NONE },
+            }
+        })
+        .collect();
+    nodes.push(Node {
+        op: NONE,
+        prev: NONE,
+        next: 0,
+        partner: NONE,
+    });
+    (nodes, call_node)
 }
 
 /// For each open (never completed) op, the previous open op with the same step, if any.
@@ -224,8 +503,7 @@ pub fn search(ops: &[Op], model: Model, initial: Value, budget: Budget<'_>) -> O
 /// first) could take its place. The search therefore linearizes twins in invoke order only,
 /// which turns 2^k subsets of k identical crashed writes into k + 1 choices.
 fn earlier_twins(ops: &[Op]) -> Vec<Option<usize>> {
-    let mut last: std::collections::HashMap<crate::history::Step, usize> =
-        std::collections::HashMap::new();
+    let mut last: HashMap<Step, usize> = HashMap::new();
     ops.iter()
         .enumerate()
         .map(|(i, op)| {
@@ -237,90 +515,43 @@ fn earlier_twins(ops: &[Op]) -> Vec<Option<usize>> {
         .collect()
 }
 
-/// The set of linearized ops (positions in invoke order), as a bitset that also knows its
-/// first word with a gap. The search linearizes ops roughly in invoke order, so the set is
-/// "everything before some point" plus a window of the currently concurrent ops; a cache key
-/// is that point and the window ([`LinearizedSet::key`]), which keeps each cache entry as small
-/// as the concurrency instead of as long as the history.
-struct LinearizedSet {
-    bits: Vec<u64>,
-    /// Every word before this one is all ones.
-    full_words: usize,
-    /// No word at or after this one has a bit set (an upper bound: removals leave it).
-    end_words: usize,
-}
-
-impl LinearizedSet {
-    fn new(words: usize) -> LinearizedSet {
-        LinearizedSet {
-            bits: vec![0; words],
-            full_words: 0,
-            end_words: 0,
-        }
-    }
-
-    fn insert(&mut self, op: usize) {
-        self.bits[op / 64] |= 1 << (op % 64);
-        self.end_words = self.end_words.max(op / 64 + 1);
-        while self.full_words < self.bits.len() && self.bits[self.full_words] == u64::MAX {
-            self.full_words += 1;
-        }
-    }
-
-    fn contains(&self, op: usize) -> bool {
-        self.bits[op / 64] & (1 << (op % 64)) != 0
-    }
-
-    fn remove(&mut self, op: usize) {
-        let word = op / 64;
-        self.bits[word] &= !(1 << (op % 64));
-        self.full_words = self.full_words.min(word);
-    }
-
-    /// A canonical key: the number of leading full words and the words after them up to the
-    /// last non-zero one.
-    fn key(&self) -> (u32, Box<[u64]>) {
-        let start = self.full_words.min(self.end_words);
-        let rest = &self.bits[start..self.end_words];
-        let used = rest.iter().rposition(|w| *w != 0).map_or(0, |i| i + 1);
-        (self.full_words as u32, rest[..used].into())
-    }
-}
-
-fn failure_of(nodes: &[Node], calls: &[(usize, Value)], state: Value, stuck: usize) -> Failure {
+fn failure_of(nodes: &[Node], frames: &[Frame], state: Value, stuck: usize) -> Failure {
     // The state after step i is the state saved before step i + 1, and `state` after the last.
-    let mut prefix = Vec::with_capacity(calls.len());
-    for (i, &(entry, _)) in calls.iter().enumerate() {
-        let after = calls.get(i + 1).map_or(state, |&(_, before)| before);
-        prefix.push((nodes[entry].op, after));
-    }
+    let prefix = frames
+        .iter()
+        .enumerate()
+        .map(|(i, frame)| {
+            let after = frames.get(i + 1).map_or(state, |next| next.state);
+            (nodes[frame.entry as usize].op as usize, after)
+        })
+        .collect();
     Failure { prefix, stuck }
 }
 
-fn lift(nodes: &mut [Node], entry: usize) {
-    let call = nodes[entry];
-    nodes[call.prev].next = call.next;
+fn lift(nodes: &mut [Node], entry: u32) {
+    let call = nodes[entry as usize];
+    nodes[call.prev as usize].next = call.next;
     if call.next != NONE {
-        nodes[call.next].prev = call.prev;
+        nodes[call.next as usize].prev = call.prev;
     }
-    let ret = nodes[call.partner];
-    nodes[ret.prev].next = ret.next;
+    let ret = nodes[call.partner as usize];
+    nodes[ret.prev as usize].next = ret.next;
     if ret.next != NONE {
-        nodes[ret.next].prev = ret.prev;
+        nodes[ret.next as usize].prev = ret.prev;
     }
 }
 
-fn unlift(nodes: &mut [Node], entry: usize) {
-    let partner = nodes[entry].partner;
-    let ret = nodes[partner];
-    nodes[ret.prev].next = partner;
+fn unlift(nodes: &mut [Node], entry: u32) {
+    let partner = nodes[entry as usize].partner;
+    let ret = nodes[partner as usize];
+    nodes[ret.prev as usize].next = partner;
     if ret.next != NONE {
-        nodes[ret.next].prev = partner;
+        nodes[ret.next as usize].prev = partner;
     }
-    let call = nodes[entry];
-    nodes[call.prev].next = entry;
+    let call = nodes[entry as usize];
+    nodes[call.prev as usize].next = entry;
     if call.next != NONE {
-        nodes[call.next].prev = entry;
+        nodes[call.next as usize].prev = entry;
     }
 }
 
@@ -420,6 +651,27 @@ mod tests {
             "{:?}",
             check(&ops)
         );
+    }
+
+    /// A value written once cannot be left while a read that must see it is still to come:
+    /// here the write of 2 would have to wait for the late read of 1, but must complete first.
+    #[test]
+    fn a_value_written_once_is_not_left_before_its_last_reader() {
+        let ops = [
+            op(0, 0, Some(1), Step::Write(1)),
+            op(1, 2, Some(3), Step::Write(2)),
+            op(2, 2, Some(9), Step::Read(Some(2))),
+            op(3, 4, Some(5), Step::Read(Some(1))),
+        ];
+        assert!(matches!(check(&ops), Outcome::NotLinearizable(_)));
+        // Concurrent with the write of 2, the read of 1 is fine.
+        let ops = [
+            op(0, 0, Some(1), Step::Write(1)),
+            op(1, 2, Some(6), Step::Write(2)),
+            op(2, 2, Some(9), Step::Read(Some(2))),
+            op(3, 4, Some(5), Step::Read(Some(1))),
+        ];
+        assert_eq!(check(&ops), Outcome::Linearizable);
     }
 
     #[test]
