@@ -1,6 +1,6 @@
 //! Checking a whole history: per key in parallel, budgets, `results.json`.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -10,8 +10,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::counterexample::{Counterexample, explain};
 use crate::error::Error;
-use crate::history::{Counts, Event, Function, History, KeyHistory, Op, Semantics, Step, Value};
-use crate::model::Model;
+use crate::fast_hash::{IntMap, IntSet};
+use crate::history::{
+    Counts, Events, Function, History, KeyHistory, Op, Semantics, Step, Strings, Value,
+};
+use crate::model::{Model, Prefixes};
 use crate::search::{self, Budget, Outcome};
 use crate::zones::ZoneVerdict;
 use crate::{Verdict, edn, jepsen_log, jsonl, zones};
@@ -111,11 +114,11 @@ fn deserialize_verdict<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Verdict
 }
 
 /// Check parsed events.
-pub fn check_events(events: &[Event], options: &CheckOptions) -> Result<CheckReport, Error> {
+pub fn check_events(events: &Events, options: &CheckOptions) -> Result<CheckReport, Error> {
     let started = Instant::now();
     // Appends (Porcupine's kv histories) only make sense under the kv model.
     let kv;
-    let options = if options.model != Model::Kv && events.iter().any(|e| e.f == Function::Append) {
+    let options = if options.model != Model::Kv && events.uses(Function::Append) {
         kv = CheckOptions {
             model: Model::Kv,
             ..options.clone()
@@ -146,7 +149,16 @@ pub fn check_history(history: &History, options: &CheckOptions, started: Instant
     let run = || {
         order
             .par_iter()
-            .map(|key| check_key(key, options, deadline, &invalid_found))
+            .map(|key| {
+                check_key(
+                    key,
+                    &history.strings,
+                    &history.prefixes,
+                    options,
+                    deadline,
+                    &invalid_found,
+                )
+            })
             .collect::<Vec<_>>()
     };
     // 2 cores in CI: an explicit pool only when asked, the global one (one thread per core) otherwise.
@@ -196,7 +208,7 @@ pub fn check_history(history: &History, options: &CheckOptions, started: Instant
 /// stays open to the end of time and doubles the configurations the search may visit, so
 /// histories with many of them are decided here in a fraction of the time.
 /// Every value some operation looks at: a read's result, a CAS's expected value.
-fn observed_values(ops: &[Op]) -> HashSet<i64> {
+fn observed_values(ops: &[Op]) -> IntSet<i64> {
     ops.iter()
         .filter_map(|op| match op.step {
             Step::Read(Some(v))
@@ -222,7 +234,7 @@ fn without_unobserved_open_writes(ops: &[Op]) -> Option<Vec<Op>> {
     };
     ops.iter()
         .any(unobserved)
-        .then(|| ops.iter().filter(|op| !unobserved(op)).cloned().collect())
+        .then(|| ops.iter().filter(|op| !unobserved(op)).copied().collect())
 }
 
 /// The key's ops with each crashed write (or CAS) whose value is unique and was seen closed at
@@ -235,8 +247,8 @@ fn with_observation_deadlines(ops: &[Op], initial: Value) -> Option<Vec<Op>> {
     if has_appends(ops) {
         return None;
     }
-    let mut producers: HashMap<i64, u32> = HashMap::new();
-    let mut first_seen: HashMap<i64, (u64, u64)> = HashMap::new();
+    let mut producers: IntMap<i64, u32> = IntMap::default();
+    let mut first_seen: IntMap<i64, (u64, u64)> = IntMap::default();
     for op in ops {
         match op.step {
             Step::Write(v) | Step::Cas { new: v, .. } => *producers.entry(v).or_default() += 1,
@@ -282,23 +294,33 @@ fn has_appends(ops: &[Op]) -> bool {
 /// Decide one key's ops: first without the unobserved indeterminate writes (enough to prove
 /// it linearizable, and fast), then, if that fails, the whole. Returns the outcome and the
 /// engine that decided it.
+/// `prefixes`: for kv histories, the prefixes of the strings gets returned (see
+/// [`Prefixes`]); `None` elsewhere.
 pub fn decide(
     ops: &[Op],
     model: Model,
     initial: Value,
+    prefixes: Option<&Prefixes>,
     budget: Budget<'_>,
 ) -> (Outcome, &'static str) {
+    let search = |ops: &[Op], budget| search::search_with(ops, model, initial, prefixes, budget);
     let closed = with_observation_deadlines(ops, initial);
     let ops = closed.as_deref().unwrap_or(ops);
     let pruned = without_unobserved_open_writes(ops);
-    // Reads and writes only: leaving out unobserved crashed writes is exact there (no CAS can
-    // have needed one), and with unique values the zone check decides in O(n log n).
+    // With unique values the zone check decides in O(n log n). It needs every op completed,
+    // so it sees the ops without the unobserved crashed writes: leaving those out is a legal
+    // choice, so "linearizable" carries over; "not linearizable" does too unless a CAS failed
+    // on a mismatch (only then can such a write matter: it can be what the CAS saw instead).
     let candidate = pruned.as_deref().unwrap_or(ops);
+    let refutation_carries_over = pruned.is_none()
+        || !ops
+            .iter()
+            .any(|op| matches!(op.step, Step::CasMismatch { .. }));
     match zones::check(candidate, initial) {
         Some(ZoneVerdict::Linearizable) => return (Outcome::Linearizable, "zones (unique values)"),
-        Some(ZoneVerdict::NotLinearizable { culprit }) => {
-            // Exact here (reads and writes only), but the report wants a prefix: give the
-            // search a short try for one, and otherwise name the op the zones could not place.
+        Some(ZoneVerdict::NotLinearizable { culprit }) if refutation_carries_over => {
+            // Exact, but the report wants a prefix: give the search a short try for one, and
+            // otherwise name the op the zones could not place.
             let short = Budget {
                 deadline: Some(
                     (Instant::now() + Duration::from_secs(2)).min(
@@ -309,9 +331,7 @@ pub fn decide(
                 ),
                 ..budget
             };
-            if let outcome @ Outcome::NotLinearizable(_) =
-                search::search(ops, model, initial, short)
-            {
+            if let outcome @ Outcome::NotLinearizable(_) = search(ops, short) {
                 return (outcome, "zones (unique values), counterexample by search");
             }
             let index = candidate[culprit].index;
@@ -322,10 +342,10 @@ pub fn decide(
             };
             return (Outcome::NotLinearizable(failure), "zones (unique values)");
         }
-        None => {}
+        _ => {}
     }
     if let Some(pruned) = pruned
-        && search::search(&pruned, model, initial, budget) == Outcome::Linearizable
+        && search(&pruned, budget) == Outcome::Linearizable
     {
         return (
             Outcome::Linearizable,
@@ -333,10 +353,7 @@ pub fn decide(
         );
     }
     let merged = with_unobserved_values_merged(ops);
-    (
-        search::search(merged.as_deref().unwrap_or(ops), model, initial, budget),
-        "search",
-    )
+    (search(merged.as_deref().unwrap_or(ops), budget), "search")
 }
 
 /// The value every unobserved crashed write is given by [`with_unobserved_values_merged`].
@@ -382,6 +399,8 @@ fn with_unobserved_values_merged(ops: &[Op]) -> Option<Vec<Op>> {
 
 fn check_key(
     key: &KeyHistory,
+    strings: &Strings,
+    prefixes: &Prefixes,
     options: &CheckOptions,
     deadline: Instant,
     invalid_found: &AtomicBool,
@@ -393,14 +412,14 @@ fn check_key(
         cancel: Some(invalid_found),
     };
     let initial: Value = options.semantics.initial;
-    let (outcome, engine) = decide(&key.ops, options.model, initial, budget);
+    let (outcome, engine) = decide(&key.ops, options.model, initial, Some(prefixes), budget);
     let elapsed_ms = started.elapsed().as_secs_f64() * 1e3;
     let (valid, reason, counterexample) = match outcome {
         Outcome::Linearizable => (Verdict::Valid, None, None),
         Outcome::Unknown(why) => (Verdict::Unknown, Some(why), None),
         Outcome::NotLinearizable(failure) => {
             invalid_found.store(true, Ordering::Relaxed);
-            let c = explain(key, &failure, initial);
+            let c = explain(key, &failure, initial, strings);
             (Verdict::Invalid, Some(c.explanation.clone()), Some(c))
         }
     };
@@ -460,7 +479,7 @@ impl Format {
         }
     }
 
-    fn parse(self, text: &str) -> Result<Vec<Event>, Error> {
+    fn parse(self, text: &str) -> Result<Events, Error> {
         match self {
             Format::Jsonl => jsonl::parse(text),
             Format::Edn => edn::parse(text),
@@ -474,7 +493,7 @@ impl Format {
 pub struct LoadedHistory {
     pub file: PathBuf,
     pub text: String,
-    pub events: Vec<Event>,
+    pub events: Events,
     pub format: Format,
     /// Whether times are real: Jepsen text logs and EDN files without `:time` use the order.
     pub timed: bool,

@@ -4,14 +4,14 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::history::{Completion, Function, KeyHistory, Op, Step, Value};
+use crate::history::{Completion, Function, KeyHistory, Op, OpRecord, Step, Strings, Value};
 use crate::search::Failure;
 
 /// One step of the longest linearizable prefix.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct PrefixStep {
     /// The operation, as the report's timeline draws it.
-    pub op: Op,
+    pub op: OpRecord,
     /// The register's value after it (null = absent).
     pub state_after: Value,
 }
@@ -36,10 +36,10 @@ pub struct Window {
 pub struct Counterexample {
     pub key: String,
     /// The operation that cannot be linearized: highlighted on the report's timeline.
-    pub op: Op,
+    pub op: OpRecord,
     /// Ok operations of this key that completed before `op` was invoked (the last ten, oldest
     /// first): what a reader compares `op` against.
-    pub previous_ok: Vec<Op>,
+    pub previous_ok: Vec<OpRecord>,
     /// The longest linearizable prefix, in linearization order, with the value after each step.
     pub prefix: Vec<PrefixStep>,
     /// Where the search ended: state and linearized set.
@@ -52,23 +52,31 @@ pub struct Counterexample {
 
 const PREVIOUS_OK: usize = 10;
 
-/// Turn the search's deepest configuration into a counterexample.
-pub fn explain(key: &KeyHistory, failure: &Failure, initial: Value) -> Counterexample {
+/// Turn the search's deepest configuration into a counterexample; `strings` names the nodes.
+pub fn explain(
+    key: &KeyHistory,
+    failure: &Failure,
+    initial: Value,
+    strings: &Strings,
+) -> Counterexample {
     let ops = &key.ops;
+    let record = |op: &Op| OpRecord::of(op, &key.key, strings);
     let stuck = &ops[failure.stuck];
-    let mut previous_ok: Vec<Op> = ops
+    let mut previous_ok: Vec<&Op> = ops
         .iter()
         .filter(|o| o.completion == Completion::Ok)
         .filter(|o| o.complete_time.is_some_and(|t| t < stuck.invoke_time))
-        .cloned()
         .collect();
     previous_ok.sort_by_key(|o| o.complete_time);
-    let previous_ok = previous_ok.split_off(previous_ok.len().saturating_sub(PREVIOUS_OK));
+    let previous_ok: Vec<OpRecord> = previous_ok[previous_ok.len().saturating_sub(PREVIOUS_OK)..]
+        .iter()
+        .map(|o| record(o))
+        .collect();
     let prefix: Vec<PrefixStep> = failure
         .prefix
         .iter()
         .map(|&(i, state_after)| PrefixStep {
-            op: ops[i].clone(),
+            op: record(&ops[i]),
             state_after,
         })
         .collect();
@@ -83,8 +91,8 @@ pub fn explain(key: &KeyHistory, failure: &Failure, initial: Value) -> Counterex
     let end = stuck.complete_time.unwrap_or(stuck.invoke_time);
     Counterexample {
         key: key.key.clone(),
-        op: stuck.clone(),
-        explanation: sentence(key, stuck, state),
+        op: record(stuck),
+        explanation: sentence(key, stuck, state, strings),
         previous_ok,
         prefix,
         final_configurations,
@@ -102,10 +110,9 @@ fn show(v: Value) -> String {
 
 /// "read of k3 on n2 returned 17 at 12.4 s, but 17 had been overwritten by write 18 that
 /// completed at 11.9 s" — or the closest true sentence the history supports.
-fn sentence(key: &KeyHistory, stuck: &Op, state: Value) -> String {
-    let on = stuck
-        .node
-        .as_ref()
+fn sentence(key: &KeyHistory, stuck: &Op, state: Value, strings: &Strings) -> String {
+    let on = strings
+        .get(stuck.node)
         .map(|n| format!(" on {n}"))
         .unwrap_or_default();
     let k = &key.key;

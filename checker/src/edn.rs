@@ -8,7 +8,7 @@
 //! malformed line with its number.
 
 use crate::error::Error;
-use crate::history::{Completion, Event, EventKind, EventValue, Function};
+use crate::history::{Completion, Event, EventKind, EventValue, Events, Function};
 use crate::model::fingerprint;
 
 /// Whether `text` looks like EDN (its first non-comment character opens a vector or list).
@@ -220,9 +220,9 @@ fn items(text: &str) -> Result<Vec<(usize, Edn)>, Error> {
 }
 
 /// Parse a whole `history.edn`.
-pub fn parse(text: &str) -> Result<Vec<Event>, Error> {
+pub fn parse(text: &str) -> Result<Events, Error> {
     let items = items(text)?;
-    let mut events = Vec::with_capacity(items.len());
+    let mut events = Events::new();
     for (i, (line, item)) in items.iter().enumerate() {
         let line = *line;
         let malformed = |expected: &str| Error::Malformed {
@@ -260,10 +260,16 @@ pub fn parse(text: &str) -> Result<Vec<Event>, Error> {
                 _ => None,
             };
             let (f, value) = match f {
-                "get" => (
-                    Function::Read,
-                    EventValue::Read(text(&raw).map(|t| fingerprint(&t).0)),
-                ),
+                "get" => {
+                    let observed = text(&raw);
+                    if let (Some(t), EventKind::Complete(Completion::Ok)) = (&observed, kind) {
+                        events.record_observed_string(t);
+                    }
+                    (
+                        Function::Read,
+                        EventValue::Read(observed.map(|t| fingerprint(&t).0)),
+                    )
+                }
                 "put" => (
                     Function::Write,
                     EventValue::Write(
@@ -283,13 +289,14 @@ pub fn parse(text: &str) -> Result<Vec<Event>, Error> {
                     )));
                 }
             };
+            let key = key_text(key);
             events.push(Event {
                 index: i as u64,
                 time: i as u64,
                 process,
                 kind,
                 f,
-                key: Some(key_text(key)),
+                key: Some(&key),
                 value,
                 node: None,
                 error: None,
@@ -343,7 +350,7 @@ pub fn parse(text: &str) -> Result<Vec<Event>, Error> {
             process,
             kind,
             f,
-            key,
+            key: key.as_deref(),
             value,
             node: None,
             error: None,
@@ -422,9 +429,9 @@ mod tests {
         assert!(detect(text));
         let events = parse(text).expect("parses");
         assert_eq!(events.len(), 4);
-        assert_eq!(events[0].value, EventValue::Cas(1, 2));
-        assert_eq!(events[1].kind, EventKind::Complete(Completion::Fail));
-        assert_eq!(events[3].value, EventValue::Read(Some(3)));
+        assert_eq!(events.get(0).value, EventValue::Cas(1, 2));
+        assert_eq!(events.get(1).kind, EventKind::Complete(Completion::Fail));
+        assert_eq!(events.get(3).value, EventValue::Read(Some(3)));
     }
 
     #[test]
@@ -432,10 +439,10 @@ mod tests {
         let text = r#"(#jepsen.history.Op{:index 0, :time 10, :type :invoke, :process 0, :f :cas, :value [7 [1 2]]}
  #jepsen.history.Op{:index 1, :time 20, :type :ok, :process 0, :f :write, :value ["k" 5]})"#;
         let events = parse(text).expect("parses");
-        assert_eq!(events[0].key.as_deref(), Some("7"));
-        assert_eq!(events[0].value, EventValue::Cas(1, 2));
-        assert_eq!(events[0].time, 10);
-        assert_eq!(events[1].key.as_deref(), Some("k"));
+        assert_eq!(events.get(0).key, Some("7"));
+        assert_eq!(events.get(0).value, EventValue::Cas(1, 2));
+        assert_eq!(events.get(0).time, 10);
+        assert_eq!(events.get(1).key, Some("k"));
     }
 
     #[test]

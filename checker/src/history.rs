@@ -16,6 +16,9 @@ use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::fast_hash::IntMap;
+use crate::model::Prefixes;
+
 /// A register value; `None` is "absent" (every key starts absent unless the format says 0).
 pub type Value = Option<i64>;
 
@@ -39,9 +42,57 @@ pub enum Completion {
     Info,
 }
 
-/// One event as a reader produced it, before pairing.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Event {
+/// An interned string: a key, a node name or an error, stored once per history.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Sym(u32);
+
+impl Sym {
+    /// No string (an absent key, node or error).
+    pub const NONE: Sym = Sym(0);
+}
+
+/// The strings of one history, each stored once ([`Sym`] 0 is "none").
+#[derive(Clone, Debug)]
+pub struct Strings {
+    ids: HashMap<Box<str>, Sym>,
+    texts: Vec<Box<str>>,
+}
+
+impl Default for Strings {
+    fn default() -> Self {
+        Strings {
+            ids: HashMap::new(),
+            texts: vec!["".into()],
+        }
+    }
+}
+
+impl Strings {
+    /// The symbol of `text`, adding it on first sight.
+    pub fn intern(&mut self, text: Option<&str>) -> Sym {
+        let Some(text) = text else {
+            return Sym::NONE;
+        };
+        if let Some(&sym) = self.ids.get(text) {
+            return sym;
+        }
+        let sym = Sym(self.texts.len() as u32);
+        self.texts.push(text.into());
+        self.ids.insert(text.into(), sym);
+        sym
+    }
+
+    /// The text of `sym`; `None` for [`Sym::NONE`].
+    pub fn get(&self, sym: Sym) -> Option<&str> {
+        (sym != Sym::NONE)
+            .then(|| self.texts.get(sym.0 as usize).map(|t| &**t))
+            .flatten()
+    }
+}
+
+/// One event as a reader produced it, before pairing; strings borrowed from the reader.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Event<'a> {
     /// Position in the file (0-based); also the tie-breaker for equal times.
     pub index: u64,
     /// Nanoseconds, or the index itself for formats without times.
@@ -49,13 +100,107 @@ pub struct Event {
     pub process: u64,
     pub kind: EventKind,
     pub f: Function,
-    pub key: Option<String>,
+    pub key: Option<&'a str>,
     /// read: observed value; write: `[v]`; cas: `[expected, new]`.
     pub value: EventValue,
-    pub node: Option<String>,
-    pub error: Option<String>,
+    pub node: Option<&'a str>,
+    pub error: Option<&'a str>,
     /// 1-based line in the source file, for error messages.
     pub line: usize,
+}
+
+/// Every client event of a history, column by column, with keys, nodes and errors interned:
+/// a million-operation history is two million events, so each costs ~70 bytes here instead
+/// of a struct with three heap strings.
+#[derive(Clone, Debug, Default)]
+pub struct Events {
+    index: Vec<u64>,
+    time: Vec<u64>,
+    process: Vec<u64>,
+    kind: Vec<EventKind>,
+    f: Vec<Function>,
+    key: Vec<Sym>,
+    value: Vec<EventValue>,
+    node: Vec<Sym>,
+    error: Vec<Sym>,
+    line: Vec<u32>,
+    strings: Strings,
+    prefixes: Prefixes,
+}
+
+impl Events {
+    pub fn new() -> Events {
+        Events::default()
+    }
+
+    pub fn push(&mut self, event: Event<'_>) {
+        self.index.push(event.index);
+        self.time.push(event.time);
+        self.process.push(event.process);
+        self.kind.push(event.kind);
+        self.f.push(event.f);
+        let key = self.strings.intern(event.key);
+        self.key.push(key);
+        self.value.push(event.value);
+        let node = self.strings.intern(event.node);
+        self.node.push(node);
+        let error = self.strings.intern(event.error);
+        self.error.push(error);
+        self.line
+            .push(u32::try_from(event.line).unwrap_or(u32::MAX));
+    }
+
+    pub fn len(&self) -> usize {
+        self.index.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.index.is_empty()
+    }
+
+    /// The `i`th event. Panics if `i >= len()`, like slice indexing.
+    pub fn get(&self, i: usize) -> Event<'_> {
+        Event {
+            index: self.index[i],
+            time: self.time[i],
+            process: self.process[i],
+            kind: self.kind[i],
+            f: self.f[i],
+            key: self.strings.get(self.key[i]),
+            value: self.value[i],
+            node: self.strings.get(self.node[i]),
+            error: self.strings.get(self.error[i]),
+            line: self.line[i] as usize,
+        }
+    }
+
+    pub fn iter(&self) -> impl ExactSizeIterator<Item = Event<'_>> {
+        (0..self.len()).map(|i| self.get(i))
+    }
+
+    /// Whether any event has function `f` (a column scan).
+    pub fn uses(&self, f: Function) -> bool {
+        self.f.contains(&f)
+    }
+
+    pub fn strings(&self) -> &Strings {
+        &self.strings
+    }
+
+    /// kv histories: note a string a get returned (see [`Prefixes`]).
+    pub fn record_observed_string(&mut self, text: &str) {
+        self.prefixes.record(text);
+    }
+}
+
+impl<'a> FromIterator<Event<'a>> for Events {
+    fn from_iter<I: IntoIterator<Item = Event<'a>>>(iter: I) -> Events {
+        let mut events = Events::new();
+        for event in iter {
+            events.push(event);
+        }
+        events
+    }
 }
 
 /// Invoke or one of the three completions.
@@ -76,9 +221,29 @@ pub enum EventValue {
     Append(i64, i64),
 }
 
-/// A paired operation on one key.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+/// A paired operation on one key, as the search sees it.
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Op {
+    /// History index of the invoke event.
+    pub index: u64,
+    /// History index of the completion, if any.
+    pub complete_index: Option<u64>,
+    pub process: u64,
+    pub completion: Completion,
+    pub f: Function,
+    /// As written in the history (read: the value observed).
+    pub value: EventValue,
+    pub invoke_time: u64,
+    /// `None` for operations that never completed or ended `info`.
+    pub complete_time: Option<u64>,
+    /// The node the request went to (in the history's [`Strings`]).
+    pub node: Sym,
+    pub step: Step,
+}
+
+/// An operation as `results.json` records it (counterexamples), and as the report shows it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct OpRecord {
     /// History index of the invoke event.
     pub index: u64,
     /// History index of the completion, if any.
@@ -94,8 +259,30 @@ pub struct Op {
     /// `None` for operations that never completed or ended `info`.
     pub complete_time: Option<u64>,
     pub node: Option<String>,
-    #[serde(skip)]
-    pub step: Step,
+}
+
+impl OpRecord {
+    /// `op` of key `key`, its node named from `strings`.
+    pub fn of(op: &Op, key: &str, strings: &Strings) -> OpRecord {
+        OpRecord {
+            index: op.index,
+            complete_index: op.complete_index,
+            process: op.process,
+            completion: op.completion,
+            f: op.f,
+            key: key.to_string(),
+            value: match op.value {
+                EventValue::Read(v) => serde_json::json!(v),
+                EventValue::Write(v) => serde_json::json!(v),
+                EventValue::Cas(a, b) => serde_json::json!([a, b]),
+                // kv strings are fingerprints by now; the report shows the fingerprint.
+                EventValue::Append(hash, _) => serde_json::json!(hash),
+            },
+            invoke_time: op.invoke_time,
+            complete_time: op.complete_time,
+            node: strings.get(op.node).map(str::to_string),
+        }
+    }
 }
 
 /// What an operation asks of the register, for the model.
@@ -144,6 +331,10 @@ pub struct Counts {
 pub struct History {
     pub keys: Vec<KeyHistory>,
     pub counts: Counts,
+    /// Names of the ops' nodes.
+    pub strings: Strings,
+    /// kv histories: the prefixes of every string a get returned.
+    pub prefixes: Prefixes,
 }
 
 /// Two events of one process that do not pair up.
@@ -192,12 +383,16 @@ pub struct Semantics {
 
 impl History {
     /// Pair invokes with completions and group operations per key.
-    pub fn from_events(events: &[Event], semantics: Semantics) -> Result<History, PairingError> {
-        let mut pending: HashMap<u64, &Event> = HashMap::new();
-        let mut keys: HashMap<String, usize> = HashMap::new();
-        let mut history = History::default();
-        let mut finish = |invoke: &Event, completion: Option<&Event>, history: &mut History| {
-            let outcome = match completion.map(|c| c.kind) {
+    pub fn from_events(events: &Events, semantics: Semantics) -> Result<History, PairingError> {
+        let mut pending: IntMap<u64, usize> = IntMap::default();
+        let mut keys: IntMap<Sym, usize> = IntMap::default();
+        let mut history = History {
+            strings: events.strings.clone(),
+            prefixes: events.prefixes.clone(),
+            ..History::default()
+        };
+        let mut finish = |invoke: usize, completion: Option<usize>, history: &mut History| {
+            let outcome = match completion.map(|c| events.kind[c]) {
                 Some(EventKind::Complete(c)) => c,
                 _ => Completion::Info,
             };
@@ -207,43 +402,43 @@ impl History {
                 Completion::Fail => history.counts.fail += 1,
                 Completion::Info => history.counts.info += 1,
             }
-            let Some(op) = make_op(invoke, completion, outcome, semantics) else {
+            let Some(op) = make_op(events, invoke, completion, outcome, semantics) else {
                 return;
             };
-            let slot = *keys.entry(op.key.clone()).or_insert_with(|| {
+            let key = events.key[invoke];
+            let slot = *keys.entry(key).or_insert_with(|| {
                 history.keys.push(KeyHistory {
-                    key: op.key.clone(),
+                    key: events.strings.get(key).unwrap_or_default().to_string(),
                     ops: Vec::new(),
                 });
                 history.keys.len() - 1
             });
             history.keys[slot].ops.push(op);
         };
-        for event in events {
-            match event.kind {
+        for event in 0..events.len() {
+            let process = events.process[event];
+            let line = events.line[event] as usize;
+            match events.kind[event] {
                 EventKind::Invoke => {
-                    if let Some(previous) = pending.insert(event.process, event) {
+                    if let Some(previous) = pending.insert(process, event) {
                         return Err(PairingError::OverlappingInvoke {
-                            line: event.line,
-                            previous_line: previous.line,
-                            process: event.process,
+                            line,
+                            previous_line: events.line[previous] as usize,
+                            process,
                         });
                     }
                 }
                 EventKind::Complete(_) => {
-                    let Some(invoke) = pending.remove(&event.process) else {
-                        return Err(PairingError::OrphanCompletion {
-                            line: event.line,
-                            process: event.process,
-                        });
+                    let Some(invoke) = pending.remove(&process) else {
+                        return Err(PairingError::OrphanCompletion { line, process });
                     };
-                    if invoke.f != event.f {
+                    if events.f[invoke] != events.f[event] {
                         return Err(PairingError::MismatchedCompletion {
-                            line: event.line,
-                            invoke_line: invoke.line,
-                            process: event.process,
-                            invoked: invoke.f,
-                            completed: event.f,
+                            line,
+                            invoke_line: events.line[invoke] as usize,
+                            process,
+                            invoked: events.f[invoke],
+                            completed: events.f[event],
                         });
                     }
                     finish(invoke, Some(event), &mut history);
@@ -251,31 +446,34 @@ impl History {
             }
         }
         // Never completed: indeterminate, open to the end of time. Sorted for determinism.
-        let mut open: Vec<&Event> = pending.into_values().collect();
-        open.sort_by_key(|e| e.index);
+        let mut open: Vec<usize> = pending.into_values().collect();
+        open.sort_unstable_by_key(|&e| events.index[e]);
         for invoke in open {
             finish(invoke, None, &mut history);
         }
         for key in &mut history.keys {
-            key.ops.sort_by_key(|op| op.index);
+            if !key.ops.is_sorted_by_key(|op| op.index) {
+                key.ops.sort_unstable_by_key(|op| op.index);
+            }
         }
         Ok(history)
     }
 }
 
 fn make_op(
-    invoke: &Event,
-    completion: Option<&Event>,
+    events: &Events,
+    invoke: usize,
+    completion: Option<usize>,
     outcome: Completion,
     semantics: Semantics,
 ) -> Option<Op> {
     // Some writers only put the value on the completion (reads), some only on the invoke.
-    let value = match (invoke.value, completion.map(|c| c.value)) {
+    let value = match (events.value[invoke], completion.map(|c| events.value[c])) {
         (_, Some(EventValue::Read(v))) => EventValue::Read(v),
         (v, _) => v,
     };
     let mismatch = completion
-        .and_then(|c| c.error.as_deref())
+        .and_then(|c| events.strings.get(events.error[c]))
         .is_some_and(|e| e == "mismatch");
     let step = match (outcome, value) {
         (Completion::Ok, EventValue::Read(v)) => {
@@ -299,29 +497,21 @@ fn make_op(
         // A failed op did nothing; an indeterminate read constrains nothing.
         _ => return None,
     };
-    let json = match value {
-        EventValue::Read(v) => serde_json::json!(v),
-        EventValue::Write(v) => serde_json::json!(v),
-        EventValue::Cas(a, b) => serde_json::json!([a, b]),
-        // kv strings are fingerprints by now; the report shows the fingerprint.
-        EventValue::Append(hash, _) => serde_json::json!(hash),
-    };
     let open = outcome == Completion::Info;
     Some(Op {
-        index: invoke.index,
-        complete_index: completion.map(|c| c.index),
-        process: invoke.process,
+        index: events.index[invoke],
+        complete_index: completion.map(|c| events.index[c]),
+        process: events.process[invoke],
         completion: outcome,
-        f: invoke.f,
-        key: invoke.key.clone().unwrap_or_default(),
-        value: json,
-        invoke_time: invoke.time,
+        f: events.f[invoke],
+        value,
+        invoke_time: events.time[invoke],
         complete_time: if open {
             None
         } else {
-            completion.map(|c| c.time)
+            completion.map(|c| events.time[c])
         },
-        node: invoke.node.clone(),
+        node: events.node[invoke],
         step,
     })
 }
@@ -330,14 +520,20 @@ fn make_op(
 mod tests {
     use super::*;
 
-    fn event(index: u64, process: u64, kind: EventKind, f: Function, value: EventValue) -> Event {
+    fn event(
+        index: u64,
+        process: u64,
+        kind: EventKind,
+        f: Function,
+        value: EventValue,
+    ) -> Event<'static> {
         Event {
             index,
             time: index,
             process,
             kind,
             f,
-            key: Some("k".into()),
+            key: Some("k"),
             value,
             node: None,
             error: None,
@@ -367,6 +563,7 @@ mod tests {
             ),
             event(4, 3, Invoke, Function::Cas, EventValue::Cas(1, 2)),
         ];
+        let events: Events = events.into_iter().collect();
         let history = History::from_events(&events, Semantics::default()).expect("pairs");
         let ops = &history.keys[0].ops;
         assert_eq!(ops.len(), 2, "the info read is dropped");
@@ -399,6 +596,7 @@ mod tests {
             Function::Read,
             EventValue::Read(Some(1)),
         )];
+        let events: Events = events.into_iter().collect();
         let error = History::from_events(&events, Semantics::default()).unwrap_err();
         assert_eq!(
             error.to_string(),

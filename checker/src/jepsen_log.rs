@@ -4,7 +4,7 @@
 //! index serves as the time.
 
 use crate::error::Error;
-use crate::history::{Completion, Event, EventKind, EventValue, Function};
+use crate::history::{Completion, Event, EventKind, EventValue, Events, Function};
 
 /// Whether `text` looks like a Jepsen text log.
 pub fn detect(text: &str) -> bool {
@@ -14,8 +14,8 @@ pub fn detect(text: &str) -> bool {
 }
 
 /// Parse a whole log. Lines that are not operation lines (other log output) are skipped.
-pub fn parse(text: &str) -> Result<Vec<Event>, Error> {
-    let mut events = Vec::new();
+pub fn parse(text: &str) -> Result<Events, Error> {
+    let mut events = Events::new();
     for (i, line) in text.lines().enumerate() {
         let number = i + 1;
         let Some((_, rest)) = line.split_once("jepsen.util - ") else {
@@ -106,7 +106,7 @@ pub fn parse(text: &str) -> Result<Vec<Event>, Error> {
             // In these logs a failed CAS is one whose compare did not match (Jepsen's etcd
             // client turns every other error into `:info`).
             error: (kind == EventKind::Complete(Completion::Fail) && f == Function::Cas)
-                .then(|| "mismatch".to_string()),
+                .then_some("mismatch"),
             line: number,
         });
     }
@@ -126,8 +126,8 @@ mod tests {
         assert!(detect(text));
         let events = parse(text).expect("parses");
         assert_eq!(events.len(), 4);
-        assert_eq!(events[0].value, EventValue::Cas(1, 2));
-        assert_eq!(events[3].value, EventValue::Read(Some(7)));
+        assert_eq!(events.get(0).value, EventValue::Cas(1, 2));
+        assert_eq!(events.get(3).value, EventValue::Read(Some(7)));
         let error = parse("INFO  jepsen.util - x\t:ok\t:read\t7\n").unwrap_err();
         assert_eq!(
             error.to_string(),
@@ -135,6 +135,6 @@ mod tests {
         );
         let spaced =
             parse("INFO  jepsen.util - 4   :invoke :cas    [1 2]\n").expect("spaces parse");
-        assert_eq!(spaced[0].value, EventValue::Cas(1, 2));
+        assert_eq!(spaced.get(0).value, EventValue::Cas(1, 2));
     }
 }

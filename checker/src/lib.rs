@@ -20,6 +20,7 @@
 //! - [`synth`]: seeded synthetic histories for benchmarks and tests.
 //! - [`report`]: `report.html` and the latency / throughput plots (PNG and SVG).
 //! - [`error`]: what can be wrong with an input.
+//! - `fast_hash`: a cheap hasher for the integer keys the checker hashes millions of times.
 //!
 //! # Never
 //! The checker depends on no other crate of Faultline and on no async runtime; it never blocks
@@ -30,6 +31,7 @@ pub mod check;
 pub mod counterexample;
 pub mod edn;
 pub mod error;
+mod fast_hash;
 pub mod history;
 pub mod jepsen_log;
 pub mod jsonl;

@@ -16,6 +16,7 @@
 //! H(s)·B^|t| + H(t) mod P` with P = 2^61 − 1, so two different strings of these histories
 //! share a fingerprint with probability about n²/2^61.
 
+use crate::fast_hash::IntSet;
 use crate::history::{Step, Value};
 
 /// Which sequential specification a history is checked against.
@@ -42,6 +43,36 @@ pub fn fingerprint(text: &str) -> (i64, i64) {
         shift = (shift * B) % P;
     }
     (hash as i64, shift as i64)
+}
+
+/// For the kv model: which strings are prefixes of which strings some get returned, as
+/// fingerprint pairs (every prefix of every observed string). A get that returned `r` can
+/// only be reached from a state `s` by appends if `s` is a prefix of `r`, which lets the
+/// search drop a wrong order of concurrent appends as soon as it makes one.
+#[derive(Clone, Debug, Default)]
+pub struct Prefixes(IntSet<(i64, i64)>);
+
+impl Prefixes {
+    /// Remember every prefix of `text`, a string some get returned.
+    pub fn record(&mut self, text: &str) {
+        let whole = fingerprint(text).0;
+        let mut hash = 0u128;
+        self.0.insert((whole, 0));
+        for byte in text.bytes() {
+            hash = (hash * B + u128::from(byte) + 1) % P;
+            self.0.insert((whole, hash as i64));
+        }
+    }
+
+    /// Whether the string with fingerprint `prefix` is a prefix of the observed `whole`
+    /// (up to fingerprint collisions, which only make this say yes).
+    pub fn contains(&self, whole: i64, prefix: i64) -> bool {
+        self.0.contains(&(whole, prefix))
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
 }
 
 fn append(state: i64, hash: i64, shift: i64) -> i64 {
@@ -143,6 +174,12 @@ mod tests {
         );
         assert_eq!(state, Some(Some(ab)));
         assert!(!Model::CasRegister.allows(Step::Append { hash: 1, shift: 1 }));
+        let mut prefixes = Prefixes::default();
+        prefixes.record("x 1 0 yx 2 0 y");
+        assert!(prefixes.contains(abc, ab));
+        assert!(prefixes.contains(abc, 0));
+        assert!(prefixes.contains(abc, abc));
+        assert!(!prefixes.contains(abc, c));
         assert!(!Model::Kv.allows(Step::CasMismatch { expected: 1 }));
     }
 }

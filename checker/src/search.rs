@@ -25,18 +25,19 @@
 //! - **Identical crashed operations** are interchangeable and taken in invoke order only
 //!   ([`earlier_twins`]).
 //!
-//! Configurations are cached as 128-bit Zobrist hashes (Zobrist 1970: each op has a random
+//! Configurations where the search branches are cached as 128-bit Zobrist hashes (Zobrist 1970: each op has a random
 //! key, a set's hash is the XOR of its ops' keys, updated in O(1) per step) combined with the
 //! state's: 16 bytes per configuration whatever the window, and a false match — which would
 //! make the search skip an unexplored configuration — has probability about n²/2¹²⁸.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use crate::fast_hash::IntMap;
 use crate::history::{Op, Step, Value};
-use crate::model::Model;
+use crate::model::{Model, Prefixes};
 
 /// Limits for one key; past any of them the key's verdict is `unknown`.
 #[derive(Clone, Copy, Debug)]
@@ -194,14 +195,14 @@ impl HeldOnce {
         if model == Model::Kv {
             return none;
         }
-        let mut writers: HashMap<Value, u32> = HashMap::new();
+        let mut writers: IntMap<Value, u32> = IntMap::default();
         for op in ops {
             if let Step::Write(v) | Step::Cas { new: v, .. } = op.step {
                 *writers.entry(Some(v)).or_default() += 1;
             }
         }
         let once = |v: Value| writers.get(&v).copied().unwrap_or(0) + u32::from(v == initial) <= 1;
-        let mut ids: HashMap<Value, u32> = HashMap::new();
+        let mut ids: IntMap<Value, u32> = IntMap::default();
         for (i, op) in ops.iter().enumerate() {
             let seen = match op.step {
                 Step::Read(v) => v,
@@ -263,6 +264,19 @@ impl HeldOnce {
 
 /// Decide whether `ops` (one key) is linearizable under `model`, starting from `initial`.
 pub fn search(ops: &[Op], model: Model, initial: Value, budget: Budget<'_>) -> Outcome {
+    search_with(ops, model, initial, None, budget)
+}
+
+/// [`search`], with the prefixes of the strings a kv history's gets returned: then a
+/// configuration whose string is no prefix of what a callable get returned, with no put that
+/// could come between, is dropped at once (appends only ever extend the string).
+pub fn search_with(
+    ops: &[Op],
+    model: Model,
+    initial: Value,
+    prefixes: Option<&Prefixes>,
+    budget: Budget<'_>,
+) -> Outcome {
     if ops.is_empty() {
         return Outcome::Linearizable;
     }
@@ -277,6 +291,15 @@ pub fn search(ops: &[Op], model: Model, initial: Value, budget: Budget<'_>) -> O
     let earlier_twin = earlier_twins(ops);
     let preserving: Vec<bool> = ops.iter().map(|op| preserves_state(op.step)).collect();
     let mut held = HeldOnce::new(ops, model, initial);
+    let prefixes = prefixes.filter(|p| model == Model::Kv && !p.is_empty());
+    // kv puts, which can reset the string; few in practice, so a scan of them is cheap.
+    let puts: Vec<u32> = ops
+        .iter()
+        .enumerate()
+        .filter(|(_, op)| matches!(op.step, Step::Write(_)))
+        .map(|(i, _)| i as u32)
+        .collect();
+    let prefixes = prefixes.filter(|_| puts.len() <= MAX_PUTS_FOR_PREFIXES);
     let mut seed = 0xFA17_11E5_u64;
     let zobrist: Vec<u128> = (0..ops.len()).map(|_| wide(&mut seed)).collect();
 
@@ -333,18 +356,43 @@ pub fn search(ops: &[Op], model: Model, initial: Value, budget: Budget<'_>) -> O
             let mut e = nodes[head as usize].next;
             while e != NONE && nodes[e as usize].is_call() {
                 let op = nodes[e as usize].op as usize;
-                if preserving[op]
-                    && earlier_twin[op].is_none_or(|t| is_linearized(&linearized, t))
-                    && let Some(next) = model.step(state, ops[op].step)
+                if preserving[op] && earlier_twin[op].is_none_or(|t| is_linearized(&linearized, t))
                 {
-                    chosen = Some((e, next, true));
-                    break;
+                    if let Some(next) = model.step(state, ops[op].step) {
+                        chosen = Some((e, next, true));
+                        break;
+                    }
+                    if let (Some(prefixes), Step::Read(Some(seen)), Some(now)) =
+                        (prefixes, ops[op].step, state)
+                        && !prefixes.contains(seen, now)
+                    {
+                        let returns = nodes[e as usize].partner;
+                        let put_between = puts.iter().any(|&p| {
+                            !is_linearized(&linearized, p as usize)
+                                && call_node[p as usize] < returns
+                        });
+                        if !put_between {
+                            // The get is the op no order reaches: the story for a reader.
+                            if deepest.is_none() || frames.len() > deepest_frames.len() {
+                                deepest_frames.truncate(common);
+                                deepest_frames.extend_from_slice(&frames[common..]);
+                                common = frames.len();
+                                deepest = Some((op, state));
+                            }
+                            dead = true;
+                            break;
+                        }
+                    }
                 }
                 e = nodes[e as usize].next;
             }
+            // Only configurations where the search branches are cached: forced steps follow
+            // from the configuration before them. Seen before means explored without success
+            // (an ancestor on the stack has a smaller set).
+            dead = dead || (chosen.is_none() && !cache.insert(set_hash ^ state_hash(state)));
             entry = nodes[head as usize].next;
         }
-        if chosen.is_none() {
+        if chosen.is_none() && !dead {
             let node = nodes[entry as usize];
             if node.is_call() {
                 let op = node.op as usize;
@@ -393,32 +441,22 @@ pub fn search(ops: &[Op], model: Model, initial: Value, budget: Budget<'_>) -> O
         }
         if let Some((e, next, forced)) = chosen {
             let op = nodes[e as usize].op as usize;
-            let key = set_hash ^ zobrist[op] ^ state_hash(next);
-            if cache.insert(key) {
-                linearized[op / 64] |= 1 << (op % 64);
-                set_hash ^= zobrist[op];
-                held.linearized(op);
-                frames.push(Frame {
-                    entry: e,
-                    state,
-                    value_id,
-                    forced,
-                });
-                if !preserving[op] {
-                    value_id = held.produces[op];
-                }
-                state = next;
-                lift(&mut nodes, e);
-                fresh = true;
-                continue;
+            linearized[op / 64] |= 1 << (op % 64);
+            set_hash ^= zobrist[op];
+            held.linearized(op);
+            frames.push(Frame {
+                entry: e,
+                state,
+                value_id,
+                forced,
+            });
+            if !preserving[op] {
+                value_id = held.produces[op];
             }
-            if forced {
-                // Explored before without success, so this configuration fails as well.
-                dead = true;
-            } else {
-                entry = nodes[e as usize].next;
-                continue;
-            }
+            state = next;
+            lift(&mut nodes, e);
+            fresh = true;
+            continue;
         }
         debug_assert!(dead);
         // Undo steps until one that was a choice; forced steps fail with what followed them.
@@ -503,7 +541,7 @@ fn event_list(ops: &[Op]) -> (Vec<Node>, Vec<u32>) {
 /// first) could take its place. The search therefore linearizes twins in invoke order only,
 /// which turns 2^k subsets of k identical crashed writes into k + 1 choices.
 fn earlier_twins(ops: &[Op]) -> Vec<Option<usize>> {
-    let mut last: HashMap<Step, usize> = HashMap::new();
+    let mut last: IntMap<Step, usize> = IntMap::default();
     ops.iter()
         .enumerate()
         .map(|(i, op)| {
@@ -555,6 +593,9 @@ fn unlift(nodes: &mut [Node], entry: u32) {
     }
 }
 
+/// Above this many puts on one key, the kv prefix rule is not worth its scan of them.
+const MAX_PUTS_FOR_PREFIXES: usize = 256;
+
 /// A generous default for one key: a history that needs more than this is rare and is
 /// reported `unknown` instead of exhausting the machine.
 pub const DEFAULT_MEMORY: usize = 1 << 30;
@@ -565,7 +606,7 @@ pub const DEFAULT_TIME: Duration = Duration::from_secs(60);
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::history::{Completion, Function, Step};
+    use crate::history::{Completion, EventValue, Function, Step, Sym};
 
     fn op(i: u64, invoke: u64, complete: Option<u64>, step: Step) -> Op {
         Op {
@@ -578,11 +619,10 @@ mod tests {
                 Completion::Info
             },
             f: Function::Read,
-            key: "k".into(),
-            value: serde_json::Value::Null,
+            value: EventValue::Read(None),
             invoke_time: invoke,
             complete_time: complete,
-            node: None,
+            node: Sym::NONE,
             step,
         }
     }

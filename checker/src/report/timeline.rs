@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::history::{Completion, Event, EventKind, EventValue, Function};
+use crate::history::{Completion, EventKind, EventValue, Events, Function};
 
 /// One client operation as drawn: times in seconds since the run started.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -64,7 +64,7 @@ pub struct Timeline {
 impl Timeline {
     /// Pair each process's invoke with its next completion. `faults` come from the nemesis
     /// lines of the same history ([`faults_from_jsonl`]).
-    pub fn new(events: &[Event], faults: Vec<FaultInterval>, unit: TimeUnit) -> Timeline {
+    pub fn new(events: &Events, faults: Vec<FaultInterval>, unit: TimeUnit) -> Timeline {
         let scale = match unit {
             TimeUnit::Seconds => 1e-9,
             TimeUnit::Events => 1.0,
@@ -72,7 +72,7 @@ impl Timeline {
         let mut open: std::collections::HashMap<u64, usize> = std::collections::HashMap::new();
         let mut ops: Vec<DrawnOp> = Vec::with_capacity(events.len() / 2 + 1);
         let mut end: f64 = 0.0;
-        for e in events {
+        for e in events.iter() {
             let t = e.time as f64 * scale;
             end = end.max(t);
             match e.kind {
@@ -84,9 +84,9 @@ impl Timeline {
                         f: e.f,
                         // Until its completion arrives, an op is indeterminate.
                         completion: Completion::Info,
-                        key: e.key.clone(),
+                        key: e.key.map(str::to_string),
                         label: label(e.f, e.value),
-                        node: e.node.clone(),
+                        node: e.node.map(str::to_string),
                         start: t,
                         end: None,
                     });
