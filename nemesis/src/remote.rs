@@ -243,6 +243,7 @@ impl Remote {
             host: host.clone(),
             why: e.to_string(),
         };
+        let started = std::time::Instant::now();
         let mut command = session.command("sh");
         command
             .arg("-c")
@@ -262,6 +263,7 @@ impl Remote {
             drop(pipe);
         }
         let output = child.wait_with_output().await.map_err(ssh_error)?;
+        tracing::trace!(node, took = ?started.elapsed(), script, "ssh exec");
         if output.status.success() {
             Ok(String::from_utf8_lossy(&output.stdout).into_owned())
         } else {
@@ -374,24 +376,46 @@ impl Remote {
         })
     }
 
-    /// Stops the node's server: SIGTERM (and SIGCONT, in case it is paused), then SIGKILL if
-    /// it is still alive after `grace`. Ok(false) when it was not running.
-    pub async fn stop_node(&self, node: &str, grace: Duration) -> Result<bool> {
-        if !self.signal(node, "TERM").await? {
-            return Ok(false);
-        }
-        // A stopped process keeps SIGTERM pending until it runs again.
-        self.signal(node, "CONT").await?;
-        let deadline = std::time::Instant::now() + grace;
-        while std::time::Instant::now() < deadline {
-            if !self.node_running(node).await? {
-                return Ok(true);
+    /// Stops the nodes' servers at once: SIGTERM (and SIGCONT, in case one is paused) to
+    /// each, one shared wait of `grace`, then SIGKILL for the rest, so a cluster stops in one
+    /// hand-over time, not one per node. Returns the nodes that were running.
+    pub async fn stop_nodes(&self, nodes: &[String], grace: Duration) -> Result<Vec<String>> {
+        let mut running = Vec::new();
+        for node in nodes {
+            if self.signal(node, "TERM").await? {
+                // A stopped process keeps SIGTERM pending until it runs again.
+                self.signal(node, "CONT").await?;
+                running.push(node.clone());
             }
-            tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        self.signal(node, "KILL").await?;
-        lock(&self.faults).paused.remove(node);
-        Ok(true)
+        let deadline = std::time::Instant::now() + grace;
+        let mut left = running.clone();
+        while !left.is_empty() && std::time::Instant::now() < deadline {
+            let mut still = Vec::new();
+            for node in left {
+                if self.node_running(&node).await? {
+                    still.push(node);
+                }
+            }
+            left = still;
+            if !left.is_empty() {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+        for node in &left {
+            tracing::warn!(node, "no exit {grace:?} after SIGTERM: SIGKILL");
+            if self.signal(node, "KILL").await? && self.node_running(node).await? {
+                return Err(Error::Node {
+                    node: node.clone(),
+                    why: "still alive 5 s after SIGKILL".to_string(),
+                });
+            }
+        }
+        let mut faults = lock(&self.faults);
+        for node in nodes {
+            faults.paused.remove(node);
+        }
+        Ok(running)
     }
 
     /// Copies `remote_path` on the node's host into `local` (created or truncated).

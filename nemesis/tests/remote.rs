@@ -396,35 +396,37 @@ fn remote_faults_over_ssh_take_effect_and_heal() {
                 (
                     remote.node_running("n1").await.unwrap(),
                     remote
-                        .stop_node("n1", Duration::from_secs(1))
+                        .stop_nodes(&["n1".to_string()], Duration::from_secs(1))
                         .await
                         .unwrap(),
                 )
             }))
             .unwrap();
-        assert!(!running && !stopped, "{running} {stopped}");
+        assert!(!running && stopped.is_empty(), "{running} {stopped:?}");
     }
     wait_echo(&ctl, ip("n1"), PORT);
     std::fs::write(&n1_pid_file, echo_n1).unwrap();
 
     // Stop: SIGTERM by PID; every daemon this test started over SSH is gone afterwards,
     // including the ones restarted after kills (checked by the PIDs their files named).
-    let mut pids = Vec::new();
-    for node in lab.nodes() {
-        let remote = remote.clone();
-        let (pid, stopped, running) = clients
-            .block_on(clients.spawn(async move {
-                let pid = remote.node_pid(&node).await.unwrap();
-                let stopped = remote
-                    .stop_node(&node, Duration::from_secs(3))
-                    .await
-                    .unwrap();
-                (pid, stopped, remote.node_running(&node).await.unwrap())
-            }))
-            .unwrap();
-        assert!(stopped && !running, "{stopped} {running}");
-        pids.push(pid.expect("a live PID before the stop"));
-    }
+    let remote_ = remote.clone();
+    let (pids, stopped) = clients
+        .block_on(clients.spawn(async move {
+            let mut pids = Vec::new();
+            for node in remote_.nodes() {
+                pids.push(remote_.node_pid(&node).await.unwrap().expect("a live PID"));
+            }
+            let stopped = remote_
+                .stop_nodes(&remote_.nodes(), Duration::from_secs(3))
+                .await
+                .unwrap();
+            for node in remote_.nodes() {
+                assert!(!remote_.node_running(&node).await.unwrap(), "{node} runs");
+            }
+            (pids, stopped)
+        }))
+        .unwrap();
+    assert_eq!(stopped, lab.nodes());
     for pid in first_pids.into_iter().chain(pids) {
         assert!(!process_alive(pid), "daemon {pid} still runs");
     }

@@ -3,6 +3,10 @@
 //! remote tests and the harness's remote-host tests (which include this file by path), so both
 //! set hosts up the same way.
 
+// Each including test crate uses its own part (the nemesis tests connect with `options`, the
+// harness tests write the same settings into a config file).
+#![allow(dead_code)]
+
 use std::net::{SocketAddr, TcpStream};
 use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
@@ -68,6 +72,10 @@ pub async fn start_sshd(lab: &Lab, dir: &Path) -> SshHosts {
     keygen(&dir.join("client"));
     keygen(&dir.join("host"));
     std::fs::copy(dir.join("client.pub"), dir.join("authorized_keys")).expect("authorized_keys");
+    // `SetEnv SHLVL=1`: bash sources ~/.bashrc for every command sshd runs (Debian builds it
+    // so) unless it is a nested shell, and this machine's root ~/.bashrc runs `pyenv init`,
+    // 0.3-0.9 s per command; with SHLVL set the command's shell counts as nested and skips
+    // it (~30 ms a command), as on a host whose shell starts quickly.
     for node in lab.nodes() {
         let config = dir.join(format!("sshd-{node}.conf"));
         std::fs::write(
@@ -75,7 +83,7 @@ pub async fn start_sshd(lab: &Lab, dir: &Path) -> SshHosts {
             format!(
                 "ListenAddress {}\nPort 22\nHostKey {}\nAuthorizedKeysFile {}\nPermitRootLogin prohibit-password\n\
                  PasswordAuthentication no\nKbdInteractiveAuthentication no\nUsePAM no\nStrictModes no\n\
-                 PidFile none\nLogLevel ERROR\nPrintMotd no\nMaxSessions 100\nMaxStartups 100\n",
+                 PidFile none\nLogLevel ERROR\nPrintMotd no\nMaxSessions 100\nMaxStartups 100\nSetEnv SHLVL=1\n",
                 lab.node_ip(&node),
                 dir.join("host").display(),
                 dir.join("authorized_keys").display()
