@@ -547,3 +547,112 @@ fn an_unreachable_host_or_a_missing_binary_is_an_error_that_says_what_to_do() {
         .unwrap_or_default();
     assert!(left.is_empty(), "left on the hosts: {left:?}");
 }
+
+/// nft tables in a node's namespace (the partitions and losses Faultline puts there).
+fn nft_tables_in(netns: &str) -> String {
+    let out = Command::new("ip")
+        .args(["netns", "exec", netns, "nft", "list", "tables"])
+        .output()
+        .expect("nft runs");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+#[ignore = "needs root, nftables, libfaketime, sshd: run by scripts/test.sh"]
+fn sigterm_heals_over_ssh_stops_and_wipes_the_nodes_and_checks_what_was_recorded() {
+    use std::time::{Duration, Instant};
+    let hosts = Hosts::new(3);
+    let config = hosts.write_config(
+        "sigterm.toml",
+        &format!(
+            "remote-bin = {:?}\n{}{}",
+            raft_server().display().to_string(),
+            hosts.ssh_config(),
+            hosts.host_tables(|_| String::new())
+        ),
+    );
+    let child = Command::new("ip")
+        .args(["netns", "exec", &hosts.lab().client_netns()])
+        .arg(env!("CARGO_BIN_EXE_faultline"))
+        .args(["test", "--config", config.to_str().expect("utf-8")])
+        .args(["--nemesis", "partition,pause", "--nemesis-interval", "0.5"])
+        .args(["--time-limit", "120", "--seed", "3", "--results"])
+        .arg(hosts.path("results"))
+        .env("CI", "1")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("faultline starts");
+    // `ip netns exec` execs faultline: the child's PID is the run's.
+    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+    struct TermOnFailure(nix::unistd::Pid, bool);
+    impl Drop for TermOnFailure {
+        fn drop(&mut self) {
+            if !self.1 {
+                let _ = nix::sys::signal::kill(self.0, nix::sys::signal::Signal::SIGTERM);
+            }
+        }
+    }
+    let mut guard = TermOnFailure(pid, false);
+
+    // Wait until every node wrote its PID file on its host, then let faults come and go.
+    let started = Instant::now();
+    let pid_files = || -> usize {
+        std::fs::read_dir(hosts.remote_dir())
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|run| {
+                hosts
+                    .lab()
+                    .nodes()
+                    .iter()
+                    .filter(|n| run.path().join(n.as_str()).join("node.pid").is_file())
+                    .count()
+            })
+            .sum()
+    };
+    while pid_files() < 3 {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the nodes did not start on the hosts within 60 s"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_secs(5));
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).expect("SIGTERM");
+    guard.1 = true;
+
+    let out = child.wait_with_output().expect("faultline ends");
+    assert!(
+        started.elapsed() < Duration::from_secs(60),
+        "the run did not stop early on SIGTERM"
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("interrupted"), "{}", describe(&out));
+    let dir = check_run_on_hosts(&hosts, &out);
+    let history = std::fs::read_to_string(dir.join("history.jsonl")).expect("history");
+    assert!(
+        !installed_faults(&history).is_empty(),
+        "no fault took effect before the SIGTERM\n{}",
+        nemesis_lines(&history)
+    );
+    // Every fault that took effect was undone (its stop recorded), the one in force at the
+    // SIGTERM by the final heal; and no partition table is left on any host.
+    let stops = history
+        .lines()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .filter(|r| r["process"] == "nemesis" && r["error"].is_null())
+        .filter(|r| r["f"].as_str().is_some_and(|f| f.starts_with("stop-")))
+        .count();
+    assert_eq!(
+        stops,
+        installed_faults(&history).len(),
+        "{}",
+        nemesis_lines(&history)
+    );
+    for node in hosts.lab().nodes() {
+        let tables = nft_tables_in(&hosts.lab().netns(&node).expect("netns"));
+        assert!(!tables.contains("faultline"), "{node}: {tables}");
+    }
+}
