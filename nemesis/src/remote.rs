@@ -340,46 +340,79 @@ impl Remote {
     /// Starts the node's server: runs its start command detached from the SSH session. For
     /// a node with a PID file, waits (bounded, 10 s) until the file names a live process.
     pub async fn start_node(&self, node: &str) -> Result<()> {
-        let description = self.node(node)?;
-        if description.start.trim().is_empty() {
-            return Err(Error::Node {
-                node: node.to_string(),
-                why: format!(
-                    "no start command is known for it on {}, so it cannot be (re)started",
-                    description.destination
-                ),
-            });
+        self.start_nodes(&[node.to_string()]).await
+    }
+
+    /// [`Remote::start_node`] for many nodes: every start command runs first, then one shared
+    /// wait for their PID files.
+    pub async fn start_nodes(&self, nodes: &[String]) -> Result<()> {
+        for node in nodes {
+            let description = self.node(node)?;
+            if description.start.trim().is_empty() {
+                return Err(Error::Node {
+                    node: node.to_string(),
+                    why: format!(
+                        "no start command is known for it on {}, so it cannot be (re)started",
+                        description.destination
+                    ),
+                });
+            }
+            // Detached from the SSH session so it outlives it: a new session (setsid), and
+            // SIGHUP ignored (nohup) in case the session ends before setsid has run.
+            let script = format!(
+                "nohup setsid sh -c {} </dev/null >/dev/null 2>&1 &",
+                shell_quote(&description.start)
+            );
+            self.exec(node, &script, None).await?;
         }
-        // Detached from the SSH session so it outlives it: a new session (setsid), and
-        // SIGHUP ignored (nohup) in case the session ends before setsid has run.
-        let script = format!(
-            "nohup setsid sh -c {} </dev/null >/dev/null 2>&1 &",
-            shell_quote(&description.start)
-        );
-        self.exec(node, &script, None).await?;
-        if !matches!(description.process, ProcessMatch::PidFile { .. }) {
-            return Ok(());
+        let mut waiting = Vec::new();
+        for node in nodes {
+            if matches!(self.node(node)?.process, ProcessMatch::PidFile { .. }) {
+                waiting.push(node.clone());
+            }
         }
         let deadline = std::time::Instant::now() + START_WAIT;
-        while std::time::Instant::now() < deadline {
-            if self.node_running(node).await? {
-                return Ok(());
+        while !waiting.is_empty() && std::time::Instant::now() < deadline {
+            let mut still = Vec::new();
+            for node in waiting {
+                if !self.node_running(&node).await? {
+                    still.push(node);
+                }
             }
-            tokio::time::sleep(Duration::from_millis(50)).await;
+            waiting = still;
+            if !waiting.is_empty() {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
         }
-        Err(Error::Node {
-            node: node.to_string(),
-            why: format!(
-                "started on {} but no live process in its PID file after {START_WAIT:?}: see the node's log",
-                description.destination
-            ),
-        })
+        match waiting.first() {
+            None => Ok(()),
+            Some(node) => Err(Error::Node {
+                node: node.clone(),
+                why: format!(
+                    "started on {} but no live process in its PID file after {START_WAIT:?}: see the node's log",
+                    self.node(node)?.destination
+                ),
+            }),
+        }
     }
 
     /// Stops the nodes' servers at once: SIGTERM (and SIGCONT, in case one is paused) to
     /// each, one shared wait of `grace`, then SIGKILL for the rest, so a cluster stops in one
     /// hand-over time, not one per node. Returns the nodes that were running.
+    /// Stopped nodes are no longer under any fault: a later heal neither restarts nor
+    /// resumes them, and their clock loops are ended first.
     pub async fn stop_nodes(&self, nodes: &[String], grace: Duration) -> Result<Vec<String>> {
+        {
+            let mut faults = lock(&self.faults);
+            for node in nodes {
+                faults.killed.remove(node);
+                faults.paused.remove(node);
+                faults.clocks.remove(node);
+            }
+        }
+        for node in nodes {
+            self.stop_clock_loop(node).await?;
+        }
         let mut running = Vec::new();
         for node in nodes {
             if self.signal(node, "TERM").await? {
@@ -410,10 +443,6 @@ impl Remote {
                     why: "still alive 5 s after SIGKILL".to_string(),
                 });
             }
-        }
-        let mut faults = lock(&self.faults);
-        for node in nodes {
-            faults.paused.remove(node);
         }
         Ok(running)
     }

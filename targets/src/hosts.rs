@@ -164,24 +164,17 @@ impl HostNodes {
         let mut found_binary = None;
         let mut nodes = Vec::new();
         for host in &spec.hosts {
-            let program = find_on_host(remote, host, binary, launch.install_hint).await?;
+            let (program, library) =
+                probe_host(remote, host, binary, launch.install_hint, launch.faketime).await?;
             found_binary.get_or_insert(program);
-            let faketime_library = if launch.faketime {
-                let found = remote.exec(&host.name, FIND_LIBFAKETIME, None).await?;
-                let found = found.trim().to_string();
-                if found.is_empty() {
-                    tracing::warn!(
-                        node = %host.name,
-                        host = %host.destination,
-                        "no libfaketime on the host (apt-get install libfaketime): clock faults will skip this node"
-                    );
-                    None
-                } else {
-                    Some(found)
-                }
-            } else {
-                None
-            };
+            if launch.faketime && library.is_none() {
+                tracing::warn!(
+                    node = %host.name,
+                    host = %host.destination,
+                    "no libfaketime on the host (apt-get install libfaketime): clock faults will skip this node"
+                );
+            }
+            let faketime_library = library;
             let dir = spec.node_dir(&host.name);
             nodes.push((
                 HostNode {
@@ -261,10 +254,7 @@ impl HostNodes {
                 })?;
                 cluster.nodes.push(node);
             }
-            for node in &cluster.nodes {
-                remote.start_node(&node.name).await?;
-            }
-            Ok(())
+            Ok(remote.start_nodes(&cluster.names()).await?)
         }
         .await;
         if let Err(error) = prepared {
@@ -341,30 +331,51 @@ impl Drop for HostNodes {
     }
 }
 
-/// The binary's absolute path on `host`, or what to do about it.
-async fn find_on_host(
+/// One round trip per host: the binary's absolute path there (or what to do about it), and
+/// with `faketime` the host's libfaketime, if it has one.
+async fn probe_host(
     remote: &Remote,
     host: &Host,
     binary: &str,
     install_hint: &str,
-) -> Result<String, Error> {
-    let script = if binary.contains('/') {
+    faketime: bool,
+) -> Result<(String, Option<String>), Error> {
+    let find = if binary.contains('/') {
         format!(
-            "[ -f {b} ] && [ -x {b} ] && echo {b}",
+            "if [ -f {b} ] && [ -x {b} ]; then echo {b}; else exit 4; fi",
             b = shell_quote(binary)
         )
     } else {
-        format!("command -v -- {}", shell_quote(binary))
+        format!("command -v -- {} || exit 4", shell_quote(binary))
+    };
+    let script = if faketime {
+        format!("{find}; {FIND_LIBFAKETIME}")
+    } else {
+        find
     };
     match remote.exec(&host.name, &script, None).await {
-        Ok(path) if !path.trim().is_empty() => Ok(path.trim().to_string()),
-        Ok(_) | Err(faultline_nemesis::Error::Command { .. }) => Err(Error::MissingBinary {
-            name: format!("{binary}` on `{}", host.destination),
-            hint: format!(
-                "{install_hint} on that host, or give its path on the hosts with --remote-bin (remote-bin in --config)"
-            ),
-        }),
+        Ok(out) => {
+            let mut lines = out.lines().map(str::trim).filter(|l| !l.is_empty());
+            match lines.next() {
+                Some(program) => Ok((program.to_string(), lines.next().map(str::to_string))),
+                None => Err(missing(host, binary, install_hint)),
+            }
+        }
+        Err(faultline_nemesis::Error::Command { status, .. })
+            if status.ends_with("exit status: 4") =>
+        {
+            Err(missing(host, binary, install_hint))
+        }
         Err(e) => Err(e.into()),
+    }
+}
+
+fn missing(host: &Host, binary: &str, install_hint: &str) -> Error {
+    Error::MissingBinary {
+        name: format!("{binary}` on `{}", host.destination),
+        hint: format!(
+            "{install_hint} on that host, or give its path on the hosts with --remote-bin (remote-bin in --config)"
+        ),
     }
 }
 
