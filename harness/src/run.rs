@@ -310,6 +310,11 @@ async fn run_on_hosts(
     let mut remote = faultline_targets::hosts::connect(&placement)
         .await
         .with_context(|| ssh_hint(hosts))?;
+    tracing::info!(
+        hosts = hosts.hosts.len(),
+        dir = %format!("{}/{}", placement.remote_dir, placement.run_id),
+        "connected over SSH; starting the cluster on the hosts"
+    );
     let target = spec.target_spec(&dir.join("data"))?;
     let result = match Cluster::start_on_hosts(&target, &placement, &mut remote).await {
         Ok(cluster) => {
@@ -326,10 +331,17 @@ async fn run_on_hosts(
                 stop_rx.clone(),
             )
             .await;
+            let stopping = Instant::now();
             let stopped = match Arc::into_inner(cluster) {
                 Some(cluster) => cluster
                     .stop_on_hosts(&remote)
                     .await
+                    .inspect(|()| {
+                        tracing::info!(
+                            took = ?stopping.elapsed(),
+                            "nodes stopped, their logs fetched and their data wiped on the hosts"
+                        )
+                    })
                     .context("stopping the cluster on the hosts"),
                 None => Err(anyhow::anyhow!(
                     "a client outlived the run, so the nodes on the hosts could not be stopped: stop them and remove {}/ on each host",
