@@ -470,4 +470,79 @@ mod tests {
         let error = with("raft", "serializable").unwrap_err().to_string();
         assert!(error.contains("--unsafe stale-reads"), "{error}");
     }
+
+    #[test]
+    fn hosts_set_the_cluster_size_and_refuse_what_does_not_apply_to_them() {
+        let on_hosts = |extra: TestArgs| {
+            TestSpec::resolve(TestArgs {
+                hosts: Some("root@10.0.0.1,root@10.0.0.2,root@10.0.0.3".into()),
+                ..extra
+            })
+        };
+        let spec = on_hosts(TestArgs::default()).expect("resolves");
+        assert_eq!(spec.nodes, 3);
+        assert!(spec.fault_kinds.contains(&FaultKind::Clock), "{spec:?}");
+        // No local etcd binary is needed for etcd on hosts.
+        let etcd = on_hosts(TestArgs {
+            target: Some("etcd".into()),
+            ..Default::default()
+        })
+        .expect("resolves");
+        assert!(!etcd.fault_kinds.contains(&FaultKind::Clock), "{etcd:?}");
+        for (args, says) in [
+            (
+                TestArgs {
+                    nodes: Some(5),
+                    ..Default::default()
+                },
+                "--nodes 5 but 3 hosts",
+            ),
+            (
+                TestArgs {
+                    target: Some("etcd".into()),
+                    etcd_bin: Some(some_file()),
+                    ..Default::default()
+                },
+                "--remote-bin",
+            ),
+            (
+                TestArgs {
+                    target: Some("consul".into()),
+                    nemesis: Some("clock".into()),
+                    ..Default::default()
+                },
+                "changing a host's system clock over SSH is not implemented",
+            ),
+        ] {
+            let error = format!("{:#}", on_hosts(args).unwrap_err());
+            assert!(error.contains(says), "{error}");
+        }
+    }
+
+    #[test]
+    fn faults_against_endpoints_need_their_hosts() {
+        let error = TestSpec::resolve(TestArgs {
+            endpoints: Some("http://10.0.0.1:7000".into()),
+            nemesis: Some("kill".into()),
+            ..Default::default()
+        })
+        .unwrap_err()
+        .to_string();
+        assert!(error.contains("--hosts"), "{error}");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config = dir.path().join("attached.toml");
+        std::fs::write(
+            &config,
+            "endpoints = \"http://10.0.0.1:7000\"\nnemesis = \"kill\"\n[[hosts]]\nssh = \"root@10.0.0.1\"\npid-file = \"/run/raft.pid\"\nstart = \"systemctl start raft\"\n",
+        )
+        .expect("write config");
+        let spec = TestSpec::resolve(TestArgs {
+            config: Some(config),
+            ..Default::default()
+        })
+        .expect("resolves");
+        assert_eq!(spec.fault_kinds, [FaultKind::Kill]);
+        let attached = spec.attached_spec().expect("spec").expect("attached");
+        assert_eq!(attached.names, ["n1"]);
+    }
 }
