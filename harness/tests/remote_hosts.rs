@@ -497,7 +497,7 @@ fn a_running_cluster_with_hosts_gets_kill_faults_by_pid_file() {
 
 #[test]
 #[ignore = "needs root, nftables, sshd: run by scripts/test.sh"]
-fn an_unreachable_host_or_a_missing_binary_is_an_error_that_says_what_to_do() {
+fn an_unreachable_host_a_missing_binary_or_a_server_that_exits_is_an_error_that_says_what_to_do() {
     let hosts = Hosts::new(3);
     let n1 = hosts.lab().node_ip("n1");
     // Nothing listens on port 2222: SSH cannot connect.
@@ -542,6 +542,42 @@ fn an_unreachable_host_or_a_missing_binary_is_an_error_that_says_what_to_do() {
         "{}",
         describe(&out)
     );
+    let left: Vec<_> = std::fs::read_dir(hosts.remote_dir())
+        .map(|d| d.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default();
+    assert!(left.is_empty(), "left on the hosts: {left:?}");
+
+    // A server that exits at once (`sh` does not know raft's flags): the start fails after
+    // its bounded wait, and still the node logs are fetched and the hosts wiped.
+    let config = hosts.write_config(
+        "exits.toml",
+        &format!(
+            "remote-bin = \"/bin/sh\"\n{}{}",
+            hosts.ssh_config(),
+            hosts.host_tables(|_| String::new())
+        ),
+    );
+    let out = hosts.faultline_test(&[
+        "--config",
+        config.to_str().expect("utf-8"),
+        "--time-limit",
+        "5",
+    ]);
+    assert_eq!(out.status.code(), Some(3), "{}", describe(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("no live process in its PID file"),
+        "{}",
+        describe(&out)
+    );
+    let dir = run_dirs(&hosts.path("results"))
+        .pop()
+        .expect("a run directory");
+    for node in hosts.lab().nodes() {
+        let log = std::fs::read_to_string(dir.join("nodes").join(format!("{node}.log")))
+            .unwrap_or_else(|e| panic!("{node}'s log was not fetched: {e}"));
+        assert!(log.contains("Illegal option"), "{node}: {log}");
+    }
     let left: Vec<_> = std::fs::read_dir(hosts.remote_dir())
         .map(|d| d.flatten().map(|e| e.path()).collect())
         .unwrap_or_default();

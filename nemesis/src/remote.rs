@@ -471,6 +471,8 @@ impl Remote {
         if output.status.success() {
             Ok(())
         } else {
+            // No empty stand-in for a file that could not be read.
+            let _ = std::fs::remove_file(local);
             Err(Error::Command {
                 command: format!("ssh {host} cat -- {}", shell_quote(remote_path)),
                 status: output.status.to_string(),

@@ -163,6 +163,7 @@ impl HostNodes {
         let binary = spec.binary.as_deref().unwrap_or(launch.program);
         let mut found_binary = None;
         let mut nodes = Vec::new();
+        let mut libraries = Vec::new();
         for host in &spec.hosts {
             let (program, library) =
                 probe_host(remote, host, binary, launch.install_hint, launch.faketime).await?;
@@ -174,24 +175,19 @@ impl HostNodes {
                     "no libfaketime on the host (apt-get install libfaketime): clock faults will skip this node"
                 );
             }
-            let faketime_library = library;
             let dir = spec.node_dir(&host.name);
-            nodes.push((
-                HostNode {
-                    name: host.name.clone(),
-                    address: host.address,
-                    data: spec.data_dir(&host.name),
-                    faketime_file: faketime_library
-                        .as_ref()
-                        .map(|_| format!("{dir}/clock.faketime")),
-                    dir,
-                },
-                faketime_library,
-            ));
+            nodes.push(HostNode {
+                name: host.name.clone(),
+                address: host.address,
+                data: spec.data_dir(&host.name),
+                faketime_file: library.as_ref().map(|_| format!("{dir}/clock.faketime")),
+                dir,
+            });
+            libraries.push(library);
         }
         let program = found_binary.unwrap_or_else(|| binary.to_string());
         let version = match nodes.first() {
-            Some((first, _)) => {
+            Some(first) => {
                 let script = format!(
                     "{} {} 2>&1 | head -n 1",
                     shell_quote(&program),
@@ -204,8 +200,9 @@ impl HostNodes {
             }
             None => format!("unknown ({program})"),
         };
-        let mut cluster = HostNodes {
-            nodes: Vec::new(),
+        // Every node from here on, so a start that fails half-way cleans up all of them.
+        let cluster = HostNodes {
+            nodes,
             run_dir: spec.run_dir(),
             log_dir: spec.log_dir.clone(),
             pid_dir: spec.pid_dir.clone(),
@@ -213,7 +210,7 @@ impl HostNodes {
             stopped: false,
         };
         let prepared: Result<(), Error> = async {
-            for (i, (node, library)) in nodes.into_iter().enumerate() {
+            for (i, (node, library)) in cluster.nodes.iter().zip(&libraries).enumerate() {
                 let host = &spec.hosts[i];
                 let mut setup = format!("mkdir -p {}", shell_quote(&node.dir));
                 if launch.make_data_dir {
@@ -223,7 +220,7 @@ impl HostNodes {
                     setup.push_str(&format!(" && printf '+0\\n' > {}", shell_quote(clock)));
                 }
                 remote.exec(&node.name, &setup, None).await?;
-                for (name, content) in files(&node) {
+                for (name, content) in files(node) {
                     let path = format!("{}/{name}", node.dir);
                     remote
                         .exec(
@@ -234,12 +231,12 @@ impl HostNodes {
                         .await?;
                 }
                 let mut env = launch.env.clone();
-                if let (Some(library), Some(clock)) = (&library, &node.faketime_file) {
+                if let (Some(library), Some(clock)) = (library, &node.faketime_file) {
                     env.push(("LD_PRELOAD".into(), library.clone()));
                     env.push(("FAKETIME_TIMESTAMP_FILE".into(), clock.clone()));
                     env.push(("FAKETIME_NO_CACHE".into(), "1".into()));
                 }
-                let start = start_command(&node, &program, &args(i, &node), &env);
+                let start = start_command(node, &program, &args(i, node), &env);
                 remote.describe_node(RemoteNode {
                     name: node.name.clone(),
                     destination: host.destination.clone(),
@@ -252,11 +249,11 @@ impl HostNodes {
                     start,
                     faketime_file: node.faketime_file.clone(),
                 })?;
-                cluster.nodes.push(node);
             }
             Ok(remote.start_nodes(&cluster.names()).await?)
         }
         .await;
+        let mut cluster = cluster;
         if let Err(error) = prepared {
             if let Err(e) = cluster.stop(remote, Duration::from_secs(1)).await {
                 tracing::warn!("cleaning up the hosts after a failed start: {e}");
