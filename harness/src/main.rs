@@ -7,6 +7,7 @@
 mod cli;
 mod commands;
 mod history;
+mod hosts;
 mod junit;
 mod run;
 mod spec;

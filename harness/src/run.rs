@@ -1,9 +1,15 @@
 //! One test run, start to verdict: lab up → cluster → workers + nemesis for the time limit →
 //! heal and recover → final reads → cluster stop → lab teardown → check → results.
 //!
+//! On remote hosts there is no lab: SSH to the hosts → cluster started there → the same
+//! workers (from here) and nemesis (over SSH) → heal → final reads → stop, fetch the node
+//! logs, wipe → close SSH → check. With `--endpoints` the cluster is someone else's: no
+//! lifecycle, and faults only over SSH on the hosts the user described.
+//!
 //! Teardown runs on every path: an error, SIGINT or SIGTERM ends the load early but the
-//! nemesis still heals, the cluster is stopped, the lab removed, and what was recorded is
-//! checked (a `Lab` dropped without teardown cleans up from its Drop guard on a panic).
+//! nemesis still heals, the cluster is stopped, the lab removed (or the hosts' nodes stopped
+//! and their data wiped), and what was recorded is checked (a `Lab` dropped without teardown
+//! cleans up from its Drop guard on a panic).
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -13,7 +19,9 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use faultline_checker::record::{RecordProcess, RecordType};
 use faultline_checker::{CheckOptions, CheckReport, Model, Verdict, load_history};
-use faultline_nemesis::{FaultEvent, Isolation, Lab, LabConfig, Nemesis, NemesisConfig};
+use faultline_nemesis::{
+    FaultEvent, FaultTarget, Isolation, Lab, LabConfig, Nemesis, NemesisConfig, Remote,
+};
 use faultline_targets::attached::AttachedCluster;
 use faultline_targets::{Client, Cluster, Outcome, Request};
 use faultline_workloads::{Generator, Operation, Workload};
@@ -93,9 +101,10 @@ pub fn execute(spec: &TestSpec) -> anyhow::Result<RunSummary> {
         .enable_all()
         .build()
         .context("starting the harness runtime")?;
-    let outcome = match &spec.endpoints {
-        Some(_) => runtime.block_on(run_attached(spec, recorder, latencies.clone())),
-        None => runtime.block_on(run_in_lab(spec, &dir, recorder, latencies.clone())),
+    let outcome = match (&spec.endpoints, &spec.hosts) {
+        (Some(_), _) => runtime.block_on(run_attached(spec, recorder, latencies.clone())),
+        (None, Some(_)) => runtime.block_on(run_on_hosts(spec, &dir, recorder, latencies.clone())),
+        (None, None) => runtime.block_on(run_in_lab(spec, &dir, recorder, latencies.clone())),
     };
     runtime.shutdown_timeout(Duration::from_secs(5));
     let tally = writer.finish()?;
@@ -225,7 +234,8 @@ async fn run_in_lab(
     Ok((version, *stop_rx.borrow()))
 }
 
-/// Drive a cluster someone else runs (`--endpoints`): no lab, no lifecycle, no faults.
+/// Drive a cluster someone else runs (`--endpoints`): no lab, no lifecycle; faults only over
+/// SSH on the hosts the user described.
 async fn run_attached(
     spec: &TestSpec,
     recorder: Recorder,
@@ -238,9 +248,17 @@ async fn run_attached(
     let cluster = Arc::new(Cluster::Attached(AttachedCluster::attach(&attached)?));
     let version = cluster.version();
     let here = tokio::runtime::Handle::current();
+    let remote = match &spec.hosts {
+        Some(hosts) => Some(
+            Remote::connect(hosts.remote_nodes(), &hosts.options())
+                .await
+                .with_context(|| ssh_hint(hosts))?,
+        ),
+        None => None,
+    };
     let result = drive(
         spec,
-        None,
+        remote.as_ref(),
         &cluster,
         &here,
         recorder,
@@ -248,8 +266,96 @@ async fn run_attached(
         stop_rx.clone(),
     )
     .await;
+    let closed = match remote {
+        Some(remote) => remote.close().await.context("healing and closing SSH"),
+        None => Ok(()),
+    };
     signal_task.abort();
     result?;
+    closed?;
+    Ok((version, *stop_rx.borrow()))
+}
+
+/// What to check when SSH to the hosts fails.
+fn ssh_hint(hosts: &crate::hosts::RemoteHosts) -> String {
+    let first = hosts.hosts.first();
+    format!(
+        "connecting to the hosts over SSH: check that `ssh{} {} true` works from here without a prompt (a key: --ssh-key; an unknown host key: --ssh-known-hosts or --ssh-accept-new-hosts)",
+        first
+            .and_then(|h| h.port)
+            .map_or_else(String::new, |p| format!(" -p {p}")),
+        first.map_or("HOST", |h| h.destination.as_str())
+    )
+}
+
+/// Start the cluster on remote hosts over SSH, run against it, and stop it, fetch the node
+/// logs and wipe its data there whatever happened. No lab: clients and SSH start from where
+/// faultline runs.
+async fn run_on_hosts(
+    spec: &TestSpec,
+    dir: &Path,
+    recorder: Recorder,
+    latencies: Arc<Mutex<Vec<u64>>>,
+) -> anyhow::Result<(String, bool)> {
+    let (stop_rx, signal_task) = stop_on_signal()?;
+    let hosts = spec.hosts.as_ref().context("no hosts to run on")?;
+    // Unique per run: the run directory's timestamp and this process.
+    let run_id = format!(
+        "{}-{}",
+        dir.file_name()
+            .map_or_else(|| "run".into(), |n| n.to_string_lossy().into_owned()),
+        std::process::id()
+    );
+    let placement = hosts.hosts_spec(dir, run_id);
+    let mut remote = faultline_targets::hosts::connect(&placement)
+        .await
+        .with_context(|| ssh_hint(hosts))?;
+    tracing::info!(
+        hosts = hosts.hosts.len(),
+        dir = %format!("{}/{}", placement.remote_dir, placement.run_id),
+        "connected over SSH; starting the cluster on the hosts"
+    );
+    let target = spec.target_spec(&dir.join("data"))?;
+    let result = match Cluster::start_on_hosts(&target, &placement, &mut remote).await {
+        Ok(cluster) => {
+            let cluster = Arc::new(cluster);
+            let version = cluster.version();
+            let here = tokio::runtime::Handle::current();
+            let driven = drive(
+                spec,
+                Some(&remote),
+                &cluster,
+                &here,
+                recorder,
+                latencies,
+                stop_rx.clone(),
+            )
+            .await;
+            let stopping = Instant::now();
+            let stopped = match Arc::into_inner(cluster) {
+                Some(cluster) => cluster
+                    .stop_on_hosts(&remote)
+                    .await
+                    .inspect(|()| {
+                        tracing::info!(
+                            took = ?stopping.elapsed(),
+                            "nodes stopped, their logs fetched and their data wiped on the hosts"
+                        )
+                    })
+                    .context("stopping the cluster on the hosts"),
+                None => Err(anyhow::anyhow!(
+                    "a client outlived the run, so the nodes on the hosts could not be stopped: stop them and remove {}/ on each host",
+                    placement.remote_dir
+                )),
+            };
+            driven.and(stopped).map(|()| version)
+        }
+        Err(e) => Err(anyhow::Error::new(e).context("starting the cluster on the hosts")),
+    };
+    let closed = remote.close().await.context("healing and closing SSH");
+    signal_task.abort();
+    let version = result?;
+    closed?;
     Ok((version, *stop_rx.borrow()))
 }
 
@@ -286,10 +392,13 @@ async fn run_cluster(
     Ok(version)
 }
 
+/// Workers and nemesis for the time limit, heal, recovery, final reads. Faults go to `faults`
+/// (the lab or the remote hosts), none without. Returns only once every task it spawned has
+/// ended, so the caller holds the only reference to the cluster again.
 #[allow(clippy::too_many_arguments)]
-async fn drive(
+async fn drive<F: FaultTarget>(
     spec: &TestSpec,
-    lab: Option<&Lab>,
+    faults: Option<&F>,
     cluster: &Arc<Cluster>,
     clients: &tokio::runtime::Handle,
     recorder: Recorder,
@@ -321,11 +430,17 @@ async fn drive(
     let pace = spec
         .rate
         .map(|r| Duration::from_secs_f64(spec.concurrency as f64 / r));
+    // Every client first, so an error cannot leave some workers running.
+    let worker_clients = (0..spec.concurrency)
+        .map(|w| {
+            let node = nodes[w % nodes.len()].clone();
+            cluster.client(&node).map(|c| (node, c))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
     let mut workers = Vec::new();
-    for w in 0..spec.concurrency {
-        let node = nodes[w % nodes.len()].clone();
+    for (w, (node, client)) in worker_clients.into_iter().enumerate() {
         let worker = Worker {
-            client: cluster.client(&node)?,
+            client,
             key_prefix: key_prefix.clone(),
             node,
             process: w as u64,
@@ -372,21 +487,28 @@ async fn drive(
         );
     };
     let mut nemesis_stop = stop.clone();
-    let nemesis_result = match lab {
-        Some(lab) => Some(
+    let nemesis_result = match faults {
+        Some(faults) => Some(
             nemesis
-                .run(lab, &leader_probe, emit, async move {
+                .run(faults, &leader_probe, emit, async move {
                     let _ = nemesis_stop.wait_for(|stopped| *stopped).await;
                 })
                 .await,
         ),
-        // Attached: no lab to inject faults from; the workers end at the deadline.
+        // Attached without hosts: nothing to inject faults into; the workers end at the
+        // deadline.
         None => None,
     };
+    let mut panicked = None;
     for worker in workers {
-        worker.await.context("a client worker panicked")?;
+        if let Err(e) = worker.await {
+            panicked.get_or_insert(e);
+        }
     }
     progress.abort();
+    if let Some(e) = panicked {
+        return Err(anyhow::Error::new(e).context("a client worker panicked"));
+    }
     if let Some(result) = nemesis_result {
         let summary = result.context("running the nemesis")?;
         tracing::info!(
@@ -404,9 +526,12 @@ async fn drive(
         tracing::warn!("no leader after heal ({e}); final reads will fail");
     }
     let keys = generator.lock().map(|g| g.keys()).unwrap_or_default();
+    let reader_clients = nodes
+        .into_iter()
+        .map(|node| cluster.client(&node).map(|c| (node, c)))
+        .collect::<Result<Vec<_>, _>>()?;
     let mut readers = Vec::new();
-    for node in nodes {
-        let client = cluster.client(&node)?;
+    for (node, client) in reader_clients {
         let recorder = recorder.clone();
         let keys = keys.clone();
         let process = next_process.fetch_add(1, Ordering::Relaxed);
@@ -419,10 +544,16 @@ async fn drive(
             recorder,
         )));
     }
+    let mut panicked = None;
     for reader in readers {
-        reader.await.context("a final reader panicked")?;
+        if let Err(e) = reader.await {
+            panicked.get_or_insert(e);
+        }
     }
-    Ok(())
+    match panicked {
+        Some(e) => Err(anyhow::Error::new(e).context("a final reader panicked")),
+        None => Ok(()),
+    }
 }
 
 /// One client: sends operations until the deadline, recording each invoke and completion.

@@ -15,6 +15,7 @@ use faultline_workloads::{Mix, Workload, WorkloadSpec};
 use serde::{Deserialize, Serialize};
 
 use crate::commands::test::TestArgs;
+use crate::hosts::{HostOptions, HostsContext, RemoteHosts};
 
 /// Everything one `faultline test` run needs, fully resolved.
 #[derive(Clone, Debug, Serialize)]
@@ -34,8 +35,11 @@ pub struct TestSpec {
     pub read_mode: Option<String>,
     pub etcd_bin: Option<PathBuf>,
     pub consul_bin: Option<PathBuf>,
-    /// A running cluster to drive instead of starting one (no lab, no faults).
+    /// A running cluster to drive instead of starting one (no lab; faults only on `hosts`).
     pub endpoints: Option<Vec<String>>,
+    /// Remote hosts over SSH: without endpoints Faultline starts the cluster there (no lab);
+    /// with endpoints they are the running cluster's hosts, for faults.
+    pub hosts: Option<RemoteHosts>,
     pub seed: u64,
     pub results: PathBuf,
     pub op_timeout: Duration,
@@ -64,6 +68,14 @@ pub struct ConfigFile {
     pub etcd_bin: Option<PathBuf>,
     pub consul_bin: Option<PathBuf>,
     pub endpoints: Option<String>,
+    /// `"root@10.0.0.1,root@10.0.0.2"` or `[[hosts]]` tables (see [`crate::hosts`]).
+    pub hosts: Option<toml::Value>,
+    pub ssh_key: Option<PathBuf>,
+    pub ssh_known_hosts: Option<PathBuf>,
+    pub ssh_accept_new_hosts: Option<bool>,
+    pub ssh_config: Option<PathBuf>,
+    pub remote_dir: Option<String>,
+    pub remote_bin: Option<String>,
     pub seed: Option<u64>,
     pub results: Option<PathBuf>,
     pub op_timeout: Option<f64>,
@@ -126,7 +138,8 @@ impl TestSpec {
             }
             other => bail!("--target {other}: use raft (the bundled cluster), etcd or consul"),
         }
-        let nodes = args.nodes.or(config.nodes).unwrap_or(5);
+        let nodes_asked = args.nodes.or(config.nodes);
+        let nodes = nodes_asked.unwrap_or(5);
         if !(1..=faultline_nemesis::MAX_NODES).contains(&nodes) {
             bail!(
                 "--nodes must be between 1 and {}",
@@ -163,10 +176,12 @@ impl TestSpec {
                 .collect()
         });
         let asked = args.nemesis.or(config.nemesis);
+        // Remote hosts, if any: a short list in --hosts, or the config's `hosts`.
+        let has_hosts = args.hosts.is_some() || config.hosts.is_some();
         if endpoints.is_some() {
-            if asked.as_deref().is_some_and(|n| n != "none") {
+            if asked.as_deref().is_some_and(|n| n != "none") && !has_hosts {
                 bail!(
-                    "--endpoints: faults need the lab Faultline builds; against a running cluster use --nemesis none"
+                    "--endpoints: faults need the lab Faultline builds, or the cluster's hosts over SSH: give them (--hosts, or [[hosts]] with pid-file and start in --config), or use --nemesis none"
                 );
             }
             if !unsafe_modes.is_empty() {
@@ -188,7 +203,7 @@ impl TestSpec {
         if !clock_reaches_target && fault_kinds.contains(&FaultKind::Clock) {
             if nemesis.split(',').any(|k| k.trim() == "clock") {
                 bail!(
-                    "--nemesis clock: {target} is a Go program that reads the clock through the vDSO, which libfaketime cannot reach, so clock faults cannot be applied to it in the local lab; leave clock out"
+                    "--nemesis clock: {target} is a Go program that reads the clock through the vDSO, which libfaketime cannot reach, so clock faults cannot be applied to it (in the lab or on hosts: changing a host's system clock over SSH is not implemented); leave clock out"
                 );
             }
             tracing::warn!(
@@ -196,6 +211,40 @@ impl TestSpec {
             );
             fault_kinds.retain(|k| *k != FaultKind::Clock);
         }
+        let hosts = crate::hosts::resolve(
+            args.hosts.as_deref(),
+            if args.hosts.is_some() {
+                None
+            } else {
+                config.hosts.as_ref()
+            },
+            HostOptions {
+                ssh_key: args.ssh_key.or(config.ssh_key),
+                ssh_known_hosts: args.ssh_known_hosts.or(config.ssh_known_hosts),
+                ssh_accept_new_hosts: args.ssh_accept_new_hosts
+                    || config.ssh_accept_new_hosts.unwrap_or(false),
+                ssh_config: args.ssh_config.or(config.ssh_config),
+                remote_dir: args.remote_dir.or(config.remote_dir),
+                remote_bin: args.remote_bin.or(config.remote_bin),
+            },
+            &HostsContext {
+                endpoints: endpoints.as_deref(),
+                fault_kinds: &fault_kinds,
+            },
+        )?;
+        let nodes = match &hosts {
+            // One node per host.
+            Some(hosts) if endpoints.is_none() => {
+                if let Some(asked) = nodes_asked.filter(|n| *n != hosts.hosts.len()) {
+                    bail!(
+                        "--nodes {asked} but {} hosts are given: one node runs on each host; drop --nodes or list {asked} hosts",
+                        hosts.hosts.len()
+                    );
+                }
+                hosts.hosts.len()
+            }
+            _ => nodes,
+        };
         let concurrency = args.concurrency.or(config.concurrency).unwrap_or(10);
         if concurrency == 0 {
             bail!("--concurrency must be at least 1");
@@ -233,6 +282,7 @@ impl TestSpec {
             unsafe_modes,
             read_mode,
             endpoints,
+            hosts,
             etcd_bin: args.etcd_bin.or(config.etcd_bin),
             consul_bin: args.consul_bin.or(config.consul_bin),
             seed,
@@ -251,8 +301,14 @@ impl TestSpec {
         faultline_workloads::Generator::new(spec.workload.clone())?;
         spec.target_spec(&spec.results)?;
         spec.attached_spec()?;
-        // A missing server binary is reported now, before a lab is built for it.
-        if spec.endpoints.is_none() {
+        if spec.hosts.is_some() && (spec.etcd_bin.is_some() || spec.consul_bin.is_some()) {
+            bail!(
+                "--etcd-bin and --consul-bin name binaries on this machine; the servers on the hosts are found on their PATH, or give --remote-bin"
+            );
+        }
+        // A missing server binary is reported now, before a lab is built for it (on hosts,
+        // it is looked for on each host once connected).
+        if spec.endpoints.is_none() && spec.hosts.is_none() {
             match spec.target.as_str() {
                 "etcd" => drop(faultline_targets::etcd::find_binary(
                     spec.etcd_bin.as_deref(),
@@ -288,6 +344,11 @@ impl TestSpec {
         Ok(Some(AttachedSpec {
             api,
             endpoints: endpoints.clone(),
+            names: self
+                .hosts
+                .as_ref()
+                .map(RemoteHosts::names)
+                .unwrap_or_default(),
             op_timeout: self.op_timeout,
             startup_timeout: Duration::from_secs(30),
         }))
@@ -408,5 +469,80 @@ mod tests {
         assert!(error.contains("consistent"), "{error}");
         let error = with("raft", "serializable").unwrap_err().to_string();
         assert!(error.contains("--unsafe stale-reads"), "{error}");
+    }
+
+    #[test]
+    fn hosts_set_the_cluster_size_and_refuse_what_does_not_apply_to_them() {
+        let on_hosts = |extra: TestArgs| {
+            TestSpec::resolve(TestArgs {
+                hosts: Some("root@10.0.0.1,root@10.0.0.2,root@10.0.0.3".into()),
+                ..extra
+            })
+        };
+        let spec = on_hosts(TestArgs::default()).expect("resolves");
+        assert_eq!(spec.nodes, 3);
+        assert!(spec.fault_kinds.contains(&FaultKind::Clock), "{spec:?}");
+        // No local etcd binary is needed for etcd on hosts.
+        let etcd = on_hosts(TestArgs {
+            target: Some("etcd".into()),
+            ..Default::default()
+        })
+        .expect("resolves");
+        assert!(!etcd.fault_kinds.contains(&FaultKind::Clock), "{etcd:?}");
+        for (args, says) in [
+            (
+                TestArgs {
+                    nodes: Some(5),
+                    ..Default::default()
+                },
+                "--nodes 5 but 3 hosts",
+            ),
+            (
+                TestArgs {
+                    target: Some("etcd".into()),
+                    etcd_bin: Some(some_file()),
+                    ..Default::default()
+                },
+                "--remote-bin",
+            ),
+            (
+                TestArgs {
+                    target: Some("consul".into()),
+                    nemesis: Some("clock".into()),
+                    ..Default::default()
+                },
+                "changing a host's system clock over SSH is not implemented",
+            ),
+        ] {
+            let error = format!("{:#}", on_hosts(args).unwrap_err());
+            assert!(error.contains(says), "{error}");
+        }
+    }
+
+    #[test]
+    fn faults_against_endpoints_need_their_hosts() {
+        let error = TestSpec::resolve(TestArgs {
+            endpoints: Some("http://10.0.0.1:7000".into()),
+            nemesis: Some("kill".into()),
+            ..Default::default()
+        })
+        .unwrap_err()
+        .to_string();
+        assert!(error.contains("--hosts"), "{error}");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config = dir.path().join("attached.toml");
+        std::fs::write(
+            &config,
+            "endpoints = \"http://10.0.0.1:7000\"\nnemesis = \"kill\"\n[[hosts]]\nssh = \"root@10.0.0.1\"\npid-file = \"/run/raft.pid\"\nstart = \"systemctl start raft\"\n",
+        )
+        .expect("write config");
+        let spec = TestSpec::resolve(TestArgs {
+            config: Some(config),
+            ..Default::default()
+        })
+        .expect("resolves");
+        assert_eq!(spec.fault_kinds, [FaultKind::Kill]);
+        let attached = spec.attached_spec().expect("spec").expect("attached");
+        assert_eq!(attached.names, ["n1"]);
     }
 }

@@ -92,7 +92,7 @@ mod userns;
 pub use error::{Error, Result};
 pub use fault::{Action, Applied, ClockFault, Fault, FaultKind, NodeSelection, PartitionKind};
 pub use lab::{Isolation, Lab, LabConfig, MAX_NODES};
-pub use remote::{Remote, RemoteNode, RemoteOptions};
+pub use remote::{ProcessMatch, Remote, RemoteNode, RemoteOptions};
 pub use schedule::{
     FaultEvent, FaultTarget, LeaderProbe, Nemesis, NemesisConfig, NemesisSummary, NoLeader, Phase,
     random_fault, shutdown_signal,

@@ -5,8 +5,8 @@
 //! | kind | on the host |
 //! |---|---|
 //! | partition | `nft -f -`: table `inet faultline` with an input chain dropping packets from the peers this host cannot hear (Jepsen's node-local drop); heal deletes the table |
-//! | kill / restart | `pkill -KILL -f <pattern>`; restart runs the node's start command detached (`setsid`) |
-//! | pause / resume | `pkill -STOP` / `pkill -CONT -f <pattern>` |
+//! | kill / restart | `kill -KILL <pid>` from the node's PID file, after checking `/proc/<pid>/cmdline` still names the node (or `pkill -KILL -f <pattern>`, the fallback); restart runs the node's start command detached (`setsid`), which rewrites the PID file |
+//! | pause / resume | `kill -STOP` / `kill -CONT <pid>` the same way (fallback: `pkill -STOP` / `pkill -CONT -f <pattern>`) |
 //! | clock | the node's libfaketime file on the host: bump/reset written over SSH; strobe and skew by a bounded loop running on the host |
 //! | loss | table `inet faultline_loss`: `numgen random mod 100 < N drop` for packets from and to the peers |
 //! | bandwidth / delay | `tc qdisc replace dev <if> root tbf …` / `netem …` on the interfaces that route to the peers (egress; SSH shares them) |
@@ -17,7 +17,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::Ipv4Addr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -30,6 +30,9 @@ use crate::fault::{
 };
 use crate::lab::lock;
 
+/// How long a started node may take to write its PID file.
+const START_WAIT: Duration = Duration::from_secs(10);
+
 /// Upper bound on a host-side clock loop, in case no stop ever comes.
 const CLOCK_LOOP_LIMIT_MS: u64 = 3_600_000;
 
@@ -37,6 +40,24 @@ const MASTER_IDLE: std::num::NonZeroUsize = match std::num::NonZeroUsize::new(36
     Some(n) => n,
     None => panic!("3600 is not zero"),
 };
+
+/// How kill, pause, resume and stop find a node's server process on its host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ProcessMatch {
+    /// The PID in the first word of this file on the host (the node's start command writes
+    /// it). Before any signal the process must be alive, not a zombie, and, if `cmdline` is
+    /// given, its `/proc/PID/cmdline` (arguments joined by spaces) must contain that text
+    /// (such as the node's data directory), so a recycled PID is never signalled.
+    PidFile {
+        path: String,
+        cmdline: Option<String>,
+    },
+    /// A `pgrep -f` regular expression matching only this node's server process (e.g.
+    /// `etcd --name n1`): the fallback for servers that write no PID file. Everything it
+    /// matches is signalled.
+    Pattern(String),
+}
 
 /// One node on a real host.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -48,10 +69,11 @@ pub struct RemoteNode {
     pub port: Option<u16>,
     /// The address peers use to reach this node; partition and loss rules match it.
     pub ip: Ipv4Addr,
-    /// A `pgrep -f` regular expression matching only this node's server process
-    /// (e.g. `etcd --name n1`); kill and pause signal what it matches.
-    pub process: String,
-    /// A shell command that starts the node's server in the background; restart runs it.
+    /// How its server process is found for kill, pause, resume and stop.
+    pub process: ProcessMatch,
+    /// A shell command that runs the node's server in the foreground (ideally with `exec`,
+    /// after writing the PID file); [`Remote::start_node`] and restarts run it detached. Empty
+    /// when the node cannot be (re)started by Faultline.
     pub start: String,
     /// The libfaketime timestamp file the node's server reads, if it runs under libfaketime.
     pub faketime_file: Option<String>,
@@ -117,6 +139,30 @@ fn self_excluding(pattern: &str) -> String {
 
 fn shell_quote(text: &str) -> String {
     format!("'{}'", text.replace('\'', r"'\''"))
+}
+
+/// Shell that defines `alive PID` (a process that exists and is not a zombie) and sets
+/// `$pid` from the first word of the PID file at `path`, exiting 1 unless that process is
+/// alive and (with `cmdline`) its `/proc/PID/cmdline` contains `cmdline`. The caller's
+/// command follows it.
+fn pid_probe(path: &str, cmdline: Option<&str>) -> String {
+    format!(
+        "alive() {{ [ -r /proc/$1/stat ] && [ \"$(sed 's/^.*) //' /proc/$1/stat | cut -c1)\" != Z ]; }}; \
+         f={path}; m={marker}; [ -r \"$f\" ] || exit 1; read -r pid _ < \"$f\" || exit 1; \
+         case \"$pid\" in ''|*[!0-9]*) exit 1;; esac; alive \"$pid\" || exit 1; \
+         [ -z \"$m\" ] || tr '\\0' ' ' < /proc/$pid/cmdline | grep -qF -- \"$m\" || exit 1;",
+        path = shell_quote(path),
+        marker = shell_quote(cmdline.unwrap_or("")),
+    )
+}
+
+/// Host scripts exit 1 when no live process matched (pkill and pgrep do too).
+fn not_found_is_false(result: Result<String>) -> Result<bool> {
+    match result {
+        Ok(_) => Ok(true),
+        Err(Error::Command { status, .. }) if status.ends_with("exit status: 1") => Ok(false),
+        Err(e) => Err(e),
+    }
 }
 
 impl Remote {
@@ -197,6 +243,7 @@ impl Remote {
             host: host.clone(),
             why: e.to_string(),
         };
+        let started = std::time::Instant::now();
         let mut command = session.command("sh");
         command
             .arg("-c")
@@ -216,6 +263,7 @@ impl Remote {
             drop(pipe);
         }
         let output = child.wait_with_output().await.map_err(ssh_error)?;
+        tracing::trace!(node, took = ?started.elapsed(), script, "ssh exec");
         if output.status.success() {
             Ok(String::from_utf8_lossy(&output.stdout).into_owned())
         } else {
@@ -227,49 +275,231 @@ impl Remote {
         }
     }
 
-    /// Signals the node's server by pattern; Ok(false) when nothing matched. A SIGKILL waits
+    /// Signals the node's server; Ok(false) when no live process matched. A SIGKILL waits
     /// (bounded, 5 s) until the process is gone, so a restart cannot race with it.
     async fn signal(&self, node: &str, signal: &str) -> Result<bool> {
-        let pattern = shell_quote(&self_excluding(&self.node(node)?.process));
-        // pkill exits 1 when nothing matched: report that instead of failing.
-        let mut script = format!("pkill -{signal} -f -- {pattern}");
-        if signal == "KILL" {
-            script.push_str(&format!(
-                " && for i in $(seq 50); do pgrep -f -- {pattern} >/dev/null || exit 0; sleep 0.1; done && exit 3"
-            ));
-        }
+        let script = match &self.node(node)?.process {
+            ProcessMatch::PidFile { path, cmdline } => {
+                let mut script = format!(
+                    "{} kill -{signal} \"$pid\"",
+                    pid_probe(path, cmdline.as_deref())
+                );
+                if signal == "KILL" {
+                    script.push_str(
+                        "; i=0; while alive \"$pid\" && [ $i -lt 50 ]; do sleep 0.1; i=$((i+1)); done; \
+                         ! alive \"$pid\" || exit 3",
+                    );
+                }
+                script
+            }
+            ProcessMatch::Pattern(pattern) => {
+                let pattern = shell_quote(&self_excluding(pattern));
+                // pkill exits 1 when nothing matched: report that instead of failing.
+                let mut script = format!("pkill -{signal} -f -- {pattern}");
+                if signal == "KILL" {
+                    script.push_str(&format!(
+                        " && for i in $(seq 50); do pgrep -f -- {pattern} >/dev/null || exit 0; sleep 0.1; done && exit 3"
+                    ));
+                }
+                script
+            }
+        };
+        not_found_is_false(self.exec(node, &script, None).await)
+    }
+
+    /// Whether the node's server process is alive on its host (a paused one is).
+    pub async fn node_running(&self, node: &str) -> Result<bool> {
+        let script = match &self.node(node)?.process {
+            ProcessMatch::PidFile { path, cmdline } => {
+                format!("{} true", pid_probe(path, cmdline.as_deref()))
+            }
+            ProcessMatch::Pattern(pattern) => {
+                format!(
+                    "pgrep -f -- {} >/dev/null",
+                    shell_quote(&self_excluding(pattern))
+                )
+            }
+        };
+        not_found_is_false(self.exec(node, &script, None).await)
+    }
+
+    /// The PID of the node's server process, from its PID file; None when it is not running
+    /// or the node has no PID file.
+    pub async fn node_pid(&self, node: &str) -> Result<Option<u32>> {
+        let ProcessMatch::PidFile { path, cmdline } = &self.node(node)?.process else {
+            return Ok(None);
+        };
+        let script = format!("{} echo \"$pid\"", pid_probe(path, cmdline.as_deref()));
         match self.exec(node, &script, None).await {
-            Ok(_) => Ok(true),
-            Err(Error::Command { status, .. }) if status.ends_with("exit status: 1") => Ok(false),
+            Ok(out) => Ok(out.trim().parse().ok()),
+            Err(Error::Command { status, .. }) if status.ends_with("exit status: 1") => Ok(None),
             Err(e) => Err(e),
         }
     }
 
-    async fn running(&self, node: &str) -> Result<bool> {
-        let pattern = self_excluding(&self.node(node)?.process);
-        match self
-            .exec(
-                node,
-                &format!("pgrep -f -- {}", shell_quote(&pattern)),
-                None,
-            )
-            .await
+    /// Starts the node's server: runs its start command detached from the SSH session. For
+    /// a node with a PID file, waits (bounded, 10 s) until the file names a live process.
+    pub async fn start_node(&self, node: &str) -> Result<()> {
+        self.start_nodes(&[node.to_string()]).await
+    }
+
+    /// [`Remote::start_node`] for many nodes: every start command runs first, then one shared
+    /// wait for their PID files.
+    pub async fn start_nodes(&self, nodes: &[String]) -> Result<()> {
+        for node in nodes {
+            let description = self.node(node)?;
+            if description.start.trim().is_empty() {
+                return Err(Error::Node {
+                    node: node.to_string(),
+                    why: format!(
+                        "no start command is known for it on {}, so it cannot be (re)started",
+                        description.destination
+                    ),
+                });
+            }
+            // Detached from the SSH session so it outlives it: a new session (setsid), and
+            // SIGHUP ignored (nohup) in case the session ends before setsid has run.
+            let script = format!(
+                "nohup setsid sh -c {} </dev/null >/dev/null 2>&1 &",
+                shell_quote(&description.start)
+            );
+            self.exec(node, &script, None).await?;
+        }
+        let mut waiting = Vec::new();
+        for node in nodes {
+            if matches!(self.node(node)?.process, ProcessMatch::PidFile { .. }) {
+                waiting.push(node.clone());
+            }
+        }
+        let deadline = std::time::Instant::now() + START_WAIT;
+        while !waiting.is_empty() && std::time::Instant::now() < deadline {
+            let mut still = Vec::new();
+            for node in waiting {
+                if !self.node_running(&node).await? {
+                    still.push(node);
+                }
+            }
+            waiting = still;
+            if !waiting.is_empty() {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+        match waiting.first() {
+            None => Ok(()),
+            Some(node) => Err(Error::Node {
+                node: node.clone(),
+                why: format!(
+                    "started on {} but no live process in its PID file after {START_WAIT:?}: see the node's log",
+                    self.node(node)?.destination
+                ),
+            }),
+        }
+    }
+
+    /// Stops the nodes' servers at once: SIGTERM (and SIGCONT, in case one is paused) to
+    /// each, one shared wait of `grace`, then SIGKILL for the rest, so a cluster stops in one
+    /// hand-over time, not one per node. Returns the nodes that were running.
+    /// Stopped nodes are no longer under any fault: a later heal neither restarts nor
+    /// resumes them, and their clock loops are ended first.
+    pub async fn stop_nodes(&self, nodes: &[String], grace: Duration) -> Result<Vec<String>> {
         {
-            Ok(_) => Ok(true),
-            Err(Error::Command { status, .. }) if status.ends_with("exit status: 1") => Ok(false),
-            Err(e) => Err(e),
+            let mut faults = lock(&self.faults);
+            for node in nodes {
+                faults.killed.remove(node);
+                faults.paused.remove(node);
+                faults.clocks.remove(node);
+            }
+        }
+        for node in nodes {
+            self.stop_clock_loop(node).await?;
+        }
+        let mut running = Vec::new();
+        for node in nodes {
+            if self.signal(node, "TERM").await? {
+                // A stopped process keeps SIGTERM pending until it runs again.
+                self.signal(node, "CONT").await?;
+                running.push(node.clone());
+            }
+        }
+        let deadline = std::time::Instant::now() + grace;
+        let mut left = running.clone();
+        while !left.is_empty() && std::time::Instant::now() < deadline {
+            let mut still = Vec::new();
+            for node in left {
+                if self.node_running(&node).await? {
+                    still.push(node);
+                }
+            }
+            left = still;
+            if !left.is_empty() {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+        for node in &left {
+            tracing::warn!(node, "no exit {grace:?} after SIGTERM: SIGKILL");
+            if self.signal(node, "KILL").await? && self.node_running(node).await? {
+                return Err(Error::Node {
+                    node: node.clone(),
+                    why: "still alive 5 s after SIGKILL".to_string(),
+                });
+            }
+        }
+        Ok(running)
+    }
+
+    /// Copies `remote_path` on the node's host into `local` (created or truncated).
+    pub async fn fetch_file(&self, node: &str, remote_path: &str, local: &Path) -> Result<()> {
+        let host = &self.node(node)?.destination;
+        let session = self
+            .sessions
+            .get(node)
+            .ok_or_else(|| Error::UnknownNode(node.to_string()))?;
+        let file = std::fs::File::create(local).map_err(|e| Error::io("creating", local, e))?;
+        let output = session
+            .command("cat")
+            .arg("--")
+            .arg(remote_path)
+            .stdin(openssh::Stdio::null())
+            .stdout(file)
+            .stderr(openssh::Stdio::piped())
+            .output()
+            .await
+            .map_err(|e| Error::Ssh {
+                host: host.clone(),
+                why: e.to_string(),
+            })?;
+        if output.status.success() {
+            Ok(())
+        } else {
+            // No empty stand-in for a file that could not be read.
+            let _ = std::fs::remove_file(local);
+            Err(Error::Command {
+                command: format!("ssh {host} cat -- {}", shell_quote(remote_path)),
+                status: output.status.to_string(),
+                stderr: String::from_utf8_lossy(&output.stderr).trim().to_string(),
+            })
         }
     }
 
-    async fn restart(&self, node: &str) -> Result<()> {
-        let start = &self.node(node)?.start;
-        // Detached from the SSH session so it outlives it: a new session (setsid), and
-        // SIGHUP ignored (nohup) in case the session ends before setsid has run.
-        let script = format!(
-            "nohup setsid sh -c {} </dev/null >/dev/null 2>&1 &",
-            shell_quote(start)
-        );
-        self.exec(node, &script, None).await.map(|_| ())
+    /// Replaces what is known about a node (its process, start command, faketime file) once
+    /// they are known, e.g. after probing its host; the name and destination must not change.
+    pub fn describe_node(&mut self, node: RemoteNode) -> Result<()> {
+        let known = self
+            .nodes
+            .iter_mut()
+            .find(|n| n.name == node.name)
+            .ok_or_else(|| Error::UnknownNode(node.name.clone()))?;
+        if known.destination != node.destination || known.port != node.port {
+            return Err(Error::Node {
+                why: format!(
+                    "is connected to {}, not {}",
+                    known.destination, node.destination
+                ),
+                node: node.name,
+            });
+        }
+        *known = node;
+        Ok(())
     }
 
     async fn set_table(&self, node: &str, table: &str, body: Option<&str>) -> Result<()> {
@@ -332,7 +562,7 @@ impl Remote {
                         let faults = lock(&self.faults);
                         faults.killed.contains(name) || (pause && faults.paused.contains(name))
                     };
-                    if !busy && self.running(name).await? {
+                    if !busy && self.node_running(name).await? {
                         pool.push(name.clone());
                     }
                 }
@@ -526,8 +756,9 @@ impl Remote {
     }
 
     /// Strobe and skew run as a loop ON the host (detached, bounded to an hour), writing the
-    /// node's faketime file, so their timing does not depend on SSH round trips. The loop is
-    /// named by its `$0` (`faultline-clock-<token>-<node>`) so stop can find it.
+    /// node's faketime file, so their timing does not depend on SSH round trips. The loop
+    /// writes its PID beside the faketime file and is named by its `$0`
+    /// (`faultline-clock-<token>-<node>`), which the stop checks before signalling that PID.
     async fn start_clock_loop(&self, clock: &ClockFault, nodes: &[String]) -> Result<Action> {
         let mut description = String::new();
         for node in nodes {
@@ -577,7 +808,11 @@ impl Remote {
                     )));
                 }
             };
-            let script = format!("f={}; {body}", shell_quote(&file));
+            let script = format!(
+                "echo $$ > {}; f={}; {body}",
+                shell_quote(&clock_loop_pid_file(&file, &self.token)),
+                shell_quote(&file)
+            );
             let launch = format!(
                 "nohup setsid sh -c {} {} </dev/null >/dev/null 2>&1 &",
                 shell_quote(&script),
@@ -600,10 +835,19 @@ impl Remote {
         if !lock(&self.faults).clock_loops.remove(node) {
             return Ok(());
         }
-        let pattern = shell_quote(&self_excluding(&self.clock_loop_name(node)));
-        self.exec(node, &format!("pkill -f -- {pattern}; sleep 0.1"), None)
-            .await
-            .map(|_| ())
+        let Some(file) = self.node(node)?.faketime_file.clone() else {
+            return Ok(());
+        };
+        let pid_file = clock_loop_pid_file(&file, &self.token);
+        // The loop writes its PID file just after it starts: a stop right after the start
+        // waits for it (bounded, 2 s).
+        let script = format!(
+            "p={p}; i=0; while [ ! -s \"$p\" ] && [ $i -lt 20 ]; do sleep 0.1; i=$((i+1)); done; \
+             ( {probe} kill \"$pid\" ); rm -f \"$p\"; sleep 0.1",
+            p = shell_quote(&pid_file),
+            probe = pid_probe(&pid_file, Some(&self.clock_loop_name(node))),
+        );
+        self.exec(node, &script, None).await.map(|_| ())
     }
 
     async fn write_clock(&self, node: &str, offset_ms: i64) -> Result<()> {
@@ -654,8 +898,8 @@ impl Remote {
                     return Ok(Action::Skipped("no node is killed".to_string()));
                 }
                 for node in &killed {
-                    if !self.running(node).await? {
-                        self.restart(node).await?;
+                    if !self.node_running(node).await? {
+                        self.start_node(node).await?;
                     }
                 }
                 installed(format!("restart {}", join(&killed)), killed)
@@ -777,6 +1021,11 @@ impl Remote {
     }
 }
 
+/// Where a clock loop of the connection with `token` keeps its PID: beside the faketime file.
+fn clock_loop_pid_file(faketime_file: &str, token: &str) -> String {
+    format!("{faketime_file}.loop-{token}.pid")
+}
+
 fn installed(description: String, nodes: Vec<String>) -> Action {
     Action::Installed(Applied { description, nodes })
 }
@@ -790,5 +1039,55 @@ mod tests {
         assert_eq!(self_excluding("etcd --name n1"), "[e]tcd --name n1");
         assert_eq!(self_excluding("/usr/bin/x"), "/usr/bin/x");
         assert_eq!(shell_quote("it's"), r"'it'\''s'");
+    }
+
+    /// Runs `pid_probe` + `echo "$pid"` in the local `sh`, as a host would.
+    fn probe(path: &Path, cmdline: Option<&str>) -> Option<String> {
+        let script = format!(
+            "{} echo \"$pid\"",
+            pid_probe(&path.display().to_string(), cmdline)
+        );
+        let out = std::process::Command::new("sh")
+            .args(["-c", &script])
+            .output()
+            .expect("sh runs");
+        match out.status.code() {
+            Some(0) => Some(String::from_utf8_lossy(&out.stdout).trim().to_string()),
+            Some(1) => None,
+            other => panic!("{other:?}: {}", String::from_utf8_lossy(&out.stderr)),
+        }
+    }
+
+    #[test]
+    fn pid_files_name_a_process_only_while_it_lives_and_its_cmdline_matches() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("node.pid");
+        assert_eq!(probe(&file, None), None, "no PID file");
+        let mut child = std::process::Command::new("sleep")
+            .arg("30.5")
+            .spawn()
+            .expect("sleep starts");
+        let pid = child.id().to_string();
+        // The lab's format (`PID start-time`) and a bare PID both read.
+        std::fs::write(&file, format!("{pid} 12345\n")).expect("write");
+        assert_eq!(probe(&file, None).as_deref(), Some(pid.as_str()));
+        assert_eq!(
+            probe(&file, Some("sleep 30.5")).as_deref(),
+            Some(pid.as_str())
+        );
+        assert_eq!(
+            probe(&file, Some("/data/n1")),
+            None,
+            "another program's PID"
+        );
+        std::fs::write(&file, "not-a-pid\n").expect("write");
+        assert_eq!(probe(&file, None), None);
+        std::fs::write(&file, format!("{pid}\n")).expect("write");
+        child.kill().expect("kill");
+        // Dead but not yet reaped: a zombie is not a live node.
+        std::thread::sleep(Duration::from_millis(100));
+        assert_eq!(probe(&file, None), None, "zombie");
+        child.wait().expect("reaped");
+        assert_eq!(probe(&file, None), None, "gone");
     }
 }

@@ -10,5 +10,6 @@ mod issue_4_clean_races_lab_creation;
 mod lab;
 mod remote;
 mod schedule;
+mod sshd;
 mod teardown;
 mod userns;

@@ -5,99 +5,18 @@ use std::path::Path;
 use std::time::Duration;
 
 use faultline_nemesis::{
-    Action, ClockFault, Fault, FaultKind, Lab, NodeCommand, NodeSelection, PartitionKind, Remote,
-    RemoteNode, RemoteOptions,
+    Action, ClockFault, Fault, FaultKind, Lab, NodeSelection, PartitionKind, ProcessMatch, Remote,
+    RemoteNode,
 };
 
 use crate::common::*;
+use crate::sshd::start_sshd;
 
 const PORT: u16 = 7700;
 
-fn run(program: &str, args: &[&str]) {
-    let status = std::process::Command::new(program)
-        .args(args)
-        .status()
-        .unwrap();
-    assert!(status.success(), "{program} {args:?}");
-}
-
-/// Keys and an sshd config per node; sshd started by the lab supervisor in the node's netns.
-async fn start_sshd(lab: &Lab, dir: &Path) {
-    // sshd insists on its privilege separation directory.
-    std::fs::create_dir_all("/run/sshd").unwrap();
-    run(
-        "ssh-keygen",
-        &[
-            "-q",
-            "-t",
-            "ed25519",
-            "-N",
-            "",
-            "-f",
-            dir.join("client").to_str().unwrap(),
-        ],
-    );
-    run(
-        "ssh-keygen",
-        &[
-            "-q",
-            "-t",
-            "ed25519",
-            "-N",
-            "",
-            "-f",
-            dir.join("host").to_str().unwrap(),
-        ],
-    );
-    std::fs::copy(dir.join("client.pub"), dir.join("authorized_keys")).unwrap();
-    for node in lab.nodes() {
-        let config = dir.join(format!("sshd-{node}.conf"));
-        std::fs::write(
-            &config,
-            format!(
-                "ListenAddress {}\nPort 22\nHostKey {}\nAuthorizedKeysFile {}\nPermitRootLogin prohibit-password\n\
-                 PasswordAuthentication no\nKbdInteractiveAuthentication no\nUsePAM no\nStrictModes no\n\
-                 PidFile none\nLogLevel ERROR\nPrintMotd no\n",
-                lab.node_ip(&node),
-                dir.join("host").display(),
-                dir.join("authorized_keys").display()
-            ),
-        )
-        .unwrap();
-        let command = NodeCommand {
-            program: "/usr/sbin/sshd".into(),
-            args: vec![
-                "-D".into(),
-                "-e".into(),
-                "-f".into(),
-                config.display().to_string(),
-            ],
-            env: vec![],
-            log_path: dir.join(format!("sshd-{node}.log")),
-            faketime: false,
-        };
-        lab.start_node(&node, command).await.unwrap();
-    }
-    for node in lab.nodes() {
-        assert!(
-            (0..200).any(|_| {
-                connects_from(
-                    &lab.client_netns(),
-                    lab.node_ip(&node),
-                    22,
-                    Duration::from_millis(200),
-                ) || {
-                    std::thread::sleep(Duration::from_millis(20));
-                    false
-                }
-            }),
-            "sshd on {node} listens"
-        );
-    }
-}
-
-/// The echo server as a "remote" daemon: started over SSH, marked by `echo-<node>` so pkill
-/// patterns match only it, under libfaketime with a per-node timestamp file.
+/// The echo server as a "remote" daemon: started over SSH, writing its PID file first, marked
+/// by `echo-<node>` on its command line (what the PID check looks for), under libfaketime with
+/// a per-node timestamp file.
 fn remote_node(lab: &Lab, dir: &Path, node: &str) -> RemoteNode {
     let script = "import socket,sys,time\ns=socket.socket();s.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1)\ns.bind((sys.argv[1],int(sys.argv[2])));s.listen(64)\nwhile True:\n    c,_=s.accept();c.settimeout(5)\n    try:\n        d=c.recv(100)\n        if d.strip()==b'time': d=repr(time.time()).encode()+b'\\n'\n        c.sendall(d)\n    except Exception: pass\n    c.close()\n";
     let script_path = dir.join("echo.py");
@@ -110,9 +29,13 @@ fn remote_node(lab: &Lab, dir: &Path, node: &str) -> RemoteNode {
         destination: format!("root@{}", lab.node_ip(node)),
         port: None,
         ip: lab.node_ip(node),
-        process: format!("echo.py {} {PORT} echo-{node}", lab.node_ip(node)),
+        process: ProcessMatch::PidFile {
+            path: dir.join(format!("echo-{node}.pid")).display().to_string(),
+            cmdline: Some(format!("{PORT} echo-{node}")),
+        },
         start: format!(
-            "LD_PRELOAD={} FAKETIME_TIMESTAMP_FILE={} FAKETIME_NO_CACHE=1 exec {} {} {} {PORT} echo-{node} >>{} 2>&1",
+            "echo $$ > {} && LD_PRELOAD={} FAKETIME_TIMESTAMP_FILE={} FAKETIME_NO_CACHE=1 exec {} {} {} {PORT} echo-{node} >>{} 2>&1",
+            dir.join(format!("echo-{node}.pid")).display(),
             library.display(),
             clock.display(),
             python(),
@@ -138,20 +61,13 @@ fn remote_faults_over_ssh_take_effect_and_heal() {
     let dir = dir.path().to_path_buf();
     let setup = tokio::runtime::Runtime::new().unwrap();
     let lab = setup.block_on(lab(3, &dir));
-    setup.block_on(start_sshd(&lab, &dir));
+    let hosts = setup.block_on(start_sshd(&lab, &dir));
     let nodes: Vec<RemoteNode> = lab
         .nodes()
         .iter()
         .map(|n| remote_node(&lab, &dir, n))
         .collect();
-    let options = RemoteOptions {
-        keyfile: Some(dir.join("client")),
-        known_hosts: Some(dir.join("known_hosts")),
-        accept_new_hosts: true,
-        ssh_config: Some("/dev/null".into()),
-        control_dir: Some(dir.clone()),
-        connect_timeout: Some(Duration::from_secs(5)),
-    };
+    let options = hosts.options();
     // The ssh client (and its ControlMaster) must start inside ctl: on the client runtime.
     let clients = lab.client_runtime(2).unwrap();
     let on_clients = |f: std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>| {
@@ -176,20 +92,19 @@ fn remote_faults_over_ssh_take_effect_and_heal() {
             assert!(out.contains(&want), "{out}");
         }));
     }
-    // Start the daemons over SSH, as on real hosts.
+    // Start the daemons over SSH, as on real hosts: start_node returns once the PID file
+    // names the live process.
+    let mut first_pids = Vec::new();
     for node in lab.nodes() {
-        let start = remote_node(&lab, &dir, &node).start;
         let remote = remote.clone();
-        on_clients(Box::pin(async move {
-            remote
-                .exec(
-                    &node,
-                    &format!("nohup setsid sh -c '{start}' </dev/null >/dev/null 2>&1 &"),
-                    None,
-                )
-                .await
-                .unwrap();
-        }));
+        let pid = clients
+            .block_on(clients.spawn(async move {
+                remote.start_node(&node).await.unwrap();
+                remote.node_pid(&node).await.unwrap()
+            }))
+            .unwrap()
+            .expect("a live PID");
+        first_pids.push(pid);
     }
     for node in lab.nodes() {
         let answered = (0..300).any(|_| {
@@ -468,18 +383,64 @@ fn remote_faults_over_ssh_take_effect_and_heal() {
     }
     assert!(connects_from(&n2, ip("n1"), PORT, Duration::from_secs(2)));
 
+    // A PID file naming another program is not signalled: n1's file is pointed at this test
+    // process, whose command line lacks n1's marker, so n1 counts as not running and a stop
+    // does nothing to either.
+    let n1_pid_file = dir.join("echo-n1.pid");
+    let echo_n1 = std::fs::read_to_string(&n1_pid_file).unwrap();
+    std::fs::write(&n1_pid_file, format!("{}\n", std::process::id())).unwrap();
+    {
+        let remote = remote.clone();
+        let (running, stopped) = clients
+            .block_on(clients.spawn(async move {
+                (
+                    remote.node_running("n1").await.unwrap(),
+                    remote
+                        .stop_nodes(&["n1".to_string()], Duration::from_secs(1))
+                        .await
+                        .unwrap(),
+                )
+            }))
+            .unwrap();
+        assert!(!running && stopped.is_empty(), "{running} {stopped:?}");
+    }
+    wait_echo(&ctl, ip("n1"), PORT);
+    std::fs::write(&n1_pid_file, echo_n1).unwrap();
+
+    // Stop: SIGTERM by PID; every daemon this test started over SSH is gone afterwards,
+    // including the ones restarted after kills (checked by the PIDs their files named).
+    let remote_ = remote.clone();
+    let (pids, stopped) = clients
+        .block_on(clients.spawn(async move {
+            let mut pids = Vec::new();
+            for node in remote_.nodes() {
+                pids.push(remote_.node_pid(&node).await.unwrap().expect("a live PID"));
+            }
+            let stopped = remote_
+                .stop_nodes(&remote_.nodes(), Duration::from_secs(3))
+                .await
+                .unwrap();
+            for node in remote_.nodes() {
+                assert!(!remote_.node_running(&node).await.unwrap(), "{node} runs");
+            }
+            (pids, stopped)
+        }))
+        .unwrap();
+    assert_eq!(stopped, lab.nodes());
+    for pid in first_pids.into_iter().chain(pids) {
+        assert!(!process_alive(pid), "daemon {pid} still runs");
+    }
+
     // Close heals what is left (the clock) and ends the ControlMasters.
     let remote = std::sync::Arc::try_unwrap(remote).unwrap();
     clients
         .block_on(clients.spawn(async move { remote.close().await }))
         .unwrap()
         .unwrap();
-    let reply = ask_from(&ctl, ip("n1"), PORT, "time", Duration::from_secs(2)).unwrap();
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs_f64();
-    assert!((reply.parse::<f64>().unwrap() - now).abs() < 0.5);
+    // The reset reached n1's faketime file.
+    let clock = std::fs::read_to_string(dir.join("remote-n1.faketime")).unwrap();
+    let offset: f64 = clock.trim().trim_start_matches('+').parse().unwrap();
+    assert_eq!(offset, 0.0, "{clock}");
     assert_eq!(setup.block_on(lab.guard_packets()).unwrap(), Some(0));
     drop(clients);
     setup.block_on(lab.teardown()).unwrap();

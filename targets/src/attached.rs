@@ -24,8 +24,10 @@ pub enum EndpointApi {
 #[derive(Clone, Debug)]
 pub struct AttachedSpec {
     pub api: EndpointApi,
-    /// One base URL per node (`http://10.0.0.1:2379`); the nodes are named n1, n2, … in order.
+    /// One base URL per node (`http://10.0.0.1:2379`).
     pub endpoints: Vec<String>,
+    /// The nodes' names, one per endpoint in order; empty: n1, n2, ….
+    pub names: Vec<String>,
     pub op_timeout: Duration,
     /// How long to wait for the cluster to answer a first read.
     pub startup_timeout: Duration,
@@ -45,6 +47,13 @@ impl AttachedCluster {
                 "--endpoints needs at least one URL, e.g. http://10.0.0.1:2379".into(),
             ));
         }
+        if !spec.names.is_empty() && spec.names.len() != spec.endpoints.len() {
+            return Err(Error::Config(format!(
+                "{} endpoints but {} node names: give one name per endpoint",
+                spec.endpoints.len(),
+                spec.names.len()
+            )));
+        }
         let mut nodes = Vec::new();
         for (i, url) in spec.endpoints.iter().enumerate() {
             if !url.starts_with("http://") {
@@ -62,7 +71,12 @@ impl AttachedCluster {
                     Client::Consul(ConsulClient::at(url, *mode, spec.op_timeout)?)
                 }
             };
-            nodes.push((format!("n{}", i + 1), client));
+            let name = spec
+                .names
+                .get(i)
+                .cloned()
+                .unwrap_or_else(|| format!("n{}", i + 1));
+            nodes.push((name, client));
         }
         Ok(AttachedCluster {
             nodes,

@@ -1,12 +1,13 @@
 //! One interface over every target, so the harness never names a system: [`TargetSpec`] says
 //! what to start, [`Cluster`] is the running cluster, [`Client`] talks to one node.
 
-use faultline_nemesis::Lab;
+use faultline_nemesis::{Lab, Remote};
 
 use crate::attached::AttachedCluster;
 use crate::consul::{ConsulClient, ConsulCluster, ConsulSpec};
 use crate::error::Error;
 use crate::etcd::{EtcdClient, EtcdCluster, EtcdSpec};
+use crate::hosts::HostsSpec;
 use crate::outcome::{Outcome, Request};
 use crate::raft::{RaftClient, RaftCluster, RaftSpec};
 
@@ -54,6 +55,29 @@ impl Cluster {
             TargetSpec::Raft(s) => Cluster::Raft(RaftCluster::start(s, lab).await?),
             TargetSpec::Etcd(s) => Cluster::Etcd(EtcdCluster::start(s, lab).await?),
             TargetSpec::Consul(s) => Cluster::Consul(ConsulCluster::start(s, lab).await?),
+        })
+    }
+
+    /// Start one node per host, over SSH: `remote` must be connected to `hosts`
+    /// ([`crate::hosts::connect`]); it learns each node's start command and PID file, so its
+    /// faults and restarts reach the nodes. Does no HTTP: follow with
+    /// [`Cluster::wait_for_leader`] from where the clients run. Stop with
+    /// [`Cluster::stop_on_hosts`].
+    pub async fn start_on_hosts(
+        spec: &TargetSpec,
+        hosts: &HostsSpec,
+        remote: &mut Remote,
+    ) -> Result<Cluster, Error> {
+        Ok(match spec {
+            TargetSpec::Raft(s) => {
+                Cluster::Raft(RaftCluster::start_on_hosts(s, hosts, remote).await?)
+            }
+            TargetSpec::Etcd(s) => {
+                Cluster::Etcd(EtcdCluster::start_on_hosts(s, hosts, remote).await?)
+            }
+            TargetSpec::Consul(s) => {
+                Cluster::Consul(ConsulCluster::start_on_hosts(s, hosts, remote).await?)
+            }
         })
     }
 
@@ -108,6 +132,18 @@ impl Cluster {
             (_, None) => Err(Error::Config(
                 "a cluster started in a lab is stopped through that lab".into(),
             )),
+        }
+    }
+
+    /// Stop every node of a cluster started on hosts, fetch each node's log (and PIDs) into
+    /// the run directory, and remove the run's files on the hosts (an attached cluster is
+    /// left as it is).
+    pub async fn stop_on_hosts(self, remote: &Remote) -> Result<(), Error> {
+        match self {
+            Cluster::Raft(c) => c.stop_on_hosts(remote).await,
+            Cluster::Etcd(c) => c.stop_on_hosts(remote).await,
+            Cluster::Consul(c) => c.stop_on_hosts(remote).await,
+            Cluster::Attached(_) => Ok(()),
         }
     }
 

@@ -1,4 +1,5 @@
-//! The Consul target: a Consul 1.8 server cluster in the lab, driven over its KV HTTP API.
+//! The Consul target: a Consul 1.8 server cluster in the lab or on remote hosts, driven over
+//! its KV HTTP API.
 //!
 //! Each node is a server agent bound to its lab address (HTTP on `IP:8500`, Raft on 8300,
 //! Serf on 8301/8302), with `raft_multiplier: 1` (the default 5 makes elections take 5–20 s)
@@ -15,13 +16,14 @@ use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use faultline_nemesis::Lab;
+use faultline_nemesis::{Lab, Remote};
 use serde::Deserialize;
 
 use crate::base64;
-use crate::discover::{find_program, version_line};
+use crate::discover::find_program;
 use crate::error::Error;
-use crate::nodes::{LabNodes, node_command, status_client, stop_and_wipe, wipe_on_error};
+use crate::hosts::{HostNodes, HostsSpec, Launch};
+use crate::nodes::{Nodes, Placement, node_command, status_client, wipe_on_error};
 use crate::outcome::{CAS_MISMATCH, Outcome, Request};
 
 /// HTTP API port on every node.
@@ -78,9 +80,8 @@ pub struct ConsulSpec {
 
 /// A running Consul cluster.
 pub struct ConsulCluster {
-    nodes: LabNodes,
-    binary: PathBuf,
-    data_dir: PathBuf,
+    nodes: Nodes,
+    placement: Placement,
     read_mode: ConsulReadMode,
     op_timeout: Duration,
     startup_timeout: Duration,
@@ -108,7 +109,7 @@ impl ConsulCluster {
     /// [`ConsulCluster::wait_for_leader`] on the client runtime.
     pub async fn start(spec: &ConsulSpec, lab: &Lab) -> Result<ConsulCluster, Error> {
         let binary = find_binary(spec.binary.as_deref())?;
-        let nodes = LabNodes::of(lab);
+        let nodes = Nodes::of(lab);
         let io = |what: String| move |source| Error::Io { what, source };
         let started = async {
             for (name, ip) in nodes.iter() {
@@ -118,22 +119,13 @@ impl ConsulCluster {
                 let config = spec.data_dir.join(format!("{name}.json"));
                 std::fs::write(&config, AGENT_CONFIG)
                     .map_err(io(format!("writing {}", config.display())))?;
-                let mut args = vec![
-                    "agent".to_string(),
-                    "-server".into(),
-                    format!("-bootstrap-expect={}", nodes.len()),
-                    format!("-node={name}"),
-                    format!("-bind={ip}"),
-                    format!("-client={ip}"),
-                    format!("-data-dir={}", data.display()),
-                    "-dns-port=-1".into(),
-                    format!("-config-file={}", config.display()),
-                ];
-                for (peer, peer_ip) in nodes.iter() {
-                    if peer != name {
-                        args.push(format!("-retry-join={peer_ip}"));
-                    }
-                }
+                let args = node_args(
+                    &nodes,
+                    name,
+                    *ip,
+                    &data.display().to_string(),
+                    &config.display().to_string(),
+                );
                 // Go reads the clock through the vDSO: libfaketime cannot reach it.
                 let command = node_command(lab, name, &binary, args, Vec::new(), false);
                 lab.start_node(name, command).await?;
@@ -143,8 +135,48 @@ impl ConsulCluster {
         wipe_on_error(lab, &spec.data_dir, started.await).await?;
         Ok(ConsulCluster {
             nodes,
-            binary,
-            data_dir: spec.data_dir.clone(),
+            placement: Placement::Lab {
+                binary,
+                data_dir: spec.data_dir.clone(),
+            },
+            read_mode: spec.read_mode,
+            op_timeout: spec.op_timeout,
+            startup_timeout: spec.startup_timeout,
+        })
+    }
+
+    /// Start one server agent per host, with the same command line and agent config as in
+    /// the lab. `remote` must be connected to the hosts ([`crate::hosts::connect`]). Does no
+    /// HTTP: follow with [`ConsulCluster::wait_for_leader`] from where the clients run.
+    pub async fn start_on_hosts(
+        spec: &ConsulSpec,
+        hosts: &HostsSpec,
+        remote: &mut Remote,
+    ) -> Result<ConsulCluster, Error> {
+        let nodes = Nodes::of_hosts(&hosts.hosts);
+        let launch = Launch {
+            program: "consul",
+            install_hint: "install Consul 1.8 (the binary from releases.hashicorp.com, or Debian bullseye's consul package)",
+            version_args: &["version"],
+            // Go reads the clock through the vDSO: libfaketime cannot reach it.
+            faketime: false,
+            make_data_dir: true,
+            env: Vec::new(),
+        };
+        let started = HostNodes::start(
+            hosts,
+            remote,
+            launch,
+            |_| vec![(CONFIG_FILE, AGENT_CONFIG.to_string())],
+            |_, node| {
+                let config = format!("{}/{CONFIG_FILE}", node.dir);
+                node_args(&nodes, &node.name, node.address, &node.data, &config)
+            },
+        )
+        .await?;
+        Ok(ConsulCluster {
+            nodes,
+            placement: Placement::Hosts(started),
             read_mode: spec.read_mode,
             op_timeout: spec.op_timeout,
             startup_timeout: spec.startup_timeout,
@@ -227,13 +259,44 @@ impl ConsulCluster {
 
     /// Stop every node and remove the data directories.
     pub async fn stop(self, lab: &Lab) -> Result<(), Error> {
-        stop_and_wipe(lab, &self.data_dir, Duration::from_secs(3)).await
+        self.placement.stop_in_lab(lab, STOP_GRACE).await
+    }
+
+    /// Stop every node on its host, fetch the logs and remove the run's data there.
+    pub async fn stop_on_hosts(self, remote: &Remote) -> Result<(), Error> {
+        self.placement.stop_on_hosts(remote, STOP_GRACE).await
     }
 
     /// `Consul v1.8.7`.
     pub fn version(&self) -> String {
-        version_line(&self.binary, &["version"])
+        self.placement.version(&["version"])
     }
+}
+
+const STOP_GRACE: Duration = Duration::from_secs(3);
+
+/// The agent config's name in a node's directory on a host.
+const CONFIG_FILE: &str = "consul.json";
+
+/// One server agent's command line (in the lab and on hosts alike).
+fn node_args(nodes: &Nodes, name: &str, ip: Ipv4Addr, data: &str, config: &str) -> Vec<String> {
+    let mut args = vec![
+        "agent".to_string(),
+        "-server".into(),
+        format!("-bootstrap-expect={}", nodes.len()),
+        format!("-node={name}"),
+        format!("-bind={ip}"),
+        format!("-client={ip}"),
+        format!("-data-dir={data}"),
+        "-dns-port=-1".into(),
+        format!("-config-file={config}"),
+    ];
+    for (peer, peer_ip) in nodes.iter() {
+        if peer != name {
+            args.push(format!("-retry-join={peer_ip}"));
+        }
+    }
+    args
 }
 
 /// A client of one Consul node.

@@ -1,4 +1,5 @@
-//! The etcd target: an etcd 3.4 cluster in the lab, driven over its v3 JSON gateway.
+//! The etcd target: an etcd 3.4 cluster in the lab or on remote hosts, driven over its v3
+//! JSON gateway.
 //!
 //! Each node listens for clients on `IP:2379` and for peers on `IP:2380`. The gateway takes
 //! POSTs of JSON with keys and values in base64 (`../shared/targets.md` has the measured
@@ -7,19 +8,19 @@
 //!
 //! Network calls run on the lab's client runtime (see the crate root).
 
+use std::net::Ipv4Addr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use faultline_nemesis::Lab;
+use faultline_nemesis::{Lab, Remote};
 use serde::Deserialize;
 use serde_json::json;
 
 use crate::base64;
-use crate::discover::{find_program, version_line};
+use crate::discover::find_program;
 use crate::error::Error;
-use crate::nodes::{
-    LabNodes, node_command, status_client, stop_and_wipe, wait_for_leader, wipe_on_error,
-};
+use crate::hosts::{HostNodes, HostsSpec, Launch};
+use crate::nodes::{Nodes, Placement, node_command, status_client, wait_for_leader, wipe_on_error};
 use crate::outcome::{CAS_MISMATCH, Outcome, Request};
 
 /// Client port on every node.
@@ -65,9 +66,8 @@ pub struct EtcdSpec {
 
 /// A running etcd cluster.
 pub struct EtcdCluster {
-    nodes: LabNodes,
-    binary: PathBuf,
-    data_dir: PathBuf,
+    nodes: Nodes,
+    placement: Placement,
     read_mode: EtcdReadMode,
     op_timeout: Duration,
     startup_timeout: Duration,
@@ -88,12 +88,7 @@ impl EtcdCluster {
     /// [`EtcdCluster::wait_for_leader`] on the client runtime.
     pub async fn start(spec: &EtcdSpec, lab: &Lab) -> Result<EtcdCluster, Error> {
         let binary = find_binary(spec.binary.as_deref())?;
-        let nodes = LabNodes::of(lab);
-        let initial_cluster = nodes
-            .iter()
-            .map(|(name, ip)| format!("{name}=http://{ip}:{PEER_PORT}"))
-            .collect::<Vec<_>>()
-            .join(",");
+        let nodes = Nodes::of(lab);
         // A cluster token per lab, so members of another run can never join this one.
         let token = format!("faultline-{}", lab.name());
         let started = async {
@@ -103,21 +98,8 @@ impl EtcdCluster {
                 source,
             })?;
             for (name, ip) in nodes.iter() {
-                let data = spec.data_dir.join(name);
-                let args = vec![
-                    format!("--name={name}"),
-                    format!("--data-dir={}", data.display()),
-                    format!("--listen-peer-urls=http://{ip}:{PEER_PORT}"),
-                    format!("--initial-advertise-peer-urls=http://{ip}:{PEER_PORT}"),
-                    format!("--listen-client-urls=http://{ip}:{CLIENT_PORT}"),
-                    format!("--advertise-client-urls=http://{ip}:{CLIENT_PORT}"),
-                    format!("--initial-cluster={initial_cluster}"),
-                    "--initial-cluster-state=new".into(),
-                    format!("--initial-cluster-token={token}"),
-                    // Without pre-vote a healed node forces a new election and disrupts the
-                    // cluster (targets.md); every production deployment turns it on.
-                    "--pre-vote".into(),
-                ];
+                let data = spec.data_dir.join(name).display().to_string();
+                let args = node_args(&nodes, name, *ip, &data, &token);
                 // Go reads the clock through the vDSO: libfaketime cannot reach it.
                 let command = node_command(lab, name, &binary, args, Vec::new(), false);
                 lab.start_node(name, command).await?;
@@ -127,8 +109,48 @@ impl EtcdCluster {
         wipe_on_error(lab, &spec.data_dir, started.await).await?;
         Ok(EtcdCluster {
             nodes,
-            binary,
-            data_dir: spec.data_dir.clone(),
+            placement: Placement::Lab {
+                binary,
+                data_dir: spec.data_dir.clone(),
+            },
+            read_mode: spec.read_mode,
+            op_timeout: spec.op_timeout,
+            startup_timeout: spec.startup_timeout,
+        })
+    }
+
+    /// Start one etcd per host, as one new cluster, with the same command line as in the lab.
+    /// `remote` must be connected to the hosts ([`crate::hosts::connect`]). Does no HTTP:
+    /// follow with [`EtcdCluster::wait_for_leader`] from where the clients run.
+    pub async fn start_on_hosts(
+        spec: &EtcdSpec,
+        hosts: &HostsSpec,
+        remote: &mut Remote,
+    ) -> Result<EtcdCluster, Error> {
+        let nodes = Nodes::of_hosts(&hosts.hosts);
+        // A cluster token per run, so members of another run can never join this one.
+        let token = format!("faultline-{}", hosts.run_id);
+        let launch = Launch {
+            program: "etcd",
+            install_hint: "install etcd 3.4 (Debian: apt-get install etcd-server)",
+            version_args: &["--version"],
+            // Go reads the clock through the vDSO: libfaketime cannot reach it.
+            faketime: false,
+            // etcd makes its data directory itself.
+            make_data_dir: false,
+            env: Vec::new(),
+        };
+        let started = HostNodes::start(
+            hosts,
+            remote,
+            launch,
+            |_| Vec::new(),
+            |_, node| node_args(&nodes, &node.name, node.address, &node.data, &token),
+        )
+        .await?;
+        Ok(EtcdCluster {
+            nodes,
+            placement: Placement::Hosts(started),
             read_mode: spec.read_mode,
             op_timeout: spec.op_timeout,
             startup_timeout: spec.startup_timeout,
@@ -182,15 +204,45 @@ impl EtcdCluster {
 
     /// Stop every node and remove the data directories.
     pub async fn stop(self, lab: &Lab) -> Result<(), Error> {
-        // etcd hands leadership over on SIGTERM, which takes seconds; the data is removed
-        // anyway, so a short grace is enough.
-        stop_and_wipe(lab, &self.data_dir, Duration::from_secs(3)).await
+        self.placement.stop_in_lab(lab, STOP_GRACE).await
+    }
+
+    /// Stop every node on its host, fetch the logs and remove the run's data there.
+    pub async fn stop_on_hosts(self, remote: &Remote) -> Result<(), Error> {
+        self.placement.stop_on_hosts(remote, STOP_GRACE).await
     }
 
     /// `etcd Version: 3.4.23`.
     pub fn version(&self) -> String {
-        version_line(&self.binary, &["--version"])
+        self.placement.version(&["--version"])
     }
+}
+
+/// etcd hands leadership over on SIGTERM, which takes seconds; the data is removed anyway,
+/// so a short grace is enough.
+const STOP_GRACE: Duration = Duration::from_secs(3);
+
+/// One member's command line (in the lab and on hosts alike).
+fn node_args(nodes: &Nodes, name: &str, ip: Ipv4Addr, data: &str, token: &str) -> Vec<String> {
+    let initial_cluster = nodes
+        .iter()
+        .map(|(name, ip)| format!("{name}=http://{ip}:{PEER_PORT}"))
+        .collect::<Vec<_>>()
+        .join(",");
+    vec![
+        format!("--name={name}"),
+        format!("--data-dir={data}"),
+        format!("--listen-peer-urls=http://{ip}:{PEER_PORT}"),
+        format!("--initial-advertise-peer-urls=http://{ip}:{PEER_PORT}"),
+        format!("--listen-client-urls=http://{ip}:{CLIENT_PORT}"),
+        format!("--advertise-client-urls=http://{ip}:{CLIENT_PORT}"),
+        format!("--initial-cluster={initial_cluster}"),
+        "--initial-cluster-state=new".into(),
+        format!("--initial-cluster-token={token}"),
+        // Without pre-vote a healed node forces a new election and disrupts the cluster
+        // (targets.md); every production deployment turns it on.
+        "--pre-vote".into(),
+    ]
 }
 
 #[derive(Deserialize)]

@@ -1,22 +1,67 @@
-//! What every target started in the lab shares: its nodes' names and addresses, the bounded
-//! wait for a leader, and stopping the nodes and wiping their data.
+//! What every target Faultline starts shares: its nodes' names and addresses, the bounded
+//! wait for a leader, and (in the lab) stopping the nodes and wiping their data.
 
 use std::future::Future;
 use std::net::Ipv4Addr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use faultline_nemesis::{Lab, NodeCommand};
+use faultline_nemesis::{Lab, NodeCommand, Remote};
 
 use crate::error::Error;
+use crate::hosts::HostNodes;
 
-/// The lab's nodes, `n1`…, with their addresses.
+/// Where a cluster's nodes run, which decides how they are stopped and wiped.
+pub(crate) enum Placement {
+    /// In the lab, from this local binary, with the data directories under `data_dir`.
+    Lab { binary: PathBuf, data_dir: PathBuf },
+    /// On remote hosts, over SSH.
+    Hosts(HostNodes),
+}
+
+impl Placement {
+    /// The server's version line: from the local binary run with `version_args`, or as the
+    /// first host's binary printed it at start.
+    pub(crate) fn version(&self, version_args: &[&str]) -> String {
+        match self {
+            Placement::Lab { binary, .. } => crate::discover::version_line(binary, version_args),
+            Placement::Hosts(hosts) => hosts.version(),
+        }
+    }
+
+    /// Stop every node in the lab (SIGTERM, SIGKILL after `grace`) and remove the data.
+    pub(crate) async fn stop_in_lab(self, lab: &Lab, grace: Duration) -> Result<(), Error> {
+        match self {
+            Placement::Lab { data_dir, .. } => stop_and_wipe(lab, &data_dir, grace).await,
+            // (Dropping the hosts unstopped logs loudly that their nodes still run.)
+            Placement::Hosts(_) => Err(Error::Config(
+                "this cluster runs on remote hosts: stop it with Cluster::stop_on_hosts".into(),
+            )),
+        }
+    }
+
+    /// Stop every node on its host, fetch the logs and remove the run's directories there.
+    pub(crate) async fn stop_on_hosts(self, remote: &Remote, grace: Duration) -> Result<(), Error> {
+        match self {
+            Placement::Hosts(mut hosts) => hosts.stop(remote, grace).await,
+            Placement::Lab { .. } => Err(Error::Config(
+                "this cluster runs in the lab: stop it with Cluster::stop".into(),
+            )),
+        }
+    }
+}
+
+/// A cluster's nodes, `n1`…, with the addresses peers and clients use.
 #[derive(Clone, Debug)]
-pub(crate) struct LabNodes(Vec<(String, Ipv4Addr)>);
+pub(crate) struct Nodes(Vec<(String, Ipv4Addr)>);
 
-impl LabNodes {
-    pub(crate) fn of(lab: &Lab) -> LabNodes {
-        LabNodes(
+impl Nodes {
+    pub(crate) fn of_hosts(hosts: &[crate::hosts::Host]) -> Nodes {
+        Nodes(hosts.iter().map(|h| (h.name.clone(), h.address)).collect())
+    }
+
+    pub(crate) fn of(lab: &Lab) -> Nodes {
+        Nodes(
             lab.nodes()
                 .into_iter()
                 .map(|n| {

@@ -1,4 +1,5 @@
-//! The bundled Raft target: a cluster of `faultline-raft` processes in the lab.
+//! The bundled Raft target: a cluster of `faultline-raft` processes in the lab or on remote
+//! hosts ([`RaftCluster::start_on_hosts`]).
 //!
 //! Every node listens on port [`PORT`] of its lab address; node `n1` forms the cluster
 //! (`--init`). Nodes read time through libc, so libfaketime clock faults reach them.
@@ -7,14 +8,16 @@
 //! [`RaftClient::call`]) open sockets: run them on the lab's client runtime, whose threads live
 //! in the client namespace, never on a runtime of the root namespace.
 
+use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use faultline_nemesis::Lab;
+use faultline_nemesis::{Lab, Remote};
 use serde::Deserialize;
 
 use crate::error::Error;
-use crate::nodes::{LabNodes, node_command, status_client, stop_and_wipe, wait_for_leader};
+use crate::hosts::{HostNodes, HostsSpec, Launch};
+use crate::nodes::{Nodes, Placement, node_command, status_client, wait_for_leader};
 use crate::outcome::{CAS_MISMATCH, Outcome, Request};
 
 /// The port every node serves its API and Raft RPCs on.
@@ -37,9 +40,8 @@ pub struct RaftSpec {
 
 /// A running cluster.
 pub struct RaftCluster {
-    nodes: LabNodes,
-    binary: PathBuf,
-    data_dir: PathBuf,
+    nodes: Nodes,
+    placement: Placement,
     op_timeout: Duration,
     startup_timeout: Duration,
 }
@@ -51,54 +53,66 @@ impl RaftCluster {
     /// Start one `faultline-raft` per lab node. Does no network I/O: follow with
     /// [`RaftCluster::wait_for_leader`] on the client runtime.
     pub async fn start(spec: &RaftSpec, lab: &Lab) -> Result<RaftCluster, Error> {
-        if let Some(mode) = spec
-            .unsafe_modes
-            .iter()
-            .find(|m| !UNSAFE_MODES.contains(&m.as_str()))
-        {
-            return Err(Error::Config(format!(
-                "unknown --unsafe mode `{mode}`: the raft server knows {}",
-                UNSAFE_MODES.join(", ")
-            )));
-        }
+        check_unsafe_modes(&spec.unsafe_modes)?;
         let binary = find_binary(spec.binary.as_deref())?;
-        let nodes = LabNodes::of(lab);
-        let peers = nodes
-            .iter()
-            .enumerate()
-            .map(|(i, (_, ip))| format!("{}={ip}:{PORT}", i + 1))
-            .collect::<Vec<_>>()
-            .join(",");
+        let nodes = Nodes::of(lab);
         for (i, (name, ip)) in nodes.iter().enumerate() {
             let data = spec.data_dir.join(name);
             std::fs::create_dir_all(&data).map_err(|source| Error::Io {
                 what: format!("creating {}", data.display()),
                 source,
             })?;
-            let mut args = vec![
-                "--id".to_string(),
-                (i + 1).to_string(),
-                "--listen".into(),
-                format!("{ip}:{PORT}"),
-                "--peers".into(),
-                peers.clone(),
-                "--data-dir".into(),
-                data.display().to_string(),
-            ];
-            if i == 0 {
-                args.push("--init".into());
-            }
-            for mode in &spec.unsafe_modes {
-                args.extend(["--unsafe".to_string(), mode.clone()]);
-            }
-            let env = vec![("RUST_LOG".into(), "info,openraft=warn".into())];
-            let command = node_command(lab, name, &binary, args, env, true);
+            let args = node_args(
+                &nodes,
+                i,
+                *ip,
+                &data.display().to_string(),
+                &spec.unsafe_modes,
+            );
+            let command = node_command(lab, name, &binary, args, server_env(), true);
             lab.start_node(name, command).await?;
         }
         Ok(RaftCluster {
             nodes,
-            binary,
-            data_dir: spec.data_dir.clone(),
+            placement: Placement::Lab {
+                binary,
+                data_dir: spec.data_dir.clone(),
+            },
+            op_timeout: spec.op_timeout,
+            startup_timeout: spec.startup_timeout,
+        })
+    }
+
+    /// Start one `faultline-raft` per host (under libfaketime where the host has it, so
+    /// clock faults reach it), with the same command line as in the lab. `remote` must be
+    /// connected to the hosts ([`crate::hosts::connect`]). Does no HTTP: follow with
+    /// [`RaftCluster::wait_for_leader`] from where the clients run.
+    pub async fn start_on_hosts(
+        spec: &RaftSpec,
+        hosts: &HostsSpec,
+        remote: &mut Remote,
+    ) -> Result<RaftCluster, Error> {
+        check_unsafe_modes(&spec.unsafe_modes)?;
+        let nodes = Nodes::of_hosts(&hosts.hosts);
+        let launch = Launch {
+            program: "faultline-raft",
+            install_hint: "copy the faultline-raft binary (target/release/faultline-raft of this build) to the same path",
+            version_args: &["--version"],
+            faketime: true,
+            make_data_dir: true,
+            env: server_env(),
+        };
+        let started = HostNodes::start(
+            hosts,
+            remote,
+            launch,
+            |_| Vec::new(),
+            |i, node| node_args(&nodes, i, node.address, &node.data, &spec.unsafe_modes),
+        )
+        .await?;
+        Ok(RaftCluster {
+            nodes,
+            placement: Placement::Hosts(started),
             op_timeout: spec.op_timeout,
             startup_timeout: spec.startup_timeout,
         })
@@ -146,7 +160,12 @@ impl RaftCluster {
 
     /// Stop every node (SIGTERM, then SIGKILL after a grace period) and remove the data.
     pub async fn stop(self, lab: &Lab) -> Result<(), Error> {
-        stop_and_wipe(lab, &self.data_dir, Duration::from_secs(5)).await
+        self.placement.stop_in_lab(lab, STOP_GRACE).await
+    }
+
+    /// Stop every node on its host, fetch the logs and remove the run's data there.
+    pub async fn stop_on_hosts(self, remote: &Remote) -> Result<(), Error> {
+        self.placement.stop_on_hosts(remote, STOP_GRACE).await
     }
 
     /// Whether clock faults (libfaketime) reach the nodes: yes, the server reads time via libc.
@@ -156,14 +175,59 @@ impl RaftCluster {
 
     /// `faultline-raft x.y.z`, from the binary itself.
     pub fn version(&self) -> String {
-        std::process::Command::new(&self.binary)
-            .arg("--version")
-            .output()
-            .ok()
-            .and_then(|o| String::from_utf8(o.stdout).ok())
-            .map(|s| s.trim().to_string())
-            .unwrap_or_else(|| format!("unknown ({})", self.binary.display()))
+        self.placement.version(&["--version"])
     }
+}
+
+/// Grace between SIGTERM and SIGKILL at stop.
+const STOP_GRACE: Duration = Duration::from_secs(5);
+
+fn check_unsafe_modes(modes: &[String]) -> Result<(), Error> {
+    match modes.iter().find(|m| !UNSAFE_MODES.contains(&m.as_str())) {
+        Some(mode) => Err(Error::Config(format!(
+            "unknown --unsafe mode `{mode}`: the raft server knows {}",
+            UNSAFE_MODES.join(", ")
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// Node `i`'s command line (in the lab and on hosts alike): its id, its address, every peer,
+/// its data directory; the first node forms the cluster (`--init`).
+fn node_args(
+    nodes: &Nodes,
+    i: usize,
+    ip: Ipv4Addr,
+    data: &str,
+    unsafe_modes: &[String],
+) -> Vec<String> {
+    let peers = nodes
+        .iter()
+        .enumerate()
+        .map(|(j, (_, ip))| format!("{}={ip}:{PORT}", j + 1))
+        .collect::<Vec<_>>()
+        .join(",");
+    let mut args = vec![
+        "--id".to_string(),
+        (i + 1).to_string(),
+        "--listen".into(),
+        format!("{ip}:{PORT}"),
+        "--peers".into(),
+        peers,
+        "--data-dir".into(),
+        data.to_string(),
+    ];
+    if i == 0 {
+        args.push("--init".into());
+    }
+    for mode in unsafe_modes {
+        args.extend(["--unsafe".to_string(), mode.clone()]);
+    }
+    args
+}
+
+fn server_env() -> Vec<(String, String)> {
+    vec![("RUST_LOG".into(), "info,openraft=warn".into())]
 }
 
 #[derive(Deserialize)]

@@ -20,9 +20,34 @@ pub struct TestArgs {
     #[arg(long)]
     pub read_mode: Option<String>,
     /// Drive a cluster that is already running instead of starting one: its nodes' base URLs,
-    /// comma-separated (`http://10.0.0.1:2379,http://10.0.0.2:2379`). No lab, so no faults.
+    /// comma-separated (`http://10.0.0.1:2379,http://10.0.0.2:2379`). No lab; faults only
+    /// with hosts ([[hosts]] in --config, with a pid-file and start command each).
     #[arg(long, value_name = "URL,...")]
     pub endpoints: Option<String>,
+    /// Run the cluster on these hosts over SSH instead of in the lab, one node each: SSH
+    /// destinations, comma-separated (`root@10.0.0.1,root@10.0.0.2:2222`); each node listens
+    /// on its destination's address. More per host with [[hosts]] tables in --config.
+    #[arg(long, value_name = "DEST,...")]
+    pub hosts: Option<String>,
+    /// Private key for SSH to the hosts [default: ssh's own].
+    #[arg(long, value_name = "FILE")]
+    pub ssh_key: Option<PathBuf>,
+    /// known_hosts file for the hosts [default: ssh's own].
+    #[arg(long, value_name = "FILE")]
+    pub ssh_known_hosts: Option<PathBuf>,
+    /// Accept and remember host keys not yet known (StrictHostKeyChecking=accept-new).
+    #[arg(long)]
+    pub ssh_accept_new_hosts: bool,
+    /// ssh config file instead of ~/.ssh/config.
+    #[arg(long, value_name = "FILE")]
+    pub ssh_config: Option<PathBuf>,
+    /// Working directory on the hosts; each run uses its own directory inside it
+    /// [default: /var/tmp/faultline].
+    #[arg(long, value_name = "DIR")]
+    pub remote_dir: Option<String>,
+    /// The server binary on the hosts [default: faultline-raft, etcd or consul on their PATH].
+    #[arg(long, value_name = "PATH")]
+    pub remote_bin: Option<String>,
     /// The etcd binary [default: found on PATH].
     #[arg(long)]
     pub etcd_bin: Option<PathBuf>,
@@ -84,12 +109,13 @@ pub struct TestArgs {
 }
 
 pub fn run(args: TestArgs) -> anyhow::Result<Verdict> {
-    // Before any thread starts: without root this re-executes inside a user namespace (only
-    // for the lab; a run against --endpoints needs neither root nor namespaces).
-    if args.endpoints.is_none() {
+    // Resolving starts no thread. Then, before any thread starts: without root this
+    // re-executes inside a user namespace (only for the lab; a run against --endpoints or on
+    // remote hosts needs neither root nor namespaces here).
+    let spec = TestSpec::resolve(args)?;
+    if spec.endpoints.is_none() && spec.hosts.is_none() {
         faultline_nemesis::ensure_root_or_reexec()?;
     }
-    let spec = TestSpec::resolve(args)?;
     let mut summaries: Vec<RunSummary> = Vec::new();
     let mut worst = Verdict::Valid;
     for i in 0..spec.test_count {
