@@ -113,6 +113,10 @@ struct Frame {
     /// Taken without branching (a state-preserving op): if what follows fails, so does the
     /// configuration before it.
     forced: bool,
+    /// The configuration's first try (see `urgent`), which its walk then skips.
+    urgent: bool,
+    /// The urgent try of the configuration this step was taken in, if any.
+    skip: u32,
 }
 
 /// Hash-set hasher for keys that are already uniformly random (Zobrist hashes).
@@ -291,6 +295,7 @@ pub fn search_with(
     let earlier_twin = earlier_twins(ops);
     let preserving: Vec<bool> = ops.iter().map(|op| preserves_state(op.step)).collect();
     let mut held = HeldOnce::new(ops, model, initial);
+    let is_open = |op: usize| ops[op].complete_time.is_none();
     let prefixes = prefixes.filter(|p| model == Model::Kv && !p.is_empty());
     // kv puts, which can reset the string; few in practice, so a scan of them is cheap.
     let puts: Vec<u32> = ops
@@ -321,6 +326,8 @@ pub fn search_with(
     let mut entry = nodes[head as usize].next;
     // Whether `entry` starts a configuration not yet scanned for state-preserving ops.
     let mut fresh = true;
+    // The current configuration's urgent try, skipped by its walk.
+    let mut skip = NONE;
     loop {
         if nodes[head as usize].next == NONE {
             return Outcome::Linearizable;
@@ -391,6 +398,49 @@ pub fn search_with(
             // (an ancestor on the stack has a smaller set).
             dead = dead || (chosen.is_none() && !cache.insert(set_hash ^ state_hash(state)));
             entry = nodes[head as usize].next;
+            skip = NONE;
+            // Urgent first: the op whose return comes next must be linearized before it, so
+            // try it (or, for a read, an op that gives the register the value it saw) before
+            // the others. The order of tries decides nothing, but valid histories are found
+            // with far less backtracking.
+            if chosen.is_none() && !dead && e != NONE {
+                let due = nodes[e as usize].op as usize;
+                let try_call = |c: u32| {
+                    let op = nodes[c as usize].op as usize;
+                    let blocked = preserving[op]
+                        || earlier_twin[op].is_some_and(|t| !is_linearized(&linearized, t))
+                        || !held.may_leave(value_id, op);
+                    if blocked {
+                        None
+                    } else {
+                        model.step(state, ops[op].step)
+                    }
+                };
+                let urgent = if is_open(due) {
+                    None
+                } else if !preserving[due] {
+                    let c = call_node[due];
+                    try_call(c).map(|next| (c, next))
+                } else {
+                    // A read (or mismatch) not legal now: a state change that makes it legal.
+                    let mut c = nodes[head as usize].next;
+                    let mut found = None;
+                    while c != NONE && nodes[c as usize].is_call() {
+                        if let Some(next) = try_call(c)
+                            && model.step(next, ops[due].step).is_some()
+                        {
+                            found = Some((c, next));
+                            break;
+                        }
+                        c = nodes[c as usize].next;
+                    }
+                    found
+                };
+                if let Some((c, next)) = urgent {
+                    skip = c;
+                    chosen = Some((c, next, false));
+                }
+            }
         }
         if chosen.is_none() && !dead {
             let node = nodes[entry as usize];
@@ -399,6 +449,7 @@ pub fn search_with(
                 let twin_waits = earlier_twin[op].is_some_and(|t| !is_linearized(&linearized, t));
                 // State-preserving ops were tried when this configuration was fresh.
                 if !preserving[op]
+                    && entry != skip
                     && !twin_waits
                     && held.may_leave(value_id, op)
                     && let Some(next) = model.step(state, ops[op].step)
@@ -432,6 +483,8 @@ pub fn search_with(
                             state,
                             value_id,
                             forced: false,
+                            urgent: false,
+                            skip: NONE,
                         });
                         deepest = Some((waiting, next));
                     }
@@ -449,6 +502,8 @@ pub fn search_with(
                 state,
                 value_id,
                 forced,
+                urgent: e == skip && !forced,
+                skip,
             });
             if !preserving[op] {
                 value_id = held.produces[op];
@@ -480,7 +535,13 @@ pub fn search_with(
             value_id = frame.value_id;
             unlift(&mut nodes, frame.entry);
             if !frame.forced {
-                entry = nodes[frame.entry as usize].next;
+                // After the urgent try the walk starts from the top, without it.
+                entry = if frame.urgent {
+                    nodes[head as usize].next
+                } else {
+                    nodes[frame.entry as usize].next
+                };
+                skip = frame.skip;
                 break;
             }
         }
