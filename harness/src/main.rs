@@ -11,6 +11,7 @@ mod hosts;
 mod junit;
 mod run;
 mod spec;
+mod stdout;
 
 use std::process::ExitCode;
 

@@ -100,3 +100,27 @@ fn malformed_line_exits_three_with_file_and_line() {
         "{stderr}"
     );
 }
+
+/// `faultline check … | head -1`: the reader goes away, the rest is still checked and the
+/// exit code is the worst verdict, with no panic. A thousand verdict lines overflow the
+/// pipe's buffer, so the closed pipe is certainly hit.
+#[test]
+fn a_closed_stdout_does_not_stop_the_checks_or_panic() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let valid = write(dir.path(), "valid.jsonl", VALID);
+    let stale = write(dir.path(), "stale.jsonl", STALE);
+    let mut args = vec![valid.clone(); 999];
+    args.push(stale);
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("faultline"))
+        .arg("check")
+        .args(&args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("runs");
+    drop(child.stdout.take());
+    let out = child.wait_with_output().expect("waits");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+}

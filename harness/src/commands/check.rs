@@ -98,13 +98,13 @@ pub fn run(args: CheckArgs) -> anyhow::Result<Verdict> {
         if args.json {
             reports.push(serde_json::to_value(&report)?);
         } else {
-            println!("{}", summary_line(path, &report));
+            crate::stdout::line(summary_line(path, &report))?;
         }
     }
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&reports)?);
+        crate::stdout::line(serde_json::to_string_pretty(&reports)?)?;
     } else if args.histories.len() > 1 {
-        println!("{} histories: {worst}", args.histories.len());
+        crate::stdout::line(format!("{} histories: {worst}", args.histories.len()))?;
     }
     Ok(worst)
 }

@@ -50,7 +50,7 @@ pub fn run(args: ReportArgs) -> anyhow::Result<Verdict> {
         }
     };
     let html = crate::commands::check::write_run_report(dir, &history, &report)?;
-    println!("{}: {}", html.display(), report.verdict());
+    crate::stdout::line(format!("{}: {}", html.display(), report.verdict()))?;
     Ok(report.verdict())
 }
 

@@ -123,12 +123,12 @@ pub fn run(args: TestArgs) -> anyhow::Result<Verdict> {
         this.seed = spec.seed.wrapping_add(i as u64);
         this.workload.seed = this.seed;
         let summary = run::execute(&this)?;
-        print!("{}", summary.render());
+        crate::stdout::line(summary.render().trim_end())?;
         worst = worst.worst(summary.verdict);
         summaries.push(summary);
     }
     if spec.test_count > 1 {
-        println!("{} runs: {worst}", spec.test_count);
+        crate::stdout::line(format!("{} runs: {worst}", spec.test_count))?;
     }
     if let Some(path) = &spec.junit {
         crate::junit::write(path, &summaries)?;
