@@ -154,6 +154,7 @@ pub fn check_history(history: &History, options: &CheckOptions, started: Instant
                     key,
                     &history.strings,
                     &history.prefixes,
+                    history.timed,
                     options,
                     deadline,
                     &invalid_found,
@@ -401,6 +402,7 @@ fn check_key(
     key: &KeyHistory,
     strings: &Strings,
     prefixes: &Prefixes,
+    timed: bool,
     options: &CheckOptions,
     deadline: Instant,
     invalid_found: &AtomicBool,
@@ -419,7 +421,7 @@ fn check_key(
         Outcome::Unknown(why) => (Verdict::Unknown, Some(why), None),
         Outcome::NotLinearizable(failure) => {
             invalid_found.store(true, Ordering::Relaxed);
-            let c = explain(key, &failure, initial, strings);
+            let c = explain(key, &failure, initial, strings, timed);
             (Verdict::Invalid, Some(c.explanation.clone()), Some(c))
         }
     };
@@ -532,11 +534,7 @@ pub fn load_history_as(path: &Path, format: Option<Format>) -> Result<LoadedHist
         path: file.clone(),
         error: Box::new(error),
     })?;
-    let timed = match format {
-        Format::Jsonl => true,
-        Format::JepsenLog => false,
-        Format::Edn => text.contains(":time"),
-    };
+    let timed = events.timed();
     Ok(LoadedHistory {
         file,
         text,
@@ -790,5 +788,58 @@ mod tests {
             report.keys["k0"]
         );
         assert_eq!(report.counterexamples.len(), 1);
+    }
+}
+
+#[cfg(test)]
+mod sentence_tests {
+    use super::*;
+
+    fn explain_log(lines: &[&str]) -> String {
+        let text: Vec<String> = lines
+            .iter()
+            .map(|l| format!("INFO  jepsen.util - {l}"))
+            .collect();
+        let events = jepsen_log::parse(&text.join("\n")).expect("parses");
+        let report = check_events(&events, &CheckOptions::default()).expect("checks");
+        assert_eq!(report.verdict(), Verdict::Invalid);
+        report.counterexamples[0].headline()
+    }
+
+    /// A history of one register without times: the sentence names the register and history
+    /// indices, not a key and seconds.
+    #[test]
+    fn untimed_single_register_sentences_name_history_indices() {
+        let headline = explain_log(&[
+            "0\t:invoke\t:write\t1",
+            "0\t:ok\t:write\t1",
+            "0\t:invoke\t:write\t2",
+            "0\t:ok\t:write\t2",
+            "1\t:invoke\t:read\tnil",
+            "1\t:ok\t:read\t1",
+        ]);
+        assert_eq!(
+            headline,
+            "read of the register returned 1 at history index 5, but 1 had been overwritten by write 2 that completed at history index 3"
+        );
+    }
+
+    /// With values written more than once, the overwriting write named is one that came
+    /// after every write of the value the read saw.
+    #[test]
+    fn the_overwriter_follows_every_write_of_the_value_read() {
+        let headline = explain_log(&[
+            "0\t:invoke\t:write\t1",
+            "0\t:ok\t:write\t1",
+            "0\t:invoke\t:write\t2",
+            "0\t:ok\t:write\t2",
+            "0\t:invoke\t:write\t1",
+            "0\t:ok\t:write\t1",
+            "0\t:invoke\t:write\t3",
+            "0\t:ok\t:write\t3",
+            "1\t:invoke\t:read\tnil",
+            "1\t:ok\t:read\t1",
+        ]);
+        assert!(headline.contains("overwritten by write 3"), "{headline}");
     }
 }

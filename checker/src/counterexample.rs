@@ -50,14 +50,28 @@ pub struct Counterexample {
     pub explanation: String,
 }
 
+impl Counterexample {
+    /// `key k3: <explanation>`, or the explanation alone for a history of one register.
+    pub fn headline(&self) -> String {
+        if self.key.is_empty() {
+            self.explanation.clone()
+        } else {
+            format!("key {}: {}", self.key, self.explanation)
+        }
+    }
+}
+
 const PREVIOUS_OK: usize = 10;
 
-/// Turn the search's deepest configuration into a counterexample; `strings` names the nodes.
+/// Turn the search's deepest configuration into a counterexample; `strings` names the nodes,
+/// `timed` says whether the history's times are real (else its sentence names history
+/// indices).
 pub fn explain(
     key: &KeyHistory,
     failure: &Failure,
     initial: Value,
     strings: &Strings,
+    timed: bool,
 ) -> Counterexample {
     let ops = &key.ops;
     let record = |op: &Op| OpRecord::of(op, &key.key, strings);
@@ -92,7 +106,7 @@ pub fn explain(
     Counterexample {
         key: key.key.clone(),
         op: record(stuck),
-        explanation: sentence(key, stuck, state, strings),
+        explanation: sentence(key, stuck, state, initial, strings, When { timed }),
         previous_ok,
         prefix,
         final_configurations,
@@ -100,8 +114,28 @@ pub fn explain(
     }
 }
 
-fn seconds(ns: u64) -> String {
-    format!("{:.3} s", ns as f64 / 1e9)
+/// When an event happened, as a reader of the history can find it: seconds into the run, or
+/// for histories without times (Jepsen text logs, EDN without `:time`) its history index.
+#[derive(Clone, Copy)]
+struct When {
+    timed: bool,
+}
+
+impl When {
+    fn at(self, time: u64, index: Option<u64>) -> String {
+        if self.timed {
+            format!("{:.3} s", time as f64 / 1e9)
+        } else {
+            format!("history index {}", index.unwrap_or(time))
+        }
+    }
+
+    fn completed(self, op: &Op) -> String {
+        match op.complete_time {
+            Some(t) => self.at(t, op.complete_index),
+            None => self.at(op.invoke_time, Some(op.index)),
+        }
+    }
 }
 
 fn show(v: Value) -> String {
@@ -110,13 +144,25 @@ fn show(v: Value) -> String {
 
 /// "read of k3 on n2 returned 17 at 12.4 s, but 17 had been overwritten by write 18 that
 /// completed at 11.9 s" — or the closest true sentence the history supports.
-fn sentence(key: &KeyHistory, stuck: &Op, state: Value, strings: &Strings) -> String {
+fn sentence(
+    key: &KeyHistory,
+    stuck: &Op,
+    state: Value,
+    initial: Value,
+    strings: &Strings,
+    when: When,
+) -> String {
     let on = strings
         .get(stuck.node)
         .map(|n| format!(" on {n}"))
         .unwrap_or_default();
-    let k = &key.key;
-    let at = seconds(stuck.complete_time.unwrap_or(stuck.invoke_time));
+    // A history of one register has no key names.
+    let k = if key.key.is_empty() {
+        "the register"
+    } else {
+        &key.key
+    };
+    let at = when.completed(stuck);
     if key
         .ops
         .iter()
@@ -137,34 +183,43 @@ fn sentence(key: &KeyHistory, stuck: &Op, state: Value, strings: &Strings) -> St
     }
     match stuck.step {
         Step::Read(observed) => {
-            // The write that produced the value, and an ok write that certainly followed it.
-            let produced = key
+            // Every op that could have produced the value before the read ended, and an ok
+            // write that certainly followed all of them and completed before the read began.
+            let producers: Vec<&Op> = key
                 .ops
                 .iter()
-                .find(|o| writes(o) == observed && observed.is_some());
+                .filter(|o| observed.is_some() && writes(o) == observed)
+                .filter(|o| stuck.complete_time.is_none_or(|t| o.invoke_time < t))
+                .collect();
             let overwriter = key.ops.iter().find(|o| {
                 o.completion == Completion::Ok
                     && writes(o).is_some()
                     && writes(o) != observed
                     && o.complete_time.is_some_and(|t| t < stuck.invoke_time)
-                    && produced.is_none_or(|p| p.complete_time.is_some_and(|pt| pt < o.invoke_time))
+                    && producers
+                        .iter()
+                        .all(|p| p.complete_time.is_some_and(|pt| pt < o.invoke_time))
             });
-            match (observed, produced, overwriter) {
-                (Some(v), _, Some(w)) => format!(
+            let written_ever = key
+                .ops
+                .iter()
+                .any(|o| observed.is_some() && writes(o) == observed);
+            match (observed, overwriter) {
+                (Some(v), _) if !written_ever && observed != initial => {
+                    format!("read of {k}{on} returned {v} at {at}, a value no operation wrote")
+                }
+                (Some(v), Some(w)) => format!(
                     "read of {k}{on} returned {v} at {at}, but {v} had been overwritten by {} {} that completed at {}",
                     f_name(w.f),
                     show(writes(w)),
-                    seconds(w.complete_time.unwrap_or_default())
+                    when.completed(w)
                 ),
-                (None, _, Some(w)) => format!(
+                (None, Some(w)) => format!(
                     "read of {k}{on} returned nothing (absent) at {at}, but {} {} had completed at {}",
                     f_name(w.f),
                     show(writes(w)),
-                    seconds(w.complete_time.unwrap_or_default())
+                    when.completed(w)
                 ),
-                (Some(v), None, None) => {
-                    format!("read of {k}{on} returned {v} at {at}, a value no operation wrote")
-                }
                 _ => format!(
                     "read of {k}{on} returned {} at {at}, which no order of the operations on {k} explains (the register held {} after the longest explainable prefix)",
                     show(observed),

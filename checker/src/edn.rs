@@ -290,6 +290,8 @@ pub fn parse(text: &str) -> Result<Events, Error> {
                 }
             };
             let key = key_text(key);
+            // Porcupine's kv files have no times: the line order is the real-time order.
+            events.set_untimed();
             events.push(Event {
                 index: i as u64,
                 time: i as u64,
@@ -341,9 +343,13 @@ pub fn parse(text: &str) -> Result<Events, Error> {
                 )));
             }
         };
-        let time = get(map, "time")
-            .and_then(int)
-            .map_or(i as u64, |t| t.max(0) as u64);
+        let time = match get(map, "time").and_then(int) {
+            Some(t) => t.max(0) as u64,
+            None => {
+                events.set_untimed();
+                i as u64
+            }
+        };
         events.push(Event {
             index: i as u64,
             time,

@@ -126,6 +126,7 @@ pub struct Events {
     line: Vec<u32>,
     strings: Strings,
     prefixes: Prefixes,
+    untimed: bool,
 }
 
 impl Events {
@@ -176,6 +177,17 @@ impl Events {
 
     pub fn iter(&self) -> impl ExactSizeIterator<Item = Event<'_>> {
         (0..self.len()).map(|i| self.get(i))
+    }
+
+    /// Whether the times are real: false when the reader had none (Jepsen text logs, EDN
+    /// without `:time`) and used each event's position instead.
+    pub fn timed(&self) -> bool {
+        !self.untimed
+    }
+
+    /// Say that the times are positions, not times (readers of formats without times).
+    pub fn set_untimed(&mut self) {
+        self.untimed = true;
     }
 
     /// Whether any event has function `f` (a column scan).
@@ -335,6 +347,8 @@ pub struct History {
     pub strings: Strings,
     /// kv histories: the prefixes of every string a get returned.
     pub prefixes: Prefixes,
+    /// Whether times are real (else they are history indices).
+    pub timed: bool,
 }
 
 /// Two events of one process that do not pair up.
@@ -389,6 +403,7 @@ impl History {
         let mut history = History {
             strings: events.strings.clone(),
             prefixes: events.prefixes.clone(),
+            timed: events.timed(),
             ..History::default()
         };
         let mut finish = |invoke: usize, completion: Option<usize>, history: &mut History| {

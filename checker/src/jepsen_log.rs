@@ -16,6 +16,8 @@ pub fn detect(text: &str) -> bool {
 /// Parse a whole log. Lines that are not operation lines (other log output) are skipped.
 pub fn parse(text: &str) -> Result<Events, Error> {
     let mut events = Events::new();
+    // The log has no times: the line order is the real-time order.
+    events.set_untimed();
     for (i, line) in text.lines().enumerate() {
         let number = i + 1;
         let Some((_, rest)) = line.split_once("jepsen.util - ") else {

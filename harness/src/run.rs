@@ -49,7 +49,7 @@ impl RunSummary {
     /// One line: what the verdict is about.
     pub fn headline(&self) -> String {
         match self.report.counterexamples.first() {
-            Some(c) => format!("key {}: {}", c.key, c.explanation),
+            Some(c) => c.headline(),
             None => format!("{} ops checked", self.report.stats.ops),
         }
     }
@@ -78,7 +78,7 @@ impl RunSummary {
             self.verdict
         );
         for c in &self.report.counterexamples {
-            out.push_str(&format!("    key {}: {}\n", c.key, c.explanation));
+            out.push_str(&format!("    {}\n", c.headline()));
         }
         out.push_str(&format!("  run: {}\n", self.dir.display()));
         if let Some(html) = &self.report_html {

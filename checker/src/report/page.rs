@@ -206,7 +206,7 @@ pub fn render(
 ) -> Result<String, askama::Error> {
     let verdict = report.verdict();
     let headline = match report.counterexamples.first() {
-        Some(c) => format!("key {}: {}", c.key, c.explanation),
+        Some(c) => c.headline(),
         None => match verdict {
             Verdict::Valid => format!(
                 "every one of {} keys is linearizable ({} operations)",

@@ -145,7 +145,7 @@ fn summary_line(path: &std::path::Path, report: &CheckReport) -> String {
         s.elapsed_ms
     );
     for c in &report.counterexamples {
-        line.push_str(&format!("\n  key {}: {}", c.key, c.explanation));
+        line.push_str(&format!("\n  {}", c.headline()));
     }
     let mut stopped = 0;
     for (key, k) in &report.keys {
