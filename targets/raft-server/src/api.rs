@@ -12,13 +12,14 @@ use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use openraft::error::{CheckIsLeaderError, ClientWriteError, RaftError};
+use openraft::error::{CheckIsLeaderError, RaftError};
 use openraft::raft::{AppendEntriesRequest, InstallSnapshotRequest, VoteRequest};
 use serde::Deserialize;
 use serde_json::json;
 use tokio::sync::Mutex;
 
 use crate::UnsafeModes;
+use crate::batch::{Batcher, ReadBatcher};
 use crate::state_machine::StateMachine;
 use crate::types::{Applied, Command, NodeId, Raft, TypeConfig};
 
@@ -32,6 +33,10 @@ const LEASE: Duration = Duration::from_secs(2);
 pub struct App {
     pub id: NodeId,
     pub raft: Raft,
+    /// Proposes writes and CAS in batches (group commit).
+    pub batcher: Batcher,
+    /// Confirms leadership for linearizable reads, one quorum round for all waiting reads.
+    pub reads: ReadBatcher,
     pub state: StateMachine,
     pub unsafe_modes: UnsafeModes,
     pub client: reqwest::Client,
@@ -73,7 +78,7 @@ async fn read(
         }
     }
     let confirmed_at = Instant::now();
-    match app.raft.ensure_linearizable().await {
+    match app.reads.confirm().await {
         Ok(_) => {
             if app.unsafe_modes.lease_reads {
                 *app.lease_until.lock().await = Some(confirmed_at + LEASE);
@@ -178,25 +183,18 @@ async fn propose(
     }
     if app.unsafe_modes.ack_before_commit {
         // The planted bug: acknowledge before a quorum has the entry.
-        let raft = app.raft.clone();
+        let batcher = app.batcher.clone();
         tokio::spawn(async move {
-            if let Err(e) = raft.client_write(command).await {
+            if let Err(e) = batcher.propose(command).await {
                 tracing::debug!("unsafe ack-before-commit write failed after its ack: {e}");
             }
         });
         return Json(json!({ "ok": true })).into_response();
     }
-    match app.raft.client_write(command).await {
-        Ok(response) => applied(response.data),
+    match app.batcher.propose(command).await {
+        Ok(result) => applied(result),
         // We believed we were leader: the entry may or may not have been appended.
-        Err(RaftError::APIError(ClientWriteError::ForwardToLeader(_))) => error(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "leadership changed while the write was in flight; outcome unknown",
-        ),
-        Err(e) => error(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            format!("outcome unknown: {e}"),
-        ),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     }
 }
 
