@@ -323,6 +323,8 @@ impl TestSpec {
                 data_dir,
                 op_timeout: self.op_timeout,
                 startup_timeout: Duration::from_secs(20),
+                // libfaketime slows every clock read down; only clock faults need it.
+                faketime: self.fault_kinds.contains(&FaultKind::Clock),
             }),
         })
     }

@@ -1,7 +1,8 @@
 //! The bundled Raft target: a cluster of `faultline-raft` processes in the lab.
 //!
 //! Every node listens on port [`PORT`] of its lab address; node `n1` forms the cluster
-//! (`--init`). Nodes read time through libc, so libfaketime clock faults reach them.
+//! (`--init`). Nodes read time through libc, so libfaketime clock faults reach them when they
+//! are started under it ([`RaftSpec::faketime`]).
 //!
 //! Network calls ([`RaftCluster::wait_for_leader`], [`RaftCluster::leader`],
 //! [`RaftClient::call`]) open sockets: run them on the lab's client runtime, whose threads live
@@ -33,6 +34,11 @@ pub struct RaftSpec {
     pub op_timeout: Duration,
     /// How long to wait for the first leader.
     pub startup_timeout: Duration,
+    /// Start the nodes under libfaketime, so that clock faults reach them. Only when clock
+    /// faults are wanted: libfaketime re-reads the node's clock file on every clock call
+    /// (`FAKETIME_NO_CACHE`), which costs the cluster a good part of its throughput
+    /// (`faultline bench raft --faketime` measures it).
+    pub faketime: bool,
 }
 
 /// A running cluster.
@@ -92,7 +98,7 @@ impl RaftCluster {
                 args.extend(["--unsafe".to_string(), mode.clone()]);
             }
             let env = vec![("RUST_LOG".into(), "info,openraft=warn".into())];
-            let command = node_command(lab, name, &binary, args, env, true);
+            let command = node_command(lab, name, &binary, args, env, spec.faketime);
             lab.start_node(name, command).await?;
         }
         Ok(RaftCluster {
@@ -149,7 +155,8 @@ impl RaftCluster {
         stop_and_wipe(lab, &self.data_dir, Duration::from_secs(5)).await
     }
 
-    /// Whether clock faults (libfaketime) reach the nodes: yes, the server reads time via libc.
+    /// Whether clock faults (libfaketime) can reach the nodes: yes, the server reads time via
+    /// libc (they do when the spec started them under libfaketime).
     pub fn reads_time_through_libc(&self) -> bool {
         true
     }

@@ -18,6 +18,7 @@ fn spec(dir: &std::path::Path, unsafe_modes: &[&str]) -> RaftSpec {
         data_dir: dir.join("data"),
         op_timeout: Duration::from_secs(3),
         startup_timeout: Duration::from_secs(20),
+        faketime: false,
     }
 }
 
