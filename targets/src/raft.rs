@@ -97,7 +97,12 @@ impl RaftCluster {
             for mode in &spec.unsafe_modes {
                 args.extend(["--unsafe".to_string(), mode.clone()]);
             }
-            let env = vec![("RUST_LOG".into(), "info,openraft=warn".into())];
+            let mut env = vec![("RUST_LOG".into(), "info,openraft=warn".into())];
+            if spec.faketime {
+                // Clock faults move the wall clock only, as on a real machine; the server's
+                // Raft timers follow the wall clock (faultline-raft's clock.rs).
+                env.push(("FAKETIME_DONT_FAKE_MONOTONIC".into(), "1".into()));
+            }
             let command = node_command(lab, name, &binary, args, env, spec.faketime);
             lab.start_node(name, command).await?;
         }

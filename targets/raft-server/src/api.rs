@@ -5,7 +5,7 @@
 //! write = proposed but the outcome is unknown; 409 = a CAS whose compare did not match.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, Method, StatusCode};
@@ -20,6 +20,7 @@ use tokio::sync::Mutex;
 
 use crate::UnsafeModes;
 use crate::batch::{Batcher, ReadBatcher};
+use crate::clock::SteadyInstant;
 use crate::state_machine::StateMachine;
 use crate::types::{Applied, Command, NodeId, Raft, TypeConfig};
 
@@ -27,7 +28,8 @@ use crate::types::{Applied, Command, NodeId, Raft, TypeConfig};
 const FORWARDED: &str = "x-faultline-forwarded";
 
 /// How long a leader believes its lease after a quorum confirmed it (`--unsafe lease-reads`).
-/// Measured on the leader's own clock: that is the bug the mode plants.
+/// Measured on the leader's own clock (Raft's clock, `clock::SteadyInstant`): that is the bug
+/// the mode plants.
 const LEASE: Duration = Duration::from_secs(2);
 
 pub struct App {
@@ -40,7 +42,7 @@ pub struct App {
     pub state: StateMachine,
     pub unsafe_modes: UnsafeModes,
     pub client: reqwest::Client,
-    pub lease_until: Mutex<Option<Instant>>,
+    pub lease_until: Mutex<Option<SteadyInstant>>,
 }
 
 pub fn router(app: Arc<App>) -> Router {
@@ -73,11 +75,11 @@ async fn read(
     }
     if app.unsafe_modes.lease_reads {
         let lease = *app.lease_until.lock().await;
-        if lease.is_some_and(|until| Instant::now() < until) {
+        if lease.is_some_and(|until| <SteadyInstant as openraft::Instant>::now() < until) {
             return local_value(&app, &key).await;
         }
     }
-    let confirmed_at = Instant::now();
+    let confirmed_at = <SteadyInstant as openraft::Instant>::now();
     match app.reads.confirm().await {
         Ok(_) => {
             if app.unsafe_modes.lease_reads {
