@@ -92,7 +92,12 @@ fn raft_bench_drives_a_real_cluster_and_prints_a_row_per_workload_and_client_cou
     let shape: Vec<(&str, &str)> = rows.iter().map(|f| (f[0], f[1])).collect();
     assert_eq!(
         shape,
-        [("writes", "1"), ("writes", "2"), ("1:1:1", "1"), ("1:1:1", "2")],
+        [
+            ("writes", "1"),
+            ("writes", "2"),
+            ("1:1:1", "1"),
+            ("1:1:1", "2")
+        ],
         "{out}"
     );
     for row in &rows {
