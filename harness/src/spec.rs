@@ -411,4 +411,24 @@ mod tests {
         let error = with("raft", "serializable").unwrap_err().to_string();
         assert!(error.contains("--unsafe stale-reads"), "{error}");
     }
+
+    #[test]
+    fn raft_nodes_run_under_libfaketime_only_when_clock_faults_are_wanted() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let faketime = |nemesis: &str| {
+            let spec = TestSpec::resolve(TestArgs {
+                nemesis: Some(nemesis.into()),
+                ..Default::default()
+            })
+            .expect("resolves");
+            match spec.target_spec(dir.path()).expect("spec") {
+                TargetSpec::Raft(raft) => raft.faketime,
+                other => panic!("not raft: {other:?}"),
+            }
+        };
+        assert!(faketime("partition,kill,pause,clock"));
+        assert!(faketime("all"));
+        assert!(!faketime("partition,kill"));
+        assert!(!faketime("none"));
+    }
 }
