@@ -384,6 +384,8 @@ impl TestSpec {
                 data_dir,
                 op_timeout: self.op_timeout,
                 startup_timeout: Duration::from_secs(20),
+                // libfaketime slows every clock read down; only clock faults need it.
+                faketime: self.fault_kinds.contains(&FaultKind::Clock),
             }),
         })
     }
@@ -544,5 +546,25 @@ mod tests {
         assert_eq!(spec.fault_kinds, [FaultKind::Kill]);
         let attached = spec.attached_spec().expect("spec").expect("attached");
         assert_eq!(attached.names, ["n1"]);
+    }
+
+    #[test]
+    fn raft_nodes_run_under_libfaketime_only_when_clock_faults_are_wanted() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let faketime = |nemesis: &str| {
+            let spec = TestSpec::resolve(TestArgs {
+                nemesis: Some(nemesis.into()),
+                ..Default::default()
+            })
+            .expect("resolves");
+            match spec.target_spec(dir.path()).expect("spec") {
+                TargetSpec::Raft(raft) => raft.faketime,
+                other => panic!("not raft: {other:?}"),
+            }
+        };
+        assert!(faketime("partition,kill,pause,clock"));
+        assert!(faketime("all"));
+        assert!(!faketime("partition,kill"));
+        assert!(!faketime("none"));
     }
 }

@@ -68,3 +68,44 @@ fn harness_bench_records_operations() {
     assert!(line.contains("operations recorded"), "{line}");
     assert!(line.contains("by 4 clients"), "{line}");
 }
+
+#[test]
+fn raft_bench_drives_a_real_cluster_and_prints_a_row_per_workload_and_client_count() {
+    let out = stdout_of(&[
+        "bench",
+        "raft",
+        "--nodes",
+        "3",
+        "--clients",
+        "1,2",
+        "--seconds",
+        "1",
+        "--mix",
+        "writes,1:1:1",
+    ]);
+    assert!(out.contains("raft: 3 nodes on loopback"), "{out}");
+    let rows: Vec<Vec<&str>> = out
+        .lines()
+        .map(|l| l.split_whitespace().collect::<Vec<_>>())
+        .filter(|f| f.len() == 12 && (f[0] == "writes" || f[0] == "1:1:1"))
+        .collect();
+    let shape: Vec<(&str, &str)> = rows.iter().map(|f| (f[0], f[1])).collect();
+    assert_eq!(
+        shape,
+        [
+            ("writes", "1"),
+            ("writes", "2"),
+            ("1:1:1", "1"),
+            ("1:1:1", "2")
+        ],
+        "{out}"
+    );
+    for row in &rows {
+        let ops: u64 = row[2].parse().expect("ops is a number");
+        let ok: u64 = row[4].parse().expect("ok is a number");
+        assert!(ok > 0 && ok <= ops, "a healthy cluster answers: {row:?}");
+        assert_eq!(row[6], "0", "nothing refused on a healthy cluster: {row:?}");
+    }
+    // Writes never mismatch; they are all ok on a healthy cluster.
+    assert_eq!(rows[0][2], rows[0][4], "{out}");
+}

@@ -151,6 +151,9 @@ pub enum NodeSelection {
     Minority,
     /// The current leader (skipped when there is no leader).
     Leader,
+    /// A random non-empty subset: a size from 1 to n, then that many random nodes (Jepsen's
+    /// `random-nonempty-subset`, which its clock nemesis uses).
+    Subset,
     All,
     Nodes(Vec<String>),
 }
@@ -161,8 +164,16 @@ pub enum NodeSelection {
 pub enum ClockFault {
     /// Step the clock by `delta_ms` (negative: back in time); cumulative.
     Bump { delta_ms: i64 },
+    /// Step each selected node's clock by a delta of its own, drawn when the fault is
+    /// installed as Jepsen's `bump-time` draws it (jepsen/nemesis/time.clj `bump-gen`):
+    /// ±2^(2..18) ms, log-uniform, i.e. 4 ms to 4.4 minutes either way; cumulative.
+    BumpEach,
     /// Flip the clock between now and now + `delta_ms` every `period_ms` until stopped.
     Strobe { delta_ms: i64, period_ms: u64 },
+    /// Strobe each selected node's clock with a delta and period of its own, drawn as
+    /// Jepsen's `strobe-time` draws them (`strobe-gen`): delta 2^(2..18) ms, period
+    /// 2^(0..10) ms.
+    StrobeEach,
     /// Let the clock run at `rate` × real time from now on (1.5 fast, 0.5 slow) until
     /// stopped; applied as an offset that grows every 50 ms.
     Skew { rate: f64 },
@@ -438,6 +449,17 @@ pub(crate) fn select_nodes(
             }
             Some(l) => vec![l.to_string()],
         },
+        NodeSelection::Subset => {
+            let mut pool = pool.to_vec();
+            pool.shuffle(rng);
+            let size = if pool.is_empty() {
+                0
+            } else {
+                rng.random_range(1..=pool.len())
+            };
+            pool.truncate(size);
+            pool
+        }
         NodeSelection::All => pool.to_vec(),
         NodeSelection::Nodes(nodes) => {
             for n in nodes {
@@ -455,6 +477,89 @@ pub(crate) fn select_nodes(
     } else {
         Ok(sorted(picked))
     }
+}
+
+/// Jepsen's clock deltas (jepsen/nemesis/time.clj): 2^(2..18) ms, log-uniform.
+fn jepsen_clock_delta_ms(rng: &mut impl Rng) -> i64 {
+    2f64.powf(rng.random_range(2.0..18.0)) as i64
+}
+
+/// What `clock` does to each of `nodes`: the concrete fault per node, with the per-node
+/// deltas of [`ClockFault::BumpEach`] and [`ClockFault::StrobeEach`] drawn from `rng`, or
+/// `Err(why)` when it cannot apply. Shared by the local lab and remote hosts.
+pub(crate) fn plan_clock(
+    clock: &ClockFault,
+    nodes: &[String],
+    rng: &mut impl Rng,
+) -> std::result::Result<Vec<(String, ClockFault)>, String> {
+    if let ClockFault::Skew { rate } = clock
+        && (!rate.is_finite() || *rate <= 0.0)
+    {
+        return Err(format!("clock rate {rate} must be a positive number"));
+    }
+    Ok(nodes
+        .iter()
+        .map(|node| {
+            let fault = match clock {
+                ClockFault::BumpEach => {
+                    let sign = if rng.random_bool(0.5) { 1 } else { -1 };
+                    ClockFault::Bump {
+                        delta_ms: sign * jepsen_clock_delta_ms(rng),
+                    }
+                }
+                ClockFault::StrobeEach => ClockFault::Strobe {
+                    delta_ms: jepsen_clock_delta_ms(rng),
+                    period_ms: 2f64.powf(rng.random_range(0.0..10.0)) as u64,
+                },
+                concrete => concrete.clone(),
+            };
+            (node.clone(), fault)
+        })
+        .collect())
+}
+
+/// The history's description of a clock plan: `bump clock of n1,n3 by +100 ms` when every
+/// node got the same, `bump clock of n1 by -4660 ms, n3 by +2100 ms` when each got its own.
+pub(crate) fn describe_clock(plan: &[(String, ClockFault)]) -> String {
+    // Nodes with the same fault, in plan order.
+    let mut groups: Vec<(&ClockFault, Vec<String>)> = Vec::new();
+    for (node, fault) in plan {
+        match groups.iter_mut().find(|(f, _)| *f == fault) {
+            Some((_, nodes)) => nodes.push(node.clone()),
+            None => groups.push((fault, vec![node.clone()])),
+        }
+    }
+    let head = |fault: &ClockFault| match fault {
+        ClockFault::Bump { .. } | ClockFault::BumpEach => "bump",
+        ClockFault::Strobe { .. } | ClockFault::StrobeEach => "strobe",
+        ClockFault::Skew { .. } => "skew",
+        ClockFault::Reset => "reset",
+    };
+    let tail = |fault: &ClockFault| match fault {
+        ClockFault::Bump { delta_ms } => format!(" by {delta_ms:+} ms"),
+        ClockFault::Strobe {
+            delta_ms,
+            period_ms,
+        } => format!(" between +0 and {delta_ms:+} ms every {period_ms} ms"),
+        ClockFault::Skew { rate } => format!(" to run at {rate}x real time"),
+        ClockFault::Reset | ClockFault::BumpEach | ClockFault::StrobeEach => String::new(),
+    };
+    let same_kind = groups
+        .windows(2)
+        .all(|pair| head(pair[0].0) == head(pair[1].0));
+    let parts: Vec<String> = groups
+        .iter()
+        .enumerate()
+        .map(|(i, (fault, nodes))| {
+            let nodes = join(&sorted(nodes.clone()));
+            if i == 0 || !same_kind {
+                format!("{} clock of {nodes}{}", head(fault), tail(fault))
+            } else {
+                format!("{nodes}{}", tail(fault))
+            }
+        })
+        .collect();
+    parts.join(if same_kind { ", " } else { "; " })
 }
 
 /// Plans a partition among `nodes` (Jepsen's grudges): the grudge and its exact description,
@@ -821,96 +926,60 @@ impl Lab {
             Ok(nodes) => nodes,
             Err(why) => return Ok(Action::Skipped(why)),
         };
-        let description = match clock {
-            ClockFault::Bump { delta_ms } => {
-                let mut faults = lock(&self.faults);
-                for node in &nodes {
+        let plan = match plan_clock(clock, &nodes, rng) {
+            Ok(plan) => plan,
+            Err(why) => return Ok(Action::Skipped(why)),
+        };
+        for (node, fault) in &plan {
+            let base = lock(&self.faults)
+                .clocks
+                .get(node)
+                .map_or(0, |c| c.offset_ms);
+            let path = self.faketime_path(node);
+            match *fault {
+                ClockFault::Bump { delta_ms } => {
+                    let mut faults = lock(&self.faults);
                     let setting = faults.clocks.entry(node.clone()).or_default();
                     setting.offset_ms += delta_ms;
                     self.write_clock(node, setting.offset_ms)?;
                 }
-                format!("bump clock of {} by {delta_ms:+} ms", join(&nodes))
-            }
-            ClockFault::Reset => {
-                let mut faults = lock(&self.faults);
-                for node in &nodes {
-                    faults.clocks.remove(node);
+                ClockFault::Reset => {
+                    lock(&self.faults).clocks.remove(node);
                     self.write_clock(node, 0)?;
                 }
-                format!("reset clock of {}", join(&nodes))
-            }
-            ClockFault::Strobe {
-                delta_ms,
-                period_ms,
-            } => {
-                let files: Vec<(std::path::PathBuf, i64)> = {
-                    let faults = lock(&self.faults);
-                    nodes
-                        .iter()
-                        .map(|n| {
-                            (
-                                self.faketime_path(n),
-                                faults.clocks.get(n).map_or(0, |c| c.offset_ms),
-                            )
-                        })
-                        .collect()
-                };
-                let (delta, period) = (*delta_ms, Duration::from_millis((*period_ms).max(1)));
-                let mut high = false;
-                let task = clock_task(period, move |_| {
-                    high = !high;
-                    for (path, base) in &files {
-                        let _ =
-                            write_spec(path, &faketime_spec(base + if high { delta } else { 0 }));
-                    }
-                });
-                let mut faults = lock(&self.faults);
-                faults.tasks.push(task);
-                for node in &nodes {
+                ClockFault::Strobe {
+                    delta_ms,
+                    period_ms,
+                } => {
+                    let mut high = false;
+                    let task = clock_task(Duration::from_millis(period_ms.max(1)), move |_| {
+                        high = !high;
+                        let _ = write_spec(
+                            &path,
+                            &faketime_spec(base + if high { delta_ms } else { 0 }),
+                        );
+                    });
+                    let mut faults = lock(&self.faults);
+                    faults.tasks.push(task);
                     faults.clocks.entry(node.clone()).or_default();
                 }
-                format!(
-                    "strobe clock of {} between +0 and {delta_ms:+} ms every {period_ms} ms",
-                    join(&nodes)
-                )
-            }
-            ClockFault::Skew { rate } => {
-                if !rate.is_finite() || *rate <= 0.0 {
-                    return Ok(Action::Skipped(format!(
-                        "clock rate {rate} must be a positive number"
-                    )));
-                }
-                let files: Vec<(std::path::PathBuf, i64)> = {
-                    let faults = lock(&self.faults);
-                    nodes
-                        .iter()
-                        .map(|n| {
-                            (
-                                self.faketime_path(n),
-                                faults.clocks.get(n).map_or(0, |c| c.offset_ms),
-                            )
-                        })
-                        .collect()
-                };
-                let rate = *rate;
-                // libfaketime's own `xRATE` counts from process start, so switching it on a
-                // running node would also step its clock by (rate-1)×uptime; a growing offset
-                // gives a drift that starts now.
-                let task = clock_task(SKEW_TICK, move |elapsed| {
-                    let drift = ((rate - 1.0) * elapsed.as_millis() as f64) as i64;
-                    for (path, base) in &files {
-                        let _ = write_spec(path, &faketime_spec(base + drift));
-                    }
-                });
-                let mut faults = lock(&self.faults);
-                faults.tasks.push(task);
-                for node in &nodes {
+                ClockFault::Skew { rate } => {
+                    // libfaketime's own `xRATE` counts from process start, so switching it on a
+                    // running node would also step its clock by (rate-1)×uptime; a growing
+                    // offset gives a drift that starts now.
+                    let task = clock_task(SKEW_TICK, move |elapsed| {
+                        let drift = ((rate - 1.0) * elapsed.as_millis() as f64) as i64;
+                        let _ = write_spec(&path, &faketime_spec(base + drift));
+                    });
+                    let mut faults = lock(&self.faults);
+                    faults.tasks.push(task);
                     faults.clocks.entry(node.clone()).or_default();
                 }
-                format!("skew clock of {} to run at {rate}x real time", join(&nodes))
+                // `plan_clock` resolves these into the concrete kinds above.
+                ClockFault::BumpEach | ClockFault::StrobeEach => {}
             }
-        };
-        Ok(Action::installed(description, nodes))
+        }
+        Ok(Action::installed(describe_clock(&plan), nodes))
     }
 
     fn write_clock(&self, node: &str, offset_ms: i64) -> Result<()> {
@@ -1249,6 +1318,83 @@ mod tests {
     }
 
     #[test]
+    fn each_node_of_a_jepsen_clock_fault_gets_its_own_delta() {
+        use rand::SeedableRng;
+        let mut rng = rand::rngs::StdRng::seed_from_u64(5);
+        let nodes = names(5);
+        let mut deltas = BTreeSet::new();
+        let mut signs = BTreeSet::new();
+        for _ in 0..50 {
+            let plan = plan_clock(&ClockFault::BumpEach, &nodes, &mut rng).expect("plans");
+            assert_eq!(
+                plan.iter().map(|(n, _)| n).collect::<Vec<_>>(),
+                nodes.iter().collect::<Vec<_>>()
+            );
+            for (_, fault) in &plan {
+                let ClockFault::Bump { delta_ms } = *fault else {
+                    panic!("a bump per node: {fault:?}");
+                };
+                assert!((4..=262_144).contains(&delta_ms.abs()), "{delta_ms}");
+                deltas.insert(delta_ms);
+                signs.insert(delta_ms.signum());
+            }
+            for (_, fault) in plan_clock(&ClockFault::StrobeEach, &nodes, &mut rng).expect("plans")
+            {
+                let ClockFault::Strobe {
+                    delta_ms,
+                    period_ms,
+                } = fault
+                else {
+                    panic!("a strobe per node: {fault:?}");
+                };
+                assert!((4..=262_144).contains(&delta_ms), "{delta_ms}");
+                assert!((1..=1024).contains(&period_ms), "{period_ms}");
+            }
+        }
+        assert!(deltas.len() > 200, "deltas differ from node to node");
+        assert_eq!(signs, BTreeSet::from([-1, 1]));
+        // A concrete fault is the same on every node; a bad rate is refused.
+        let same =
+            plan_clock(&ClockFault::Bump { delta_ms: 7 }, &nodes[..2], &mut rng).expect("plans");
+        assert!(
+            same.iter()
+                .all(|(_, f)| *f == ClockFault::Bump { delta_ms: 7 })
+        );
+        assert!(plan_clock(&ClockFault::Skew { rate: -1.0 }, &nodes, &mut rng).is_err());
+    }
+
+    #[test]
+    fn clock_descriptions_name_each_nodes_own_change() {
+        let plan = |faults: &[(&str, ClockFault)]| -> Vec<(String, ClockFault)> {
+            faults
+                .iter()
+                .map(|(n, f)| (n.to_string(), f.clone()))
+                .collect()
+        };
+        let bump = |delta_ms| ClockFault::Bump { delta_ms };
+        assert_eq!(
+            describe_clock(&plan(&[("n1", bump(-4660)), ("n3", bump(2100))])),
+            "bump clock of n1 by -4660 ms, n3 by +2100 ms"
+        );
+        assert_eq!(
+            describe_clock(&plan(&[("n1", bump(100)), ("n2", bump(100))])),
+            "bump clock of n1,n2 by +100 ms"
+        );
+        let strobe = |delta_ms, period_ms| ClockFault::Strobe {
+            delta_ms,
+            period_ms,
+        };
+        assert_eq!(
+            describe_clock(&plan(&[("n2", strobe(300, 12)), ("n4", strobe(4100, 512))])),
+            "strobe clock of n2 between +0 and +300 ms every 12 ms, n4 between +0 and +4100 ms every 512 ms"
+        );
+        assert_eq!(
+            describe_clock(&plan(&[("n5", ClockFault::Skew { rate: 2.0 })])),
+            "skew clock of n5 to run at 2x real time"
+        );
+    }
+
+    #[test]
     fn faketime_specs_are_signed_seconds_with_millis() {
         assert_eq!(faketime_spec(0), "+0.000\n");
         assert_eq!(faketime_spec(1250), "+1.250\n");
@@ -1372,6 +1518,19 @@ mod tests {
                 None
             )
             .is_err()
+        );
+        let mut sizes = BTreeSet::new();
+        for _ in 0..200 {
+            let subset = select_nodes(&all, &NodeSelection::Subset, &all, &mut rng, None).unwrap();
+            assert!(subset.iter().all(|n| all.contains(n)), "{subset:?}");
+            let distinct: BTreeSet<&String> = subset.iter().collect();
+            assert_eq!(distinct.len(), subset.len(), "{subset:?}");
+            sizes.insert(subset.len());
+        }
+        assert_eq!(
+            sizes,
+            BTreeSet::from([1, 2, 3, 4, 5]),
+            "every size, never empty"
         );
         let picked = select_nodes(&all, &NodeSelection::All, &names(10)[8..], &mut rng, None);
         assert_eq!(picked.unwrap(), vec!["n9", "n10"], "sorted by node number");

@@ -25,8 +25,8 @@ use rand::Rng;
 
 use crate::error::{Error, Result};
 use crate::fault::{
-    Action, Applied, ClockFault, Fault, FaultKind, faketime_spec, join, plan_partition,
-    select_nodes, sorted,
+    Action, Applied, ClockFault, Fault, FaultKind, describe_clock, faketime_spec, join, plan_clock,
+    plan_partition, select_nodes, sorted,
 };
 use crate::lab::lock;
 
@@ -605,17 +605,20 @@ impl Remote {
                     Ok(nodes) => nodes,
                     Err(why) => return Ok(Action::Skipped(why)),
                 };
-                if let ClockFault::Strobe { .. } | ClockFault::Skew { .. } = clock {
-                    return self.start_clock_loop(clock, &nodes).await;
-                }
-                let (delta, description) = match clock {
-                    ClockFault::Bump { delta_ms } => (
-                        Some(*delta_ms),
-                        format!("bump clock of {} by {delta_ms:+} ms", join(&nodes)),
-                    ),
-                    _ => (None, format!("reset clock of {}", join(&nodes))),
+                let plan = match plan_clock(clock, &nodes, rng) {
+                    Ok(plan) => plan,
+                    Err(why) => return Ok(Action::Skipped(why)),
                 };
-                for node in &nodes {
+                for (node, fault) in &plan {
+                    if let ClockFault::Strobe { .. } | ClockFault::Skew { .. } = fault {
+                        self.start_clock_loop(fault, std::slice::from_ref(node))
+                            .await?;
+                        continue;
+                    }
+                    let delta = match fault {
+                        ClockFault::Bump { delta_ms } => Some(*delta_ms),
+                        _ => None,
+                    };
                     self.stop_clock_loop(node).await?;
                     let offset = {
                         let mut faults = lock(&self.faults);
@@ -625,7 +628,7 @@ impl Remote {
                     };
                     self.write_clock(node, offset).await?;
                 }
-                installed(description, nodes)
+                installed(describe_clock(&plan), nodes)
             }
             Fault::Loss { percent, nodes } => {
                 let nodes = match select_nodes(&names, nodes, &names, rng, leader) {

@@ -220,31 +220,18 @@ pub fn random_fault(kind: FaultKind, rng: &mut impl Rng) -> Fault {
                 .unwrap_or(NodeSelection::One),
         ),
         FaultKind::Clock => {
-            let sign = if rng.random_bool(0.5) { 1 } else { -1 };
-            let clock = match rng.random_range(0..3) {
-                0 => ClockFault::Bump {
-                    delta_ms: sign * rng.random_range(100..=10_000),
-                },
-                1 => ClockFault::Strobe {
-                    delta_ms: sign * rng.random_range(100..=2_000),
-                    period_ms: rng.random_range(5..=100),
-                },
+            // Jepsen's clock nemesis (jepsen/nemesis/time.clj, `bump-gen` / `strobe-gen`): a
+            // random non-empty subset of the nodes, each bumped or strobed by a random delta
+            // of its own; and, beyond Jepsen, the clocks of such a subset running fast or
+            // slow (a node whose NTP is broken).
+            let clock = match rng.random_range(0..4) {
+                0 | 1 => ClockFault::BumpEach,
+                2 => ClockFault::StrobeEach,
                 _ => ClockFault::Skew {
                     rate: *[0.5, 0.9, 1.1, 2.0].choose(rng).unwrap_or(&2.0),
                 },
             };
-            // The leader's clock is the one leases and heartbeats hang on, so it is drawn as
-            // often as any other choice.
-            let nodes = [
-                NodeSelection::One,
-                NodeSelection::Minority,
-                NodeSelection::Leader,
-                NodeSelection::All,
-            ]
-            .choose(rng)
-            .cloned()
-            .unwrap_or(NodeSelection::One);
-            Fault::Clock(clock, nodes)
+            Fault::Clock(clock, NodeSelection::Subset)
         }
         FaultKind::Loss => Fault::Loss {
             percent: *[10u8, 25, 50, 90].choose(rng).unwrap_or(&25),

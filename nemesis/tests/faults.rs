@@ -348,6 +348,20 @@ async fn clock_faults_bump_strobe_skew_and_reset_a_libfaketime_node() {
     assert_eq!(description(&reset), "reset clock of n1");
     assert!(clock_offset_ms(&ctl, &lab, "n1", 7104).abs() < 500.0);
 
+    // Jepsen's shape: each node its own random delta, named in the description.
+    let each = Fault::Clock(ClockFault::BumpEach, NodeSelection::Subset);
+    let action = lab.start_fault(&each, &mut seeded(), None).await.unwrap();
+    let text = description(&action);
+    let delta: f64 = text
+        .strip_prefix("bump clock of n1 by ")
+        .and_then(|d| d.strip_suffix(" ms"))
+        .and_then(|d| d.parse().ok())
+        .unwrap_or_else(|| panic!("one delta for n1, the only libfaketime node: {text}"));
+    let offset = clock_offset_ms(&ctl, &lab, "n1", 7104);
+    assert!((offset - delta).abs() < 500.0, "offset {offset}, {text}");
+    lab.stop_fault(FaultKind::Clock).await.unwrap();
+    assert!(clock_offset_ms(&ctl, &lab, "n1", 7104).abs() < 500.0);
+
     let strobe = Fault::Clock(
         ClockFault::Strobe {
             delta_ms: 60_000,

@@ -2,7 +2,8 @@
 //! hosts ([`RaftCluster::start_on_hosts`]).
 //!
 //! Every node listens on port [`PORT`] of its lab address; node `n1` forms the cluster
-//! (`--init`). Nodes read time through libc, so libfaketime clock faults reach them.
+//! (`--init`). Nodes read time through libc, so libfaketime clock faults reach them when they
+//! are started under it ([`RaftSpec::faketime`]).
 //!
 //! Network calls ([`RaftCluster::wait_for_leader`], [`RaftCluster::leader`],
 //! [`RaftClient::call`]) open sockets: run them on the lab's client runtime, whose threads live
@@ -36,6 +37,11 @@ pub struct RaftSpec {
     pub op_timeout: Duration,
     /// How long to wait for the first leader.
     pub startup_timeout: Duration,
+    /// Start the nodes under libfaketime, so that clock faults reach them. Only when clock
+    /// faults are wanted: libfaketime re-reads the node's clock file on every clock call
+    /// (`FAKETIME_NO_CACHE`), which costs the cluster a good part of its throughput
+    /// (`faultline bench raft --faketime` measures it).
+    pub faketime: bool,
 }
 
 /// A running cluster.
@@ -69,7 +75,14 @@ impl RaftCluster {
                 &data.display().to_string(),
                 &spec.unsafe_modes,
             );
-            let command = node_command(lab, name, &binary, args, server_env(), true);
+            let command = node_command(
+                lab,
+                name,
+                &binary,
+                args,
+                server_env(spec.faketime),
+                spec.faketime,
+            );
             lab.start_node(name, command).await?;
         }
         Ok(RaftCluster {
@@ -98,9 +111,9 @@ impl RaftCluster {
             program: "faultline-raft",
             install_hint: "copy the faultline-raft binary (target/release/faultline-raft of this build) to the same path",
             version_args: &["--version"],
-            faketime: true,
+            faketime: spec.faketime,
             make_data_dir: true,
-            env: server_env(),
+            env: server_env(spec.faketime),
         };
         let started = HostNodes::start(
             hosts,
@@ -168,7 +181,8 @@ impl RaftCluster {
         self.placement.stop_on_hosts(remote, STOP_GRACE).await
     }
 
-    /// Whether clock faults (libfaketime) reach the nodes: yes, the server reads time via libc.
+    /// Whether clock faults (libfaketime) can reach the nodes: yes, the server reads time via
+    /// libc (they do when the spec started them under libfaketime).
     pub fn reads_time_through_libc(&self) -> bool {
         true
     }
@@ -226,8 +240,14 @@ fn node_args(
     args
 }
 
-fn server_env() -> Vec<(String, String)> {
-    vec![("RUST_LOG".into(), "info,openraft=warn".into())]
+fn server_env(faketime: bool) -> Vec<(String, String)> {
+    let mut env = vec![("RUST_LOG".into(), "info,openraft=warn".into())];
+    if faketime {
+        // Clock faults move the wall clock only, as on a real machine; the server's Raft
+        // timers follow the wall clock (faultline-raft's clock.rs).
+        env.push(("FAKETIME_DONT_FAKE_MONOTONIC".into(), "1".into()));
+    }
+    env
 }
 
 #[derive(Deserialize)]

@@ -47,6 +47,8 @@ fn raft_with(dir: &Path, unsafe_modes: &[&str]) -> TargetSpec {
         data_dir: dir.join("data"),
         op_timeout: Duration::from_secs(2),
         startup_timeout: Duration::from_secs(20),
+        // The lease-reads tests step a node's clock back.
+        faketime: true,
     })
 }
 

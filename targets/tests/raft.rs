@@ -18,6 +18,7 @@ fn spec(dir: &std::path::Path, unsafe_modes: &[&str]) -> RaftSpec {
         data_dir: dir.join("data"),
         op_timeout: Duration::from_secs(3),
         startup_timeout: Duration::from_secs(20),
+        faketime: false,
     }
 }
 
@@ -63,7 +64,16 @@ where
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn writes_and_cas_work_through_every_node_of_three() {
-    with_cluster(3, &[], |cluster, _lab| async move {
+    writes_and_cas_work_through_every_node(3).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_and_cas_work_through_every_node_of_five() {
+    writes_and_cas_work_through_every_node(5).await;
+}
+
+async fn writes_and_cas_work_through_every_node(nodes: usize) {
+    with_cluster(nodes, &[], |cluster, _lab| async move {
         cluster.wait_for_leader().await.expect("leader");
         for (i, node) in cluster.node_names().iter().enumerate() {
             let client = cluster.client(node).expect("client");
@@ -137,8 +147,17 @@ async fn killed_leader_is_replaced_and_no_acknowledged_write_is_lost() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn full_restart_keeps_every_acknowledged_write() {
-    with_cluster(3, &[], |cluster, lab| async move {
+async fn full_restart_of_three_keeps_every_acknowledged_write() {
+    full_restart_keeps_every_acknowledged_write(3).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn full_restart_of_five_keeps_every_acknowledged_write() {
+    full_restart_keeps_every_acknowledged_write(5).await;
+}
+
+async fn full_restart_keeps_every_acknowledged_write(nodes: usize) {
+    with_cluster(nodes, &[], |cluster, lab| async move {
         cluster.wait_for_leader().await.expect("leader");
         let client = cluster.client("n2").expect("client");
         for i in 0..10 {
@@ -191,8 +210,17 @@ async fn when_ready(client: &faultline_targets::raft::RaftClient, request: &Requ
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn corrupt_log_tail_is_cut_at_restart_and_the_cluster_carries_on() {
-    with_cluster(3, &[], |cluster, lab| async move {
+async fn corrupt_log_tail_of_three_is_cut_at_restart_and_the_cluster_carries_on() {
+    corrupt_log_tail_is_cut_at_restart_and_the_cluster_carries_on(3).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn corrupt_log_tail_of_five_is_cut_at_restart_and_the_cluster_carries_on() {
+    corrupt_log_tail_is_cut_at_restart_and_the_cluster_carries_on(5).await;
+}
+
+async fn corrupt_log_tail_is_cut_at_restart_and_the_cluster_carries_on(nodes: usize) {
+    with_cluster(nodes, &[], |cluster, lab| async move {
         cluster.wait_for_leader().await.expect("leader");
         let client = cluster.client("n1").expect("client");
         for i in 0..10 {
@@ -239,7 +267,12 @@ async fn corrupt_log_tail_is_cut_at_restart_and_the_cluster_carries_on() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn status_reports_no_unsafe_mode_unless_asked() {
-    for modes in [&[][..], &["stale-reads"][..]] {
+    for modes in [
+        &[][..],
+        &["stale-reads"][..],
+        &["lease-reads"][..],
+        &["ack-before-commit"][..],
+    ] {
         with_cluster(3, modes, move |cluster, lab| async move {
             cluster.wait_for_leader().await.expect("leader");
             let ip = lab.node_ip("n1");

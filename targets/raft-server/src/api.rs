@@ -5,20 +5,22 @@
 //! write = proposed but the outcome is unknown; 409 = a CAS whose compare did not match.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use openraft::error::{CheckIsLeaderError, ClientWriteError, RaftError};
+use openraft::error::{CheckIsLeaderError, RaftError};
 use openraft::raft::{AppendEntriesRequest, InstallSnapshotRequest, VoteRequest};
 use serde::Deserialize;
 use serde_json::json;
 use tokio::sync::Mutex;
 
 use crate::UnsafeModes;
+use crate::batch::{Batcher, ReadBatcher};
+use crate::clock::SteadyInstant;
 use crate::state_machine::StateMachine;
 use crate::types::{Applied, Command, NodeId, Raft, TypeConfig};
 
@@ -26,16 +28,21 @@ use crate::types::{Applied, Command, NodeId, Raft, TypeConfig};
 const FORWARDED: &str = "x-faultline-forwarded";
 
 /// How long a leader believes its lease after a quorum confirmed it (`--unsafe lease-reads`).
-/// Measured on the leader's own clock: that is the bug the mode plants.
+/// Measured on the leader's own clock (Raft's clock, `clock::SteadyInstant`): that is the bug
+/// the mode plants.
 const LEASE: Duration = Duration::from_secs(2);
 
 pub struct App {
     pub id: NodeId,
     pub raft: Raft,
+    /// Proposes writes and CAS in batches (group commit).
+    pub batcher: Batcher,
+    /// Confirms leadership for linearizable reads, one quorum round for all waiting reads.
+    pub reads: ReadBatcher,
     pub state: StateMachine,
     pub unsafe_modes: UnsafeModes,
     pub client: reqwest::Client,
-    pub lease_until: Mutex<Option<Instant>>,
+    pub lease_until: Mutex<Option<SteadyInstant>>,
 }
 
 pub fn router(app: Arc<App>) -> Router {
@@ -68,12 +75,12 @@ async fn read(
     }
     if app.unsafe_modes.lease_reads {
         let lease = *app.lease_until.lock().await;
-        if lease.is_some_and(|until| Instant::now() < until) {
+        if lease.is_some_and(|until| <SteadyInstant as openraft::Instant>::now() < until) {
             return local_value(&app, &key).await;
         }
     }
-    let confirmed_at = Instant::now();
-    match app.raft.ensure_linearizable().await {
+    let confirmed_at = <SteadyInstant as openraft::Instant>::now();
+    match app.reads.confirm().await {
         Ok(_) => {
             if app.unsafe_modes.lease_reads {
                 *app.lease_until.lock().await = Some(confirmed_at + LEASE);
@@ -178,25 +185,18 @@ async fn propose(
     }
     if app.unsafe_modes.ack_before_commit {
         // The planted bug: acknowledge before a quorum has the entry.
-        let raft = app.raft.clone();
+        let batcher = app.batcher.clone();
         tokio::spawn(async move {
-            if let Err(e) = raft.client_write(command).await {
+            if let Err(e) = batcher.propose(command).await {
                 tracing::debug!("unsafe ack-before-commit write failed after its ack: {e}");
             }
         });
         return Json(json!({ "ok": true })).into_response();
     }
-    match app.raft.client_write(command).await {
-        Ok(response) => applied(response.data),
+    match app.batcher.propose(command).await {
+        Ok(result) => applied(result),
         // We believed we were leader: the entry may or may not have been appended.
-        Err(RaftError::APIError(ClientWriteError::ForwardToLeader(_))) => error(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "leadership changed while the write was in flight; outcome unknown",
-        ),
-        Err(e) => error(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            format!("outcome unknown: {e}"),
-        ),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     }
 }
 

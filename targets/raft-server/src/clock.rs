@@ -1,47 +1,56 @@
-//! The clock Raft runs on: the process's monotonic clock, held still instead of stepping back.
+//! The clock Raft runs on: the wall clock, held still instead of stepping back.
 //!
-//! The server reads time through libc so that libfaketime clock faults reach it (the nemesis's
-//! `clock` faults). libfaketime shifts CLOCK_MONOTONIC along with the wall clock, so a negative
-//! bump or a strobe makes `Instant::now()` go backwards — something a real kernel never does,
-//! and which openraft treats as a broken invariant (it panics in its vote timer). Here a step
-//! back reads as a clock that stands still until real time catches up; forward jumps and rate
-//! skew pass through unchanged, so they still move election timers and leases as the fault
-//! intends.
+//! Clock faults (the nemesis's `clock` faults, through libfaketime) move a node's wall clock
+//! (`CLOCK_REALTIME`), as NTP steps and Jepsen's `bump-time` do on a real machine; the raft
+//! target starts nodes with `FAKETIME_DONT_FAKE_MONOTONIC=1`, so their monotonic clock, and
+//! with it every tokio timer (HTTP timeouts, sleeps), runs true. Raft's own notion of time —
+//! election and heartbeat deadlines, openraft's leader lease, and the lease of `--unsafe
+//! lease-reads` — is this wall clock, made steady: a step back reads as a clock that stands
+//! still until the wall clock catches up (openraft rightly refuses a clock that goes
+//! backwards: it panics in its vote timer), while forward jumps and rate skew pass through,
+//! so they move election timers and leases as the fault intends.
+//!
+//! Why not fake the monotonic clock instead: tokio keeps the latest instant its timer wheel
+//! has seen, so after a step back every timer whose deadline falls before it fires at once;
+//! a node stepped back by a minute then times out every HTTP request it sends, which no real
+//! clock fault does.
 
 use std::future::Future;
 use std::ops::{Add, AddAssign, Sub, SubAssign};
 use std::sync::Mutex;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use openraft::{AsyncRuntime, OptionalSend, TokioRuntime};
 
-/// The latest instant any thread has read; `now()` never returns less.
-static LATEST: Mutex<Option<tokio::time::Instant>> = Mutex::new(None);
+/// The latest reading any thread has taken, as time since the Unix epoch; `now()` never
+/// returns less.
+static LATEST: Mutex<Duration> = Mutex::new(Duration::ZERO);
 
-/// A monotonic instant that never goes backwards, even under a faked clock.
+/// An instant of the node's wall clock that never goes backwards, even under a faked clock.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct SteadyInstant(tokio::time::Instant);
+pub struct SteadyInstant(Duration);
 
 impl SteadyInstant {
-    /// The clock as tokio's timers see it (what `sleep_until` needs).
-    fn as_tokio(self) -> tokio::time::Instant {
-        self.0
+    /// How long tokio (on the true monotonic clock) should wait to reach `self`, judged now.
+    fn time_left(self) -> Duration {
+        self - <SteadyInstant as openraft::Instant>::now()
     }
 }
 
 impl openraft::Instant for SteadyInstant {
     fn now() -> Self {
-        let read = tokio::time::Instant::now();
+        // Before the epoch only under an absurd fault: then the clock stands still.
+        let read = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap_or(Duration::ZERO);
         // A poisoned lock only means another thread panicked mid-update of a plain value.
         let mut latest = LATEST
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        let now = match *latest {
-            Some(previous) if previous > read => previous,
-            _ => read,
-        };
-        *latest = Some(now);
-        SteadyInstant(now)
+        if read > *latest {
+            *latest = read;
+        }
+        SteadyInstant(*latest)
     }
 }
 
@@ -61,20 +70,20 @@ impl AddAssign<Duration> for SteadyInstant {
 impl Sub<Duration> for SteadyInstant {
     type Output = SteadyInstant;
     fn sub(self, rhs: Duration) -> SteadyInstant {
-        SteadyInstant(self.0 - rhs)
+        SteadyInstant(self.0.saturating_sub(rhs))
     }
 }
 
 impl SubAssign<Duration> for SteadyInstant {
     fn sub_assign(&mut self, rhs: Duration) {
-        self.0 -= rhs;
+        self.0 = self.0.saturating_sub(rhs);
     }
 }
 
 impl Sub<SteadyInstant> for SteadyInstant {
     type Output = Duration;
     fn sub(self, rhs: SteadyInstant) -> Duration {
-        self.0.saturating_duration_since(rhs.0)
+        self.0.saturating_sub(rhs.0)
     }
 }
 
@@ -107,7 +116,9 @@ impl AsyncRuntime for SteadyTokioRuntime {
     }
 
     fn sleep_until(deadline: Self::Instant) -> Self::Sleep {
-        tokio::time::sleep_until(deadline.as_tokio())
+        // Judged once, now: a later jump of the wall clock is seen at the next deadline
+        // openraft sets (its ticks come every heartbeat interval).
+        tokio::time::sleep(deadline.time_left())
     }
 
     fn timeout<R, F: Future<Output = R> + OptionalSend>(
@@ -121,7 +132,7 @@ impl AsyncRuntime for SteadyTokioRuntime {
         deadline: Self::Instant,
         future: F,
     ) -> Self::Timeout<R, F> {
-        tokio::time::timeout_at(deadline.as_tokio(), future)
+        tokio::time::timeout(deadline.time_left(), future)
     }
 
     fn is_panic(join_error: &Self::JoinError) -> bool {
@@ -152,13 +163,24 @@ mod tests {
         assert!(b >= a);
         assert_eq!(a - (a + Duration::from_millis(5)), Duration::ZERO);
         assert_eq!((a + Duration::from_millis(5)) - a, Duration::from_millis(5));
+        assert_eq!(
+            SteadyInstant(Duration::ZERO) - Duration::from_secs(1),
+            SteadyInstant(Duration::ZERO)
+        );
     }
 
     #[test]
     fn a_step_back_holds_the_clock_still() {
-        // Pretend another thread already saw a time one second ahead of the real clock.
-        let ahead = tokio::time::Instant::now() + Duration::from_secs(1);
-        *LATEST.lock().expect("not poisoned") = Some(ahead);
+        // Pretend another thread already read a wall clock one minute ahead of this one.
+        let now = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .expect("after 1970");
+        let ahead = now + Duration::from_secs(60);
+        *LATEST.lock().expect("not poisoned") = ahead;
         assert_eq!(SteadyInstant::now(), SteadyInstant(ahead));
+        assert!(
+            SteadyInstant(ahead + Duration::from_millis(10)).time_left()
+                <= Duration::from_millis(10)
+        );
     }
 }

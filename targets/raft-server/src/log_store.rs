@@ -310,15 +310,15 @@ mod tests {
     use openraft::{CommittedLeaderId, EntryPayload};
 
     use super::*;
-    use crate::types::Command;
+    use crate::types::{Batch, Command};
 
     fn entry(index: u64) -> Record {
         Record::Entry(Entry {
             log_id: LogId::new(CommittedLeaderId::new(1, 1), index),
-            payload: EntryPayload::Normal(Command::Set {
+            payload: EntryPayload::Normal(Batch(vec![Command::Set {
                 key: format!("k{index}"),
                 value: index as i64,
-            }),
+            }])),
         })
     }
 

@@ -11,6 +11,8 @@
 //! - `state_machine`: the map, applying commands, JSON snapshots on disk.
 //! - `network`: Raft RPCs over HTTP.
 //! - `api`: the client API and the RPC endpoints.
+//! - `batch`: group commit (the writes that arrive together become one entry) and one
+//!   leadership confirmation for all waiting reads.
 //! - `crc`: CRC-32 for log records.
 //!
 //! # Never
@@ -19,6 +21,7 @@
 //! unsafe mode unless `--unsafe` names it.
 
 mod api;
+mod batch;
 mod clock;
 mod crc;
 mod log_store;
@@ -151,6 +154,8 @@ async fn main() -> anyhow::Result<()> {
     let app = Arc::new(api::App {
         id: args.id,
         raft: raft.clone(),
+        batcher: batch::Batcher::start(raft.clone()),
+        reads: batch::ReadBatcher::start(raft.clone()),
         state,
         unsafe_modes,
         client: reqwest::Client::builder()

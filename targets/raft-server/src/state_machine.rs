@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::RwLock;
 
 use crate::types::{
-    Applied, Command, Entry, LogId, NodeId, StorageError, StoredMembership, TypeConfig,
+    Applied, Batch, Command, Entry, LogId, NodeId, StorageError, StoredMembership, TypeConfig,
 };
 
 type Meta = SnapshotMeta<NodeId, openraft::BasicNode>;
@@ -142,7 +142,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         Ok((data.last_applied, data.membership.clone()))
     }
 
-    async fn apply<I>(&mut self, entries: I) -> Result<Vec<Applied>, StorageError>
+    async fn apply<I>(&mut self, entries: I) -> Result<Vec<Vec<Applied>>, StorageError>
     where
         I: IntoIterator<Item = Entry> + OptionalSend,
         I::IntoIter: OptionalSend,
@@ -152,11 +152,16 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         for entry in entries {
             data.last_applied = Some(entry.log_id);
             match entry.payload {
-                EntryPayload::Blank => out.push(Applied::default()),
-                EntryPayload::Normal(command) => out.push(apply(&mut data.kv, &command)),
+                EntryPayload::Blank => out.push(Vec::new()),
+                EntryPayload::Normal(Batch(commands)) => out.push(
+                    commands
+                        .iter()
+                        .map(|command| apply(&mut data.kv, command))
+                        .collect(),
+                ),
                 EntryPayload::Membership(m) => {
                     data.membership = StoredMembership::new(Some(entry.log_id), m);
-                    out.push(Applied::default());
+                    out.push(Vec::new());
                 }
             }
         }
@@ -213,5 +218,58 @@ mod tests {
         assert_eq!(apply(&mut kv, &set("a", 1)),    Applied { ok: true,  current: Some(1) });
         assert_eq!(apply(&mut kv, &cas("a", 1, 2)), Applied { ok: true,  current: Some(2) });
         assert_eq!(apply(&mut kv, &cas("a", 1, 3)), Applied { ok: false, current: Some(2) });
+    }
+
+    #[tokio::test]
+    async fn a_batch_applies_its_commands_in_order_and_answers_each() {
+        use openraft::CommittedLeaderId;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut sm = StateMachine::open(dir.path()).expect("opens");
+        let set = |k: &str, v| Command::Set {
+            key: k.into(),
+            value: v,
+        };
+        let cas = |k: &str, a, b| Command::Cas {
+            key: k.into(),
+            expected: a,
+            new: b,
+        };
+        let entry = |index, commands| Entry {
+            log_id: LogId::new(CommittedLeaderId::new(1, 1), index),
+            payload: EntryPayload::Normal(Batch(commands)),
+        };
+        let results = sm
+            .apply(vec![
+                entry(1, vec![set("a", 1), cas("a", 1, 2), cas("a", 1, 3)]),
+                entry(2, vec![cas("a", 2, 4)]),
+            ])
+            .await
+            .expect("applies");
+        assert_eq!(
+            results,
+            vec![
+                vec![
+                    Applied {
+                        ok: true,
+                        current: Some(1)
+                    },
+                    Applied {
+                        ok: true,
+                        current: Some(2)
+                    },
+                    Applied {
+                        ok: false,
+                        current: Some(2)
+                    },
+                ],
+                vec![Applied {
+                    ok: true,
+                    current: Some(4)
+                }],
+            ]
+        );
+        let data = sm.data.read().await;
+        assert_eq!(data.kv.get("a"), Some(&4));
+        assert_eq!(data.last_applied.map(|l| l.index), Some(2));
     }
 }

@@ -17,6 +17,11 @@ pub enum Command {
     },
 }
 
+/// The data of one log entry: the commands the leader's batcher gathered while the previous
+/// entry was being committed (group commit, see `batch`), applied in order.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Batch(pub Vec<Command>);
+
 /// What applying a command returned.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Applied {
@@ -29,8 +34,8 @@ pub struct Applied {
 openraft::declare_raft_types!(
     /// Faultline's Raft: u64 node ids, HTTP addresses in `BasicNode`, JSON snapshots.
     pub TypeConfig:
-        D = Command,
-        R = Applied,
+        D = Batch,
+        R = Vec<Applied>,
         NodeId = u64,
         Node = openraft::BasicNode,
         SnapshotData = Cursor<Vec<u8>>,
