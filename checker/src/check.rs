@@ -201,91 +201,94 @@ pub fn check_history(history: &History, options: &CheckOptions, started: Instant
     }
 }
 
-/// The key's ops without the indeterminate writes and CASes whose value nothing ever looks at,
-/// or `None` if there are none. Such an op, if it took effect, set the register to a value no
-/// read returns and no CAS compares with; "it never took effect" is always a legal choice for
-/// an indeterminate op, so if the rest is linearizable, so is the whole. (The converse does
-/// not hold: such a write can explain a CAS that failed on a mismatch.) Every crashed write
-/// stays open to the end of time and doubles the configurations the search may visit, so
-/// histories with many of them are decided here in a fraction of the time.
-/// Every value some operation looks at: a read's result, a CAS's expected value.
-fn observed_values(ops: &[Op]) -> IntSet<i64> {
-    ops.iter()
-        .filter_map(|op| match op.step {
-            Step::Read(Some(v))
-            | Step::Cas { expected: v, .. }
-            | Step::CasMismatch { expected: v } => Some(v),
-            _ => None,
-        })
-        .collect()
+/// What a key's ops say about its values, gathered in one pass over them.
+struct ValueFacts {
+    /// How many ops write each value.
+    producers: IntMap<i64, u32>,
+    /// Each value's first sighting by a completed op (a read of it, a CAS expecting it).
+    first_seen: IntMap<i64, (u64, u64)>,
+    /// Every value some op looks at: a read's result, a CAS's expected value.
+    observed: IntSet<i64>,
 }
 
-fn without_unobserved_open_writes(ops: &[Op]) -> Option<Vec<Op>> {
-    // With appends a later value is built on an earlier one: an unseen value may be needed.
-    if has_appends(ops) {
-        return None;
+impl ValueFacts {
+    fn of(ops: &[Op]) -> ValueFacts {
+        let mut facts = ValueFacts {
+            producers: IntMap::with_capacity_and_hasher(ops.len() / 2, Default::default()),
+            first_seen: IntMap::with_capacity_and_hasher(ops.len() / 2, Default::default()),
+            observed: IntSet::with_capacity_and_hasher(ops.len() / 2, Default::default()),
+        };
+        for op in ops {
+            match op.step {
+                Step::Write(v) | Step::Cas { new: v, .. } => {
+                    *facts.producers.entry(v).or_default() += 1
+                }
+                _ => {}
+            }
+            match op.step {
+                Step::Read(Some(v))
+                | Step::Cas { expected: v, .. }
+                | Step::CasMismatch { expected: v } => {
+                    facts.observed.insert(v);
+                }
+                _ => {}
+            }
+            let seen = match op.step {
+                Step::Read(Some(v)) | Step::Cas { expected: v, .. } => v,
+                _ => continue,
+            };
+            if let (Some(t), Some(idx)) = (op.complete_time, op.complete_index) {
+                let entry = facts.first_seen.entry(seen).or_insert((t, idx));
+                *entry = (*entry).min((t, idx));
+            }
+        }
+        facts
     }
-    let observed = observed_values(ops);
-    let unobserved = |op: &Op| {
+
+    /// A crashed write (or CAS) whose value nothing ever looks at. If it took effect it set
+    /// the register to a value no read returns and no CAS compares with; "it never took
+    /// effect" is always a legal choice for an indeterminate op, so if the ops without these
+    /// are linearizable, so are all of them. (The converse does not hold: such a write can
+    /// explain a CAS that failed on a mismatch.)
+    fn unobserved_open(&self, op: &Op) -> bool {
         op.complete_time.is_none()
             && match op.step {
-                Step::Write(v) | Step::Cas { new: v, .. } => !observed.contains(&v),
+                Step::Write(v) | Step::Cas { new: v, .. } => !self.observed.contains(&v),
                 _ => false,
             }
-    };
-    ops.iter()
-        .any(unobserved)
-        .then(|| ops.iter().filter(|op| !unobserved(op)).copied().collect())
-}
+    }
 
-/// The key's ops with each crashed write (or CAS) whose value is unique and was seen closed at
-/// its first sighting, or `None` if there is none. If exactly one op ever writes `v` and an ok
-/// read (or an ok CAS expecting `v`) saw `v`, that op took effect, and before the sighting
-/// completed: giving it that completion is exact, and it no longer stays open to the end of
-/// the history, where every such op would double what the search may visit.
-fn with_observation_deadlines(ops: &[Op], initial: Value) -> Option<Vec<Op>> {
-    // With appends a later value is built on an earlier one: an unseen value may be needed.
-    if has_appends(ops) {
-        return None;
-    }
-    let mut producers: IntMap<i64, u32> = IntMap::default();
-    let mut first_seen: IntMap<i64, (u64, u64)> = IntMap::default();
-    for op in ops {
-        match op.step {
-            Step::Write(v) | Step::Cas { new: v, .. } => *producers.entry(v).or_default() += 1,
-            _ => {}
-        }
-        let seen = match op.step {
-            Step::Read(Some(v)) | Step::Cas { expected: v, .. } => v,
-            _ => continue,
-        };
-        if let (Some(t), Some(idx)) = (op.complete_time, op.complete_index) {
-            let entry = first_seen.entry(seen).or_insert((t, idx));
-            *entry = (*entry).min((t, idx));
-        }
-    }
-    let mut closed: Option<Vec<Op>> = None;
-    for (i, op) in ops.iter().enumerate() {
+    /// The completion a crashed write (or CAS) certainly had: if exactly one op ever writes
+    /// `v` and a completed read (or CAS expecting `v`) saw `v`, that op took effect, before
+    /// the sighting completed. Giving it that completion is exact, and it no longer stays open
+    /// to the end of the history, where every such op would double what the search may visit.
+    fn deadline(&self, op: &Op, initial: Value) -> Option<(u64, u64)> {
         if op.complete_time.is_some() {
-            continue;
+            return None;
         }
         let (Step::Write(v) | Step::Cas { new: v, .. }) = op.step else {
-            continue;
+            return None;
         };
-        if initial == Some(v) || producers.get(&v) != Some(&1) {
-            continue;
+        if initial == Some(v) || self.producers.get(&v) != Some(&1) {
+            return None;
         }
         // A sighting before the write was even invoked cannot be explained at all; leave the
         // op open and let the search refute the history.
-        if let Some(&(t, idx)) = first_seen.get(&v)
-            && t >= op.invoke_time
-        {
-            let ops = closed.get_or_insert_with(|| ops.to_vec());
-            ops[i].complete_time = Some(t);
-            ops[i].complete_index = Some(idx);
-        }
+        self.first_seen
+            .get(&v)
+            .copied()
+            .filter(|&(t, _)| t >= op.invoke_time)
     }
-    closed
+
+    /// `op`, closed at its deadline if it has one.
+    fn close(&self, op: &Op, initial: Value) -> Op {
+        let mut op = *op;
+        if let Some((t, idx)) = self.deadline(&op, initial) {
+            op.complete_time = Some(t);
+            op.complete_index = Some(idx);
+        }
+        op
+    }
 }
 
 fn has_appends(ops: &[Op]) -> bool {
@@ -294,7 +297,9 @@ fn has_appends(ops: &[Op]) -> bool {
 
 /// Decide one key's ops: first without the unobserved indeterminate writes (enough to prove
 /// it linearizable, and fast), then, if that fails, the whole. Returns the outcome and the
-/// engine that decided it.
+/// engine that decided it. Crashed writes whose value was seen are closed at their first
+/// sighting throughout ([`ValueFacts::deadline`]).
+///
 /// `prefixes`: for kv histories, the prefixes of the strings gets returned (see
 /// [`Prefixes`]); `None` elsewhere.
 pub fn decide(
@@ -305,14 +310,40 @@ pub fn decide(
     budget: Budget<'_>,
 ) -> (Outcome, &'static str) {
     let search = |ops: &[Op], budget| search::search_with(ops, model, initial, prefixes, budget);
-    let closed = with_observation_deadlines(ops, initial);
-    let ops = closed.as_deref().unwrap_or(ops);
-    let pruned = without_unobserved_open_writes(ops);
+    // With appends a later value is built on an earlier one: an unseen value may be needed,
+    // and a value seen may have been built by any of several appends.
+    let facts = (!has_appends(ops)).then(|| ValueFacts::of(ops));
+    let needs_closing = facts
+        .as_ref()
+        .is_some_and(|f| ops.iter().any(|op| f.deadline(op, initial).is_some()));
+    let needs_pruning = facts
+        .as_ref()
+        .is_some_and(|f| ops.iter().any(|op| f.unobserved_open(op)));
+    // The ops closed but not pruned, built where needed.
+    let all_ops = || -> Vec<Op> {
+        match &facts {
+            Some(f) if needs_closing => ops.iter().map(|op| f.close(op, initial)).collect(),
+            _ => ops.to_vec(),
+        }
+    };
+    let pruned: Option<Vec<Op>> = match &facts {
+        Some(f) if needs_pruning => Some(
+            ops.iter()
+                .filter(|op| !f.unobserved_open(op))
+                .map(|op| f.close(op, initial))
+                .collect(),
+        ),
+        _ => None,
+    };
     // With unique values the zone check decides in O(n log n). It needs every op completed,
     // so it sees the ops without the unobserved crashed writes: leaving those out is a legal
     // choice, so "linearizable" carries over; "not linearizable" does too unless a CAS failed
     // on a mismatch (only then can such a write matter: it can be what the CAS saw instead).
-    let candidate = pruned.as_deref().unwrap_or(ops);
+    let mut unpruned: Option<Vec<Op>> = None;
+    let candidate: &[Op] = match &pruned {
+        Some(p) => p,
+        None => unpruned.insert(all_ops()),
+    };
     let refutation_carries_over = pruned.is_none()
         || !ops
             .iter()
@@ -332,11 +363,12 @@ pub fn decide(
                 ),
                 ..budget
             };
-            if let outcome @ Outcome::NotLinearizable(_) = search(ops, short) {
+            let index = candidate[culprit].index;
+            let all = unpruned.take().unwrap_or_else(all_ops);
+            if let outcome @ Outcome::NotLinearizable(_) = search(&all, short) {
                 return (outcome, "zones (unique values), counterexample by search");
             }
-            let index = candidate[culprit].index;
-            let stuck = ops.iter().position(|o| o.index == index).unwrap_or(0);
+            let stuck = all.iter().position(|o| o.index == index).unwrap_or(0);
             let failure = search::Failure {
                 prefix: Vec::new(),
                 stuck,
@@ -345,57 +377,50 @@ pub fn decide(
         }
         _ => {}
     }
-    if let Some(pruned) = pruned
-        && search(&pruned, budget) == Outcome::Linearizable
+    if let Some(pruned) = &pruned
+        && search(pruned, budget) == Outcome::Linearizable
     {
         return (
             Outcome::Linearizable,
             "search without unobserved indeterminate writes",
         );
     }
-    let merged = with_unobserved_values_merged(ops);
-    (search(merged.as_deref().unwrap_or(ops), budget), "search")
+    drop(pruned);
+    let mut all = unpruned.take().unwrap_or_else(all_ops);
+    if let Some(f) = &facts {
+        merge_unobserved_values(&mut all, f);
+    }
+    (search(&all, budget), "search")
 }
 
-/// The value every unobserved crashed write is given by [`with_unobserved_values_merged`].
+/// The value every unobserved crashed write is given by [`merge_unobserved_values`].
 const UNOBSERVED: i64 = i64::MIN;
 
-/// The key's ops with the value of every crashed write (or CAS) that nobody read or compared
-/// with replaced by one shared value, or `None` if there is nothing to replace. No read
-/// returns such a value and no CAS expects it, so which of them the register held makes no
-/// difference to any operation: they are interchangeable, and the search (which takes
-/// identical crashed ops in invoke order only) then weighs k of them as k + 1 choices
-/// instead of 2^k subsets. Exact, unless a history itself uses the shared value.
-fn with_unobserved_values_merged(ops: &[Op]) -> Option<Vec<Op>> {
-    // With appends a later value is built on an earlier one: an unseen value may be needed.
-    if has_appends(ops) {
-        return None;
-    }
+/// Replace the value of every crashed write (or CAS) that nobody read or compared with by one
+/// shared value. No read returns such a value and no CAS expects it, so which of them the
+/// register held makes no difference to any operation: they are interchangeable, and the
+/// search (which takes identical crashed ops in invoke order only) then weighs k of them as
+/// k + 1 choices instead of 2^k subsets. Exact, unless a history itself uses the shared value
+/// (then nothing is replaced).
+fn merge_unobserved_values(ops: &mut [Op], facts: &ValueFacts) {
     let uses_shared_value = ops.iter().any(|op| match op.step {
         Step::Read(Some(v)) | Step::Write(v) | Step::CasMismatch { expected: v } => v == UNOBSERVED,
         Step::Cas { expected, new } => expected == UNOBSERVED || new == UNOBSERVED,
         _ => false,
     });
     if uses_shared_value {
-        return None;
+        return;
     }
-    let observed = observed_values(ops);
-    let mut merged: Option<Vec<Op>> = None;
-    for (i, op) in ops.iter().enumerate() {
-        if op.complete_time.is_some() {
-            continue;
-        }
-        let step = match op.step {
-            Step::Write(v) if !observed.contains(&v) => Step::Write(UNOBSERVED),
-            Step::Cas { expected, new } if !observed.contains(&new) => Step::Cas {
+    for op in ops.iter_mut().filter(|op| op.complete_time.is_none()) {
+        op.step = match op.step {
+            Step::Write(v) if !facts.observed.contains(&v) => Step::Write(UNOBSERVED),
+            Step::Cas { expected, new } if !facts.observed.contains(&new) => Step::Cas {
                 expected,
                 new: UNOBSERVED,
             },
-            _ => continue,
+            other => other,
         };
-        merged.get_or_insert_with(|| ops.to_vec())[i].step = step;
     }
-    merged
 }
 
 fn check_key(
@@ -490,10 +515,12 @@ impl Format {
     }
 }
 
-/// A history read from a file: its text (the report reads the nemesis lines from it), its
-/// events, and its format.
+/// A history read from a file: the text the report reads the nemesis's faults from, the
+/// events, and the format.
 pub struct LoadedHistory {
     pub file: PathBuf,
+    /// JSONL: only its nemesis lines (a million-operation history need not stay in memory
+    /// twice); other formats: the whole text.
     pub text: String,
     pub events: Events,
     pub format: Format,
@@ -535,6 +562,14 @@ pub fn load_history_as(path: &Path, format: Option<Format>) -> Result<LoadedHist
         error: Box::new(error),
     })?;
     let timed = events.timed();
+    let text = match format {
+        Format::Jsonl => text
+            .lines()
+            .filter(|line| line.contains("\"nemesis\""))
+            .collect::<Vec<_>>()
+            .join("\n"),
+        Format::Edn | Format::JepsenLog => text,
+    };
     Ok(LoadedHistory {
         file,
         text,

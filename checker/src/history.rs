@@ -12,8 +12,6 @@
 //! | `info` / none, on a write or CAS | open to the end of time |
 //! | `info` / none, on a read | dropped: it constrains nothing |
 
-use std::collections::HashMap;
-
 use serde::{Deserialize, Serialize};
 
 use crate::fast_hash::IntMap;
@@ -54,14 +52,14 @@ impl Sym {
 /// The strings of one history, each stored once ([`Sym`] 0 is "none").
 #[derive(Clone, Debug)]
 pub struct Strings {
-    ids: HashMap<Box<str>, Sym>,
+    ids: IntMap<Box<str>, Sym>,
     texts: Vec<Box<str>>,
 }
 
 impl Default for Strings {
     fn default() -> Self {
         Strings {
-            ids: HashMap::new(),
+            ids: IntMap::default(),
             texts: vec!["".into()],
         }
     }
@@ -149,6 +147,44 @@ impl Events {
         self.error.push(error);
         self.line
             .push(u32::try_from(event.line).unwrap_or(u32::MAX));
+    }
+
+    /// Room for `additional` more events in every column.
+    pub fn reserve(&mut self, additional: usize) {
+        self.index.reserve(additional);
+        self.time.reserve(additional);
+        self.process.reserve(additional);
+        self.kind.reserve(additional);
+        self.f.reserve(additional);
+        self.key.reserve(additional);
+        self.value.reserve(additional);
+        self.node.reserve(additional);
+        self.error.reserve(additional);
+        self.line.reserve(additional);
+    }
+
+    /// Add `other`'s events after these, its strings interned here.
+    pub fn append(&mut self, other: Events) {
+        let map: Vec<Sym> = std::iter::once(Sym::NONE)
+            .chain(
+                other.strings.texts[1..]
+                    .iter()
+                    .map(|text| self.strings.intern(Some(text))),
+            )
+            .collect();
+        let remap = |syms: Vec<Sym>| syms.into_iter().map(|s| map[s.0 as usize]);
+        self.key.extend(remap(other.key));
+        self.node.extend(remap(other.node));
+        self.error.extend(remap(other.error));
+        self.index.extend(other.index);
+        self.time.extend(other.time);
+        self.process.extend(other.process);
+        self.kind.extend(other.kind);
+        self.f.extend(other.f);
+        self.value.extend(other.value);
+        self.line.extend(other.line);
+        self.prefixes.extend(other.prefixes);
+        self.untimed |= other.untimed;
     }
 
     pub fn len(&self) -> usize {

@@ -73,6 +73,11 @@ impl Prefixes {
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
+
+    /// Add `other`'s prefixes.
+    pub fn extend(&mut self, other: Prefixes) {
+        self.0.extend(other.0);
+    }
 }
 
 fn append(state: i64, hash: i64, shift: i64) -> i64 {

@@ -361,8 +361,14 @@ pub fn search_with(
             fresh = false;
             // Callable ops are the calls before the first return still in the list.
             let mut e = nodes[head as usize].next;
+            // Where the walk over state-changing ops starts: its first one (the ops before it
+            // are state-preserving, which the walk skips anyway).
+            let mut first_change = NONE;
             while e != NONE && nodes[e as usize].is_call() {
                 let op = nodes[e as usize].op as usize;
+                if !preserving[op] && first_change == NONE {
+                    first_change = e;
+                }
                 if preserving[op] && earlier_twin[op].is_none_or(|t| is_linearized(&linearized, t))
                 {
                     if let Some(next) = model.step(state, ops[op].step) {
@@ -397,7 +403,11 @@ pub fn search_with(
             // from the configuration before them. Seen before means explored without success
             // (an ancestor on the stack has a smaller set).
             dead = dead || (chosen.is_none() && !cache.insert(set_hash ^ state_hash(state)));
-            entry = nodes[head as usize].next;
+            entry = if first_change != NONE {
+                first_change
+            } else {
+                e
+            };
             skip = NONE;
             // Urgent first: the op whose return comes next must be linearized before it, so
             // try it (or, for a read, an op that gives the register the value it saw) before
