@@ -18,7 +18,14 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
-    let cli = cli::Cli::parse();
+    // Bad flags are an error (exit 3, DESIGN.md), not clap's 2, which means "unknown" here.
+    let cli = match cli::Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() { 3 } else { 0 });
+        }
+    };
     cli::init_logging(cli.verbose);
     match commands::run(cli.command) {
         Ok(verdict) => ExitCode::from(verdict.exit_code()),

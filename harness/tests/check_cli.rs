@@ -124,3 +124,62 @@ fn a_closed_stdout_does_not_stop_the_checks_or_panic() {
     assert!(!stderr.contains("panicked"), "{stderr}");
     assert_eq!(out.status.code(), Some(1), "{stderr}");
 }
+
+/// The semantics a format implies can be overridden: the initial value, what a failed CAS
+/// says, and whether a nil read constrains anything.
+#[test]
+fn semantics_flags_override_the_formats_defaults() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let verdict = |name: &str, lines: &[&str], flags: &[&str]| {
+        let path = write(dir.path(), name, lines);
+        faultline()
+            .arg("check")
+            .arg(&path)
+            .args(flags)
+            .output()
+            .expect("runs")
+            .status
+            .code()
+    };
+    let read_zero = &[
+        r#"{"index":0,"time":0,"process":0,"type":"invoke","f":"read","key":"a","value":null}"#,
+        r#"{"index":1,"time":1,"process":0,"type":"ok","f":"read","key":"a","value":0}"#,
+    ];
+    assert_eq!(verdict("zero.jsonl", read_zero, &[]), Some(1));
+    assert_eq!(
+        verdict("zero.jsonl", read_zero, &["--initial", "0"]),
+        Some(0)
+    );
+    let failed_cas = &[
+        r#"{"index":0,"time":0,"process":0,"type":"invoke","f":"write","key":"a","value":1}"#,
+        r#"{"index":1,"time":1,"process":0,"type":"ok","f":"write","key":"a","value":1}"#,
+        r#"{"index":2,"time":2,"process":0,"type":"invoke","f":"cas","key":"a","value":[1,2]}"#,
+        r#"{"index":3,"time":3,"process":0,"type":"fail","f":"cas","key":"a","value":[1,2],"error":"no leader"}"#,
+    ];
+    assert_eq!(verdict("cas.jsonl", failed_cas, &[]), Some(0));
+    assert_eq!(
+        verdict("cas.jsonl", failed_cas, &["--failed-cas", "mismatch"]),
+        Some(1)
+    );
+    let nil_after_write = &[
+        r#"{"index":0,"time":0,"process":0,"type":"invoke","f":"write","key":"a","value":1}"#,
+        r#"{"index":1,"time":1,"process":0,"type":"ok","f":"write","key":"a","value":1}"#,
+        r#"{"index":2,"time":2,"process":0,"type":"invoke","f":"read","key":"a","value":null}"#,
+        r#"{"index":3,"time":3,"process":0,"type":"ok","f":"read","key":"a","value":null}"#,
+    ];
+    assert_eq!(verdict("nil.jsonl", nil_after_write, &[]), Some(1));
+    assert_eq!(
+        verdict(
+            "nil.jsonl",
+            nil_after_write,
+            &["--nil-reads", "unconstrained"]
+        ),
+        Some(0)
+    );
+    let out = faultline()
+        .args(["check", "x.jsonl", "--initial", "zero"])
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(3), "a bad flag is an error");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("give `nil`"));
+}

@@ -34,6 +34,54 @@ pub struct CheckArgs {
     /// their report anyway.
     #[arg(long, value_name = "DIR")]
     pub report: Option<PathBuf>,
+
+    /// The register's value before any write: `nil` (absent) or an integer [default: per
+    /// format: nil, Knossos EDN 0].
+    #[arg(long, value_name = "nil|N")]
+    pub initial: Option<InitialArg>,
+
+    /// What a failed CAS tells: `mismatch` (it saw another value than it expected, as in
+    /// Porcupine's etcd logs) or `marked` (only one failed with `error: mismatch` did; any
+    /// other failure did nothing) [default: per format].
+    #[arg(long, value_enum, value_name = "mismatch|marked")]
+    pub failed_cas: Option<FailedCasArg>,
+
+    /// Whether a read of nil says the register was absent (`absent`) or constrains nothing
+    /// (`unconstrained`, as in Knossos) [default: per format].
+    #[arg(long, value_enum, value_name = "absent|unconstrained")]
+    pub nil_reads: Option<NilReadsArg>,
+}
+
+/// `--initial`: `nil` or an integer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct InitialArg(Option<i64>);
+
+impl std::str::FromStr for InitialArg {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "nil" | "null" => Ok(InitialArg(None)),
+            n => n
+                .parse()
+                .map(|v| InitialArg(Some(v)))
+                .map_err(|_| format!("`{n}`: give `nil` (absent) or an integer, e.g. --initial 0")),
+        }
+    }
+}
+
+/// `--failed-cas`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum FailedCasArg {
+    Mismatch,
+    Marked,
+}
+
+/// `--nil-reads`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum NilReadsArg {
+    Absent,
+    Unconstrained,
 }
 
 /// `--format`.
@@ -74,8 +122,18 @@ pub fn run(args: CheckArgs) -> anyhow::Result<Verdict> {
     for path in &args.histories {
         let history = load_history_as(path, args.format.format())
             .context("cannot check this history (fix it, or name its format with --format)")?;
+        let mut semantics = history.format.semantics();
+        if let Some(InitialArg(v)) = args.initial {
+            semantics.initial = v;
+        }
+        if let Some(f) = args.failed_cas {
+            semantics.fail_cas_is_mismatch = f == FailedCasArg::Mismatch;
+        }
+        if let Some(n) = args.nil_reads {
+            semantics.nil_read_unconstrained = n == NilReadsArg::Unconstrained;
+        }
         let options = CheckOptions {
-            semantics: history.format.semantics(),
+            semantics,
             ..options.clone()
         };
         let report = faultline_checker::check::check_events(&history.events, &options)
