@@ -463,6 +463,7 @@ async fn drive<F: FaultTarget>(
         interval: spec.nemesis_interval,
         seed: spec.seed,
         time_limit: spec.time_limit,
+        schedule: spec.nemesis_schedule,
     });
     let leader_probe = || {
         let c = cluster.clone();

@@ -4,8 +4,8 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use anyhow::{Context, bail};
-use faultline_nemesis::FaultKind;
+use anyhow::{Context, anyhow, bail};
+use faultline_nemesis::{FaultKind, FaultSchedule};
 use faultline_targets::TargetSpec;
 use faultline_targets::attached::{AttachedSpec, EndpointApi};
 use faultline_targets::consul::{ConsulReadMode, ConsulSpec};
@@ -30,6 +30,7 @@ pub struct TestSpec {
     #[serde(skip)]
     pub fault_kinds: Vec<FaultKind>,
     pub nemesis_interval: Duration,
+    pub nemesis_schedule: FaultSchedule,
     pub unsafe_modes: Vec<String>,
     /// etcd: linearizable | serializable; consul: consistent | default | stale.
     pub read_mode: Option<String>,
@@ -62,6 +63,7 @@ pub struct ConfigFile {
     pub ops_per_key: Option<u64>,
     pub nemesis: Option<String>,
     pub nemesis_interval: Option<f64>,
+    pub nemesis_schedule: Option<String>,
     #[serde(rename = "unsafe")]
     pub unsafe_modes: Option<Vec<String>>,
     pub read_mode: Option<String>,
@@ -279,6 +281,14 @@ impl TestSpec {
                     .or(config.nemesis_interval)
                     .unwrap_or(10.0),
             )?,
+            nemesis_schedule: match args
+                .nemesis_schedule
+                .as_deref()
+                .or(config.nemesis_schedule.as_deref())
+            {
+                Some(name) => name.parse().map_err(|why: String| anyhow!(why))?,
+                None => FaultSchedule::OneAtATime,
+            },
             unsafe_modes,
             read_mode,
             endpoints,
@@ -451,6 +461,34 @@ mod tests {
         assert!(all.fault_kinds.contains(&FaultKind::Partition), "{all:?}");
         let error = etcd("partition,clock").unwrap_err().to_string();
         assert!(error.contains("libfaketime"), "{error}");
+    }
+
+    #[test]
+    fn the_nemesis_schedule_comes_from_the_flag_or_the_file_and_typos_are_refused() {
+        let default = TestSpec::resolve(TestArgs::default()).expect("resolves");
+        assert_eq!(default.nemesis_schedule, FaultSchedule::OneAtATime);
+        let flag = TestSpec::resolve(TestArgs {
+            nemesis_schedule: Some("overlapping".into()),
+            ..Default::default()
+        })
+        .expect("resolves");
+        assert_eq!(flag.nemesis_schedule, FaultSchedule::Overlapping);
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config = dir.path().join("test.toml");
+        std::fs::write(&config, "nemesis-schedule = \"overlapping\"\n").expect("write config");
+        let file = TestSpec::resolve(TestArgs {
+            config: Some(config),
+            ..Default::default()
+        })
+        .expect("resolves");
+        assert_eq!(file.nemesis_schedule, FaultSchedule::Overlapping);
+        let error = TestSpec::resolve(TestArgs {
+            nemesis_schedule: Some("overlap".into()),
+            ..Default::default()
+        })
+        .unwrap_err()
+        .to_string();
+        assert!(error.contains("one-at-a-time or overlapping"), "{error}");
     }
 
     #[test]

@@ -44,6 +44,7 @@
 //!     interval: Duration::from_secs(10),
 //!     seed: 42,
 //!     time_limit: Duration::from_secs(60),
+//!     schedule: FaultSchedule::OneAtATime, // or Overlapping: each kind on its own cycle
 //! });
 //! let leader = || async { Some("n1".to_string()) }; // the target's leader(), in the harness
 //! nemesis
@@ -94,8 +95,8 @@ pub use fault::{Action, Applied, ClockFault, Fault, FaultKind, NodeSelection, Pa
 pub use lab::{Isolation, Lab, LabConfig, MAX_NODES};
 pub use remote::{ProcessMatch, Remote, RemoteNode, RemoteOptions};
 pub use schedule::{
-    FaultEvent, FaultTarget, LeaderProbe, Nemesis, NemesisConfig, NemesisSummary, NoLeader, Phase,
-    random_fault, shutdown_signal,
+    FaultEvent, FaultSchedule, FaultTarget, LeaderProbe, Nemesis, NemesisConfig, NemesisSummary,
+    NoLeader, Phase, random_fault, shutdown_signal,
 };
 pub use state::{CleanReport, clean, state_dir};
 pub use supervisor::{NodeCommand, NodeStatus, find_libfaketime};

@@ -1,11 +1,16 @@
 //! Fault schedules: the nemesis process of a test run.
 //!
-//! Jepsen's shape (jepsen/nemesis/combined.clj): sleep an interval, start a random fault of
-//! a random chosen kind, sleep an interval, stop it; repeat until the time limit; then heal
-//! everything so the cluster can recover before the final reads. Every start and stop is
-//! handed to the caller as a [`FaultEvent`] to write into the history.
+//! One cycle is Jepsen's (jepsen/nemesis/combined.clj): sleep an interval, start a random
+//! fault, sleep an interval, stop it; repeat until the time limit; then heal everything so
+//! the cluster can recover before the final reads. [`FaultSchedule`] says whether one cycle
+//! draws from every kind (one fault at a time) or each fault package cycles on its own, so
+//! that faults of different kinds overlap, as the packages of Jepsen's combined nemesis do.
+//! Every start and stop is handed to the caller as a [`FaultEvent`] to write into the history.
 
 use std::future::Future;
+use std::pin::Pin;
+use std::sync::Mutex;
+use std::task::Poll;
 use std::time::Duration;
 
 use rand::seq::IndexedRandom;
@@ -14,7 +19,7 @@ use serde::Serialize;
 
 use crate::error::Result;
 use crate::fault::{Action, ClockFault, Fault, FaultKind, NodeSelection, PartitionKind};
-use crate::lab::Lab;
+use crate::lab::{Lab, lock};
 
 /// Who leads the cluster right now: the harness implements it with the target's
 /// `leader()` (the nemesis must not depend on targets). Closures returning a future work.
@@ -164,6 +169,69 @@ pub struct NemesisConfig {
     pub seed: u64,
     /// The schedule stops by itself after this long (then heals).
     pub time_limit: Duration,
+    /// One fault at a time, or each package on its own clock.
+    pub schedule: FaultSchedule,
+}
+
+/// How the fault kinds of a schedule share the time.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FaultSchedule {
+    /// One cycle at a time, its kind drawn from all of them: faults never overlap.
+    #[default]
+    OneAtATime,
+    /// Every package (a kind; bandwidth and delay together, as both set the link's qdisc)
+    /// runs its own cycles, each sleep drawn from 0.5–1.5 intervals so the packages drift
+    /// apart: a partition can start while a clock fault holds, a kill during a pause.
+    Overlapping,
+}
+
+impl FaultSchedule {
+    pub fn name(self) -> &'static str {
+        match self {
+            FaultSchedule::OneAtATime => "one-at-a-time",
+            FaultSchedule::Overlapping => "overlapping",
+        }
+    }
+
+    /// The kinds that share one cycle: all of them, or one package each.
+    fn packages(self, kinds: &[FaultKind]) -> Vec<Vec<FaultKind>> {
+        match self {
+            FaultSchedule::OneAtATime => vec![kinds.to_vec()],
+            FaultSchedule::Overlapping => {
+                let shaping = |k: &FaultKind| matches!(k, FaultKind::Bandwidth | FaultKind::Delay);
+                let mut packages: Vec<Vec<FaultKind>> = kinds
+                    .iter()
+                    .filter(|k| !shaping(k))
+                    .map(|&k| vec![k])
+                    .collect();
+                let link: Vec<FaultKind> = kinds.iter().copied().filter(shaping).collect();
+                if !link.is_empty() {
+                    packages.push(link);
+                }
+                packages
+            }
+        }
+    }
+}
+
+impl std::fmt::Display for FaultSchedule {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for FaultSchedule {
+    type Err = String;
+    fn from_str(text: &str) -> std::result::Result<Self, String> {
+        match text {
+            "one-at-a-time" => Ok(FaultSchedule::OneAtATime),
+            "overlapping" => Ok(FaultSchedule::Overlapping),
+            other => Err(format!(
+                "unknown nemesis schedule `{other}`: use one-at-a-time or overlapping"
+            )),
+        }
+    }
 }
 
 /// How a schedule went.
@@ -275,15 +343,15 @@ impl Nemesis {
     /// emits a stop event for each kind that was still active. Kinds this lab cannot run
     /// (network faults on loopback, delay without netem) are dropped up front with a warning.
     ///
-    /// ip/nft/tc failures end the schedule with the error, after a best-effort heal.
+    /// ip/nft/tc failures end the schedule with the error (every package stops), after a
+    /// best-effort heal.
     pub async fn run<T: FaultTarget, L: LeaderProbe>(
         &self,
         lab: &T,
         leader: &L,
-        mut emit: impl FnMut(FaultEvent),
+        emit: impl FnMut(FaultEvent),
         shutdown: impl Future<Output = ()>,
     ) -> Result<NemesisSummary> {
-        let mut rng = rand::rngs::StdRng::seed_from_u64(self.config.seed);
         let mut kinds = Vec::new();
         for &kind in &self.config.kinds {
             match lab.supports(kind).await {
@@ -291,59 +359,46 @@ impl Nemesis {
                 Err(why) => tracing::warn!(%kind, %why, "nemesis: fault kind dropped"),
             }
         }
-        let mut summary = NemesisSummary::default();
-        let deadline = tokio::time::Instant::now() + self.config.time_limit;
-        let interval = self.config.interval;
-        tokio::pin!(shutdown);
-        let outcome: Result<()> = async {
-            if kinds.is_empty() {
-                return Ok(());
-            }
-            for _ in 0..MAX_CYCLES {
-                // Sleep, unless the run ends first.
-                let wake = (tokio::time::Instant::now() + interval).min(deadline);
-                tokio::select! {
-                    _ = &mut shutdown => return Ok(()),
-                    _ = tokio::time::sleep_until(wake) => {}
+        let shared = Shared {
+            emit: Mutex::new(emit),
+            summary: Mutex::new(NemesisSummary::default()),
+            stop: tokio::sync::watch::Sender::new(false),
+            deadline: tokio::time::Instant::now() + self.config.time_limit,
+            processes: tokio::sync::Mutex::new(()),
+        };
+        let outcome: Result<()> = {
+            let cycles: Vec<_> = self
+                .config
+                .schedule
+                .packages(&kinds)
+                .into_iter()
+                .filter(|pool| !pool.is_empty())
+                .enumerate()
+                .map(|(index, pool)| {
+                    // One package keeps the seed itself, so a one-at-a-time schedule draws
+                    // what it always drew for that seed.
+                    let seed = self
+                        .config
+                        .seed
+                        .wrapping_add((index as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+                    self.cycles(lab, leader, pool, seed, &shared)
+                })
+                .collect();
+            let all = join_all(cycles);
+            tokio::pin!(all);
+            tokio::pin!(shutdown);
+            let outcomes = tokio::select! {
+                outcomes = &mut all => outcomes,
+                _ = &mut shutdown => {
+                    // Let every package stop its fault and record the stop, then heal.
+                    shared.stop.send_replace(true);
+                    all.await
                 }
-                if tokio::time::Instant::now() >= deadline {
-                    return Ok(());
-                }
-                let kind = *kinds.choose(&mut rng).unwrap_or(&kinds[0]);
-                let fault = random_fault(kind, &mut rng);
-                let current = if fault.needs_leader() {
-                    leader.leader().await
-                } else {
-                    None
-                };
-                let action = lab
-                    .start_fault(&fault, &mut rng, current.as_deref())
-                    .await?;
-                summary.cycles += 1;
-                let installed = action.is_installed();
-                if installed {
-                    summary.installed += 1;
-                } else {
-                    summary.skipped += 1;
-                }
-                emit(FaultEvent::new(kind, Phase::Start, action));
-                if !installed {
-                    continue;
-                }
-                let wake = (tokio::time::Instant::now() + interval).min(deadline);
-                let stop_early = tokio::select! {
-                    _ = &mut shutdown => true,
-                    _ = tokio::time::sleep_until(wake) => false,
-                };
-                let action = lab.stop_fault(kind).await?;
-                emit(FaultEvent::new(kind, Phase::Stop, action));
-                if stop_early {
-                    return Ok(());
-                }
-            }
-            Ok(())
-        }
-        .await;
+            };
+            outcomes.into_iter().collect()
+        };
+        let Shared { emit, summary, .. } = shared;
+        let mut emit = emit.into_inner().unwrap_or_else(|p| p.into_inner());
         // The final heal runs on every path, also after an error.
         let healed = lab.heal().await;
         if let Ok(actions) = &healed {
@@ -353,8 +408,144 @@ impl Nemesis {
         }
         outcome?;
         healed?;
-        Ok(summary)
+        Ok(summary.into_inner().unwrap_or_else(|p| p.into_inner()))
     }
+
+    /// Start/stop cycles of one package until the deadline or the stop signal. An error
+    /// stops every other package too.
+    async fn cycles<T: FaultTarget, L: LeaderProbe, E: FnMut(FaultEvent)>(
+        &self,
+        lab: &T,
+        leader: &L,
+        pool: Vec<FaultKind>,
+        seed: u64,
+        shared: &Shared<E>,
+    ) -> Result<()> {
+        let outcome = self
+            .cycles_until_error(lab, leader, &pool, seed, shared)
+            .await;
+        if outcome.is_err() {
+            shared.stop.send_replace(true);
+        }
+        outcome
+    }
+
+    async fn cycles_until_error<T: FaultTarget, L: LeaderProbe, E: FnMut(FaultEvent)>(
+        &self,
+        lab: &T,
+        leader: &L,
+        pool: &[FaultKind],
+        seed: u64,
+        shared: &Shared<E>,
+    ) -> Result<()> {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+        let mut stopped = shared.stop.subscribe();
+        let deadline = shared.deadline;
+        for _ in 0..MAX_CYCLES {
+            // Sleep, unless the run ends first.
+            let wake = (tokio::time::Instant::now() + self.pause(&mut rng)).min(deadline);
+            tokio::select! {
+                _ = stopped.wait_for(|stop| *stop) => return Ok(()),
+                _ = tokio::time::sleep_until(wake) => {}
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Ok(());
+            }
+            let kind = *pool.choose(&mut rng).unwrap_or(&pool[0]);
+            let fault = random_fault(kind, &mut rng);
+            let current = if fault.needs_leader() {
+                leader.leader().await
+            } else {
+                None
+            };
+            let action = {
+                let _processes = shared.lock_processes(kind).await;
+                lab.start_fault(&fault, &mut rng, current.as_deref())
+                    .await?
+            };
+            let installed = action.is_installed();
+            {
+                let mut summary = lock(&shared.summary);
+                summary.cycles += 1;
+                if installed {
+                    summary.installed += 1;
+                } else {
+                    summary.skipped += 1;
+                }
+            }
+            (lock(&shared.emit))(FaultEvent::new(kind, Phase::Start, action));
+            if !installed {
+                continue;
+            }
+            let wake = (tokio::time::Instant::now() + self.pause(&mut rng)).min(deadline);
+            let stop_early = tokio::select! {
+                _ = stopped.wait_for(|stop| *stop) => true,
+                _ = tokio::time::sleep_until(wake) => false,
+            };
+            let action = {
+                let _processes = shared.lock_processes(kind).await;
+                lab.stop_fault(kind).await?
+            };
+            (lock(&shared.emit))(FaultEvent::new(kind, Phase::Stop, action));
+            if stop_early {
+                return Ok(());
+            }
+        }
+        Ok(())
+    }
+
+    /// How long to sleep before the next start or stop.
+    fn pause(&self, rng: &mut impl Rng) -> Duration {
+        let interval = self.config.interval;
+        match self.config.schedule {
+            FaultSchedule::OneAtATime => interval,
+            FaultSchedule::Overlapping => interval.mul_f64(rng.random_range(0.5..1.5)),
+        }
+    }
+}
+
+/// What the packages of one schedule share: the caller's event sink, the counts, the stop
+/// signal (shutdown or a package's error) and the deadline.
+struct Shared<E> {
+    emit: Mutex<E>,
+    summary: Mutex<NemesisSummary>,
+    stop: tokio::sync::watch::Sender<bool>,
+    deadline: tokio::time::Instant,
+    /// Held while a kill or pause is installed or undone: the kill package must not restart
+    /// a node between the pause package picking it and seeing it stop, nor the other way.
+    processes: tokio::sync::Mutex<()>,
+}
+
+impl<E> Shared<E> {
+    async fn lock_processes(&self, kind: FaultKind) -> Option<tokio::sync::MutexGuard<'_, ()>> {
+        match kind {
+            FaultKind::Kill | FaultKind::Pause => Some(self.processes.lock().await),
+            _ => None,
+        }
+    }
+}
+
+/// Drives every future to completion on this task and returns their outputs in order.
+async fn join_all<F: Future>(futures: Vec<F>) -> Vec<F::Output> {
+    let mut futures: Vec<Pin<Box<F>>> = futures.into_iter().map(Box::pin).collect();
+    let mut outputs: Vec<Option<F::Output>> = futures.iter().map(|_| None).collect();
+    std::future::poll_fn(move |cx| {
+        let mut pending = false;
+        for (future, output) in futures.iter_mut().zip(outputs.iter_mut()) {
+            if output.is_none() {
+                match future.as_mut().poll(cx) {
+                    Poll::Ready(value) => *output = Some(value),
+                    Poll::Pending => pending = true,
+                }
+            }
+        }
+        if pending {
+            Poll::Pending
+        } else {
+            Poll::Ready(outputs.iter_mut().filter_map(Option::take).collect())
+        }
+    })
+    .await
 }
 
 /// Installs SIGINT and SIGTERM handlers now and returns a future that resolves on the first

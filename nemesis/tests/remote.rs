@@ -355,6 +355,7 @@ fn remote_faults_over_ssh_take_effect_and_heal() {
                     interval: Duration::from_millis(100),
                     seed: 3,
                     time_limit: Duration::from_millis(1500),
+                    schedule: faultline_nemesis::FaultSchedule::OneAtATime,
                 });
                 let mut events = Vec::new();
                 let leader = || async { Some("n1".to_string()) };

@@ -3,7 +3,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use faultline_nemesis::{FaultEvent, FaultKind, Nemesis, NemesisConfig, Phase};
+use faultline_nemesis::{FaultEvent, FaultKind, FaultSchedule, Nemesis, NemesisConfig, Phase};
 
 use crate::common::*;
 
@@ -11,19 +11,13 @@ use crate::common::*;
 #[ignore = "needs root, nftables, libfaketime: run by scripts/test.sh"]
 async fn schedule_cycles_faults_emits_events_and_heals_everything() {
     let dir = tempfile::tempdir().unwrap();
-    let lab = lab(3, dir.path()).await;
-    let ctl = lab.client_netns();
-    for node in lab.nodes() {
-        lab.start_node(&node, echo_server(&lab, &node, 7400, true))
-            .await
-            .unwrap();
-        wait_echo(&ctl, lab.node_ip(&node), 7400);
-    }
+    let lab = echo_lab(dir.path(), 7400).await;
     let nemesis = Nemesis::new(NemesisConfig {
         kinds: FaultKind::parse_list("all").unwrap(),
         interval: Duration::from_millis(80),
         seed: 11,
         time_limit: Duration::from_millis(2500),
+        schedule: FaultSchedule::OneAtATime,
     });
     let asked = Arc::new(Mutex::new(0usize));
     let leader = {
@@ -67,14 +61,34 @@ async fn schedule_cycles_faults_emits_events_and_heals_everything() {
     assert_eq!(open, None);
     let kinds: std::collections::BTreeSet<FaultKind> = events.iter().map(|e| e.kind).collect();
     assert!(kinds.len() >= 2, "several kinds drawn: {kinds:?}");
-    // Healed: every node answers, nodes reach each other, clocks are real again.
+    assert_healed(&lab, 7400).await;
+    lab.teardown().await.unwrap();
+}
+
+/// A 3-node lab whose nodes run echo servers on `port` (under libfaketime), all answering.
+async fn echo_lab(dir: &std::path::Path, port: u16) -> faultline_nemesis::Lab {
+    let lab = lab(3, dir).await;
+    let ctl = lab.client_netns();
     for node in lab.nodes() {
-        wait_echo(&ctl, lab.node_ip(&node), 7400);
-        let n1 = lab.netns("n1").unwrap();
+        lab.start_node(&node, echo_server(&lab, &node, port, true))
+            .await
+            .unwrap();
+        wait_echo(&ctl, lab.node_ip(&node), port);
+    }
+    lab
+}
+
+/// Healed: every node answers, nodes reach each other, clocks are real again, nothing exited
+/// and no packet left the lab.
+async fn assert_healed(lab: &faultline_nemesis::Lab, port: u16) {
+    let ctl = lab.client_netns();
+    let n1 = lab.netns("n1").unwrap();
+    for node in lab.nodes() {
+        wait_echo(&ctl, lab.node_ip(&node), port);
         assert!(connects_from(
             &n1,
             lab.node_ip(&node),
-            7400,
+            port,
             Duration::from_secs(2)
         ));
         // `+0` as written at start (a clock no fault touched), `+0.000` once reset.
@@ -86,7 +100,6 @@ async fn schedule_cycles_faults_emits_events_and_heals_everything() {
     }
     assert!(lab.unexpected_exits().is_empty());
     assert_eq!(lab.guard_packets().await.unwrap(), Some(0));
-    lab.teardown().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -100,10 +113,11 @@ async fn schedule_stops_on_shutdown_and_heals() {
             .unwrap();
     }
     let nemesis = Nemesis::new(NemesisConfig {
-        kinds: vec![FaultKind::Kill],
+        kinds: FaultKind::parse_list("kill,pause,clock").unwrap(),
         interval: Duration::from_millis(50),
         seed: 5,
         time_limit: Duration::from_secs(600),
+        schedule: FaultSchedule::Overlapping,
     });
     let mut events = Vec::new();
     let started = Instant::now();
@@ -127,5 +141,83 @@ async fn schedule_stops_on_shutdown_and_heals() {
             "{node}"
         );
     }
+    assert_pairs_per_kind(&events);
+    lab.teardown().await.unwrap();
+}
+
+/// Per kind, installed starts and stops alternate, and nothing is left open.
+fn assert_pairs_per_kind(events: &[FaultEvent]) {
+    let mut open = std::collections::BTreeSet::new();
+    for event in events {
+        match event.phase {
+            Phase::Start if event.action.is_installed() => {
+                assert!(
+                    open.insert(event.kind),
+                    "{} started twice: {events:#?}",
+                    event.kind
+                );
+            }
+            Phase::Start => {}
+            Phase::Stop => {
+                assert!(
+                    open.remove(&event.kind),
+                    "{} stopped unstarted: {events:#?}",
+                    event.kind
+                );
+            }
+        }
+    }
+    assert!(open.is_empty(), "left open: {open:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs root, nftables, libfaketime: run by scripts/test.sh"]
+async fn overlapping_schedule_runs_each_kind_on_its_own_cycle_and_heals() {
+    let dir = tempfile::tempdir().unwrap();
+    let lab = echo_lab(dir.path(), 7402).await;
+    let nemesis = Nemesis::new(NemesisConfig {
+        kinds: FaultKind::parse_list("partition,pause,clock").unwrap(),
+        interval: Duration::from_millis(100),
+        seed: 4,
+        time_limit: Duration::from_millis(3000),
+        schedule: FaultSchedule::Overlapping,
+    });
+    let leader = || async { Some("n1".to_string()) };
+    let mut events: Vec<FaultEvent> = Vec::new();
+    let started = Instant::now();
+    let summary = nemesis
+        .run(&lab, &leader, |e| events.push(e), std::future::pending())
+        .await
+        .unwrap();
+    assert!(
+        started.elapsed() < Duration::from_secs(6),
+        "stops by itself"
+    );
+    assert_pairs_per_kind(&events);
+    // Faults of different kinds were in force at once.
+    let mut open = std::collections::BTreeSet::new();
+    let mut overlapped = 0;
+    for event in &events {
+        match event.phase {
+            Phase::Start if event.action.is_installed() => {
+                if !open.is_empty() {
+                    overlapped += 1;
+                }
+                open.insert(event.kind);
+            }
+            Phase::Start => {}
+            Phase::Stop => {
+                open.remove(&event.kind);
+            }
+        }
+    }
+    assert!(
+        overlapped >= 3,
+        "{overlapped} overlapping starts: {events:#?}"
+    );
+    let kinds: std::collections::BTreeSet<FaultKind> = events.iter().map(|e| e.kind).collect();
+    assert_eq!(kinds.len(), 3, "every package cycled: {kinds:?}");
+    assert!(summary.installed >= 6, "{summary:?}");
+    assert_healed(&lab, 7402).await;
     lab.teardown().await.unwrap();
 }

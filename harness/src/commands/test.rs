@@ -85,6 +85,11 @@ pub struct TestArgs {
     /// Seconds between fault starts and stops [default: 10].
     #[arg(long)]
     pub nemesis_interval: Option<f64>,
+    /// `one-at-a-time` (never two faults at once) or `overlapping` (each fault kind on its
+    /// own cycle, so a partition can meet a clock fault, as in Jepsen's combined nemesis)
+    /// [default: one-at-a-time].
+    #[arg(long, value_name = "SCHEDULE")]
+    pub nemesis_schedule: Option<String>,
     /// Plant a bug in the raft server: stale-reads, lease-reads, ack-before-commit (repeatable).
     #[arg(long = "unsafe", value_name = "MODE")]
     pub unsafe_modes: Vec<String>,
