@@ -103,6 +103,59 @@ fn default_faults_give_a_valid_verdict_and_a_complete_run_directory() {
 
 #[test]
 #[ignore = "needs root, nftables, libfaketime: run by scripts/test.sh"]
+fn overlapping_faults_meet_and_the_safe_cluster_stays_valid() {
+    let results = tempfile::tempdir().expect("tempdir");
+    let out = run_test(
+        results.path(),
+        &[
+            "--time-limit",
+            "15",
+            "--nemesis",
+            "partition,kill,pause,clock",
+            "--nemesis-schedule",
+            "overlapping",
+            "--nemesis-interval",
+            "1.5",
+            "--seed",
+            "3",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
+    let dir = &run_dirs(results.path())[0];
+    assert_eq!(
+        json(&dir.join("test.json"))["spec"]["nemesis_schedule"],
+        "overlapping"
+    );
+    // The most faults in force at once, from the history's start/stop lines.
+    let history = std::fs::read_to_string(dir.join("history.jsonl")).expect("history");
+    let mut open = std::collections::BTreeSet::new();
+    let mut most = 0;
+    for line in history.lines() {
+        let record: Value = serde_json::from_str(line).expect("each line is JSON");
+        let Some(f) = record["f"]
+            .as_str()
+            .filter(|_| record["process"] == "nemesis")
+        else {
+            continue;
+        };
+        if let Some(kind) = f.strip_prefix("start-") {
+            if record["error"].is_null() {
+                open.insert(kind.to_string());
+                most = most.max(open.len());
+            }
+        } else if let Some(kind) = f.strip_prefix("stop-") {
+            open.remove(kind);
+        }
+    }
+    assert!(
+        most >= 2,
+        "no two faults were ever in force at once:\n{history}"
+    );
+    assert!(open.is_empty(), "faults left open: {open:?}");
+}
+
+#[test]
+#[ignore = "needs root, nftables, libfaketime: run by scripts/test.sh"]
 fn stale_reads_under_partitions_are_found() {
     let results = tempfile::tempdir().expect("tempdir");
     let junit = results.path().join("junit.xml");

@@ -345,7 +345,9 @@ fn remote_faults_over_ssh_take_effect_and_heal() {
         other => panic!("{other:?}"),
     }
 
-    // One schedule drives remote hosts like a lab (FaultTarget), and heals at the end.
+    // One schedule drives remote hosts like a lab (FaultTarget), here with its packages
+    // overlapping (kill, pause and partition at once over the same SSH connections), and
+    // heals at the end.
     let schedule = {
         let remote = remote.clone();
         clients
@@ -355,7 +357,7 @@ fn remote_faults_over_ssh_take_effect_and_heal() {
                     interval: Duration::from_millis(100),
                     seed: 3,
                     time_limit: Duration::from_millis(1500),
-                    schedule: faultline_nemesis::FaultSchedule::OneAtATime,
+                    schedule: faultline_nemesis::FaultSchedule::Overlapping,
                 });
                 let mut events = Vec::new();
                 let leader = || async { Some("n1".to_string()) };
