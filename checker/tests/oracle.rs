@@ -72,6 +72,46 @@ fn oracle(ops: &[Op]) -> bool {
     go(ops, &mut vec![false; ops.len()], None)
 }
 
+/// Sorts ops by invocation and renumbers their history indices to match.
+fn in_time_order(mut ops: Vec<Op>) -> Vec<Op> {
+    ops.sort_by_key(|o| o.invoke_time);
+    for (i, o) in ops.iter_mut().enumerate() {
+        o.index = i as u64 * 2;
+        o.complete_index = o.complete_time.map(|_| i as u64 * 2 + 1);
+    }
+    ops
+}
+
+/// Ops laid out on 3 sequential processes: each starts `gap` after its process's previous op
+/// ended; a write or CAS flagged `info` never completes and retires its process.
+#[derive(Default)]
+struct Processes {
+    clock: [u64; 3],
+    retired: [bool; 3],
+    ops: Vec<Op>,
+}
+
+impl Processes {
+    fn push(&mut self, process: usize, step: Step, length: u64, gap: u64, info: bool) {
+        let invoke = self.clock[process] + gap * 3 + process as u64;
+        let complete = invoke + length * 2;
+        self.clock[process] = complete + 1;
+        // Reads and mismatching CASes change nothing: ending `info` they would constrain
+        // nothing either, so only effects crash.
+        let info = info && matches!(step, Step::Write(_) | Step::Cas { .. });
+        if info {
+            self.retired[process] = true;
+        }
+        let i = self.ops.len();
+        self.ops
+            .push(op(i, invoke, (!info).then_some(complete), step));
+    }
+
+    fn into_ops(self) -> Vec<Op> {
+        in_time_order(self.ops)
+    }
+}
+
 fn arb_step() -> impl Strategy<Value = Step> {
     prop_oneof![
         prop::option::of(0i64..3).prop_map(Step::Read),
@@ -94,28 +134,13 @@ fn arb_history() -> impl Strategy<Value = Vec<Op>> {
         1..=8,
     )
     .prop_map(|specs| {
-        let mut clock = [0u64; 3];
-        let mut retired = [false; 3];
-        let mut ops = Vec::new();
+        let mut processes = Processes::default();
         for (process, step, length, gap, info) in specs {
-            if retired[process] {
-                continue;
+            if !processes.retired[process] {
+                processes.push(process, step, length, gap, info);
             }
-            let invoke = clock[process] + gap * 3 + process as u64;
-            let complete = invoke + length * 2;
-            clock[process] = complete + 1;
-            let info = info && !matches!(step, Step::Read(_) | Step::CasMismatch { .. });
-            if info {
-                retired[process] = true;
-            }
-            ops.push(op(ops.len(), invoke, (!info).then_some(complete), step));
         }
-        ops.sort_by_key(|o| o.invoke_time);
-        for (i, o) in ops.iter_mut().enumerate() {
-            o.index = i as u64 * 2;
-            o.complete_index = o.complete_time.map(|_| i as u64 * 2 + 1);
-        }
-        ops
+        processes.into_ops()
     })
 }
 
@@ -154,12 +179,7 @@ fn arb_unique_register_history() -> impl Strategy<Value = Vec<Op>> {
                 };
                 ops.push(op(i, *invoke, Some(invoke + length), step));
             }
-            ops.sort_by_key(|o| o.invoke_time);
-            for (i, o) in ops.iter_mut().enumerate() {
-                o.index = i as u64 * 2;
-                o.complete_index = o.complete_time.map(|_| i as u64 * 2 + 1);
-            }
-            ops
+            in_time_order(ops)
         },
     )
 }
@@ -194,12 +214,10 @@ fn arb_unique_cas_history_with(info: f64) -> impl Strategy<Value = Vec<Op>> {
                 _ => Some(99),
             }
         };
-        let mut clock = [0u64; 3];
-        let mut retired = [false; 3];
+        let mut processes = Processes::default();
         let mut next = 1i64;
-        let mut ops = Vec::new();
         for (process, kind, p, length, gap, info) in specs {
-            if retired[process] {
+            if processes.retired[process] {
                 continue;
             }
             let step = match kind {
@@ -219,21 +237,9 @@ fn arb_unique_cas_history_with(info: f64) -> impl Strategy<Value = Vec<Op>> {
                     expected: pick(p).unwrap_or(98),
                 },
             };
-            let invoke = clock[process] + gap * 3 + process as u64;
-            let complete = invoke + length * 2;
-            clock[process] = complete + 1;
-            let info = info && matches!(step, Step::Write(_) | Step::Cas { .. });
-            if info {
-                retired[process] = true;
-            }
-            ops.push(op(ops.len(), invoke, (!info).then_some(complete), step));
+            processes.push(process, step, length, gap, info);
         }
-        ops.sort_by_key(|o| o.invoke_time);
-        for (i, o) in ops.iter_mut().enumerate() {
-            o.index = i as u64 * 2;
-            o.complete_index = o.complete_time.map(|_| i as u64 * 2 + 1);
-        }
-        ops
+        processes.into_ops()
     })
 }
 

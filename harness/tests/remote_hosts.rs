@@ -213,10 +213,7 @@ fn check_run_on_hosts(hosts: &Hosts, out: &Output) -> PathBuf {
         }
     }
     // Wiped: this run's directory is gone from the hosts' working directory.
-    let left: Vec<_> = std::fs::read_dir(hosts.remote_dir())
-        .map(|d| d.flatten().map(|e| e.path()).collect())
-        .unwrap_or_default();
-    assert!(left.is_empty(), "left on the hosts: {left:?}");
+    assert_hosts_wiped(hosts);
     dir
 }
 
@@ -520,21 +517,7 @@ fn an_unreachable_host_a_missing_binary_or_a_server_that_exits_is_an_error_that_
     );
 
     // Reachable, but the server binary is not where the config says.
-    let config = hosts.write_config(
-        "missing.toml",
-        &format!(
-            "remote-bin = \"/nonexistent/faultline-raft\"\n{}{}",
-            hosts.ssh_config(),
-            hosts.host_tables(|_| String::new())
-        ),
-    );
-    let out = hosts.faultline_test(&[
-        "--config",
-        config.to_str().expect("utf-8"),
-        "--time-limit",
-        "5",
-    ]);
-    assert_eq!(out.status.code(), Some(3), "{}", describe(&out));
+    let out = failed_start_with_remote_bin(&hosts, "/nonexistent/faultline-raft");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         stderr.contains("/nonexistent/faultline-raft` on `root@")
@@ -542,28 +525,11 @@ fn an_unreachable_host_a_missing_binary_or_a_server_that_exits_is_an_error_that_
         "{}",
         describe(&out)
     );
-    let left: Vec<_> = std::fs::read_dir(hosts.remote_dir())
-        .map(|d| d.flatten().map(|e| e.path()).collect())
-        .unwrap_or_default();
-    assert!(left.is_empty(), "left on the hosts: {left:?}");
+    assert_hosts_wiped(&hosts);
 
     // A server that exits at once (`sh` does not know raft's flags): the start fails after
     // its bounded wait, and still the node logs are fetched and the hosts wiped.
-    let config = hosts.write_config(
-        "exits.toml",
-        &format!(
-            "remote-bin = \"/bin/sh\"\n{}{}",
-            hosts.ssh_config(),
-            hosts.host_tables(|_| String::new())
-        ),
-    );
-    let out = hosts.faultline_test(&[
-        "--config",
-        config.to_str().expect("utf-8"),
-        "--time-limit",
-        "5",
-    ]);
-    assert_eq!(out.status.code(), Some(3), "{}", describe(&out));
+    let out = failed_start_with_remote_bin(&hosts, "/bin/sh");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         stderr.contains("no live process in its PID file"),
@@ -578,6 +544,31 @@ fn an_unreachable_host_a_missing_binary_or_a_server_that_exits_is_an_error_that_
             .unwrap_or_else(|e| panic!("{node}'s log was not fetched: {e}"));
         assert!(log.contains("Illegal option"), "{node}: {log}");
     }
+    assert_hosts_wiped(&hosts);
+}
+
+/// A 5 s run on the hosts with `remote-bin` set to `bin`, which must fail to start (exit 3).
+fn failed_start_with_remote_bin(hosts: &Hosts, bin: &str) -> std::process::Output {
+    let config = hosts.write_config(
+        "remote-bin.toml",
+        &format!(
+            "remote-bin = {bin:?}\n{}{}",
+            hosts.ssh_config(),
+            hosts.host_tables(|_| String::new())
+        ),
+    );
+    let out = hosts.faultline_test(&[
+        "--config",
+        config.to_str().expect("utf-8"),
+        "--time-limit",
+        "5",
+    ]);
+    assert_eq!(out.status.code(), Some(3), "{}", describe(&out));
+    out
+}
+
+/// Nothing of the run is left in the hosts' remote directory.
+fn assert_hosts_wiped(hosts: &Hosts) {
     let left: Vec<_> = std::fs::read_dir(hosts.remote_dir())
         .map(|d| d.flatten().map(|e| e.path()).collect())
         .unwrap_or_default();

@@ -22,21 +22,7 @@ pub(super) fn raft_startup(nodes: usize, runs: usize) -> anyhow::Result<()> {
     for _ in 0..runs {
         let dir = tempfile_dir()?;
         let took = runtime.block_on(async {
-            // Loopback: distinct 127.x addresses, no namespaces, no root needed.
-            let lab = Lab::create(LabConfig {
-                nodes,
-                isolation: Isolation::Loopback,
-                run_dir: dir.clone(),
-            })
-            .await?;
-            let spec = RaftSpec {
-                unsafe_modes: Vec::new(),
-                binary: None,
-                data_dir: dir.join("data"),
-                op_timeout: Duration::from_secs(2),
-                startup_timeout: Duration::from_secs(30),
-                faketime: false,
-            };
+            let (lab, spec) = loopback_cluster(nodes, &dir, false).await?;
             let started = Instant::now();
             let result = async {
                 let cluster = RaftCluster::start(&spec, &lab).await?;
@@ -61,6 +47,30 @@ pub(super) fn raft_startup(nodes: usize, runs: usize) -> anyhow::Result<()> {
         times[times.len() - 1]
     );
     Ok(())
+}
+
+/// A loopback lab of `nodes` (distinct 127.x addresses, no namespaces, no root needed) under
+/// `dir`, and the spec of a safe Raft cluster with its data there.
+async fn loopback_cluster(
+    nodes: usize,
+    dir: &Path,
+    faketime: bool,
+) -> anyhow::Result<(Lab, RaftSpec)> {
+    let lab = Lab::create(LabConfig {
+        nodes,
+        isolation: Isolation::Loopback,
+        run_dir: dir.to_path_buf(),
+    })
+    .await?;
+    let spec = RaftSpec {
+        unsafe_modes: Vec::new(),
+        binary: None,
+        data_dir: dir.join("data"),
+        op_timeout: Duration::from_secs(2),
+        startup_timeout: Duration::from_secs(30),
+        faketime,
+    };
+    Ok((lab, spec))
 }
 
 /// A workload of `faultline bench raft`: `writes`, or read:write:cas weights.
@@ -213,21 +223,7 @@ async fn raft_row(
     dir: &Path,
 ) -> anyhow::Result<(RowTally, Duration)> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    // Loopback: distinct 127.x addresses, no namespaces, no root needed.
-    let lab = Lab::create(LabConfig {
-        nodes: bench.nodes,
-        isolation: Isolation::Loopback,
-        run_dir: dir.to_path_buf(),
-    })
-    .await?;
-    let spec = RaftSpec {
-        unsafe_modes: Vec::new(),
-        binary: None,
-        data_dir: dir.join("data"),
-        op_timeout: Duration::from_secs(2),
-        startup_timeout: Duration::from_secs(30),
-        faketime: bench.faketime,
-    };
+    let (lab, spec) = loopback_cluster(bench.nodes, dir, bench.faketime).await?;
     let result = async {
         let cluster = Arc::new(RaftCluster::start(&spec, &lab).await?);
         let measured = drive_row(bench, mix, clients, &cluster, &lab).await;
