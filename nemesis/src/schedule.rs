@@ -194,8 +194,11 @@ impl FaultSchedule {
         }
     }
 
-    /// The kinds that share one cycle: all of them, or one package each.
+    /// The kinds that share one cycle: all of them, or one package each; never an empty one.
     fn packages(self, kinds: &[FaultKind]) -> Vec<Vec<FaultKind>> {
+        if kinds.is_empty() {
+            return Vec::new();
+        }
         match self {
             FaultSchedule::OneAtATime => vec![kinds.to_vec()],
             FaultSchedule::Overlapping => {
@@ -372,7 +375,6 @@ impl Nemesis {
                 .schedule
                 .packages(&kinds)
                 .into_iter()
-                .filter(|pool| !pool.is_empty())
                 .enumerate()
                 .map(|(index, pool)| {
                     // One package keeps the seed itself, so a one-at-a-time schedule draws
@@ -592,6 +594,22 @@ mod tests {
                 assert_eq!(fault, random_fault(kind, &mut b));
             }
         }
+    }
+
+    #[test]
+    fn overlapping_packages_are_one_per_kind_but_link_shaping_shares_one() {
+        let kinds = FaultKind::parse_list("partition,clock,bandwidth,delay").unwrap();
+        assert_eq!(
+            FaultSchedule::Overlapping.packages(&kinds),
+            vec![
+                vec![FaultKind::Partition],
+                vec![FaultKind::Clock],
+                vec![FaultKind::Bandwidth, FaultKind::Delay],
+            ]
+        );
+        assert_eq!(FaultSchedule::OneAtATime.packages(&kinds), vec![kinds]);
+        assert!(FaultSchedule::OneAtATime.packages(&[]).is_empty());
+        assert!(FaultSchedule::Overlapping.packages(&[]).is_empty());
     }
 
     #[test]
