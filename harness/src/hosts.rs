@@ -63,7 +63,7 @@ pub struct HostOptions {
 }
 
 /// One resolved host.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HostEntry {
     pub name: String,
     pub destination: String,
@@ -77,7 +77,7 @@ pub struct HostEntry {
 }
 
 /// The hosts a run uses, and how to reach them.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct RemoteHosts {
     pub hosts: Vec<HostEntry>,
     pub ssh_key: Option<PathBuf>,

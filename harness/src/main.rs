@@ -8,6 +8,7 @@ mod cli;
 mod commands;
 mod history;
 mod hosts;
+mod hosts_state;
 mod junit;
 mod run;
 mod spec;

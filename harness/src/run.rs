@@ -28,6 +28,7 @@ use faultline_workloads::{Generator, Operation, Workload};
 use tokio::sync::watch;
 
 use crate::history::{HistoryWriter, Recorder, Tally};
+use crate::hosts_state::HostsStateFile;
 use crate::spec::TestSpec;
 
 /// What a run produced, for the summary, JUnit and the exit code.
@@ -102,7 +103,7 @@ pub fn execute(spec: &TestSpec) -> anyhow::Result<RunSummary> {
         .build()
         .context("starting the harness runtime")?;
     let outcome = match (&spec.endpoints, &spec.hosts) {
-        (Some(_), _) => runtime.block_on(run_attached(spec, recorder, latencies.clone())),
+        (Some(_), _) => runtime.block_on(run_attached(spec, &dir, recorder, latencies.clone())),
         (None, Some(_)) => runtime.block_on(run_on_hosts(spec, &dir, recorder, latencies.clone())),
         (None, None) => runtime.block_on(run_in_lab(spec, &dir, recorder, latencies.clone())),
     };
@@ -238,6 +239,7 @@ async fn run_in_lab(
 /// SSH on the hosts the user described.
 async fn run_attached(
     spec: &TestSpec,
+    dir: &Path,
     recorder: Recorder,
     latencies: Arc<Mutex<Vec<u64>>>,
 ) -> anyhow::Result<(String, bool)> {
@@ -256,6 +258,16 @@ async fn run_attached(
         ),
         None => None,
     };
+    let state_file = match &spec.hosts {
+        Some(hosts) => Some(HostsStateFile::create(
+            &run_id(dir),
+            dir,
+            None,
+            hosts,
+            &spec.fault_kinds,
+        )?),
+        None => None,
+    };
     let result = drive(
         spec,
         remote.as_ref(),
@@ -271,13 +283,50 @@ async fn run_attached(
         None => Ok(()),
     };
     signal_task.abort();
-    result?;
-    closed?;
+    join_errors(result, settle_state_file(state_file, closed))?;
     Ok((version, *stop_rx.borrow()))
 }
 
+/// The run's result, unless the hosts were left unclean: then that error, wrapped around the
+/// run's own error if it has one.
+fn join_errors<T>(result: anyhow::Result<T>, cleaned: anyhow::Result<()>) -> anyhow::Result<T> {
+    match (result, cleaned) {
+        (result, Ok(())) => result,
+        (Ok(_), Err(hint)) => Err(hint),
+        (Err(e), Err(hint)) => Err(e.context(hint.to_string())),
+    }
+}
+
+/// Unique per run: the run directory's timestamp and this process.
+fn run_id(dir: &Path) -> String {
+    format!(
+        "{}-{}",
+        dir.file_name()
+            .map_or_else(|| "run".into(), |n| n.to_string_lossy().into_owned()),
+        std::process::id()
+    )
+}
+
+/// Removes the run's hosts state file when the hosts were left clean (`cleaned` is Ok);
+/// otherwise keeps it and says in the error that `faultline clean` finishes the job.
+fn settle_state_file(
+    file: Option<HostsStateFile>,
+    cleaned: anyhow::Result<()>,
+) -> anyhow::Result<()> {
+    let Some(file) = file else {
+        return cleaned;
+    };
+    match cleaned {
+        Ok(()) => file.remove(),
+        Err(e) => Err(e.context(format!(
+            "what may be left on the hosts is recorded in {}: `faultline clean` heals it and stops the run's nodes there",
+            file.path().display()
+        ))),
+    }
+}
+
 /// What to check when SSH to the hosts fails.
-fn ssh_hint(hosts: &crate::hosts::RemoteHosts) -> String {
+pub(crate) fn ssh_hint(hosts: &crate::hosts::RemoteHosts) -> String {
     let first = hosts.hosts.first();
     format!(
         "connecting to the hosts over SSH: check that `ssh{} {} true` works from here without a prompt (a key: --ssh-key; an unknown host key: --ssh-known-hosts or --ssh-accept-new-hosts)",
@@ -299,17 +348,20 @@ async fn run_on_hosts(
 ) -> anyhow::Result<(String, bool)> {
     let (stop_rx, signal_task) = stop_on_signal()?;
     let hosts = spec.hosts.as_ref().context("no hosts to run on")?;
-    // Unique per run: the run directory's timestamp and this process.
-    let run_id = format!(
-        "{}-{}",
-        dir.file_name()
-            .map_or_else(|| "run".into(), |n| n.to_string_lossy().into_owned()),
-        std::process::id()
-    );
-    let placement = hosts.hosts_spec(dir, run_id);
+    let placement = hosts.hosts_spec(dir, run_id(dir));
     let mut remote = faultline_targets::hosts::connect(&placement)
         .await
         .with_context(|| ssh_hint(hosts))?;
+    // Before anything changes on a host, so a killed run leaves what clean needs.
+    let state_file = HostsStateFile::create(
+        &placement.run_id,
+        dir,
+        Some(placement.run_id.clone()),
+        hosts,
+        &spec.fault_kinds,
+    )?;
+    // Whether the nodes may still run on the hosts (a start that fails stops its own).
+    let mut nodes_left = false;
     tracing::info!(
         hosts = hosts.hosts.len(),
         dir = %format!("{}/{}", placement.remote_dir, placement.run_id),
@@ -344,18 +396,24 @@ async fn run_on_hosts(
                     })
                     .context("stopping the cluster on the hosts"),
                 None => Err(anyhow::anyhow!(
-                    "a client outlived the run, so the nodes on the hosts could not be stopped: stop them and remove {}/ on each host",
-                    placement.remote_dir
+                    "a client outlived the run, so the nodes on the hosts could not be stopped"
                 )),
             };
+            nodes_left = stopped.is_err();
             driven.and(stopped).map(|()| version)
         }
         Err(e) => Err(anyhow::Error::new(e).context("starting the cluster on the hosts")),
     };
     let closed = remote.close().await.context("healing and closing SSH");
     signal_task.abort();
-    let version = result?;
-    closed?;
+    let cleaned = match (nodes_left, closed) {
+        (false, closed) => closed,
+        (true, Ok(())) => Err(anyhow::anyhow!(
+            "the run's nodes may still run on the hosts"
+        )),
+        (true, Err(e)) => Err(e.context("the run's nodes may still run on the hosts")),
+    };
+    let version = join_errors(result, settle_state_file(Some(state_file), cleaned))?;
     Ok((version, *stop_rx.borrow()))
 }
 

@@ -480,6 +480,11 @@ fn a_running_cluster_with_hosts_gets_kill_faults_by_pid_file() {
     // guard ends it.
     let now: Vec<Option<u32>> = cluster.nodes.iter().map(|n| cluster.pid_of(n)).collect();
     assert_ne!(first_pids, now, "no node has a new PID");
+    assert_eq!(
+        hosts_state_files(&hosts),
+        Vec::<PathBuf>::new(),
+        "a run that healed leaves no state file"
+    );
     for (node, (before, after)) in cluster.nodes.iter().zip(first_pids.iter().zip(&now)) {
         let marker = cluster.dir.join(node);
         if before != after {
@@ -567,12 +572,14 @@ fn failed_start_with_remote_bin(hosts: &Hosts, bin: &str) -> std::process::Outpu
     out
 }
 
-/// Nothing of the run is left in the hosts' remote directory.
+/// Nothing of the run is left in the hosts' remote directory, nor the state file that would
+/// send `faultline clean` there.
 fn assert_hosts_wiped(hosts: &Hosts) {
     let left: Vec<_> = std::fs::read_dir(hosts.remote_dir())
         .map(|d| d.flatten().map(|e| e.path()).collect())
         .unwrap_or_default();
     assert!(left.is_empty(), "left on the hosts: {left:?}");
+    assert_eq!(hosts_state_files(hosts), Vec::<PathBuf>::new());
 }
 
 /// nft tables in a node's namespace (the partitions and losses Faultline puts there).
@@ -682,4 +689,181 @@ fn sigterm_heals_over_ssh_stops_and_wipes_the_nodes_and_checks_what_was_recorded
         let tables = nft_tables_in(&hosts.lab().netns(&node).expect("netns"));
         assert!(!tables.contains("faultline"), "{node}: {tables}");
     }
+}
+
+/// The state files that runs of this test left in the machine's state directory (the one
+/// `faultline clean` reads; it also sweeps labs that have no state file there, so tests do
+/// not use another): those naming a run directory under the test's results.
+fn hosts_state_files(hosts: &Hosts) -> Vec<PathBuf> {
+    std::fs::read_dir(faultline_nemesis::state_dir())
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.to_string_lossy().contains("hosts-"))
+        .filter(|p| {
+            std::fs::read_to_string(p)
+                .ok()
+                .and_then(|text| serde_json::from_str::<Value>(&text).ok())
+                .and_then(|state| state["run_dir"].as_str().map(PathBuf::from))
+                .is_some_and(|run| run.starts_with(hosts.path("results")))
+        })
+        .collect()
+}
+
+/// The history's nemesis records so far, read leniently: the run may be writing the last line.
+fn nemesis_records(history: &Path) -> Vec<Value> {
+    std::fs::read_to_string(history)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .filter(|r| r["process"] == "nemesis")
+        .collect()
+}
+
+#[test]
+#[ignore = "needs root, nftables, libfaketime, sshd: run by scripts/test.sh"]
+fn a_sigkilled_run_on_hosts_is_cleaned_up_by_faultline_clean() {
+    use std::time::{Duration, Instant};
+    let hosts = Hosts::new(3);
+    let config = hosts.write_config(
+        "sigkill.toml",
+        &format!(
+            "remote-bin = {:?}\n{}{}",
+            raft_server().display().to_string(),
+            hosts.ssh_config(),
+            hosts.host_tables(|_| String::new())
+        ),
+    );
+    let in_ctl = |args: &[&str]| {
+        let mut command = Command::new("ip");
+        command
+            .args(["netns", "exec", &hosts.lab().client_netns()])
+            .arg(env!("CARGO_BIN_EXE_faultline"))
+            .args(args)
+            .env("CI", "1");
+        command
+    };
+    let mut child = in_ctl(&["test", "--config", config.to_str().expect("utf-8")])
+        .args(["--nemesis", "partition", "--nemesis-interval", "3"])
+        .args(["--time-limit", "120", "--seed", "3", "--results"])
+        .arg(hosts.path("results"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("faultline starts");
+    struct KillOnFailure<'a>(&'a mut std::process::Child);
+    impl Drop for KillOnFailure<'_> {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let run = KillOnFailure(&mut child);
+
+    // Kill the run while its first partition is in force (the heal is due 3 s later).
+    let started = Instant::now();
+    let dir = loop {
+        assert!(
+            started.elapsed() < Duration::from_secs(90),
+            "no partition within 90 s"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+        let Some(dir) = run_dirs(&hosts.path("results")).last().cloned() else {
+            continue;
+        };
+        let partitioned = nemesis_records(&dir.join("history.jsonl"))
+            .iter()
+            .any(|r| r["f"] == "start-partition" && r["error"].is_null());
+        if partitioned {
+            break dir;
+        }
+    };
+    run.0.kill().expect("SIGKILL");
+    run.0.wait().expect("the run ends");
+    drop(run);
+
+    // What it left: its nodes running, its partition rules, its state file.
+    let run_dirs_on_hosts: Vec<PathBuf> = std::fs::read_dir(hosts.remote_dir())
+        .expect("the hosts' working directory")
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    assert_eq!(run_dirs_on_hosts.len(), 1, "{run_dirs_on_hosts:?}");
+    let pids: Vec<u32> = hosts
+        .lab()
+        .nodes()
+        .iter()
+        .map(|node| {
+            let file = run_dirs_on_hosts[0].join(node.as_str()).join("node.pid");
+            let pid = std::fs::read_to_string(&file).expect("a PID file");
+            pid.trim().parse().expect("a PID")
+        })
+        .collect();
+    for pid in &pids {
+        assert!(
+            node_still_runs(*pid, &hosts.remote_dir()),
+            "{pid} died with the run"
+        );
+    }
+    let partitioned = || {
+        hosts
+            .lab()
+            .nodes()
+            .iter()
+            .filter(|node| {
+                nft_tables_in(&hosts.lab().netns(node).expect("netns")).contains("faultline")
+            })
+            .count()
+    };
+    assert!(partitioned() > 0, "the partition ended before the SIGKILL");
+    let state_files = || hosts_state_files(&hosts);
+    assert_eq!(state_files().len(), 1, "{:?}", state_files());
+
+    let out = in_ctl(&["clean"]).output().expect("clean runs");
+    assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    for node in hosts.lab().nodes() {
+        assert!(
+            stdout.contains(&format!("{node}: stopped its server, fetched its log")),
+            "{stdout}"
+        );
+    }
+    assert!(
+        stdout.contains("deleted nft table inet faultline"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("removed state file"), "{stdout}");
+
+    // Nothing left: no node, no rule, no files on the hosts, no state file; the run's
+    // directory has the node logs and a history the checker reads.
+    for pid in &pids {
+        assert!(
+            !node_still_runs(*pid, &hosts.remote_dir()),
+            "{pid} still runs"
+        );
+    }
+    assert_eq!(partitioned(), 0);
+    assert_hosts_wiped(&hosts);
+    assert!(state_files().is_empty(), "{:?}", state_files());
+    for node in hosts.lab().nodes() {
+        let log = std::fs::read_to_string(dir.join("nodes").join(format!("{node}.log")))
+            .unwrap_or_else(|e| panic!("{node}'s log was not fetched: {e}"));
+        assert!(!log.is_empty(), "{node}'s log is empty");
+    }
+    let check = common::faultline()
+        .arg("check")
+        .arg(&dir)
+        .output()
+        .expect("check runs");
+    assert_eq!(check.status.code(), Some(0), "{}", describe(&check));
+
+    // Once is enough: a second clean has nothing of this run's to do.
+    let again = in_ctl(&["clean"]).output().expect("clean runs");
+    assert_eq!(again.status.code(), Some(0), "{}", describe(&again));
+    assert!(
+        !String::from_utf8_lossy(&again.stdout).contains("stopped its server"),
+        "{}",
+        describe(&again)
+    );
 }

@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use rand::Rng;
 use rand::seq::{IndexedRandom, SliceRandom};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::lab::{Isolation, Lab, lock};
@@ -29,7 +29,7 @@ use crate::sys;
 
 /// The fault families, as named on the command line (`--nemesis partition,kill`) and in the
 /// history (`start-partition` / `stop-partition`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 #[non_exhaustive]
 pub enum FaultKind {

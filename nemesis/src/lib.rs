@@ -93,11 +93,11 @@ mod userns;
 pub use error::{Error, Result};
 pub use fault::{Action, Applied, ClockFault, Fault, FaultKind, NodeSelection, PartitionKind};
 pub use lab::{Isolation, Lab, LabConfig, MAX_NODES};
-pub use remote::{ProcessMatch, Remote, RemoteNode, RemoteOptions};
+pub use remote::{HealReport, ProcessMatch, Remote, RemoteNode, RemoteOptions};
 pub use schedule::{
     FaultEvent, FaultSchedule, FaultTarget, LeaderProbe, Nemesis, NemesisConfig, NemesisSummary,
     NoLeader, Phase, random_fault, shutdown_signal,
 };
-pub use state::{CleanReport, clean, state_dir};
+pub use state::{CleanReport, RunOwner, clean, state_dir};
 pub use supervisor::{NodeCommand, NodeStatus, find_libfaketime};
 pub use userns::{USERNS_ENV, ensure_root_or_reexec, in_user_namespace, is_root};

@@ -11,6 +11,10 @@
 //! | loss | table `inet faultline_loss`: `numgen random mod 100 < N drop` for packets from and to the peers |
 //! | bandwidth / delay | `tc qdisc replace dev <if> root tbf …` / `netem …` on the interfaces that route to the peers (egress; SSH shares them) |
 //!
+//! What is installed is remembered by this connection, and undone by its stops and heal; a
+//! run that died (SIGKILL) takes that memory with it, so [`Remote::heal_abandoned`] undoes
+//! every trace a fault kind can leave on a host, found by looking, not by remembering.
+//!
 //! Peer traffic only is touched: rules match the other nodes' addresses, so the SSH
 //! connection that must undo them is never cut. Not done over SSH (refused with a message):
 //! changing a host's real system clock.
@@ -95,6 +99,13 @@ pub struct RemoteOptions {
     pub connect_timeout: Option<Duration>,
 }
 
+/// What [`Remote::heal_abandoned`] undid, and what it could not, one line each.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HealReport {
+    pub undone: Vec<String>,
+    pub failed: Vec<String>,
+}
+
 #[derive(Default)]
 struct RemoteFaults {
     partitioned: BTreeSet<String>,
@@ -146,12 +157,16 @@ fn shell_quote(text: &str) -> String {
 /// alive and (with `cmdline`) its `/proc/PID/cmdline` contains `cmdline`. The caller's
 /// command follows it.
 fn pid_probe(path: &str, cmdline: Option<&str>) -> String {
+    pid_probe_at(&shell_quote(path), cmdline)
+}
+
+/// [`pid_probe`] for a PID file named by a shell word (`"$p"`), unquoted here.
+fn pid_probe_at(path_word: &str, cmdline: Option<&str>) -> String {
     format!(
         "alive() {{ [ -r /proc/$1/stat ] && [ \"$(sed 's/^.*) //' /proc/$1/stat | cut -c1)\" != Z ]; }}; \
-         f={path}; m={marker}; [ -r \"$f\" ] || exit 1; read -r pid _ < \"$f\" || exit 1; \
+         f={path_word}; m={marker}; [ -r \"$f\" ] || exit 1; read -r pid _ < \"$f\" || exit 1; \
          case \"$pid\" in ''|*[!0-9]*) exit 1;; esac; alive \"$pid\" || exit 1; \
          [ -z \"$m\" ] || tr '\\0' ' ' < /proc/$pid/cmdline | grep -qF -- \"$m\" || exit 1;",
-        path = shell_quote(path),
         marker = shell_quote(cmdline.unwrap_or("")),
     )
 }
@@ -719,20 +734,13 @@ impl Remote {
         Ok(action)
     }
 
-    /// Puts `qdisc` as root qdisc on every interface the host uses to reach its peers
-    /// (`ip route get`), recording them for the undo. It shapes all traffic leaving on those
-    /// interfaces, SSH included: hosts rarely have a separate management link.
-    async fn shape(&self, node: &str, kind: FaultKind, qdisc: &str) -> Result<()> {
-        let peers: Vec<String> = self
-            .nodes
-            .iter()
-            .filter(|n| n.name != node)
-            .map(|n| n.ip.to_string())
-            .collect();
+    /// The interfaces the node's host uses to reach its peers (`ip route get`), loopback
+    /// aside.
+    async fn peer_devices(&self, node: &str) -> Result<BTreeSet<String>> {
         let mut devices = BTreeSet::new();
-        for peer in &peers {
+        for peer in self.nodes.iter().filter(|n| n.name != node) {
             let route = self
-                .exec(node, &format!("ip -o -4 route get {peer}"), None)
+                .exec(node, &format!("ip -o -4 route get {}", peer.ip), None)
                 .await?;
             let mut words = route.split_whitespace();
             if words.by_ref().any(|w| w == "dev")
@@ -742,7 +750,14 @@ impl Remote {
                 devices.insert(dev.to_string());
             }
         }
-        for dev in &devices {
+        Ok(devices)
+    }
+
+    /// Puts `qdisc` as root qdisc on every interface the host uses to reach its peers
+    /// (`ip route get`), recording them for the undo. It shapes all traffic leaving on those
+    /// interfaces, SSH included: hosts rarely have a separate management link.
+    async fn shape(&self, node: &str, kind: FaultKind, qdisc: &str) -> Result<()> {
+        for dev in &self.peer_devices(node).await? {
             self.exec(
                 node,
                 &format!("tc qdisc replace dev {} root {qdisc}", shell_quote(dev)),
@@ -1002,6 +1017,125 @@ impl Remote {
             }
         }
         Ok(done)
+    }
+
+    /// Undoes, on every host, what faults of `kinds` a run that died without healing (SIGKILL,
+    /// a crash) may have left there, without that run's record of what it installed:
+    /// Faultline's nft tables; a tbf or netem root qdisc on the interfaces toward the peers;
+    /// clock loops beside a node's faketime file (whichever run started them) and a non-zero
+    /// offset in it; a stopped server (SIGCONT); and, with `restart_killed`, a server that is
+    /// not running is started again by its start command. Safe to repeat: what is already
+    /// undone is left as it is and not reported.
+    pub async fn heal_abandoned(
+        &self,
+        kinds: &[FaultKind],
+        restart_killed: bool,
+    ) -> Result<HealReport> {
+        let mut report = HealReport::default();
+        let mut tables = Vec::new();
+        if kinds.contains(&FaultKind::Partition) {
+            tables.push("faultline");
+        }
+        if kinds.contains(&FaultKind::Loss) {
+            tables.push("faultline_loss");
+        }
+        let shaping = kinds
+            .iter()
+            .any(|k| matches!(k, FaultKind::Bandwidth | FaultKind::Delay));
+        for node in self.nodes() {
+            for table in &tables {
+                let script = format!(
+                    "if nft list table inet {table} >/dev/null 2>&1; then nft delete table inet {table} && echo deleted; fi"
+                );
+                if self.exec(&node, &script, None).await?.contains("deleted") {
+                    report
+                        .undone
+                        .push(format!("{node}: deleted nft table inet {table}"));
+                }
+            }
+            if shaping {
+                for dev in self.peer_devices(&node).await? {
+                    // Only the qdisc kinds Faultline puts there: a user's own shaping stays.
+                    let script = format!(
+                        "if tc qdisc show dev {d} root | grep -qE '^qdisc (tbf|netem) '; then tc qdisc del dev {d} root && echo deleted; fi",
+                        d = shell_quote(&dev)
+                    );
+                    if self.exec(&node, &script, None).await?.contains("deleted") {
+                        report
+                            .undone
+                            .push(format!("{node}: removed the tbf/netem root qdisc of {dev}"));
+                    }
+                }
+            }
+            if kinds.contains(&FaultKind::Clock)
+                && let Some(file) = self.node(&node)?.faketime_file.clone()
+            {
+                report
+                    .undone
+                    .extend(self.reset_abandoned_clock(&node, &file).await?);
+            }
+            if kinds.contains(&FaultKind::Pause) && self.resume_if_stopped(&node).await? {
+                report
+                    .undone
+                    .push(format!("{node}: resumed its stopped server (SIGCONT)"));
+            }
+            if restart_killed
+                && kinds.contains(&FaultKind::Kill)
+                && !self.node_running(&node).await?
+            {
+                if self.node(&node)?.start.trim().is_empty() {
+                    report.failed.push(format!(
+                        "{node}: its server is not running and no start command is known: start it by hand"
+                    ));
+                } else {
+                    self.start_node(&node).await?;
+                    report.undone.push(format!("{node}: restarted its server"));
+                }
+            }
+        }
+        Ok(report)
+    }
+
+    /// Ends every clock loop beside `file` (their PID files are `<file>.loop-<token>.pid`; each
+    /// PID is checked to be a `faultline-clock-` loop before the signal) and puts the offset
+    /// back to +0.
+    async fn reset_abandoned_clock(&self, node: &str, file: &str) -> Result<Vec<String>> {
+        let script = format!(
+            "clock={file}; for p in \"$clock\".loop-*.pid; do [ -f \"$p\" ] || continue; \
+             ( {probe} kill \"$pid\" && echo ended ); rm -f \"$p\"; done; \
+             if [ -f \"$clock\" ] && [ \"$(cat \"$clock\")\" != '+0' ]; then sleep 0.1; \
+             printf '+0\\n' > \"$clock.tmp\" && mv -f \"$clock.tmp\" \"$clock\" && echo reset; fi",
+            file = shell_quote(file),
+            probe = pid_probe_at("\"$p\"", Some("faultline-clock-")),
+        );
+        let out = self.exec(node, &script, None).await?;
+        let mut undone = Vec::new();
+        let loops = out.lines().filter(|l| l.trim() == "ended").count();
+        if loops > 0 {
+            undone.push(format!("{node}: ended {loops} clock loop(s)"));
+        }
+        if out.lines().any(|l| l.trim() == "reset") {
+            undone.push(format!("{node}: reset its clock to real time"));
+        }
+        Ok(undone)
+    }
+
+    /// SIGCONT for the node's server if it is stopped; whether it was. A server found by
+    /// pattern gets SIGCONT whenever it matches (its state is not looked up).
+    async fn resume_if_stopped(&self, node: &str) -> Result<bool> {
+        let script = match &self.node(node)?.process {
+            ProcessMatch::PidFile { path, cmdline } => format!(
+                "{} [ \"$(sed 's/^.*) //' /proc/$pid/stat | cut -c1)\" = T ] || exit 1; kill -CONT \"$pid\"",
+                pid_probe(path, cmdline.as_deref())
+            ),
+            ProcessMatch::Pattern(pattern) => {
+                format!(
+                    "pkill -CONT -f -- {}",
+                    shell_quote(&self_excluding(pattern))
+                )
+            }
+        };
+        not_found_is_false(self.exec(node, &script, None).await)
     }
 
     /// Which kinds work over SSH.

@@ -34,6 +34,28 @@ pub fn state_dir() -> PathBuf {
     std::env::temp_dir().join(format!("faultline-{uid}"))
 }
 
+/// The process a run is, by PID and start time: what a state file outside this module (a run
+/// on remote hosts, say) records so that `faultline clean` can tell a live run from one that
+/// died.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+pub struct RunOwner {
+    pub pid: u32,
+    pub start_time: u64,
+}
+
+impl RunOwner {
+    /// This process.
+    pub fn current() -> RunOwner {
+        let (pid, start_time) = procfs::own_identity();
+        RunOwner { pid, start_time }
+    }
+
+    /// Whether that process still runs (a recycled PID has another start time).
+    pub fn is_alive(&self) -> bool {
+        procfs::is_alive(self.pid, self.start_time)
+    }
+}
+
 /// One process the lab started: PID plus start time, so a recycled PID is never signalled.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub(crate) struct ProcessRecord {
@@ -325,6 +347,17 @@ pub fn clean() -> Result<CleanReport> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn this_run_is_alive_and_a_recycled_pid_is_not() {
+        let me = RunOwner::current();
+        assert!(me.is_alive());
+        let recycled = RunOwner {
+            start_time: me.start_time + 1,
+            ..me
+        };
+        assert!(!recycled.is_alive());
+    }
 
     #[test]
     fn lab_names_are_recognised_and_foreign_ones_are_not() {

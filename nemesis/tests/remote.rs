@@ -448,3 +448,161 @@ fn remote_faults_over_ssh_take_effect_and_heal() {
     drop(clients);
     setup.block_on(lab.teardown()).unwrap();
 }
+
+/// A run that dies (here: its `Remote` dropped, never healed) leaves its faults on the hosts;
+/// a new connection that never saw them undoes every one with `heal_abandoned`, and a second
+/// pass finds nothing left.
+#[test]
+#[ignore = "needs root, nftables, libfaketime: run by scripts/test.sh"]
+fn a_dead_runs_faults_are_healed_by_a_connection_that_never_saw_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path().to_path_buf();
+    let setup = tokio::runtime::Runtime::new().unwrap();
+    let lab = setup.block_on(lab(3, &dir));
+    let hosts = setup.block_on(start_sshd(&lab, &dir));
+    let nodes: Vec<RemoteNode> = lab
+        .nodes()
+        .iter()
+        .map(|n| remote_node(&lab, &dir, n))
+        .collect();
+    let clients = lab.client_runtime(2).unwrap();
+    let (ctl, ip) = (lab.client_netns(), |n: &str| lab.node_ip(n));
+
+    let (dead_run, survivor) = (nodes.clone(), nodes);
+    let options = hosts.options();
+    clients
+        .block_on(clients.spawn(async move {
+            let remote = Remote::connect(dead_run, &options).await.unwrap();
+            for node in remote.nodes() {
+                remote.start_node(&node).await.unwrap();
+            }
+            let mut rng = seeded();
+            let faults = [
+                Fault::Partition(PartitionKind::Components(vec![
+                    vec!["n1".into()],
+                    vec!["n2".into(), "n3".into()],
+                ])),
+                Fault::Loss {
+                    percent: 50,
+                    nodes: NodeSelection::Nodes(vec!["n2".into()]),
+                },
+                Fault::Bandwidth {
+                    kbit: 1000,
+                    nodes: NodeSelection::Nodes(vec!["n1".into()]),
+                },
+                Fault::Clock(
+                    ClockFault::Strobe {
+                        delta_ms: 60_000,
+                        period_ms: 20,
+                    },
+                    NodeSelection::Nodes(vec!["n1".into()]),
+                ),
+                Fault::Clock(
+                    ClockFault::Bump { delta_ms: 5000 },
+                    NodeSelection::Nodes(vec!["n3".into()]),
+                ),
+                Fault::Pause(NodeSelection::Nodes(vec!["n3".into()])),
+                Fault::Kill(NodeSelection::Nodes(vec!["n2".into()])),
+            ];
+            for fault in &faults {
+                let action = remote.start_fault(fault, &mut rng, None).await.unwrap();
+                assert!(
+                    matches!(action, Action::Installed(_)),
+                    "{fault:?}: {action:?}"
+                );
+            }
+            // Dies: no heal, no close.
+            drop(remote);
+        }))
+        .unwrap();
+    let n2 = lab.netns("n2").unwrap();
+    assert!(
+        !connects_from(&n2, ip("n1"), PORT, Duration::from_millis(250)),
+        "the partition outlives its run"
+    );
+
+    let options = hosts.options();
+    let every_kind = [
+        FaultKind::Partition,
+        FaultKind::Kill,
+        FaultKind::Pause,
+        FaultKind::Clock,
+        FaultKind::Loss,
+        FaultKind::Bandwidth,
+        FaultKind::Delay,
+    ];
+    let (remote, first, second) = clients
+        .block_on(clients.spawn(async move {
+            let remote = Remote::connect(survivor, &options).await.unwrap();
+            let first = remote.heal_abandoned(&every_kind, true).await.unwrap();
+            let second = remote.heal_abandoned(&every_kind, true).await.unwrap();
+            (remote, first, second)
+        }))
+        .unwrap();
+    // The paused node runs again, the killed one was restarted, the partition is gone.
+    for node in lab.nodes() {
+        wait_echo(&ctl, ip(&node), PORT);
+    }
+    assert!(connects_from(&n2, ip("n1"), PORT, Duration::from_secs(2)));
+    clients
+        .block_on(clients.spawn(async move {
+            remote
+                .stop_nodes(&remote.nodes(), Duration::from_secs(3))
+                .await
+                .unwrap();
+            remote.close().await.unwrap();
+        }))
+        .unwrap();
+    let mut undone = first.undone.clone();
+    undone.sort();
+    assert_eq!(
+        undone,
+        [
+            "n1: deleted nft table inet faultline",
+            "n1: ended 1 clock loop(s)",
+            "n1: removed the tbf/netem root qdisc of eth0",
+            "n1: reset its clock to real time",
+            "n2: deleted nft table inet faultline",
+            "n2: deleted nft table inet faultline_loss",
+            "n2: restarted its server",
+            "n3: deleted nft table inet faultline",
+            "n3: reset its clock to real time",
+            "n3: resumed its stopped server (SIGCONT)",
+        ],
+        "{first:?}"
+    );
+    assert!(first.failed.is_empty(), "{first:?}");
+    assert_eq!(
+        second,
+        faultline_nemesis::HealReport::default(),
+        "nothing left"
+    );
+
+    for node in lab.nodes() {
+        let netns = lab.netns(&node).unwrap();
+        let tables = std::process::Command::new("ip")
+            .args(["netns", "exec", &netns, "nft", "list", "tables"])
+            .output()
+            .unwrap();
+        let tables = String::from_utf8_lossy(&tables.stdout);
+        assert!(!tables.contains("faultline"), "{node}: {tables}");
+        let qdisc = std::process::Command::new("ip")
+            .args([
+                "netns", "exec", &netns, "tc", "qdisc", "show", "dev", "eth0", "root",
+            ])
+            .output()
+            .unwrap();
+        let qdisc = String::from_utf8_lossy(&qdisc.stdout);
+        assert!(!qdisc.contains("tbf"), "{node}: {qdisc}");
+        // The strobe loop is gone: the clock stays at real time.
+        for _ in 0..5 {
+            let clock =
+                std::fs::read_to_string(dir.join(format!("remote-{node}.faketime"))).unwrap();
+            assert_eq!(clock.trim(), "+0", "{node}");
+            std::thread::sleep(Duration::from_millis(30));
+        }
+    }
+    assert_eq!(setup.block_on(lab.guard_packets()).unwrap(), Some(0));
+    drop(clients);
+    setup.block_on(lab.teardown()).unwrap();
+}

@@ -16,6 +16,7 @@
 //! A node is started detached (`nohup setsid sh -c …`) by a command that writes its PID file
 //! and then `exec`s the server, so the PID in the file is the server's. Stop is SIGTERM, then
 //! SIGKILL after a grace period; wipe removes the node's directory after its log is fetched.
+//! [`clean_up_abandoned`] does the same for a run that died without stopping its nodes.
 //!
 //! Never: signal a process by name (PID files only), or remove anything outside this run's
 //! directory on a host.
@@ -24,7 +25,7 @@ use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use faultline_nemesis::{ProcessMatch, Remote, RemoteNode, RemoteOptions};
+use faultline_nemesis::{FaultKind, HealReport, ProcessMatch, Remote, RemoteNode, RemoteOptions};
 
 use crate::error::Error;
 
@@ -71,6 +72,23 @@ impl HostsSpec {
     fn data_dir(&self, node: &str) -> String {
         format!("{}/data", self.node_dir(node))
     }
+
+    /// How the nemesis finds `host`'s server: by the PID file in its node directory, checked
+    /// against its data directory on the command line. No start command, no faketime file.
+    fn remote_node(&self, host: &Host) -> RemoteNode {
+        RemoteNode {
+            name: host.name.clone(),
+            destination: host.destination.clone(),
+            port: host.port,
+            ip: host.address,
+            process: ProcessMatch::PidFile {
+                path: format!("{}/node.pid", self.node_dir(&host.name)),
+                cmdline: Some(self.data_dir(&host.name)),
+            },
+            start: String::new(),
+            faketime_file: None,
+        }
+    }
 }
 
 /// Opens one SSH connection per host (in the current network namespace: run it where the
@@ -80,21 +98,56 @@ pub async fn connect(spec: &HostsSpec) -> Result<Remote, Error> {
     let nodes = spec
         .hosts
         .iter()
-        .map(|host| RemoteNode {
-            name: host.name.clone(),
-            destination: host.destination.clone(),
-            port: host.port,
-            ip: host.address,
-            process: ProcessMatch::PidFile {
-                path: format!("{}/node.pid", spec.node_dir(&host.name)),
-                cmdline: Some(spec.data_dir(&host.name)),
-            },
-            start: String::new(),
-            faketime_file: None,
-        })
+        .map(|host| spec.remote_node(host))
         .collect();
     Ok(Remote::connect(nodes, &spec.ssh).await?)
 }
+
+/// Undoes what a run that died (SIGKILL, a crash) left on the hosts of the cluster it had
+/// started there as `spec` places it: the faults of `kinds` ([`Remote::heal_abandoned`]),
+/// then every node stopped, its log and PIDs fetched into the run directory, and the run's
+/// directories on the hosts removed. Connects from the current network namespace.
+pub async fn clean_up_abandoned(
+    spec: &HostsSpec,
+    kinds: &[FaultKind],
+) -> Result<HealReport, Error> {
+    let mut remote = connect(spec).await?;
+    for host in &spec.hosts {
+        remote.describe_node(RemoteNode {
+            faketime_file: Some(format!("{}/clock.faketime", spec.node_dir(&host.name))),
+            ..spec.remote_node(host)
+        })?;
+    }
+    let mut report = remote.heal_abandoned(kinds, false).await?;
+    let mut cluster = HostNodes::placed(spec);
+    match cluster.stop(&remote, ABANDONED_STOP_GRACE).await {
+        Ok(running) => {
+            for node in running {
+                report
+                    .undone
+                    .push(format!("{node}: stopped its server, fetched its log"));
+            }
+            report.undone.push(format!(
+                "removed {} on {}",
+                spec.run_dir(),
+                if spec.hosts.len() == 1 {
+                    "its host".to_string()
+                } else {
+                    format!("all {} hosts", spec.hosts.len())
+                }
+            ));
+        }
+        Err(e) => report.failed.push(format!(
+            "stopping the nodes or removing {}: {e}",
+            spec.run_dir()
+        )),
+    }
+    remote.close().await?;
+    Ok(report)
+}
+
+/// Grace between SIGTERM and SIGKILL when stopping an abandoned run's nodes.
+const ABANDONED_STOP_GRACE: Duration = Duration::from_secs(5);
 
 /// `'text'`, safe inside `sh -c`.
 pub(crate) fn shell_quote(text: &str) -> String {
@@ -263,6 +316,32 @@ impl HostNodes {
         Ok(cluster)
     }
 
+    /// The nodes `spec` places on its hosts, as a run that started them would know them
+    /// (version unknown): what [`clean_up_abandoned`] stops and removes.
+    fn placed(spec: &HostsSpec) -> HostNodes {
+        HostNodes {
+            nodes: spec
+                .hosts
+                .iter()
+                .map(|host| {
+                    let dir = spec.node_dir(&host.name);
+                    HostNode {
+                        name: host.name.clone(),
+                        address: host.address,
+                        data: spec.data_dir(&host.name),
+                        faketime_file: Some(format!("{dir}/clock.faketime")),
+                        dir,
+                    }
+                })
+                .collect(),
+            run_dir: spec.run_dir(),
+            log_dir: spec.log_dir.clone(),
+            pid_dir: spec.pid_dir.clone(),
+            version: String::new(),
+            stopped: false,
+        }
+    }
+
     pub(crate) fn names(&self) -> Vec<String> {
         self.nodes.iter().map(|n| n.name.clone()).collect()
     }
@@ -275,10 +354,17 @@ impl HostNodes {
     /// Stops every node (SIGTERM, SIGKILL after `grace`), fetches each node's log and PIDs
     /// into the run directory, and removes the run's directories on the hosts. Fetching and
     /// removing run for every node even when stopping failed; the first error is returned.
-    pub(crate) async fn stop(&mut self, remote: &Remote, grace: Duration) -> Result<(), Error> {
+    /// Returns the nodes whose server was running.
+    pub(crate) async fn stop(
+        &mut self,
+        remote: &Remote,
+        grace: Duration,
+    ) -> Result<Vec<String>, Error> {
         self.stopped = true;
-        let stopped = remote.stop_nodes(&self.names(), grace).await;
-        let mut first_error = stopped.err().map(Error::from);
+        let (running, mut first_error) = match remote.stop_nodes(&self.names(), grace).await {
+            Ok(running) => (running, None),
+            Err(e) => (Vec::new(), Some(Error::from(e))),
+        };
         for node in &self.nodes {
             let fetched = fetch(
                 remote,
@@ -311,7 +397,7 @@ impl HostNodes {
         }
         match first_error {
             Some(e) => Err(e),
-            None => Ok(()),
+            None => Ok(running),
         }
     }
 }

@@ -43,7 +43,7 @@ impl Placement {
     /// Stop every node on its host, fetch the logs and remove the run's directories there.
     pub(crate) async fn stop_on_hosts(self, remote: &Remote, grace: Duration) -> Result<(), Error> {
         match self {
-            Placement::Hosts(mut hosts) => hosts.stop(remote, grace).await,
+            Placement::Hosts(mut hosts) => hosts.stop(remote, grace).await.map(|_| ()),
             Placement::Lab { .. } => Err(Error::Config(
                 "this cluster runs in the lab: stop it with Cluster::stop".into(),
             )),

@@ -1,7 +1,7 @@
 //! `faultline clean`: removes what killed runs left behind — lab network namespaces, the
 //! root-namespace guard tables, node processes (checked by PID and start time, so a recycled
-//! PID is never signalled) and state files — and says what it removed. Labs whose run is
-//! still alive are left alone.
+//! PID is never signalled) and state files; on remote hosts, over SSH, the run's faults, nodes
+//! and files (see `hosts_state`) — and says what it removed. Runs still alive are left alone.
 
 use anyhow::Context;
 use faultline_checker::Verdict;
@@ -15,8 +15,9 @@ pub struct CleanArgs {
 
 pub fn run(args: CleanArgs) -> anyhow::Result<Verdict> {
     let dir = faultline_nemesis::state_dir();
-    let report = faultline_nemesis::clean()
+    let mut report = faultline_nemesis::clean()
         .with_context(|| format!("cleaning lab leftovers recorded in {}", dir.display()))?;
+    crate::hosts_state::clean_abandoned_hosts(&mut report);
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
@@ -32,10 +33,10 @@ pub fn run(args: CleanArgs) -> anyhow::Result<Verdict> {
     }
     if !report.failed.is_empty() {
         for line in &report.failed {
-            eprintln!("could not remove {line}");
+            eprintln!("could not clean {line}");
         }
         anyhow::bail!(
-            "{} item(s) could not be removed: are you root? (see the lines above)",
+            "{} item(s) could not be cleaned (see the lines above): labs need root; hosts need the SSH access their run had, from the same network namespace",
             report.failed.len()
         );
     }
