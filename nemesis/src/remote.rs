@@ -462,14 +462,19 @@ impl Remote {
         Ok(running)
     }
 
-    /// Copies `remote_path` on the node's host into `local` (created or truncated).
+    /// Copies `remote_path` on the node's host into `local`, replacing it only once the whole
+    /// file has arrived: a failed fetch leaves an earlier copy as it was.
     pub async fn fetch_file(&self, node: &str, remote_path: &str, local: &Path) -> Result<()> {
         let host = &self.node(node)?.destination;
         let session = self
             .sessions
             .get(node)
             .ok_or_else(|| Error::UnknownNode(node.to_string()))?;
-        let file = std::fs::File::create(local).map_err(|e| Error::io("creating", local, e))?;
+        let mut partial = local.as_os_str().to_owned();
+        partial.push(".part");
+        let partial = PathBuf::from(partial);
+        let file =
+            std::fs::File::create(&partial).map_err(|e| Error::io("creating", &partial, e))?;
         let output = session
             .command("cat")
             .arg("--")
@@ -479,15 +484,18 @@ impl Remote {
             .stderr(openssh::Stdio::piped())
             .output()
             .await
+            .inspect_err(|_| {
+                let _ = std::fs::remove_file(&partial);
+            })
             .map_err(|e| Error::Ssh {
                 host: host.clone(),
                 why: e.to_string(),
             })?;
         if output.status.success() {
-            Ok(())
+            std::fs::rename(&partial, local).map_err(|e| Error::io("renaming", &partial, e))
         } else {
             // No empty stand-in for a file that could not be read.
-            let _ = std::fs::remove_file(local);
+            let _ = std::fs::remove_file(&partial);
             Err(Error::Command {
                 command: format!("ssh {host} cat -- {}", shell_quote(remote_path)),
                 status: output.status.to_string(),

@@ -544,15 +544,30 @@ fn a_dead_runs_faults_are_healed_by_a_connection_that_never_saw_them() {
         wait_echo(&ctl, ip(&node), PORT);
     }
     assert!(connects_from(&n2, ip("n1"), PORT, Duration::from_secs(2)));
-    clients
+    // A fetch that fails (clean fetching logs the run already fetched) keeps the copy there.
+    let (clock, local) = (dir.join("remote-n1.faketime"), dir.join("fetched"));
+    let (fetched, failed) = clients
         .block_on(clients.spawn(async move {
+            let clock = clock.display().to_string();
+            let fetched = remote.fetch_file("n1", &clock, &local).await;
+            let failed = remote
+                .fetch_file("n1", "/nonexistent/faultline-fetch", &local)
+                .await;
             remote
                 .stop_nodes(&remote.nodes(), Duration::from_secs(3))
                 .await
                 .unwrap();
             remote.close().await.unwrap();
+            (fetched, failed)
         }))
         .unwrap();
+    fetched.unwrap();
+    assert!(failed.is_err());
+    assert_eq!(
+        std::fs::read_to_string(dir.join("fetched")).unwrap(),
+        "+0\n"
+    );
+    assert!(!dir.join("fetched.part").exists());
     let mut undone = first.undone.clone();
     undone.sort();
     assert_eq!(
