@@ -30,6 +30,10 @@ pub struct HostsRunState {
     pub cluster_run_id: Option<String>,
     pub hosts: RemoteHosts,
     pub fault_kinds: Vec<FaultKind>,
+    /// The named network namespace (`ip netns`) the run reached its hosts from; `None`: the
+    /// machine's own. Clean reaches them from there too.
+    #[serde(default)]
+    pub netns: Option<String>,
 }
 
 /// A written state file; [`HostsStateFile::remove`] once the hosts are clean. Dropping it
@@ -58,6 +62,7 @@ impl HostsStateFile {
             cluster_run_id,
             hosts: hosts.clone(),
             fault_kinds: fault_kinds.to_vec(),
+            netns: faultline_nemesis::current_netns_name(),
         };
         let path = dir.join(format!("hosts-{id}.json"));
         let tmp = path.with_extension("json.tmp");
@@ -115,18 +120,7 @@ pub fn clean_abandoned_hosts(report: &mut CleanReport) {
 }
 
 fn clean_abandoned_hosts_in(dir: &Path, report: &mut CleanReport) {
-    let files = state_files(dir);
-    if files.is_empty() {
-        return;
-    }
-    let runtime = match tokio::runtime::Runtime::new() {
-        Ok(runtime) => runtime,
-        Err(e) => {
-            report.failed.push(format!("starting the SSH runtime: {e}"));
-            return;
-        }
-    };
-    for (path, state) in files {
+    for (path, state) in state_files(dir) {
         let state = match state {
             Ok(state) => state,
             Err(e) => {
@@ -144,7 +138,40 @@ fn clean_abandoned_hosts_in(dir: &Path, report: &mut CleanReport) {
             ));
             continue;
         }
-        match runtime.block_on(clean_run(&state)) {
+        let runtime = match ssh_runtime(state.netns.as_deref()) {
+            Ok(Some(runtime)) => runtime,
+            Ok(None) => {
+                // Hosts reached only from a namespace that is gone (the lab that held them,
+                // say) are gone for every later clean too.
+                match std::fs::remove_file(&path) {
+                    Ok(()) => report.removed.push(format!(
+                        "dropped state file {}: its hosts {hosts} were reached from network namespace {}, which no longer exists",
+                        path.display(),
+                        state.netns.as_deref().unwrap_or_default()
+                    )),
+                    Err(e) => report
+                        .failed
+                        .push(format!("state file {}: {e}", path.display())),
+                }
+                continue;
+            }
+            Err(e) => {
+                report.failed.push(format!(
+                    "the hosts {hosts}: {e:#} (the state file {} stays for the next clean)",
+                    path.display()
+                ));
+                continue;
+            }
+        };
+        // On the runtime's threads (block_on would run it here, in this thread's namespace).
+        let cleaning = runtime.spawn({
+            let state = state.clone();
+            async move { clean_run(&state).await }
+        });
+        let cleaned = runtime
+            .block_on(cleaning)
+            .unwrap_or_else(|e| Err(anyhow::anyhow!("the clean-up task failed: {e}")));
+        match cleaned {
             Ok(healed) => {
                 let clean = healed.failed.is_empty();
                 report.removed.extend(healed.undone);
@@ -167,6 +194,31 @@ fn clean_abandoned_hosts_in(dir: &Path, report: &mut CleanReport) {
             )),
         }
     }
+}
+
+/// A runtime whose SSH connections start in the network namespace the run used (`None`: the
+/// machine's own), so they take the same routes; `Ok(None)` when that namespace is gone.
+fn ssh_runtime(netns: Option<&str>) -> anyhow::Result<Option<tokio::runtime::Runtime>> {
+    let here = faultline_nemesis::current_netns_name();
+    if netns == here.as_deref() {
+        return Ok(Some(
+            tokio::runtime::Runtime::new().context("starting the SSH runtime")?,
+        ));
+    }
+    if let Some(name) = netns
+        && !Path::new("/run/netns").join(name).exists()
+    {
+        return Ok(None);
+    }
+    let runtime =
+        faultline_nemesis::runtime_in_netns(netns, "faultline-clean", 1).with_context(|| {
+            let namespace = match netns {
+                Some(name) => format!("network namespace {name}"),
+                None => "the machine's own network namespace".to_string(),
+            };
+            format!("entering {namespace}, where the run reached its hosts from")
+        })?;
+    Ok(Some(runtime))
 }
 
 async fn clean_run(state: &HostsRunState) -> anyhow::Result<HealReport> {
@@ -217,6 +269,7 @@ mod tests {
             cluster_run_id: Some("20261201T000000-000Z-42".into()),
             hosts: hosts(),
             fault_kinds: vec![FaultKind::Partition, FaultKind::Clock],
+            netns: Some("fl3a07-ctl".into()),
         };
         std::fs::write(
             dir.path().join("hosts-a.json"),
@@ -235,6 +288,7 @@ mod tests {
         assert_eq!(read.cluster_run_id, state.cluster_run_id);
         assert_eq!(read.hosts.names(), ["n1", "n2", "n3"]);
         assert_eq!(read.fault_kinds, state.fault_kinds);
+        assert_eq!(read.netns, state.netns);
         let broken = files[1].1.as_ref().expect_err("the broken file does not");
         assert!(format!("{broken:#}").contains("hosts-b.json"), "{broken:#}");
     }
@@ -256,6 +310,7 @@ mod tests {
                 cluster_run_id: Some("run-1".into()),
                 hosts: unreachable.clone(),
                 fault_kinds: vec![FaultKind::Partition],
+                netns: faultline_nemesis::current_netns_name(),
             };
             let path = dir.path().join(name);
             std::fs::write(&path, serde_json::to_string(&state).expect("serialises"))
@@ -283,5 +338,32 @@ mod tests {
             "{report:?}"
         );
         assert!(live.exists() && dead.exists());
+    }
+
+    #[test]
+    fn a_dead_run_whose_network_namespace_is_gone_is_dropped() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let state = HostsRunState {
+            owner: RunOwner {
+                pid: u32::MAX,
+                start_time: 0,
+            },
+            run_dir: dir.path().join("run"),
+            cluster_run_id: Some("run-1".into()),
+            hosts: hosts(),
+            fault_kinds: vec![FaultKind::Partition],
+            netns: Some("fl0000-gone-ctl".into()),
+        };
+        let path = dir.path().join("hosts-gone.json");
+        std::fs::write(&path, serde_json::to_string(&state).expect("serialises")).expect("write");
+        let mut report = CleanReport::default();
+        clean_abandoned_hosts_in(dir.path(), &mut report);
+        assert!(report.failed.is_empty(), "{report:?}");
+        assert_eq!(report.removed.len(), 1, "{report:?}");
+        assert!(
+            report.removed[0].contains("fl0000-gone-ctl, which no longer exists"),
+            "{report:?}"
+        );
+        assert!(!path.exists());
     }
 }

@@ -820,8 +820,21 @@ fn a_sigkilled_run_on_hosts_is_cleaned_up_by_faultline_clean() {
     let state_files = || hosts_state_files(&hosts);
     assert_eq!(state_files().len(), 1, "{:?}", state_files());
 
-    let out = in_ctl(&["clean"]).output().expect("clean runs");
+    // From the machine's own namespace: clean enters the one the run reached its hosts from
+    // (SSH from here to a lab address would be dropped by the lab's guard, and counted).
+    let out = common::faultline()
+        .arg("clean")
+        .env("CI", "1")
+        .output()
+        .expect("clean runs");
     assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
+    assert_eq!(
+        hosts
+            .runtime
+            .block_on(hosts.lab().guard_packets())
+            .expect("guard"),
+        Some(0)
+    );
     let stdout = String::from_utf8_lossy(&out.stdout);
     for node in hosts.lab().nodes() {
         assert!(

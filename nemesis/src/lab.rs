@@ -424,50 +424,18 @@ impl Lab {
     ///
     /// Call it from outside any runtime, or from a blocking context: it waits briefly.
     pub fn client_runtime(&self, worker_threads: usize) -> Result<tokio::runtime::Runtime> {
-        let mut builder = tokio::runtime::Builder::new_multi_thread();
-        builder
-            .worker_threads(worker_threads.max(1))
-            .thread_name(format!("{}-client", self.name))
-            .enable_all();
-        let expected = match self.isolation {
-            Isolation::Loopback => None,
+        let thread_name = format!("{}-client", self.name);
+        match self.isolation {
+            Isolation::Loopback => tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(worker_threads.max(1))
+                .thread_name(thread_name)
+                .enable_all()
+                .build()
+                .map_err(|e| Error::Runtime(e.to_string())),
             Isolation::Namespaces => {
-                let ns = self.client_netns();
-                let path = Path::new("/run/netns").join(&ns);
-                let file =
-                    std::fs::File::open(&path).map_err(|e| Error::io("opening", &path, e))?;
-                let inode = netns_inode(&path)?;
-                let fd: Arc<OwnedFd> = Arc::new(file.into());
-                builder.on_thread_start(move || {
-                    if let Err(error) =
-                        nix::sched::setns(fd.as_fd(), nix::sched::CloneFlags::CLONE_NEWNET)
-                    {
-                        // A client thread outside the lab could reach the real network with
-                        // lab addresses; there is no safe way to continue.
-                        eprintln!("faultline: FATAL: client thread cannot enter {ns}: {error}");
-                        std::process::abort();
-                    }
-                });
-                Some(inode)
-            }
-        };
-        let runtime = builder.build().map_err(|e| Error::Runtime(e.to_string()))?;
-        if let Some(expected) = expected {
-            let (tx, rx) = std::sync::mpsc::channel();
-            runtime.spawn(async move {
-                let _ = tx.send(netns_inode(Path::new("/proc/thread-self/ns/net")));
-            });
-            let got = rx
-                .recv_timeout(Duration::from_secs(5))
-                .map_err(|e| Error::Runtime(format!("client runtime did not start: {e}")))??;
-            if got != expected {
-                return Err(Error::Runtime(format!(
-                    "client thread is in network namespace inode {got}, expected {} (ctl)",
-                    self.client_netns()
-                )));
+                runtime_in_netns(Some(&self.client_netns()), &thread_name, worker_threads)
             }
         }
-        Ok(runtime)
     }
 
     /// Whether the calling thread is inside `ctl` (always true for loopback labs): for
@@ -520,6 +488,68 @@ impl Lab {
             })
         }
     }
+}
+
+/// A tokio multi-thread runtime whose every thread (workers and blocking pool) enters the
+/// network namespace `name` under /run/netns (`None`: the machine's own, PID 1's) before it
+/// runs anything, so every socket and child process it makes is there. Checked on one of its
+/// threads before it is returned. Call it from outside any runtime or from a blocking context.
+pub fn runtime_in_netns(
+    name: Option<&str>,
+    thread_name: &str,
+    worker_threads: usize,
+) -> Result<tokio::runtime::Runtime> {
+    let path = match name {
+        Some(name) => Path::new("/run/netns").join(name),
+        None => PathBuf::from("/proc/1/ns/net"),
+    };
+    let shown = name.unwrap_or("the root network namespace").to_string();
+    let file = std::fs::File::open(&path).map_err(|e| Error::io("opening", &path, e))?;
+    let expected = netns_inode(&path)?;
+    let fd: Arc<OwnedFd> = Arc::new(file.into());
+    let entering = shown.clone();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(worker_threads.max(1))
+        .thread_name(thread_name)
+        .enable_all()
+        .on_thread_start(move || {
+            if let Err(error) = nix::sched::setns(fd.as_fd(), nix::sched::CloneFlags::CLONE_NEWNET)
+            {
+                // A thread outside its namespace could reach the real network with lab
+                // addresses; there is no safe way to continue.
+                eprintln!("faultline: FATAL: a thread cannot enter {entering}: {error}");
+                std::process::abort();
+            }
+        })
+        .build()
+        .map_err(|e| Error::Runtime(e.to_string()))?;
+    let (tx, rx) = std::sync::mpsc::channel();
+    runtime.spawn(async move {
+        let _ = tx.send(netns_inode(Path::new("/proc/thread-self/ns/net")));
+    });
+    let got = rx
+        .recv_timeout(Duration::from_secs(5))
+        .map_err(|e| Error::Runtime(format!("runtime did not start: {e}")))??;
+    if got != expected {
+        return Err(Error::Runtime(format!(
+            "a runtime thread is in network namespace inode {got}, expected {expected} ({shown})"
+        )));
+    }
+    Ok(runtime)
+}
+
+/// The name under /run/netns (as `ip netns` names it) of the calling thread's network
+/// namespace; `None` when it is the machine's own (PID 1's) or has no such name.
+pub fn current_netns_name() -> Option<String> {
+    let here = netns_inode(Path::new("/proc/thread-self/ns/net")).ok()?;
+    if netns_inode(Path::new("/proc/1/ns/net")).ok() == Some(here) {
+        return None;
+    }
+    std::fs::read_dir("/run/netns")
+        .ok()?
+        .flatten()
+        .find(|entry| netns_inode(&entry.path()).ok() == Some(here))
+        .and_then(|entry| entry.file_name().into_string().ok())
 }
 
 fn netns_inode(path: &Path) -> Result<u64> {

@@ -92,7 +92,7 @@ mod userns;
 
 pub use error::{Error, Result};
 pub use fault::{Action, Applied, ClockFault, Fault, FaultKind, NodeSelection, PartitionKind};
-pub use lab::{Isolation, Lab, LabConfig, MAX_NODES};
+pub use lab::{Isolation, Lab, LabConfig, MAX_NODES, current_netns_name, runtime_in_netns};
 pub use remote::{HealReport, ProcessMatch, Remote, RemoteNode, RemoteOptions};
 pub use schedule::{
     FaultEvent, FaultSchedule, FaultTarget, LeaderProbe, Nemesis, NemesisConfig, NemesisSummary,
