@@ -5,7 +5,8 @@
 //! and removes it only after its nodes are stopped, its faults healed and SSH closed. A file
 //! whose run is no longer alive (by PID and start time) therefore belongs to a run that was
 //! killed or crashed, and its hosts may still carry that run's faults and nodes: clean
-//! reconnects with the same SSH settings, heals every fault kind the run used, and, for a
+//! reconnects with the same SSH settings from the same network namespace, heals every fault
+//! kind the run used, and, for a
 //! cluster Faultline started, stops its nodes, fetches their logs into the run directory and
 //! removes the run's files on the hosts. A file whose hosts cannot be cleaned stays for the
 //! next clean.
@@ -113,8 +114,8 @@ fn state_files(dir: &Path) -> Vec<(PathBuf, anyhow::Result<HostsRunState>)> {
 }
 
 /// Cleans the hosts of every dead run recorded in the state directory, adding what it did to
-/// `report`; runs still alive are left alone. SSH starts from the current network namespace,
-/// as the run's did.
+/// `report`; runs still alive are left alone. SSH starts from the network namespace the run
+/// was in, whichever this process is in.
 pub fn clean_abandoned_hosts(report: &mut CleanReport) {
     clean_abandoned_hosts_in(&faultline_nemesis::state_dir(), report);
 }
