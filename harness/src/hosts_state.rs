@@ -11,6 +11,7 @@
 //! removes the run's files on the hosts. A file whose hosts cannot be cleaned stays for the
 //! next clean.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
@@ -35,6 +36,9 @@ pub struct HostsRunState {
     /// machine's own. Clean reaches them from there too.
     #[serde(default)]
     pub netns: Option<String>,
+    /// Node → the run's SSH ControlMaster socket, which clean closes.
+    #[serde(default)]
+    pub ssh_masters: BTreeMap<String, PathBuf>,
 }
 
 /// A written state file; [`HostsStateFile::remove`] once the hosts are clean. Dropping it
@@ -52,6 +56,7 @@ impl HostsStateFile {
         cluster_run_id: Option<String>,
         hosts: &RemoteHosts,
         fault_kinds: &[FaultKind],
+        remote: &Remote,
     ) -> anyhow::Result<HostsStateFile> {
         let dir = faultline_nemesis::state_dir();
         std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
@@ -64,6 +69,7 @@ impl HostsStateFile {
             hosts: hosts.clone(),
             fault_kinds: fault_kinds.to_vec(),
             netns: faultline_nemesis::current_netns_name(),
+            ssh_masters: remote.control_sockets(),
         };
         let path = dir.join(format!("hosts-{id}.json"));
         let tmp = path.with_extension("json.tmp");
@@ -131,69 +137,90 @@ fn clean_abandoned_hosts_in(dir: &Path, report: &mut CleanReport) {
                 continue;
             }
         };
-        let hosts = state.hosts.names().join(", ");
         if state.owner.is_alive() {
             report.left_alone.push(format!(
-                "hosts {hosts} (their run, pid {}, is still running)",
+                "hosts {} (their run, pid {}, is still running)",
+                state.hosts.names().join(", "),
                 state.owner.pid
             ));
             continue;
         }
-        let runtime = match ssh_runtime(state.netns.as_deref()) {
-            Ok(Some(runtime)) => runtime,
-            Ok(None) => {
-                // Hosts reached only from a namespace that is gone (the lab that held them,
-                // say) are gone for every later clean too.
-                match std::fs::remove_file(&path) {
-                    Ok(()) => report.removed.push(format!(
-                        "dropped state file {}: its hosts {hosts} were reached from network namespace {}, which no longer exists",
-                        path.display(),
-                        state.netns.as_deref().unwrap_or_default()
-                    )),
-                    Err(e) => report
-                        .failed
-                        .push(format!("state file {}: {e}", path.display())),
-                }
-                continue;
-            }
-            Err(e) => {
-                report.failed.push(format!(
-                    "the hosts {hosts}: {e:#} (the state file {} stays for the next clean)",
-                    path.display()
-                ));
-                continue;
-            }
-        };
-        // On the runtime's threads (block_on would run it here, in this thread's namespace).
-        let cleaning = runtime.spawn({
-            let state = state.clone();
-            async move { clean_run(&state).await }
-        });
-        let cleaned = runtime
-            .block_on(cleaning)
-            .unwrap_or_else(|e| Err(anyhow::anyhow!("the clean-up task failed: {e}")));
-        match cleaned {
-            Ok(healed) => {
-                let clean = healed.failed.is_empty();
-                report.removed.extend(healed.undone);
-                report.failed.extend(healed.failed);
-                if clean {
-                    match std::fs::remove_file(&path) {
-                        Ok(()) => report
-                            .removed
-                            .push(format!("removed state file {}", path.display())),
-                        Err(e) => report
-                            .failed
-                            .push(format!("state file {}: {e}", path.display())),
-                    }
-                }
-            }
-            Err(e) => report.failed.push(format!(
-                "the hosts {hosts} of the run in {}: {e:#} (the state file {} stays for the next clean)",
-                state.run_dir.display(),
-                path.display()
-            )),
+        clean_dead_run(&path, &state, report);
+    }
+}
+
+/// Everything `clean` does for the run of the state file at `path`, which is dead.
+fn clean_dead_run(path: &Path, state: &HostsRunState, report: &mut CleanReport) {
+    let hosts = state.hosts.names().join(", ");
+    // The dead run's own SSH connections, whatever became of its hosts.
+    for (node, socket) in &state.ssh_masters {
+        match faultline_nemesis::close_abandoned_master(socket) {
+            Ok(true) => report
+                .removed
+                .push(format!("{node}: closed the dead run's SSH connection")),
+            Ok(false) => {}
+            Err(e) => report
+                .failed
+                .push(format!("the dead run's SSH connection to {node}: {e}")),
         }
+    }
+    let kept = |report: &mut CleanReport, why: String| {
+        report.failed.push(format!(
+            "the hosts {hosts} of the run in {}: {why} (the state file {} stays for the next clean)",
+            state.run_dir.display(),
+            path.display()
+        ))
+    };
+    let runtime = match ssh_runtime(state.netns.as_deref()) {
+        Ok(Some(runtime)) => runtime,
+        Ok(None) => {
+            // Hosts reached only from a namespace that is gone (the lab that held them, say)
+            // are out of reach for every later clean too.
+            let why = format!(
+                "its hosts {hosts} were reached from network namespace {}, which no longer exists",
+                state.netns.as_deref().unwrap_or_default()
+            );
+            remove_state_file(
+                path,
+                &format!("dropped state file {}: {why}", path.display()),
+                report,
+            );
+            return;
+        }
+        Err(e) => return kept(report, format!("{e:#}")),
+    };
+    // On the runtime's threads (block_on would run it here, in this thread's namespace).
+    let cleaning = runtime.spawn({
+        let state = state.clone();
+        async move { clean_run(&state).await }
+    });
+    let cleaned = runtime
+        .block_on(cleaning)
+        .unwrap_or_else(|e| Err(anyhow::anyhow!("the clean-up task failed: {e}")));
+    match cleaned {
+        Ok(healed) => {
+            let clean = healed.failed.is_empty();
+            report.removed.extend(healed.undone);
+            report.failed.extend(healed.failed);
+            if clean {
+                remove_state_file(
+                    path,
+                    &format!("removed state file {}", path.display()),
+                    report,
+                );
+            }
+        }
+        Err(e) => kept(report, format!("{e:#}")),
+    }
+}
+
+/// Removes the state file at `path`, reporting `line` once it is gone.
+fn remove_state_file(path: &Path, line: &str, report: &mut CleanReport) {
+    match std::fs::remove_file(path) {
+        Ok(()) => report.removed.push(line.to_string()),
+        Err(e) => report
+            .failed
+            .push(format!("state file {}: {e}", path.display())),
     }
 }
 
@@ -271,6 +298,7 @@ mod tests {
             hosts: hosts(),
             fault_kinds: vec![FaultKind::Partition, FaultKind::Clock],
             netns: Some("fl3a07-ctl".into()),
+            ssh_masters: BTreeMap::from([("n1".into(), "/tmp/.ssh-connectionX/master".into())]),
         };
         std::fs::write(
             dir.path().join("hosts-a.json"),
@@ -290,6 +318,7 @@ mod tests {
         assert_eq!(read.hosts.names(), ["n1", "n2", "n3"]);
         assert_eq!(read.fault_kinds, state.fault_kinds);
         assert_eq!(read.netns, state.netns);
+        assert_eq!(read.ssh_masters, state.ssh_masters);
         let broken = files[1].1.as_ref().expect_err("the broken file does not");
         assert!(format!("{broken:#}").contains("hosts-b.json"), "{broken:#}");
     }
@@ -312,6 +341,7 @@ mod tests {
                 hosts: unreachable.clone(),
                 fault_kinds: vec![FaultKind::Partition],
                 netns: faultline_nemesis::current_netns_name(),
+                ssh_masters: BTreeMap::new(),
             };
             let path = dir.path().join(name);
             std::fs::write(&path, serde_json::to_string(&state).expect("serialises"))
@@ -354,6 +384,7 @@ mod tests {
             hosts: hosts(),
             fault_kinds: vec![FaultKind::Partition],
             netns: Some("fl0000-gone-ctl".into()),
+            ssh_masters: BTreeMap::new(),
         };
         let path = dir.path().join("hosts-gone.json");
         std::fs::write(&path, serde_json::to_string(&state).expect("serialises")).expect("write");

@@ -258,15 +258,16 @@ async fn run_attached(
         ),
         None => None,
     };
-    let state_file = match &spec.hosts {
-        Some(hosts) => Some(HostsStateFile::create(
+    let state_file = match (&spec.hosts, &remote) {
+        (Some(hosts), Some(remote)) => Some(HostsStateFile::create(
             &run_id(dir),
             dir,
             None,
             hosts,
             &spec.fault_kinds,
+            remote,
         )?),
-        None => None,
+        _ => None,
     };
     let result = drive(
         spec,
@@ -359,6 +360,7 @@ async fn run_on_hosts(
         Some(placement.run_id.clone()),
         hosts,
         &spec.fault_kinds,
+        &remote,
     )?;
     // Whether the nodes may still run on the hosts (a start that fails stops its own).
     let mut nodes_left = false;

@@ -819,6 +819,33 @@ fn a_sigkilled_run_on_hosts_is_cleaned_up_by_faultline_clean() {
     assert!(partitioned() > 0, "the partition ended before the SIGKILL");
     let state_files = || hosts_state_files(&hosts);
     assert_eq!(state_files().len(), 1, "{:?}", state_files());
+    // The run's SSH ControlMasters outlive it too (by their sockets, recorded in the file).
+    let state = json(&state_files()[0]);
+    let sockets: Vec<PathBuf> = state["ssh_masters"]
+        .as_object()
+        .expect("the run's SSH masters")
+        .values()
+        .map(|v| PathBuf::from(v.as_str().expect("a path")))
+        .collect();
+    assert_eq!(sockets.len(), 3, "{state}");
+    let master_pids = |socket: &Path| -> Vec<String> {
+        let out = Command::new("pgrep")
+            .args(["-f", &format!("ssh.*{}", socket.display())])
+            .output()
+            .expect("pgrep runs");
+        String::from_utf8_lossy(&out.stdout)
+            .split_whitespace()
+            .map(str::to_string)
+            .collect()
+    };
+    for socket in &sockets {
+        assert!(socket.exists(), "{}", socket.display());
+        assert!(
+            !master_pids(socket).is_empty(),
+            "no master behind {}",
+            socket.display()
+        );
+    }
 
     // From the machine's own namespace: clean enters the one the run reached its hosts from
     // (SSH from here to a lab address would be dropped by the lab's guard, and counted).
@@ -847,6 +874,10 @@ fn a_sigkilled_run_on_hosts_is_cleaned_up_by_faultline_clean() {
         "{stdout}"
     );
     assert!(stdout.contains("removed state file"), "{stdout}");
+    assert!(
+        stdout.contains("n1: closed the dead run's SSH connection"),
+        "{stdout}"
+    );
 
     // Nothing left: no node, no rule, no files on the hosts, no state file; the run's
     // directory has the node logs and a history the checker reads.
@@ -857,6 +888,15 @@ fn a_sigkilled_run_on_hosts_is_cleaned_up_by_faultline_clean() {
         );
     }
     assert_eq!(partitioned(), 0);
+    for socket in &sockets {
+        assert!(!socket.exists(), "{}", socket.display());
+        assert_eq!(
+            master_pids(socket),
+            Vec::<String>::new(),
+            "{}",
+            socket.display()
+        );
+    }
     assert_hosts_wiped(&hosts);
     assert!(state_files().is_empty(), "{:?}", state_files());
     for node in hosts.lab().nodes() {

@@ -93,7 +93,9 @@ mod userns;
 pub use error::{Error, Result};
 pub use fault::{Action, Applied, ClockFault, Fault, FaultKind, NodeSelection, PartitionKind};
 pub use lab::{Isolation, Lab, LabConfig, MAX_NODES, current_netns_name, runtime_in_netns};
-pub use remote::{HealReport, ProcessMatch, Remote, RemoteNode, RemoteOptions};
+pub use remote::{
+    HealReport, ProcessMatch, Remote, RemoteNode, RemoteOptions, close_abandoned_master,
+};
 pub use schedule::{
     FaultEvent, FaultSchedule, FaultTarget, LeaderProbe, Nemesis, NemesisConfig, NemesisSummary,
     NoLeader, Phase, random_fault, shutdown_signal,

@@ -239,6 +239,15 @@ impl Remote {
         self.nodes.iter().map(|n| n.name.clone()).collect()
     }
 
+    /// Each node's ControlMaster socket: where [`close_abandoned_master`] finds the connection
+    /// if this process dies without closing it.
+    pub fn control_sockets(&self) -> BTreeMap<String, PathBuf> {
+        self.sessions
+            .iter()
+            .map(|(node, session)| (node.clone(), session.control_socket().to_path_buf()))
+            .collect()
+    }
+
     fn node(&self, name: &str) -> Result<&RemoteNode> {
         self.nodes
             .iter()
@@ -1164,6 +1173,35 @@ impl Remote {
         }
         healed.map(|_| ())
     }
+}
+
+/// Ends the ControlMaster behind `socket` that a process which died left running (`ssh -O
+/// exit` over the local socket, so from any network namespace), and removes the socket's
+/// private directory. Ok(false) when there is no socket (the master exited and cleaned up).
+pub fn close_abandoned_master(socket: &Path) -> Result<bool> {
+    if !socket.exists() {
+        return Ok(false);
+    }
+    // Fails only when nobody answers: a master that died leaves its socket as a mere file.
+    std::process::Command::new("ssh")
+        .arg("-S")
+        .arg(socket)
+        .args(["-o", "BatchMode=yes", "-O", "exit", "none"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .map_err(|e| Error::io("running", Path::new("ssh"), e))?;
+    if let Some(dir) = socket.parent().filter(|d| {
+        d.file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| n.starts_with(".ssh-connection"))
+    }) {
+        let _ = std::fs::remove_dir_all(dir);
+    } else {
+        let _ = std::fs::remove_file(socket);
+    }
+    Ok(true)
 }
 
 /// Where a clock loop of the connection with `token` keeps its PID: beside the faketime file.
