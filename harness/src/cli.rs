@@ -32,7 +32,8 @@ pub enum Command {
     Report(report::ReportArgs),
     /// Browse stored runs over HTTP (read-only).
     Serve(serve::ServeArgs),
-    /// Remove what a killed run left behind: namespaces, nft rules, processes.
+    /// Remove what a killed run left behind: namespaces, nft rules, processes; on remote hosts
+    /// (over SSH) its faults, nodes and files.
     Clean(clean::CleanArgs),
     /// Print speed figures: the harness's recording rate, the checker, the report.
     Bench(bench::BenchArgs),
