@@ -91,16 +91,37 @@ impl Hosts {
         path
     }
 
-    /// `faultline test ARGS` inside the lab's client namespace, results under `results`.
-    fn faultline_test(&self, args: &[&str]) -> Output {
-        Command::new("ip")
+    /// A config (written as `name`) that runs the bundled Raft server on every host.
+    fn raft_config(&self, name: &str) -> PathBuf {
+        self.write_config(
+            name,
+            &format!(
+                "remote-bin = {:?}\n{}{}",
+                raft_server().display().to_string(),
+                self.ssh_config(),
+                self.host_tables(|_| String::new())
+            ),
+        )
+    }
+
+    /// `faultline` inside the lab's client namespace (`ip netns exec` execs it, so the
+    /// child's PID is faultline's), not on a terminal.
+    fn faultline_in_ctl(&self) -> Command {
+        let mut command = Command::new("ip");
+        command
             .args(["netns", "exec", &self.lab().client_netns()])
             .arg(env!("CARGO_BIN_EXE_faultline"))
+            .env("CI", "1");
+        command
+    }
+
+    /// `faultline test ARGS` inside the lab's client namespace, results under `results`.
+    fn faultline_test(&self, args: &[&str]) -> Output {
+        self.faultline_in_ctl()
             .arg("test")
             .args(args)
             .arg("--results")
             .arg(self.path("results"))
-            .env("CI", "1")
             .output()
             .expect("faultline runs")
     }
@@ -221,15 +242,7 @@ fn check_run_on_hosts(hosts: &Hosts, out: &Output) -> PathBuf {
 #[ignore = "needs root, nftables, libfaketime, sshd: run by scripts/test.sh"]
 fn raft_on_three_hosts_under_ssh_faults_is_valid_and_leaves_nothing_behind() {
     let hosts = Hosts::new(3);
-    let config = hosts.write_config(
-        "raft.toml",
-        &format!(
-            "target = \"raft\"\nremote-bin = {:?}\n{}{}",
-            raft_server().display().to_string(),
-            hosts.ssh_config(),
-            hosts.host_tables(|_| String::new())
-        ),
-    );
+    let config = hosts.raft_config("raft.toml");
     let out = hosts.faultline_test(&[
         "--config",
         config.to_str().expect("utf-8"),
@@ -596,23 +609,13 @@ fn nft_tables_in(netns: &str) -> String {
 fn sigterm_heals_over_ssh_stops_and_wipes_the_nodes_and_checks_what_was_recorded() {
     use std::time::{Duration, Instant};
     let hosts = Hosts::new(3);
-    let config = hosts.write_config(
-        "sigterm.toml",
-        &format!(
-            "remote-bin = {:?}\n{}{}",
-            raft_server().display().to_string(),
-            hosts.ssh_config(),
-            hosts.host_tables(|_| String::new())
-        ),
-    );
-    let child = Command::new("ip")
-        .args(["netns", "exec", &hosts.lab().client_netns()])
-        .arg(env!("CARGO_BIN_EXE_faultline"))
+    let config = hosts.raft_config("sigterm.toml");
+    let child = hosts
+        .faultline_in_ctl()
         .args(["test", "--config", config.to_str().expect("utf-8")])
         .args(["--nemesis", "partition,pause", "--nemesis-interval", "0.5"])
         .args(["--time-limit", "120", "--seed", "3", "--results"])
         .arg(hosts.path("results"))
-        .env("CI", "1")
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
@@ -726,25 +729,10 @@ fn nemesis_records(history: &Path) -> Vec<Value> {
 fn a_sigkilled_run_on_hosts_is_cleaned_up_by_faultline_clean() {
     use std::time::{Duration, Instant};
     let hosts = Hosts::new(3);
-    let config = hosts.write_config(
-        "sigkill.toml",
-        &format!(
-            "remote-bin = {:?}\n{}{}",
-            raft_server().display().to_string(),
-            hosts.ssh_config(),
-            hosts.host_tables(|_| String::new())
-        ),
-    );
-    let in_ctl = |args: &[&str]| {
-        let mut command = Command::new("ip");
-        command
-            .args(["netns", "exec", &hosts.lab().client_netns()])
-            .arg(env!("CARGO_BIN_EXE_faultline"))
-            .args(args)
-            .env("CI", "1");
-        command
-    };
-    let mut child = in_ctl(&["test", "--config", config.to_str().expect("utf-8")])
+    let config = hosts.raft_config("sigkill.toml");
+    let mut child = hosts
+        .faultline_in_ctl()
+        .args(["test", "--config", config.to_str().expect("utf-8")])
         .args(["--nemesis", "partition", "--nemesis-interval", "3"])
         .args(["--time-limit", "120", "--seed", "3", "--results"])
         .arg(hosts.path("results"))
@@ -912,7 +900,11 @@ fn a_sigkilled_run_on_hosts_is_cleaned_up_by_faultline_clean() {
     assert_eq!(check.status.code(), Some(0), "{}", describe(&check));
 
     // Once is enough: a second clean has nothing of this run's to do.
-    let again = in_ctl(&["clean"]).output().expect("clean runs");
+    let again = hosts
+        .faultline_in_ctl()
+        .arg("clean")
+        .output()
+        .expect("clean runs");
     assert_eq!(again.status.code(), Some(0), "{}", describe(&again));
     assert!(
         !String::from_utf8_lossy(&again.stdout).contains("stopped its server"),

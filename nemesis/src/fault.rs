@@ -52,6 +52,18 @@ impl FaultKind {
         FaultKind::Loss,
     ];
 
+    /// Every kind, in the order a heal undoes them: the network first, then clocks, and the
+    /// processes last, so resumed and restarted nodes come back to a healed network.
+    pub const HEAL_ORDER: [FaultKind; 7] = [
+        FaultKind::Partition,
+        FaultKind::Loss,
+        FaultKind::Bandwidth,
+        FaultKind::Delay,
+        FaultKind::Clock,
+        FaultKind::Pause,
+        FaultKind::Kill,
+    ];
+
     pub fn name(self) -> &'static str {
         match self {
             FaultKind::Partition => "partition",
@@ -1238,15 +1250,7 @@ impl Lab {
     /// kinds that had something to undo, with what was done.
     pub async fn heal(&self) -> Result<Vec<(FaultKind, Action)>> {
         let mut done = Vec::new();
-        for kind in [
-            FaultKind::Partition,
-            FaultKind::Loss,
-            FaultKind::Bandwidth,
-            FaultKind::Delay,
-            FaultKind::Clock,
-            FaultKind::Pause,
-            FaultKind::Kill,
-        ] {
+        for kind in FaultKind::HEAL_ORDER {
             let action = self.stop_fault(kind).await?;
             if !matches!(action, Action::Skipped(_)) {
                 done.push((kind, action));

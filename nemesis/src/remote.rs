@@ -1019,15 +1019,7 @@ impl Remote {
     /// Undoes everything on every host.
     pub async fn heal(&self) -> Result<Vec<(FaultKind, Action)>> {
         let mut done = Vec::new();
-        for kind in [
-            FaultKind::Partition,
-            FaultKind::Loss,
-            FaultKind::Bandwidth,
-            FaultKind::Delay,
-            FaultKind::Clock,
-            FaultKind::Pause,
-            FaultKind::Kill,
-        ] {
+        for kind in FaultKind::HEAL_ORDER {
             let action = self.stop_fault(kind).await?;
             if !matches!(action, Action::Skipped(_)) {
                 done.push((kind, action));

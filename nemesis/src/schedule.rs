@@ -579,15 +579,7 @@ mod tests {
     fn random_faults_are_of_the_requested_kind_and_seeded() {
         let mut a = rand::rngs::StdRng::seed_from_u64(3);
         let mut b = rand::rngs::StdRng::seed_from_u64(3);
-        for kind in [
-            FaultKind::Partition,
-            FaultKind::Kill,
-            FaultKind::Pause,
-            FaultKind::Clock,
-            FaultKind::Loss,
-            FaultKind::Bandwidth,
-            FaultKind::Delay,
-        ] {
+        for kind in FaultKind::HEAL_ORDER {
             for _ in 0..20 {
                 let fault = random_fault(kind, &mut a);
                 assert_eq!(fault.kind(), kind);

@@ -10,7 +10,7 @@ use faultline_nemesis::{
 };
 
 use crate::common::*;
-use crate::sshd::start_sshd;
+use crate::sshd::{SshHosts, start_sshd};
 
 const PORT: u16 = 7700;
 
@@ -47,6 +47,20 @@ fn remote_node(lab: &Lab, dir: &Path, node: &str) -> RemoteNode {
     }
 }
 
+/// A 3-node lab whose nodes run `sshd` (the hosts), the echo daemon described on each, and
+/// the runtime that built them (for the teardown).
+fn sshd_hosts(dir: &Path) -> (tokio::runtime::Runtime, Lab, SshHosts, Vec<RemoteNode>) {
+    let setup = tokio::runtime::Runtime::new().unwrap();
+    let lab = setup.block_on(lab(3, dir));
+    let hosts = setup.block_on(start_sshd(&lab, dir));
+    let nodes = lab
+        .nodes()
+        .iter()
+        .map(|n| remote_node(&lab, dir, n))
+        .collect();
+    (setup, lab, hosts, nodes)
+}
+
 fn installed(action: &Action) -> String {
     match action {
         Action::Installed(applied) => applied.description.clone(),
@@ -59,14 +73,7 @@ fn installed(action: &Action) -> String {
 fn remote_faults_over_ssh_take_effect_and_heal() {
     let dir = tempfile::tempdir().unwrap();
     let dir = dir.path().to_path_buf();
-    let setup = tokio::runtime::Runtime::new().unwrap();
-    let lab = setup.block_on(lab(3, &dir));
-    let hosts = setup.block_on(start_sshd(&lab, &dir));
-    let nodes: Vec<RemoteNode> = lab
-        .nodes()
-        .iter()
-        .map(|n| remote_node(&lab, &dir, n))
-        .collect();
+    let (setup, lab, hosts, nodes) = sshd_hosts(&dir);
     let options = hosts.options();
     // The ssh client (and its ControlMaster) must start inside ctl: on the client runtime.
     let clients = lab.client_runtime(2).unwrap();
@@ -457,14 +464,7 @@ fn remote_faults_over_ssh_take_effect_and_heal() {
 fn a_dead_runs_faults_are_healed_by_a_connection_that_never_saw_them() {
     let dir = tempfile::tempdir().unwrap();
     let dir = dir.path().to_path_buf();
-    let setup = tokio::runtime::Runtime::new().unwrap();
-    let lab = setup.block_on(lab(3, &dir));
-    let hosts = setup.block_on(start_sshd(&lab, &dir));
-    let nodes: Vec<RemoteNode> = lab
-        .nodes()
-        .iter()
-        .map(|n| remote_node(&lab, &dir, n))
-        .collect();
+    let (setup, lab, hosts, nodes) = sshd_hosts(&dir);
     let clients = lab.client_runtime(2).unwrap();
     let (ctl, ip) = (lab.client_netns(), |n: &str| lab.node_ip(n));
 
@@ -522,15 +522,7 @@ fn a_dead_runs_faults_are_healed_by_a_connection_that_never_saw_them() {
     );
 
     let options = hosts.options();
-    let every_kind = [
-        FaultKind::Partition,
-        FaultKind::Kill,
-        FaultKind::Pause,
-        FaultKind::Clock,
-        FaultKind::Loss,
-        FaultKind::Bandwidth,
-        FaultKind::Delay,
-    ];
+    let every_kind = FaultKind::HEAL_ORDER;
     let (remote, first, second) = clients
         .block_on(clients.spawn(async move {
             let remote = Remote::connect(survivor, &options).await.unwrap();

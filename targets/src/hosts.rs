@@ -73,6 +73,10 @@ impl HostsSpec {
         format!("{}/data", self.node_dir(node))
     }
 
+    fn faketime_file(&self, node: &str) -> String {
+        format!("{}/clock.faketime", self.node_dir(node))
+    }
+
     /// How the nemesis finds `host`'s server: by the PID file in its node directory, checked
     /// against its data directory on the command line. No start command, no faketime file.
     fn remote_node(&self, host: &Host) -> RemoteNode {
@@ -114,7 +118,7 @@ pub async fn clean_up_abandoned(
     let mut remote = connect(spec).await?;
     for host in &spec.hosts {
         remote.describe_node(RemoteNode {
-            faketime_file: Some(format!("{}/clock.faketime", spec.node_dir(&host.name))),
+            faketime_file: Some(spec.faketime_file(&host.name)),
             ..spec.remote_node(host)
         })?;
     }
@@ -181,6 +185,18 @@ pub(crate) struct HostNode {
 }
 
 impl HostNode {
+    /// `host`'s node as `spec` places its files; with a faketime file when it runs (or may
+    /// have run) under libfaketime.
+    fn placed(spec: &HostsSpec, host: &Host, faketime: bool) -> HostNode {
+        HostNode {
+            name: host.name.clone(),
+            address: host.address,
+            dir: spec.node_dir(&host.name),
+            data: spec.data_dir(&host.name),
+            faketime_file: faketime.then(|| spec.faketime_file(&host.name)),
+        }
+    }
+
     fn log(&self) -> String {
         format!("{}/node.log", self.dir)
     }
@@ -228,14 +244,7 @@ impl HostNodes {
                     "no libfaketime on the host (apt-get install libfaketime): clock faults will skip this node"
                 );
             }
-            let dir = spec.node_dir(&host.name);
-            nodes.push(HostNode {
-                name: host.name.clone(),
-                address: host.address,
-                data: spec.data_dir(&host.name),
-                faketime_file: library.as_ref().map(|_| format!("{dir}/clock.faketime")),
-                dir,
-            });
+            nodes.push(HostNode::placed(spec, host, library.is_some()));
             libraries.push(library);
         }
         let program = found_binary.unwrap_or_else(|| binary.to_string());
@@ -323,16 +332,7 @@ impl HostNodes {
             nodes: spec
                 .hosts
                 .iter()
-                .map(|host| {
-                    let dir = spec.node_dir(&host.name);
-                    HostNode {
-                        name: host.name.clone(),
-                        address: host.address,
-                        data: spec.data_dir(&host.name),
-                        faketime_file: Some(format!("{dir}/clock.faketime")),
-                        dir,
-                    }
-                })
+                .map(|host| HostNode::placed(spec, host, true))
                 .collect(),
             run_dir: spec.run_dir(),
             log_dir: spec.log_dir.clone(),
