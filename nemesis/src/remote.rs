@@ -1106,14 +1106,14 @@ impl Remote {
     }
 
     /// Ends every clock loop beside `file` (their PID files are `<file>.loop-<token>.pid`; each
-    /// PID is checked to be a `faultline-clock-` loop before the signal) and puts the offset
-    /// back to +0.
+    /// PID is checked to be a `faultline-clock-` loop before the signal) and puts a non-zero
+    /// offset back to +0.
     async fn reset_abandoned_clock(&self, node: &str, file: &str) -> Result<Vec<String>> {
+        // Prints `ended` per loop, then the offset the file holds once they are gone.
         let script = format!(
             "clock={file}; for p in \"$clock\".loop-*.pid; do [ -f \"$p\" ] || continue; \
              ( {probe} kill \"$pid\" && echo ended ); rm -f \"$p\"; done; \
-             if [ -f \"$clock\" ] && [ \"$(cat \"$clock\")\" != '+0' ]; then sleep 0.1; \
-             printf '+0\\n' > \"$clock.tmp\" && mv -f \"$clock.tmp\" \"$clock\" && echo reset; fi",
+             sleep 0.1; [ -f \"$clock\" ] && cat \"$clock\"; true",
             file = shell_quote(file),
             probe = pid_probe_at("\"$p\"", Some("faultline-clock-")),
         );
@@ -1123,7 +1123,13 @@ impl Remote {
         if loops > 0 {
             undone.push(format!("{node}: ended {loops} clock loop(s)"));
         }
-        if out.lines().any(|l| l.trim() == "reset") {
+        let offset = out
+            .lines()
+            .map(str::trim)
+            .find(|l| l.starts_with(['+', '-']))
+            .and_then(|spec| spec.parse::<f64>().ok());
+        if offset.is_some_and(|seconds| seconds != 0.0) {
+            self.write_clock(node, 0).await?;
             undone.push(format!("{node}: reset its clock to real time"));
         }
         Ok(undone)

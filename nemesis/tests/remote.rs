@@ -490,6 +490,12 @@ fn a_dead_runs_faults_are_healed_by_a_connection_that_never_saw_them() {
                     kbit: 1000,
                     nodes: NodeSelection::Nodes(vec!["n1".into()]),
                 },
+                // A bump under the strobe: both of its phases are off real time, so the
+                // reset has something to undo whichever phase the loop ends in.
+                Fault::Clock(
+                    ClockFault::Bump { delta_ms: 2000 },
+                    NodeSelection::Nodes(vec!["n1".into()]),
+                ),
                 Fault::Clock(
                     ClockFault::Strobe {
                         delta_ms: 60_000,
@@ -537,13 +543,13 @@ fn a_dead_runs_faults_are_healed_by_a_connection_that_never_saw_them() {
     }
     assert!(connects_from(&n2, ip("n1"), PORT, Duration::from_secs(2)));
     // A fetch that fails (clean fetching logs the run already fetched) keeps the copy there.
-    let (clock, local) = (dir.join("remote-n1.faketime"), dir.join("fetched"));
+    let (clock, local) = (dir.join("remote-n2.faketime"), dir.join("fetched"));
     let (fetched, failed) = clients
         .block_on(clients.spawn(async move {
             let clock = clock.display().to_string();
-            let fetched = remote.fetch_file("n1", &clock, &local).await;
+            let fetched = remote.fetch_file("n2", &clock, &local).await;
             let failed = remote
-                .fetch_file("n1", "/nonexistent/faultline-fetch", &local)
+                .fetch_file("n2", "/nonexistent/faultline-fetch", &local)
                 .await;
             remote
                 .stop_nodes(&remote.nodes(), Duration::from_secs(3))
@@ -605,7 +611,8 @@ fn a_dead_runs_faults_are_healed_by_a_connection_that_never_saw_them() {
         for _ in 0..5 {
             let clock =
                 std::fs::read_to_string(dir.join(format!("remote-{node}.faketime"))).unwrap();
-            assert_eq!(clock.trim(), "+0", "{node}");
+            let offset: f64 = clock.trim().parse().unwrap();
+            assert_eq!(offset, 0.0, "{node}: {clock}");
             std::thread::sleep(Duration::from_millis(30));
         }
     }
