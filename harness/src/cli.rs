@@ -39,7 +39,8 @@ pub enum Command {
     Bench(bench::BenchArgs),
 }
 
-/// Logs go to stderr; stdout carries results only.
+/// Logs go to stderr; stdout carries results only. Colour only on a terminal (and not under
+/// `NO_COLOR`): CI log files and `2>file` get plain lines, not escape codes.
 pub fn init_logging(verbose: u8) {
     let default = match verbose {
         0 => "info",
@@ -52,5 +53,11 @@ pub fn init_logging(verbose: u8) {
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .with_target(false)
+        .with_ansi(colour_on_stderr())
         .init();
+}
+
+fn colour_on_stderr() -> bool {
+    use std::io::IsTerminal;
+    std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
 }

@@ -30,6 +30,13 @@ fn default_faults_give_a_valid_verdict_and_a_complete_run_directory() {
     assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("verdict: valid"), "{stdout}");
+    // stderr is a pipe here, as in CI: plain progress lines, no terminal escape codes.
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("10 s of 12 s: "), "{stderr}");
+    assert!(
+        !stderr.contains('\x1b'),
+        "escape codes in piped logs: {stderr}"
+    );
 
     let dirs = run_dirs(results.path());
     assert_eq!(dirs.len(), 1, "{dirs:?}");
