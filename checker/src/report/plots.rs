@@ -79,18 +79,117 @@ fn err<E: std::fmt::Display>(e: E) -> String {
     e.to_string()
 }
 
-/// The legend box every plot draws in its upper right corner.
-fn draw_legend<'a, DB: DrawingBackend + 'a, CT: plotters::coord::CoordTranslate>(
-    chart: &mut ChartContext<'a, DB, CT>,
+/// The legend's column right of the chart: inside the chart it covered data and fault labels.
+const LEGEND_WIDTH: i32 = 170;
+
+/// How a series looks, as its legend entry draws it.
+#[derive(Clone, Copy)]
+enum Swatch {
+    Dot(RGBColor),
+    Cross(RGBColor),
+    Triangle(RGBColor),
+    Line(RGBColor),
+}
+
+/// A plot's chart area and its legend column.
+type Frame<DB> = (DrawingArea<DB, Shift>, DrawingArea<DB, Shift>);
+
+/// The title over the whole image, then the chart's area and the legend's column.
+fn frame<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    caption: &str,
+) -> Result<Frame<DB>, String> {
+    let body = root
+        .margin(8, 0, 0, 0)
+        .titled(caption, (FAMILY, 20))
+        .map_err(err)?;
+    let width = body.dim_in_pixel().0 as i32;
+    Ok(body.split_horizontally((width - LEGEND_WIDTH).max(0)))
+}
+
+fn draw_legend<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    entries: &[(Swatch, &str)],
 ) -> DrawResult {
-    chart
-        .configure_series_labels()
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK.mix(0.3))
-        .label_font((FAMILY, 13))
-        .position(SeriesLabelPosition::UpperRight)
-        .draw()
-        .map_err(err)
+    let font = (FAMILY, 13).into_font().color(&BLACK.mix(0.85));
+    for (i, (swatch, label)) in entries.iter().enumerate() {
+        // Level with the top of the chart's plotting area (its margin is 12 px).
+        let (x, y) = (10, 22 + 20 * i as i32);
+        let at = EmptyElement::at((x, y));
+        match *swatch {
+            Swatch::Dot(c) => area.draw(&(at + Circle::new((0, 0), 4, c.filled()))),
+            Swatch::Cross(c) => area.draw(&(at + Cross::new((0, 0), 3, c.stroke_width(1)))),
+            Swatch::Triangle(c) => area.draw(&(at + TriangleMarker::new((0, 0), 4, c.filled()))),
+            Swatch::Line(c) => {
+                area.draw(&(at + PathElement::new(vec![(-6, 0), (10, 0)], c.stroke_width(2))))
+            }
+        }
+        .map_err(err)?;
+        area.draw(&Text::new(label.to_string(), (x + 18, y - 7), font.clone()))
+            .map_err(err)?;
+    }
+    Ok(())
+}
+
+/// An axis label: `10`, not `10.0`; `0.05`, not `0.1`.
+fn tick_label(v: f64) -> String {
+    let decimals = if v.abs() >= 1.0 || v == 0.0 {
+        1
+    } else {
+        ((-v.abs().log10()).ceil() as usize + 1).min(9)
+    };
+    let text = format!("{v:.decimals$}");
+    let text = text.trim_end_matches('0').trim_end_matches('.');
+    if text == "-0" {
+        "0".into()
+    } else {
+        text.into()
+    }
+}
+
+/// The labelled and the light grid values of a log axis over `lo..hi`: 1, 2 and 5 of each
+/// decade over a few decades, decades alone over more, a light line at every other multiple.
+/// (plotters' own log key points crowd ten labels into the top decade.)
+fn log_ticks(lo: f64, hi: f64) -> (Vec<f64>, Vec<f64>) {
+    let first = lo.log10().floor() as i32;
+    let last = hi.log10().ceil() as i32;
+    let labelled: &[u32] = if last - first <= 3 { &[1, 2, 5] } else { &[1] };
+    let (mut bold, mut light) = (Vec::new(), Vec::new());
+    for exponent in first..=last {
+        for multiple in 1..10u32 {
+            // Built from text so 0.3 is 0.3, not 0.30000000000000004, on the axis.
+            let v: f64 = format!("{multiple}e{exponent}").parse().unwrap_or(f64::NAN);
+            if !(lo..=hi).contains(&v) {
+                continue;
+            }
+            if labelled.contains(&multiple) {
+                bold.push(v);
+            } else {
+                light.push(v);
+            }
+        }
+    }
+    (bold, light)
+}
+
+type LogAxis =
+    plotters::coord::combinators::WithKeyPoints<plotters::coord::combinators::LogCoord<f64>>;
+
+fn log_axis(lo: f64, hi: f64) -> LogAxis {
+    let (bold, light) = log_ticks(lo, hi);
+    (lo..hi)
+        .log_scale()
+        .with_key_points(bold)
+        .with_light_points(light)
+}
+
+/// A label that fits: longer ones are cut with an ellipsis.
+fn shorten(label: &str, chars: usize) -> String {
+    if label.chars().count() > chars {
+        format!("{}…", label.chars().take(chars - 1).collect::<String>())
+    } else {
+        label.to_string()
+    }
 }
 
 /// Shade and label every fault on a chart whose y axis spans `y0..y1`.
@@ -113,20 +212,26 @@ where
             )
         }))
         .map_err(err)?;
-    // Labels stagger over three rows so neighbouring faults do not overwrite each other.
+    let font = (FAMILY, 12).into_font().color(&BLACK.mix(0.8));
+    let (pixels_x, _) = chart.plotting_area().get_pixel_range();
+    let mut labels = Vec::with_capacity(faults.len());
+    for (i, f) in faults.iter().enumerate() {
+        let text = shorten(&f.label, 48);
+        let width = chart
+            .plotting_area()
+            .estimate_text_size(&text, &font)
+            .map_or(0, |(w, _)| w as i32);
+        let left = chart.backend_coord(&(f.start, y1.clone())).0;
+        // A label that would run off the right edge ends at it instead.
+        let x = (left + 3)
+            .min(pixels_x.end - width - 3)
+            .max(pixels_x.start + 3);
+        // Labels stagger over three rows so neighbouring faults do not overwrite each other.
+        labels.push((f.start, x - left, 4 + 14 * (i % 3) as i32, text));
+    }
     chart
-        .draw_series(faults.iter().enumerate().map(|(i, f)| {
-            let text = if f.label.chars().count() > 48 {
-                format!("{}…", f.label.chars().take(47).collect::<String>())
-            } else {
-                f.label.clone()
-            };
-            EmptyElement::at((f.start, y1.clone()))
-                + Text::new(
-                    text,
-                    (3, 4 + 14 * (i % 3) as i32),
-                    (FAMILY, 12).into_font().color(&BLACK.mix(0.8)),
-                )
+        .draw_series(labels.into_iter().map(|(start, dx, dy, text)| {
+            EmptyElement::at((start, y1.clone())) + Text::new(text, (dx, dy), font.clone())
         }))
         .map_err(err)?;
     Ok(())
@@ -150,8 +255,6 @@ pub fn latency_raw(dir: &Path, timeline: &Timeline) -> Result<PlotFiles, String>
     if sample.is_empty() {
         (lo, hi) = (0.1, 1000.0);
     }
-    let (y0, y1) = (lo.max(0.01) / 1.5, hi * 3.0);
-    let end = timeline.end.max(1e-3);
     let caption = if stride > 1 {
         format!(
             "Latency of every operation ({} of {} drawn)",
@@ -161,70 +264,82 @@ pub fn latency_raw(dir: &Path, timeline: &Timeline) -> Result<PlotFiles, String>
     } else {
         "Latency of every operation".to_string()
     };
-    macro_rules! body {
-        ($root:expr) => {{
-            let root = $root;
-            let mut chart = ChartBuilder::on(root)
-                .caption(&caption, (FAMILY, 20))
-                .margin(12)
-                .x_label_area_size(40)
-                .y_label_area_size(70)
-                .build_cartesian_2d(0f64..end, (y0..y1).log_scale())
-                .map_err(err)?;
+    let plot = RawLatency {
+        caption,
+        sample,
+        y: (lo.max(0.01) / 1.5, hi * 3.0),
+        end: timeline.end.max(1e-3),
+        faults: &timeline.faults,
+    };
+    write_plots(
+        dir,
+        "latency-raw",
+        |root| plot.draw(root),
+        |root| plot.draw(root),
+    )
+}
+
+struct RawLatency<'a> {
+    caption: String,
+    sample: Vec<&'a DrawnOp>,
+    y: (f64, f64),
+    end: f64,
+    faults: &'a [FaultInterval],
+}
+
+impl RawLatency<'_> {
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult {
+        let (y0, y1) = self.y;
+        let (area, legend) = frame(root, &self.caption)?;
+        let mut chart = ChartBuilder::on(&area)
+            .margin(12)
+            .x_label_area_size(40)
+            .y_label_area_size(70)
+            .build_cartesian_2d(0f64..self.end, log_axis(y0, y1))
+            .map_err(err)?;
+        chart
+            .configure_mesh()
+            .x_desc("time (s)")
+            .y_desc("latency (ms)")
+            .x_label_formatter(&|v| tick_label(*v))
+            .y_label_formatter(&|v| tick_label(*v))
+            .label_style((FAMILY, 13))
+            .draw()
+            .map_err(err)?;
+        draw_faults(&mut chart, self.faults, self.end, y0, y1)?;
+        for f in [Function::Read, Function::Write, Function::Cas] {
+            let color = color_of(f);
+            let points = self
+                .sample
+                .iter()
+                .filter(|op| op.f == f)
+                .filter_map(|op| Some((op.start, op.latency_ms()?.max(y0), op.completion)));
             chart
-                .configure_mesh()
-                .x_desc("time (s)")
-                .y_desc("latency (ms)")
-                .label_style((FAMILY, 13))
-                .draw()
-                .map_err(err)?;
-            draw_faults(&mut chart, &timeline.faults, end, y0, y1)?;
-            for f in [Function::Read, Function::Write, Function::Cas] {
-                let color = color_of(f);
-                let points = || {
-                    sample
-                        .iter()
-                        .filter(move |op| op.f == f)
-                        .filter_map(|op| Some((op.start, op.latency_ms()?.max(y0), op.completion)))
-                };
-                chart
-                    .draw_series(points().map(|(x, y, c)| -> DynElement<_, _> {
-                        match c {
-                            Completion::Ok => Circle::new((x, y), 2, color.filled()).into_dyn(),
-                            Completion::Fail => {
-                                Cross::new((x, y), 3, color.stroke_width(1)).into_dyn()
-                            }
-                            Completion::Info => {
-                                TriangleMarker::new((x, y), 4, color.filled()).into_dyn()
-                            }
+                .draw_series(points.map(|(x, y, c)| -> DynElement<_, _> {
+                    match c {
+                        Completion::Ok => Circle::new((x, y), 2, color.filled()).into_dyn(),
+                        Completion::Fail => Cross::new((x, y), 3, color.stroke_width(1)).into_dyn(),
+                        Completion::Info => {
+                            TriangleMarker::new((x, y), 4, color.filled()).into_dyn()
                         }
-                    }))
-                    .map_err(err)?
-                    .label(format!("{f:?}").to_lowercase())
-                    .legend(move |(x, y)| Circle::new((x, y), 4, color.filled()));
-            }
-            // The marker shapes get legend entries of their own (drawing nothing), so the
-            // plot reads without the page around it.
-            let grey = BLACK.mix(0.6);
-            chart
-                .draw_series(std::iter::empty::<Circle<(f64, f64), i32>>())
-                .map_err(err)?
-                .label("ok")
-                .legend(move |(x, y)| Circle::new((x, y), 3, grey.filled()));
-            chart
-                .draw_series(std::iter::empty::<Circle<(f64, f64), i32>>())
-                .map_err(err)?
-                .label("fail")
-                .legend(move |(x, y)| Cross::new((x, y), 3, grey.stroke_width(1)));
-            chart
-                .draw_series(std::iter::empty::<Circle<(f64, f64), i32>>())
-                .map_err(err)?
-                .label("info (indeterminate)")
-                .legend(move |(x, y)| TriangleMarker::new((x, y), 4, grey.filled()));
-            draw_legend(&mut chart)
-        }};
+                    }
+                }))
+                .map_err(err)?;
+        }
+        // The marker shapes have entries of their own, so the plot reads without the page.
+        let grey = RGBColor(100, 100, 100);
+        draw_legend(
+            &legend,
+            &[
+                (Swatch::Dot(color_of(Function::Read)), "read"),
+                (Swatch::Dot(color_of(Function::Write)), "write"),
+                (Swatch::Dot(color_of(Function::Cas)), "cas"),
+                (Swatch::Dot(grey), "ok"),
+                (Swatch::Cross(grey), "fail"),
+                (Swatch::Triangle(grey), "info (indeterminate)"),
+            ],
+        )
     }
-    write_plots(dir, "latency-raw", |root| body!(root), |root| body!(root))
 }
 
 fn write_plots(
@@ -260,10 +375,11 @@ fn windows(end: f64) -> (usize, f64) {
     ((end / width).ceil().max(1.0) as usize, width)
 }
 
-/// p50 / p95 / p99 / max latency of ok operations per time window.
-pub fn latency_quantiles(dir: &Path, timeline: &Timeline) -> Result<PlotFiles, String> {
-    let end = timeline.end.max(1e-3);
-    let (count, width) = windows(end);
+const QUANTILES: [(&str, f64); 4] = [("p50", 0.5), ("p95", 0.95), ("p99", 0.99), ("max", 1.0)];
+
+/// One line per quantile, each as its runs of consecutive windows that had ok operations: a
+/// window without any (no leader, say) breaks the line instead of bridging the gap.
+fn quantile_lines(timeline: &Timeline, count: usize, width: f64) -> Vec<Vec<Vec<(f64, f64)>>> {
     let mut buckets: Vec<Vec<f64>> = vec![Vec::new(); count];
     for op in &timeline.ops {
         if op.completion != Completion::Ok {
@@ -274,86 +390,119 @@ pub fn latency_quantiles(dir: &Path, timeline: &Timeline) -> Result<PlotFiles, S
             buckets[i].push(l.max(0.01));
         }
     }
-    let quantiles = [("p50", 0.5), ("p95", 0.95), ("p99", 0.99), ("max", 1.0)];
-    let mut series: Vec<Vec<(f64, f64)>> = vec![Vec::new(); quantiles.len()];
-    let (mut lo, mut hi) = (f64::MAX, 0.0f64);
+    let mut lines: Vec<Vec<Vec<(f64, f64)>>> = vec![vec![Vec::new()]; QUANTILES.len()];
     for (i, bucket) in buckets.iter_mut().enumerate() {
         if bucket.is_empty() {
+            for line in &mut lines {
+                if line.last().is_some_and(|run| !run.is_empty()) {
+                    line.push(Vec::new());
+                }
+            }
             continue;
         }
         bucket.sort_by(|a, b| a.total_cmp(b));
         let x = (i as f64 + 0.5) * width;
-        for (s, (_, q)) in quantiles.iter().enumerate() {
+        for (line, (_, q)) in lines.iter_mut().zip(QUANTILES) {
             let v = bucket[((bucket.len() - 1) as f64 * q).round() as usize];
-            lo = lo.min(v);
-            hi = hi.max(v);
-            series[s].push((x, v));
+            line.last_mut().expect("a line has a run").push((x, v));
         }
+    }
+    for line in &mut lines {
+        line.retain(|run| !run.is_empty());
+    }
+    lines
+}
+
+/// p50 / p95 / p99 / max latency of ok operations per time window.
+pub fn latency_quantiles(dir: &Path, timeline: &Timeline) -> Result<PlotFiles, String> {
+    let end = timeline.end.max(1e-3);
+    let (count, width) = windows(end);
+    let lines = quantile_lines(timeline, count, width);
+    let (mut lo, mut hi) = (f64::MAX, 0.0f64);
+    for &(_, v) in lines.iter().flatten().flatten() {
+        lo = lo.min(v);
+        hi = hi.max(v);
     }
     if hi == 0.0 {
         (lo, hi) = (0.1, 1000.0);
     }
-    let (y0, y1) = (lo / 1.5, hi * 3.0);
-    let colors = [
-        RGBColor(31, 119, 180),
-        RGBColor(44, 160, 44),
-        RGBColor(255, 127, 14),
-        RGBColor(214, 39, 40),
-    ];
-    macro_rules! body {
-        ($root:expr) => {{
-            let mut chart = ChartBuilder::on($root)
-                .caption(
-                    format!("Latency quantiles of ok operations ({width:.1} s windows)"),
-                    (FAMILY, 20),
-                )
-                .margin(12)
-                .x_label_area_size(40)
-                .y_label_area_size(70)
-                .build_cartesian_2d(0f64..end, (y0..y1).log_scale())
-                .map_err(err)?;
-            chart
-                .configure_mesh()
-                .x_desc("time (s)")
-                .y_desc("latency (ms)")
-                .label_style((FAMILY, 13))
-                .draw()
-                .map_err(err)?;
-            draw_faults(&mut chart, &timeline.faults, end, y0, y1)?;
-            for (s, (name, _)) in quantiles.iter().enumerate() {
-                let color = colors[s];
-                chart
-                    .draw_series(LineSeries::new(
-                        series[s].iter().copied(),
-                        color.stroke_width(2),
-                    ))
-                    .map_err(err)?
-                    .label(*name)
-                    .legend(move |(x, y)| {
-                        PathElement::new(vec![(x, y), (x + 16, y)], color.stroke_width(2))
-                    });
-            }
-            draw_legend(&mut chart)
-        }};
-    }
+    let plot = Quantiles {
+        caption: format!("Latency quantiles of ok operations ({width:.1} s windows)"),
+        lines,
+        y: (lo / 1.5, hi * 3.0),
+        end,
+        faults: &timeline.faults,
+    };
     write_plots(
         dir,
         "latency-quantiles",
-        |root| body!(root),
-        |root| body!(root),
+        |root| plot.draw(root),
+        |root| plot.draw(root),
     )
 }
+
+struct Quantiles<'a> {
+    caption: String,
+    lines: Vec<Vec<Vec<(f64, f64)>>>,
+    y: (f64, f64),
+    end: f64,
+    faults: &'a [FaultInterval],
+}
+
+const QUANTILE_COLORS: [RGBColor; 4] = [
+    RGBColor(31, 119, 180),
+    RGBColor(44, 160, 44),
+    RGBColor(255, 127, 14),
+    RGBColor(214, 39, 40),
+];
+
+impl Quantiles<'_> {
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult {
+        let (y0, y1) = self.y;
+        let (area, legend) = frame(root, &self.caption)?;
+        let mut chart = ChartBuilder::on(&area)
+            .margin(12)
+            .x_label_area_size(40)
+            .y_label_area_size(70)
+            .build_cartesian_2d(0f64..self.end, log_axis(y0, y1))
+            .map_err(err)?;
+        chart
+            .configure_mesh()
+            .x_desc("time (s)")
+            .y_desc("latency (ms)")
+            .x_label_formatter(&|v| tick_label(*v))
+            .y_label_formatter(&|v| tick_label(*v))
+            .label_style((FAMILY, 13))
+            .draw()
+            .map_err(err)?;
+        draw_faults(&mut chart, self.faults, self.end, y0, y1)?;
+        for (line, color) in self.lines.iter().zip(QUANTILE_COLORS) {
+            for run in line {
+                chart
+                    .draw_series(LineSeries::new(run.iter().copied(), color.stroke_width(2)))
+                    .map_err(err)?;
+            }
+        }
+        let entries: Vec<(Swatch, &str)> = QUANTILES
+            .iter()
+            .zip(QUANTILE_COLORS)
+            .map(|((name, _), color)| (Swatch::Line(color), *name))
+            .collect();
+        draw_legend(&legend, &entries)
+    }
+}
+
+const OUTCOMES: [Completion; 3] = [Completion::Ok, Completion::Fail, Completion::Info];
 
 /// Completions per second, one line per outcome.
 pub fn rate(dir: &Path, timeline: &Timeline) -> Result<PlotFiles, String> {
     let end = timeline.end.max(1e-3);
     let (count, width) = windows(end);
-    let outcomes = [Completion::Ok, Completion::Fail, Completion::Info];
     let mut counts = vec![[0u64; 3]; count];
     for op in &timeline.ops {
         let Some(t) = op.end else { continue };
         let i = ((t / width) as usize).min(count - 1);
-        let o = outcomes
+        let o = OUTCOMES
             .iter()
             .position(|c| *c == op.completion)
             .unwrap_or(2);
@@ -374,43 +523,58 @@ pub fn rate(dir: &Path, timeline: &Timeline) -> Result<PlotFiles, String> {
         .map(|(_, y)| *y)
         .fold(1.0f64, f64::max)
         * 1.25;
-    macro_rules! body {
-        ($root:expr) => {{
-            let mut chart = ChartBuilder::on($root)
-                .caption(
-                    "Throughput: completions per second by outcome",
-                    (FAMILY, 20),
-                )
-                .margin(12)
-                .x_label_area_size(40)
-                .y_label_area_size(70)
-                .build_cartesian_2d(0f64..end, 0f64..hi)
-                .map_err(err)?;
+    let plot = Rate {
+        series,
+        hi,
+        end,
+        faults: &timeline.faults,
+    };
+    write_plots(dir, "rate", |root| plot.draw(root), |root| plot.draw(root))
+}
+
+struct Rate<'a> {
+    series: Vec<Vec<(f64, f64)>>,
+    hi: f64,
+    end: f64,
+    faults: &'a [FaultInterval],
+}
+
+impl Rate<'_> {
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult {
+        let (area, legend) = frame(root, "Throughput: completions per second by outcome")?;
+        let mut chart = ChartBuilder::on(&area)
+            .margin(12)
+            .x_label_area_size(40)
+            .y_label_area_size(70)
+            .build_cartesian_2d(0f64..self.end, 0f64..self.hi)
+            .map_err(err)?;
+        chart
+            .configure_mesh()
+            .x_desc("time (s)")
+            .y_desc("operations / s")
+            .x_label_formatter(&|v| tick_label(*v))
+            .y_label_formatter(&|v| tick_label(*v))
+            .label_style((FAMILY, 13))
+            .draw()
+            .map_err(err)?;
+        draw_faults(&mut chart, self.faults, self.end, 0.0, self.hi)?;
+        for (line, outcome) in self.series.iter().zip(OUTCOMES) {
             chart
-                .configure_mesh()
-                .x_desc("time (s)")
-                .y_desc("operations / s")
-                .label_style((FAMILY, 13))
-                .draw()
+                .draw_series(LineSeries::new(
+                    line.iter().copied(),
+                    outcome_color(outcome).stroke_width(2),
+                ))
                 .map_err(err)?;
-            draw_faults(&mut chart, &timeline.faults, end, 0.0, hi)?;
-            for (o, outcome) in outcomes.iter().enumerate() {
-                let color = outcome_color(*outcome);
-                chart
-                    .draw_series(LineSeries::new(
-                        series[o].iter().copied(),
-                        color.stroke_width(2),
-                    ))
-                    .map_err(err)?
-                    .label(format!("{outcome:?}").to_lowercase())
-                    .legend(move |(x, y)| {
-                        PathElement::new(vec![(x, y), (x + 16, y)], color.stroke_width(2))
-                    });
-            }
-            draw_legend(&mut chart)
-        }};
+        }
+        draw_legend(
+            &legend,
+            &[
+                (Swatch::Line(outcome_color(Completion::Ok)), "ok"),
+                (Swatch::Line(outcome_color(Completion::Fail)), "fail"),
+                (Swatch::Line(outcome_color(Completion::Info)), "info"),
+            ],
+        )
     }
-    write_plots(dir, "rate", |root| body!(root), |root| body!(root))
 }
 
 #[cfg(test)]
@@ -460,6 +624,96 @@ mod tests {
                 let svg = std::fs::read_to_string(files.svg).expect("svg");
                 assert!(svg.contains("kill n1"), "the fault is labelled");
             }
+        }
+    }
+
+    #[test]
+    fn axis_labels_carry_no_needless_decimals() {
+        for (v, text) in [
+            (0.0, "0"),
+            (10.0, "10"),
+            (1000.0, "1000"),
+            (2.5, "2.5"),
+            (0.3, "0.3"),
+            (0.05, "0.05"),
+            (0.002, "0.002"),
+        ] {
+            assert_eq!(tick_label(v), text, "{v}");
+        }
+    }
+
+    #[test]
+    fn log_axes_label_one_two_five_over_few_decades_and_decades_over_many() {
+        let (bold, light) = log_ticks(3.0, 150.0);
+        assert_eq!(bold, [5.0, 10.0, 20.0, 50.0, 100.0]);
+        assert_eq!(light[..3], [3.0, 4.0, 6.0]);
+        assert!(light.iter().all(|v| (3.0..=150.0).contains(v)));
+        let (bold, _) = log_ticks(0.2, 5000.0);
+        assert_eq!(bold, [1.0, 10.0, 100.0, 1000.0]);
+        let (bold, _) = log_ticks(0.02, 0.9);
+        assert_eq!(bold, [0.02, 0.05, 0.1, 0.2, 0.5]);
+    }
+
+    #[test]
+    fn a_stretch_without_ok_operations_breaks_the_quantile_lines() {
+        // An ok op every 50 ms (two per 100 ms window) over 0–1 s and 3–4 s; a failure between.
+        let ops = (0..20)
+            .chain(60..80)
+            .map(|i| {
+                let t = f64::from(i) * 0.05 + 0.01;
+                op(t, Some(t + 0.01), Completion::Ok)
+            })
+            .chain([op(1.5, Some(2.5), Completion::Fail)])
+            .collect();
+        let timeline = Timeline {
+            ops,
+            faults: vec![],
+            unit: TimeUnit::Seconds,
+            end: 4.0,
+        };
+        let (count, width) = windows(timeline.end);
+        let lines = quantile_lines(&timeline, count, width);
+        assert_eq!(lines.len(), QUANTILES.len());
+        for line in &lines {
+            let runs: Vec<usize> = line.iter().map(Vec::len).collect();
+            assert_eq!(runs, [10, 10], "one run before the gap, one after");
+        }
+    }
+
+    /// A fault that starts just before the end keeps its whole label inside the chart, left of
+    /// the legend, instead of running off the image.
+    #[test]
+    fn a_late_faults_label_stays_inside_the_chart() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let label = "halves: minority n4,n5 | majority n1,n2,n3";
+        let timeline = Timeline {
+            ops: vec![op(1.0, Some(1.01), Completion::Ok)],
+            faults: vec![FaultInterval {
+                kind: "partition".into(),
+                label: label.into(),
+                start: 59.0,
+                end: Some(60.0),
+            }],
+            unit: TimeUnit::Seconds,
+            end: 60.0,
+        };
+        for draw in [latency_raw as Draw, latency_quantiles, rate] {
+            let files = draw(dir.path(), &timeline).expect("draws");
+            let svg = std::fs::read_to_string(files.svg).expect("svg");
+            let at = svg.find(label).expect("the label is drawn whole");
+            let tag = &svg[svg[..at].rfind("<text").expect("in a text element")..at];
+            let x: i32 = tag
+                .split("x=\"")
+                .nth(1)
+                .and_then(|rest| rest.split('"').next())
+                .and_then(|x| x.parse().ok())
+                .expect("the text has an x");
+            // DejaVu Sans at this size is wider than 5 px a character.
+            let right = WIDTH as i32 - LEGEND_WIDTH;
+            assert!(
+                x + 5 * label.len() as i32 <= right,
+                "label at x = {x} runs past the chart's right edge at {right}"
+            );
         }
     }
 
