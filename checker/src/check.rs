@@ -877,4 +877,42 @@ mod sentence_tests {
         ]);
         assert!(headline.contains("overwritten by write 3"), "{headline}");
     }
+
+    /// The CAS that moved the register on is named with both of its values.
+    #[test]
+    fn a_read_left_behind_by_a_cas_names_the_cas() {
+        let headline = explain_log(&[
+            "0\t:invoke\t:write\t1",
+            "0\t:ok\t:write\t1",
+            "0\t:invoke\t:cas\t[1 2]",
+            "0\t:ok\t:cas\t[1 2]",
+            "1\t:invoke\t:read\tnil",
+            "1\t:ok\t:read\t1",
+        ]);
+        assert_eq!(
+            headline,
+            "read of the register returned 1 at history index 5, but 1 had been overwritten by cas from 1 to 2 that completed at history index 3"
+        );
+    }
+
+    /// No write of another value completed after the one read, but a read saw another value
+    /// once it had: that read is the evidence (a run of the stale-reads Raft server had this
+    /// shape, and its sentence said only that no order explained the read).
+    #[test]
+    fn a_read_that_saw_the_register_move_on_is_the_evidence() {
+        let headline = explain_log(&[
+            "0\t:invoke\t:write\t4",
+            "1\t:invoke\t:write\t6",
+            "0\t:ok\t:write\t4",
+            "2\t:invoke\t:read\tnil",
+            "1\t:ok\t:write\t6",
+            "2\t:ok\t:read\t6",
+            "3\t:invoke\t:read\tnil",
+            "3\t:ok\t:read\t4",
+        ]);
+        assert_eq!(
+            headline,
+            "read of the register returned 4 at history index 7, but 4 had been overwritten: a read returned 6 at history index 5, after write 4 completed at history index 2"
+        );
+    }
 }

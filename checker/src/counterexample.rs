@@ -152,10 +152,13 @@ fn sentence(
     strings: &Strings,
     when: When,
 ) -> String {
-    let on = strings
-        .get(stuck.node)
-        .map(|n| format!(" on {n}"))
-        .unwrap_or_default();
+    let on_node = |op: &Op| {
+        strings
+            .get(op.node)
+            .map(|n| format!(" on {n}"))
+            .unwrap_or_default()
+    };
+    let on = on_node(stuck);
     // A history of one register has no key names.
     let k = if key.key.is_empty() {
         "the register"
@@ -200,25 +203,52 @@ fn sentence(
                         .iter()
                         .all(|p| p.complete_time.is_some_and(|pt| pt < o.invoke_time))
             });
+            // Without such a write: an ok read of another value that began after every write of
+            // this one had completed (the last to end before the stuck read began). A register
+            // that has moved on cannot return to a value none of whose writes is still running.
+            let later_read = key
+                .ops
+                .iter()
+                .filter_map(|o| match o.step {
+                    Step::Read(Some(seen))
+                        if Some(seen) != observed
+                            && o.completion == Completion::Ok
+                            && o.complete_time.is_some_and(|t| t < stuck.invoke_time)
+                            && producers
+                                .iter()
+                                .all(|p| p.complete_time.is_some_and(|pt| pt < o.invoke_time)) =>
+                    {
+                        Some((o, seen))
+                    }
+                    _ => None,
+                })
+                .max_by_key(|(o, _)| o.complete_time);
             let written_ever = key
                 .ops
                 .iter()
                 .any(|o| observed.is_some() && writes(o) == observed);
-            match (observed, overwriter) {
-                (Some(v), _) if !written_ever && observed != initial => {
+            // Told only for a value some op wrote: the initial value has no write to name.
+            let moved_on = later_read.zip(producers.iter().max_by_key(|p| p.complete_time));
+            match (observed, overwriter, moved_on) {
+                (Some(v), _, _) if !written_ever && observed != initial => {
                     format!("read of {k}{on} returned {v} at {at}, a value no operation wrote")
                 }
-                (Some(v), Some(w)) => format!(
-                    "read of {k}{on} returned {v} at {at}, but {v} had been overwritten by {} {} that completed at {}",
-                    f_name(w.f),
-                    show(writes(w)),
+                (Some(v), Some(w), _) => format!(
+                    "read of {k}{on} returned {v} at {at}, but {v} had been overwritten by {} that completed at {}",
+                    what(w),
                     when.completed(w)
                 ),
-                (None, Some(w)) => format!(
-                    "read of {k}{on} returned nothing (absent) at {at}, but {} {} had completed at {}",
-                    f_name(w.f),
-                    show(writes(w)),
+                (None, Some(w), _) => format!(
+                    "read of {k}{on} returned nothing (absent) at {at}, but {} had completed at {}",
+                    what(w),
                     when.completed(w)
+                ),
+                (Some(v), None, Some(((r, seen), p))) => format!(
+                    "read of {k}{on} returned {v} at {at}, but {v} had been overwritten: a read{} returned {seen} at {}, after {} completed at {}",
+                    on_node(r),
+                    when.completed(r),
+                    what(p),
+                    when.completed(p)
                 ),
                 _ => format!(
                     "read of {k}{on} returned {} at {at}, which no order of the operations on {k} explains (the register held {} after the longest explainable prefix)",
@@ -248,6 +278,14 @@ fn f_name(f: Function) -> &'static str {
         Function::Write => "write",
         Function::Cas => "cas",
         Function::Append => "append",
+    }
+}
+
+/// A writing op as a reader names it: `write 3`, `cas from 2 to 3`.
+fn what(op: &Op) -> String {
+    match op.step {
+        Step::Cas { expected, new } => format!("cas from {expected} to {new}"),
+        _ => format!("{} {}", f_name(op.f), show(writes(op))),
     }
 }
 

@@ -244,13 +244,14 @@ impl HeldOnce {
         current == NONE || self.pending[current as usize] == u32::from(self.observes[op] == current)
     }
 
-    /// The first observer of `value` not yet linearized.
-    fn waiting_observer(&self, value: u32, linearized: &[u64]) -> Option<usize> {
+    /// The first observer of `value` not yet linearized, other than `leaving` (a CAS from the
+    /// value observes it too, but it is the op leaving it, not the one left waiting).
+    fn waiting_observer(&self, value: u32, linearized: &[u64], leaving: usize) -> Option<usize> {
         self.observers
             .get(value as usize)?
             .iter()
             .map(|&o| o as usize)
-            .find(|&o| linearized[o / 64] & (1 << (o % 64)) == 0)
+            .find(|&o| o != leaving && linearized[o / 64] & (1 << (o % 64)) == 0)
     }
 
     fn linearized(&mut self, op: usize) {
@@ -486,7 +487,7 @@ pub fn search_with(
                     // overwritten value", so show it that way.
                     if let Some(next) = model.step(state, ops[op].step)
                         && !held.may_leave(value_id, op)
-                        && let Some(waiting) = held.waiting_observer(value_id, &linearized)
+                        && let Some(waiting) = held.waiting_observer(value_id, &linearized, op)
                     {
                         deepest_frames.push(Frame {
                             entry: call_node[op],
@@ -783,6 +784,32 @@ mod tests {
             op(3, 4, Some(5), Step::Read(Some(1))),
         ];
         assert_eq!(check(&ops), Outcome::Linearizable);
+    }
+
+    /// Seen in a stale-reads run: a CAS from 1 completes, then a read returns 1. The CAS itself
+    /// observes 1, but the op nothing can place is the read that came after it.
+    #[test]
+    fn a_stale_read_after_a_cas_is_the_stuck_op_not_the_cas() {
+        let ops = [
+            op(0, 0, Some(5), Step::Write(1)),
+            op(1, 1, Some(2), Step::Read(None)),
+            op(
+                2,
+                6,
+                Some(20),
+                Step::Cas {
+                    expected: 1,
+                    new: 2,
+                },
+            ),
+            op(3, 7, Some(8), Step::Read(Some(1))),
+            op(4, 21, Some(22), Step::Read(Some(1))),
+        ];
+        let Outcome::NotLinearizable(failure) = check(&ops) else {
+            panic!("expected a violation");
+        };
+        assert_eq!(failure.stuck, 4, "{failure:?}");
+        assert_eq!(failure.prefix.last(), Some(&(2, Some(2))), "{failure:?}");
     }
 
     #[test]
