@@ -406,3 +406,65 @@ fn dataset_reports_render_in_chromium_with_the_violation_on_the_timeline() {
         );
     }
 }
+
+/// Fault labels on the timeline stay on the canvas: a fault that starts just before the end
+/// has its label end at the right edge instead of running off it.
+#[test]
+fn timeline_fault_labels_stay_on_the_canvas() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let history = dir.path().join("history.jsonl");
+    synth(&history, false);
+    let mut text = std::fs::read_to_string(&history).expect("history");
+    let times: Vec<u64> = text
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter_map(|v| v["time"].as_u64())
+        .collect();
+    let end = times.iter().copied().max().expect("timed events");
+    let (early, late) = (end / 10, end - end / 100);
+    let label = "halves: minority n4,n5 | majority n1,n2,n3";
+    for (i, (time, f, description)) in [
+        (early, "start-kill", "kill n1"),
+        (late, "start-partition", label),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        text.push_str(&format!(
+            "{{\"index\":{},\"time\":{time},\"process\":\"nemesis\",\"type\":\"info\",\"f\":\"{f}\",\"value\":{{\"description\":\"{description}\"}}}}\n",
+            times.len() + i
+        ));
+    }
+    std::fs::write(&history, text).expect("write history");
+    let report_dir = dir.path().join("report");
+    let status = faultline()
+        .arg("check")
+        .arg(&history)
+        .arg("--report")
+        .arg(&report_dir)
+        .status()
+        .expect("check runs");
+    assert_eq!(status.code(), Some(0));
+    let dom = rendered_dom(&report_dir.join("report.html"));
+    assert!(dom.contains("data-rendered=\"ok\""), "{dom:.2000}");
+    let canvas = &dom[dom.find("<canvas").expect("a canvas")..];
+    let attribute = |name: &str| -> String {
+        canvas
+            .split(&format!("{name}=\""))
+            .nth(1)
+            .and_then(|rest| rest.split('"').next())
+            .unwrap_or_else(|| panic!("the canvas has no {name}: {canvas:.500}"))
+            .replace("&quot;", "\"")
+    };
+    let width: i64 = attribute("width").parse().expect("canvas width");
+    let placed: Vec<(i64, i64)> =
+        serde_json::from_str(&attribute("data-fault-labels")).expect("label positions");
+    assert_eq!(placed.len(), 2, "{placed:?}");
+    for (x, w) in &placed {
+        assert!(
+            *x >= 0 && x + w <= width,
+            "a label at {x}..{} leaves the canvas (width {width}): {placed:?}",
+            x + w
+        );
+    }
+}
