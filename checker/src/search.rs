@@ -498,6 +498,45 @@ pub fn search_with(
                             skip: NONE,
                         });
                         deepest = Some((waiting, next));
+                    } else if model.step(state, ops[op].step).is_none() {
+                        // Placeable after a callable write that is held back only because a
+                        // later op must still see the current value: then that later op is the
+                        // story ("the write took effect, this op saw it, the later one saw an
+                        // overwritten value"), not this one, which the history may explain.
+                        let mut c = nodes[head as usize].next;
+                        while c != NONE && nodes[c as usize].is_call() {
+                            let writer = nodes[c as usize].op as usize;
+                            if writer != op
+                                && !preserving[writer]
+                                && earlier_twin[writer]
+                                    .is_none_or(|t| is_linearized(&linearized, t))
+                                && !held.may_leave(value_id, writer)
+                                && let Some(mid) = model.step(state, ops[writer].step)
+                                && let Some(after) = model.step(mid, ops[op].step)
+                                && let Some(waiting) =
+                                    held.waiting_observer(value_id, &linearized, writer)
+                                && ops[op]
+                                    .complete_time
+                                    .is_some_and(|t| ops[waiting].invoke_time > t)
+                            {
+                                for (entry, state, value_id) in [
+                                    (c, state, value_id),
+                                    (call_node[op], mid, held.produces[writer]),
+                                ] {
+                                    deepest_frames.push(Frame {
+                                        entry,
+                                        state,
+                                        value_id,
+                                        forced: false,
+                                        urgent: false,
+                                        skip: NONE,
+                                    });
+                                }
+                                deepest = Some((waiting, after));
+                                break;
+                            }
+                            c = nodes[c as usize].next;
+                        }
                     }
                 }
                 dead = true;
@@ -810,6 +849,42 @@ mod tests {
         };
         assert_eq!(failure.stuck, 4, "{failure:?}");
         assert_eq!(failure.prefix.last(), Some(&(2, Some(2))), "{failure:?}");
+    }
+
+    /// Seen in synthetic histories with a stale read planted at the end: a value written once
+    /// and read again long after it was overwritten holds the search at the first op that needs
+    /// the register to move on. That op is fine; the late read is the one to show.
+    #[test]
+    fn a_late_stale_read_is_shown_not_the_first_op_it_holds_up() {
+        // The write of 2 still runs when the read of 2 returns: that read is held up.
+        let mut ops = vec![
+            op(0, 0, Some(10), Step::Write(3)),
+            op(1, 1, Some(30), Step::Write(2)),
+            op(2, 15, Some(16), Step::Read(Some(2))),
+            op(3, 50, Some(60), Step::Write(5)),
+            op(4, 70, Some(71), Step::Read(Some(5))),
+            op(5, 100, Some(101), Step::Read(Some(3))),
+        ];
+        let Outcome::NotLinearizable(failure) = check(&ops) else {
+            panic!("expected a violation");
+        };
+        assert_eq!(failure.stuck, 5, "{failure:?}");
+        assert_eq!(
+            failure.prefix,
+            vec![(0, Some(3)), (1, Some(2)), (2, Some(2))],
+            "{failure:?}"
+        );
+        // The write of 2 returns first: the write itself is held up.
+        ops[1].complete_time = Some(12);
+        let Outcome::NotLinearizable(failure) = check(&ops) else {
+            panic!("expected a violation");
+        };
+        assert_eq!(failure.stuck, 5, "{failure:?}");
+        assert_eq!(
+            failure.prefix,
+            vec![(0, Some(3)), (1, Some(2))],
+            "{failure:?}"
+        );
     }
 
     #[test]
