@@ -915,4 +915,52 @@ mod sentence_tests {
             "read of the register returned 4 at history index 7, but 4 had been overwritten: a read returned 6 at history index 5, after write 4 completed at history index 2"
         );
     }
+
+    /// A CAS is told by the same evidence as a read: two CAS from 1 both succeeded, one after
+    /// the other (what `--unsafe ack-before-commit` produces).
+    #[test]
+    fn a_cas_from_an_overwritten_value_names_what_overwrote_it() {
+        let headline = explain_log(&[
+            "0\t:invoke\t:write\t1",
+            "0\t:ok\t:write\t1",
+            "0\t:invoke\t:cas\t[1 2]",
+            "0\t:ok\t:cas\t[1 2]",
+            "1\t:invoke\t:cas\t[1 3]",
+            "1\t:ok\t:cas\t[1 3]",
+        ]);
+        assert_eq!(
+            headline,
+            "cas of the register from 1 to 3 succeeded at history index 5, but 1 had been overwritten by cas from 1 to 2 that completed at history index 3"
+        );
+        let headline = explain_log(&[
+            "0\t:invoke\t:write\t1",
+            "0\t:ok\t:write\t1",
+            "1\t:invoke\t:cas\t[7 3]",
+            "1\t:ok\t:cas\t[7 3]",
+        ]);
+        assert_eq!(
+            headline,
+            "cas of the register from 7 to 3 succeeded at history index 3, but no operation wrote 7"
+        );
+    }
+
+    /// Two concurrent writes, both done before a read of the first value; a later read of the
+    /// second, written only once, shows it came last (seen in a stale-reads Raft run).
+    #[test]
+    fn a_value_read_again_later_shows_which_write_came_last() {
+        let headline = explain_log(&[
+            "0\t:invoke\t:write\t9",
+            "1\t:invoke\t:write\t10",
+            "0\t:ok\t:write\t9",
+            "1\t:ok\t:write\t10",
+            "2\t:invoke\t:read\tnil",
+            "2\t:ok\t:read\t9",
+            "3\t:invoke\t:read\tnil",
+            "3\t:ok\t:read\t10",
+        ]);
+        assert_eq!(
+            headline,
+            "read of the register returned 9 at history index 5, but write 10 had completed at history index 3 and a read still returned 10 at history index 7 (10 is written only once)"
+        );
+    }
 }

@@ -2,6 +2,8 @@
 //! failing window, the longest linearizable prefix, and the operations that cannot be
 //! placed").
 
+use std::collections::HashMap;
+
 use serde::{Deserialize, Serialize};
 
 use crate::history::{Completion, Function, KeyHistory, Op, OpRecord, Step, Strings, Value};
@@ -166,6 +168,43 @@ fn sentence(
         &key.key
     };
     let at = when.completed(stuck);
+    // Whether some op writes `v`, or the register starts with it.
+    let written_ever = |v: Value| v == initial || key.ops.iter().any(|o| writes(o) == v);
+    // "… but <this>": what the evidence shows, for the value the op observed.
+    let but = |gone: Gone, observed: Value| match (gone, observed) {
+        (Gone::Overwritten(w), Some(v)) => format!(
+            "{v} had been overwritten by {} that completed at {}",
+            what(w),
+            when.completed(w)
+        ),
+        (Gone::Overwritten(w), None) => {
+            format!("{} had completed at {}", what(w), when.completed(w))
+        }
+        (Gone::ReadAgain { write, read }, _) => format!(
+            "{} had completed at {} and a read{} still returned {} at {} ({} is written only once)",
+            what(write),
+            when.completed(write),
+            on_node(read),
+            show(writes(write)),
+            when.completed(read),
+            show(writes(write))
+        ),
+        (
+            Gone::MovedOn {
+                read,
+                seen,
+                last_write,
+            },
+            _,
+        ) => format!(
+            "{} had been overwritten: a read{} returned {seen} at {}, after {} completed at {}",
+            show(observed),
+            on_node(read),
+            when.completed(read),
+            what(last_write),
+            when.completed(last_write)
+        ),
+    };
     if key
         .ops
         .iter()
@@ -186,81 +225,37 @@ fn sentence(
     }
     match stuck.step {
         Step::Read(observed) => {
-            // Every op that could have produced the value before the read ended, and an ok
-            // write that certainly followed all of them and completed before the read began.
-            let producers: Vec<&Op> = key
-                .ops
-                .iter()
-                .filter(|o| observed.is_some() && writes(o) == observed)
-                .filter(|o| stuck.complete_time.is_none_or(|t| o.invoke_time < t))
-                .collect();
-            let overwriter = key.ops.iter().find(|o| {
-                o.completion == Completion::Ok
-                    && writes(o).is_some()
-                    && writes(o) != observed
-                    && o.complete_time.is_some_and(|t| t < stuck.invoke_time)
-                    && producers
-                        .iter()
-                        .all(|p| p.complete_time.is_some_and(|pt| pt < o.invoke_time))
-            });
-            // Without such a write: an ok read of another value that began after every write of
-            // this one had completed (the last to end before the stuck read began). A register
-            // that has moved on cannot return to a value none of whose writes is still running.
-            let later_read = key
-                .ops
-                .iter()
-                .filter_map(|o| match o.step {
-                    Step::Read(Some(seen))
-                        if Some(seen) != observed
-                            && o.completion == Completion::Ok
-                            && o.complete_time.is_some_and(|t| t < stuck.invoke_time)
-                            && producers
-                                .iter()
-                                .all(|p| p.complete_time.is_some_and(|pt| pt < o.invoke_time)) =>
-                    {
-                        Some((o, seen))
-                    }
-                    _ => None,
-                })
-                .max_by_key(|(o, _)| o.complete_time);
-            let written_ever = key
-                .ops
-                .iter()
-                .any(|o| observed.is_some() && writes(o) == observed);
-            // Told only for a value some op wrote: the initial value has no write to name.
-            let moved_on = later_read.zip(producers.iter().max_by_key(|p| p.complete_time));
-            match (observed, overwriter, moved_on) {
-                (Some(v), _, _) if !written_ever && observed != initial => {
-                    format!("read of {k}{on} returned {v} at {at}, a value no operation wrote")
-                }
-                (Some(v), Some(w), _) => format!(
-                    "read of {k}{on} returned {v} at {at}, but {v} had been overwritten by {} that completed at {}",
-                    what(w),
-                    when.completed(w)
+            if let Some(v) = observed
+                && !written_ever(observed)
+            {
+                return format!("read of {k}{on} returned {v} at {at}, a value no operation wrote");
+            }
+            match evidence(key, stuck, observed, initial) {
+                Some(gone) => format!(
+                    "read of {k}{on} returned {} at {at}, but {}",
+                    show(observed),
+                    but(gone, observed)
                 ),
-                (None, Some(w), _) => format!(
-                    "read of {k}{on} returned nothing (absent) at {at}, but {} had completed at {}",
-                    what(w),
-                    when.completed(w)
-                ),
-                (Some(v), None, Some(((r, seen), p))) => format!(
-                    "read of {k}{on} returned {v} at {at}, but {v} had been overwritten: a read{} returned {seen} at {}, after {} completed at {}",
-                    on_node(r),
-                    when.completed(r),
-                    what(p),
-                    when.completed(p)
-                ),
-                _ => format!(
+                None => format!(
                     "read of {k}{on} returned {} at {at}, which no order of the operations on {k} explains (the register held {} after the longest explainable prefix)",
                     show(observed),
                     show(state)
                 ),
             }
         }
-        Step::Cas { expected, new } => format!(
-            "cas of {k}{on} from {expected} to {new} succeeded at {at}, but {k} could not have held {expected} then (it held {} after the longest explainable prefix)",
-            show(state)
+        Step::Cas { expected, new } if !written_ever(Some(expected)) => format!(
+            "cas of {k}{on} from {expected} to {new} succeeded at {at}, but no operation wrote {expected}"
         ),
+        Step::Cas { expected, new } => match evidence(key, stuck, Some(expected), initial) {
+            Some(gone) => format!(
+                "cas of {k}{on} from {expected} to {new} succeeded at {at}, but {}",
+                but(gone, Some(expected))
+            ),
+            None => format!(
+                "cas of {k}{on} from {expected} to {new} succeeded at {at}, but {k} could not have held {expected} then (it held {} after the longest explainable prefix)",
+                show(state)
+            ),
+        },
         Step::CasMismatch { expected } => format!(
             "cas of {k}{on} failed at {at} because {k} did not hold {expected}, but no order of the operations lets it hold anything else then"
         ),
@@ -270,6 +265,122 @@ fn sentence(
         Step::Append { .. } => format!("append to {k}{on} at {at} cannot be placed"),
         Step::Nothing => format!("an operation on {k} at {at} cannot be placed"),
     }
+}
+
+/// What shows that the value an op observed was gone before the op began.
+#[derive(Clone, Copy)]
+enum Gone<'a> {
+    /// An ok write of another value that began after every write of the observed one had ended,
+    /// and ended before the op began.
+    Overwritten(&'a Op),
+    /// An ok write of another value, the only write of that value, that ended before the op
+    /// began, and an ok read of that value that began after the op ended: that value cannot
+    /// have been left for the observed one and come back.
+    ReadAgain { write: &'a Op, read: &'a Op },
+    /// An ok read of another value that began after every write of the observed one had ended
+    /// (`last_write`, the last to end) and ended before the op began.
+    MovedOn {
+        read: &'a Op,
+        seen: i64,
+        last_write: &'a Op,
+    },
+}
+
+/// The evidence, if the history has it, that `observed` was gone before `stuck` began. Linear
+/// in the key's ops: histories can be huge.
+fn evidence<'a>(
+    key: &'a KeyHistory,
+    stuck: &Op,
+    observed: Value,
+    initial: Value,
+) -> Option<Gone<'a>> {
+    // Every op that could have produced the value before `stuck` ended.
+    let producers: Vec<&Op> = key
+        .ops
+        .iter()
+        .filter(|o| observed.is_some() && writes(o) == observed)
+        .filter(|o| stuck.complete_time.is_none_or(|t| o.invoke_time < t))
+        .collect();
+    // When the last of them ended (`Some(None)`: there are none; `None`: one never ended), so
+    // "after every producer" costs one comparison, not a scan of them.
+    let producers_end: Option<Option<u64>> =
+        producers.iter().try_fold(None, |end: Option<u64>, p| {
+            p.complete_time.map(|t| Some(end.map_or(t, |e| e.max(t))))
+        });
+    let after_every_producer = |t: u64| match producers_end {
+        None => false,
+        Some(None) => true,
+        Some(Some(end)) => end < t,
+    };
+    let ended_before = |o: &Op| o.complete_time.is_some_and(|t| t < stuck.invoke_time);
+    let overwriter = key.ops.iter().find(|o| {
+        o.completion == Completion::Ok
+            && writes(o).is_some()
+            && writes(o) != observed
+            && ended_before(o)
+            && after_every_producer(o.invoke_time)
+    });
+    if let Some(write) = overwriter {
+        return Some(Gone::Overwritten(write));
+    }
+    observed?;
+    if let Some((write, read)) = read_again(key, stuck, observed, initial) {
+        return Some(Gone::ReadAgain { write, read });
+    }
+    let last_write = producers.iter().max_by_key(|p| p.complete_time)?;
+    key.ops
+        .iter()
+        .filter_map(|o| match o.step {
+            Step::Read(Some(seen))
+                if Some(seen) != observed
+                    && o.completion == Completion::Ok
+                    && ended_before(o)
+                    && after_every_producer(o.invoke_time) =>
+            {
+                Some((o, seen))
+            }
+            _ => None,
+        })
+        .max_by_key(|(o, _)| o.complete_time)
+        .map(|(read, seen)| Gone::MovedOn {
+            read,
+            seen,
+            last_write,
+        })
+}
+
+/// For [`Gone::ReadAgain`]: the first such write, with the earliest such read of its value.
+fn read_again<'a>(
+    key: &'a KeyHistory,
+    stuck: &Op,
+    observed: Value,
+    initial: Value,
+) -> Option<(&'a Op, &'a Op)> {
+    let after = stuck.complete_time?;
+    let mut writers: HashMap<i64, u32> = HashMap::new();
+    let mut read_after: HashMap<i64, &Op> = HashMap::new();
+    for o in &key.ops {
+        if let Some(u) = writes(o) {
+            *writers.entry(u).or_default() += 1;
+        }
+        if let (Completion::Ok, Step::Read(Some(u))) = (o.completion, o.step)
+            && o.invoke_time > after
+        {
+            let earliest = read_after.entry(u).or_insert(o);
+            if o.complete_time < earliest.complete_time {
+                *earliest = o;
+            }
+        }
+    }
+    key.ops.iter().find_map(|w| {
+        let u = writes(w)?;
+        let fits = w.completion == Completion::Ok
+            && Some(u) != observed
+            && Some(u) != initial
+            && w.complete_time.is_some_and(|t| t < stuck.invoke_time)
+            && writers.get(&u) == Some(&1);
+        fits.then(|| read_after.get(&u).map(|r| (w, *r))).flatten()
+    })
 }
 
 fn f_name(f: Function) -> &'static str {
