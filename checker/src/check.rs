@@ -916,6 +916,28 @@ mod sentence_tests {
         );
     }
 
+    /// The read-again evidence names a later read that is stale on its own (write 3 overwrote
+    /// its value before it began): that read is shown, not the earlier one it contradicts.
+    #[test]
+    fn a_rereader_stale_on_its_own_evidence_is_the_one_shown() {
+        let headline = explain_log(&[
+            "1\t:invoke\t:write\t2",
+            "0\t:invoke\t:write\t1",
+            "1\t:ok\t:write\t2",
+            "0\t:ok\t:write\t1",
+            "2\t:invoke\t:read\tnil",
+            "2\t:ok\t:read\t2",
+            "0\t:invoke\t:write\t3",
+            "0\t:ok\t:write\t3",
+            "3\t:invoke\t:read\tnil",
+            "3\t:ok\t:read\t1",
+        ]);
+        assert_eq!(
+            headline,
+            "read of the register returned 1 at history index 9, but 1 had been overwritten by write 3 that completed at history index 7"
+        );
+    }
+
     /// A CAS is told by the same evidence as a read: two CAS from 1 both succeeded, one after
     /// the other (what `--unsafe ack-before-commit` produces).
     #[test]

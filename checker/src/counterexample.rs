@@ -78,6 +78,7 @@ pub fn explain(
     let ops = &key.ops;
     let record = |op: &Op| OpRecord::of(op, &key.key, strings);
     let stuck = &ops[failure.stuck];
+    let stuck = stale_rereader(key, stuck, initial).unwrap_or(stuck);
     let mut previous_ok: Vec<&Op> = ops
         .iter()
         .filter(|o| o.completion == Completion::Ok)
@@ -347,6 +348,29 @@ fn evidence<'a>(
             seen,
             last_write,
         })
+}
+
+/// The read that read-again evidence against `stuck` names, if that read is stale on evidence
+/// of its own (a write overwrote its value before it began): it is then the smaller witness, and
+/// the one a reader should see. (A late read of a value long overwritten stops the search early,
+/// at a read the history can explain but for that late one.)
+fn stale_rereader<'a>(key: &'a KeyHistory, stuck: &Op, initial: Value) -> Option<&'a Op> {
+    let observed = match stuck.step {
+        Step::Read(observed) => observed,
+        Step::Cas { expected, .. } => Some(expected),
+        _ => return None,
+    };
+    let Some(Gone::ReadAgain { read, .. }) = evidence(key, stuck, observed, initial) else {
+        return None;
+    };
+    let Step::Read(seen) = read.step else {
+        return None;
+    };
+    matches!(
+        evidence(key, read, seen, initial),
+        Some(Gone::Overwritten(_))
+    )
+    .then_some(read)
 }
 
 /// For [`Gone::ReadAgain`]: the first such write, with the earliest such read of its value.
