@@ -9,6 +9,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Once;
 
 use plotters::coord::Shift;
+use plotters::coord::ranged1d::ValueFormatter;
+use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 use plotters::style::FontStyle;
 
@@ -194,7 +196,7 @@ fn shorten(label: &str, chars: usize) -> String {
 
 /// Shade and label every fault on a chart whose y axis spans `y0..y1`.
 fn draw_faults<DB: DrawingBackend, Y>(
-    chart: &mut ChartContext<DB, Cartesian2d<plotters::coord::types::RangedCoordf64, Y>>,
+    chart: &mut ChartContext<DB, Cartesian2d<RangedCoordf64, Y>>,
     faults: &[FaultInterval],
     end: f64,
     y0: Y::ValueType,
@@ -235,6 +237,39 @@ where
         }))
         .map_err(err)?;
     Ok(())
+}
+
+/// The chart each plot draws on `area`: time along x up to `end`, `y` up, labelled grid lines,
+/// and every fault shaded and labelled.
+fn chart_on<'a, DB, Y>(
+    area: &'a DrawingArea<DB, Shift>,
+    y: Y,
+    y_desc: &str,
+    end: f64,
+    faults: &[FaultInterval],
+) -> Result<ChartContext<'a, DB, Cartesian2d<RangedCoordf64, Y>>, String>
+where
+    DB: DrawingBackend,
+    Y: Ranged<ValueType = f64> + ValueFormatter<f64>,
+{
+    let y_range = y.range();
+    let mut chart = ChartBuilder::on(area)
+        .margin(12)
+        .x_label_area_size(40)
+        .y_label_area_size(70)
+        .build_cartesian_2d(0f64..end, y)
+        .map_err(err)?;
+    chart
+        .configure_mesh()
+        .x_desc("time (s)")
+        .y_desc(y_desc)
+        .x_label_formatter(&|v| tick_label(*v))
+        .y_label_formatter(&|v| tick_label(*v))
+        .label_style((FAMILY, 13))
+        .draw()
+        .map_err(err)?;
+    draw_faults(&mut chart, faults, end, y_range.start, y_range.end)?;
+    Ok(chart)
 }
 
 /// Latency of every operation over time, log scale: colour by function, marker by outcome.
@@ -291,22 +326,13 @@ impl RawLatency<'_> {
     fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult {
         let (y0, y1) = self.y;
         let (area, legend) = frame(root, &self.caption)?;
-        let mut chart = ChartBuilder::on(&area)
-            .margin(12)
-            .x_label_area_size(40)
-            .y_label_area_size(70)
-            .build_cartesian_2d(0f64..self.end, log_axis(y0, y1))
-            .map_err(err)?;
-        chart
-            .configure_mesh()
-            .x_desc("time (s)")
-            .y_desc("latency (ms)")
-            .x_label_formatter(&|v| tick_label(*v))
-            .y_label_formatter(&|v| tick_label(*v))
-            .label_style((FAMILY, 13))
-            .draw()
-            .map_err(err)?;
-        draw_faults(&mut chart, self.faults, self.end, y0, y1)?;
+        let mut chart = chart_on(
+            &area,
+            log_axis(y0, y1),
+            "latency (ms)",
+            self.end,
+            self.faults,
+        )?;
         for f in [Function::Read, Function::Write, Function::Cas] {
             let color = color_of(f);
             let points = self
@@ -460,22 +486,13 @@ impl Quantiles<'_> {
     fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult {
         let (y0, y1) = self.y;
         let (area, legend) = frame(root, &self.caption)?;
-        let mut chart = ChartBuilder::on(&area)
-            .margin(12)
-            .x_label_area_size(40)
-            .y_label_area_size(70)
-            .build_cartesian_2d(0f64..self.end, log_axis(y0, y1))
-            .map_err(err)?;
-        chart
-            .configure_mesh()
-            .x_desc("time (s)")
-            .y_desc("latency (ms)")
-            .x_label_formatter(&|v| tick_label(*v))
-            .y_label_formatter(&|v| tick_label(*v))
-            .label_style((FAMILY, 13))
-            .draw()
-            .map_err(err)?;
-        draw_faults(&mut chart, self.faults, self.end, y0, y1)?;
+        let mut chart = chart_on(
+            &area,
+            log_axis(y0, y1),
+            "latency (ms)",
+            self.end,
+            self.faults,
+        )?;
         for (line, color) in self.lines.iter().zip(QUANTILE_COLORS) {
             for run in line {
                 chart
@@ -542,22 +559,13 @@ struct Rate<'a> {
 impl Rate<'_> {
     fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult {
         let (area, legend) = frame(root, "Throughput: completions per second by outcome")?;
-        let mut chart = ChartBuilder::on(&area)
-            .margin(12)
-            .x_label_area_size(40)
-            .y_label_area_size(70)
-            .build_cartesian_2d(0f64..self.end, 0f64..self.hi)
-            .map_err(err)?;
-        chart
-            .configure_mesh()
-            .x_desc("time (s)")
-            .y_desc("operations / s")
-            .x_label_formatter(&|v| tick_label(*v))
-            .y_label_formatter(&|v| tick_label(*v))
-            .label_style((FAMILY, 13))
-            .draw()
-            .map_err(err)?;
-        draw_faults(&mut chart, self.faults, self.end, 0.0, self.hi)?;
+        let mut chart = chart_on(
+            &area,
+            RangedCoordf64::from(0f64..self.hi),
+            "operations / s",
+            self.end,
+            self.faults,
+        )?;
         for (line, outcome) in self.series.iter().zip(OUTCOMES) {
             chart
                 .draw_series(LineSeries::new(
