@@ -324,6 +324,7 @@ fn evidence<'a>(
     if let Some(write) = overwriter {
         return Some(Gone::Overwritten(write));
     }
+    // The other stories need a value some op wrote; absent is never written back.
     observed?;
     if let Some((write, read)) = read_again(key, stuck, observed, initial) {
         return Some(Gone::ReadAgain { write, read });

@@ -82,7 +82,9 @@ pub struct Failure {
     /// Positions (into the key's ops) of the longest linearizable prefix, in order, with the
     /// register value after each.
     pub prefix: Vec<(usize, Value)>,
-    /// The op whose completion could not be passed: it cannot be linearized after the prefix.
+    /// The op to show: the one whose completion could not be passed, or, where that op was held
+    /// up only because a later op must still see the current value, that later op (the prefix
+    /// then ends with the steps that make it stale).
     pub stuck: usize,
 }
 

@@ -91,16 +91,24 @@ impl Hosts {
         path
     }
 
-    /// A config (written as `name`) that runs the bundled Raft server on every host.
-    fn raft_config(&self, name: &str) -> PathBuf {
+    /// A config (written as `name`): `settings`, then the SSH settings and one plain
+    /// `[[hosts]]` table per lab node.
+    fn hosts_config(&self, name: &str, settings: &str) -> PathBuf {
         self.write_config(
             name,
             &format!(
-                "remote-bin = {:?}\n{}{}",
-                raft_server().display().to_string(),
+                "{settings}{}{}",
                 self.ssh_config(),
                 self.host_tables(|_| String::new())
             ),
+        )
+    }
+
+    /// A config (written as `name`) that runs the bundled Raft server on every host.
+    fn raft_config(&self, name: &str) -> PathBuf {
+        self.hosts_config(
+            name,
+            &format!("remote-bin = {:?}\n", raft_server().display().to_string()),
         )
     }
 
@@ -334,14 +342,9 @@ fn etcd_on_three_hosts_given_by_the_short_flag_is_valid_under_partitions_and_kil
 #[ignore = "needs root, nftables, sshd and Consul: run by scripts/test.sh"]
 fn consul_on_three_hosts_is_valid_under_the_default_faults() {
     let hosts = Hosts::new(3);
-    let config = hosts.write_config(
+    let config = hosts.hosts_config(
         "consul.toml",
-        &format!(
-            "target = \"consul\"\nremote-bin = {:?}\n{}{}",
-            consul_binary(),
-            hosts.ssh_config(),
-            hosts.host_tables(|_| String::new())
-        ),
+        &format!("target = \"consul\"\nremote-bin = {:?}\n", consul_binary()),
     );
     let out = hosts.faultline_test(&[
         "--config",
@@ -567,14 +570,7 @@ fn an_unreachable_host_a_missing_binary_or_a_server_that_exits_is_an_error_that_
 
 /// A 5 s run on the hosts with `remote-bin` set to `bin`, which must fail to start (exit 3).
 fn failed_start_with_remote_bin(hosts: &Hosts, bin: &str) -> std::process::Output {
-    let config = hosts.write_config(
-        "remote-bin.toml",
-        &format!(
-            "remote-bin = {bin:?}\n{}{}",
-            hosts.ssh_config(),
-            hosts.host_tables(|_| String::new())
-        ),
-    );
+    let config = hosts.hosts_config("remote-bin.toml", &format!("remote-bin = {bin:?}\n"));
     let out = hosts.faultline_test(&[
         "--config",
         config.to_str().expect("utf-8"),

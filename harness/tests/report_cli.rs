@@ -46,6 +46,26 @@ fn rendered_dom(page: &Path) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// `faultline check HISTORY --report DIR`: its exit code.
+fn check_with_report(history: &Path, report_dir: &Path) -> Option<i32> {
+    faultline()
+        .arg("check")
+        .arg(history)
+        .arg("--report")
+        .arg(report_dir)
+        .status()
+        .expect("check runs")
+        .code()
+}
+
+/// The value of the first `name="…"` attribute in `html` at or after its start, unescaped.
+fn attribute(html: &str, name: &str) -> Option<String> {
+    html.split(&format!("{name}=\""))
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .map(|value| value.replace("&quot;", "\""))
+}
+
 #[test]
 fn report_pages_load_in_chromium_without_script_errors() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -53,14 +73,7 @@ fn report_pages_load_in_chromium_without_script_errors() {
         let history = dir.path().join(format!("{verdict}.jsonl"));
         synth(&history, stale);
         let report_dir = dir.path().join(format!("{verdict}-report"));
-        let status = faultline()
-            .arg("check")
-            .arg(&history)
-            .arg("--report")
-            .arg(&report_dir)
-            .status()
-            .expect("check runs");
-        assert_eq!(status.code(), Some(code));
+        assert_eq!(check_with_report(&history, &report_dir), Some(code));
         let dom = rendered_dom(&report_dir.join("report.html"));
         assert!(
             dom.contains("data-rendered=\"ok\""),
@@ -87,10 +100,7 @@ fn report_pages_load_in_chromium_without_script_errors() {
             assert!(dom.contains("show the violation"), "timeline focus button");
             // The timeline opened on the first violation: its unplaceable op and some of the
             // prefix are on the canvas.
-            let drawn = dom
-                .split("data-drawn=\"")
-                .nth(1)
-                .and_then(|rest| rest.split('"').next())
+            let drawn = attribute(&dom, "data-drawn")
                 .unwrap_or_else(|| panic!("the timeline says what it drew:\n{dom:.2000}"));
             assert!(drawn.contains(" 1 unplaceable, "), "{drawn}");
             assert!(!drawn.ends_with(" 0 prefix"), "{drawn}");
@@ -388,14 +398,11 @@ fn dataset_reports_render_in_chromium_with_the_violation_on_the_timeline() {
             history.display()
         );
         let report_dir = dir.path().join(file.replace('/', "_"));
-        let status = faultline()
-            .arg("check")
-            .arg(&history)
-            .arg("--report")
-            .arg(&report_dir)
-            .status()
-            .expect("check runs");
-        assert_eq!(status.code(), Some(1), "{file} is invalid");
+        assert_eq!(
+            check_with_report(&history, &report_dir),
+            Some(1),
+            "{file} is invalid"
+        );
         let dom = rendered_dom(&report_dir.join("report.html"));
         assert!(dom.contains("data-rendered=\"ok\""), "{file}:\n{dom:.2000}");
         assert!(!dom.contains("data-script-error=\""), "{file}: {dom:.2000}");
@@ -437,28 +444,16 @@ fn timeline_fault_labels_stay_on_the_canvas() {
     }
     std::fs::write(&history, text).expect("write history");
     let report_dir = dir.path().join("report");
-    let status = faultline()
-        .arg("check")
-        .arg(&history)
-        .arg("--report")
-        .arg(&report_dir)
-        .status()
-        .expect("check runs");
-    assert_eq!(status.code(), Some(0));
+    assert_eq!(check_with_report(&history, &report_dir), Some(0));
     let dom = rendered_dom(&report_dir.join("report.html"));
     assert!(dom.contains("data-rendered=\"ok\""), "{dom:.2000}");
     let canvas = &dom[dom.find("<canvas").expect("a canvas")..];
-    let attribute = |name: &str| -> String {
-        canvas
-            .split(&format!("{name}=\""))
-            .nth(1)
-            .and_then(|rest| rest.split('"').next())
-            .unwrap_or_else(|| panic!("the canvas has no {name}: {canvas:.500}"))
-            .replace("&quot;", "\"")
+    let canvas_attribute = |name: &str| {
+        attribute(canvas, name).unwrap_or_else(|| panic!("the canvas has no {name}: {canvas:.500}"))
     };
-    let width: i64 = attribute("width").parse().expect("canvas width");
+    let width: i64 = canvas_attribute("width").parse().expect("canvas width");
     let placed: Vec<(i64, i64)> =
-        serde_json::from_str(&attribute("data-fault-labels")).expect("label positions");
+        serde_json::from_str(&canvas_attribute("data-fault-labels")).expect("label positions");
     assert_eq!(placed.len(), 2, "{placed:?}");
     for (x, w) in &placed {
         assert!(
