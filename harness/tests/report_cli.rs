@@ -415,9 +415,10 @@ fn dataset_reports_render_in_chromium_with_the_violation_on_the_timeline() {
 }
 
 /// Fault labels on the timeline stay on the canvas: a fault that starts just before the end
-/// has its label end at the right edge instead of running off it.
+/// has its label end at the right edge instead of running off it. The time axis is labelled
+/// at round times.
 #[test]
-fn timeline_fault_labels_stay_on_the_canvas() {
+fn timeline_fault_labels_stay_on_the_canvas_and_ticks_are_round() {
     let dir = tempfile::tempdir().expect("tempdir");
     let history = dir.path().join("history.jsonl");
     synth(&history, false);
@@ -460,6 +461,27 @@ fn timeline_fault_labels_stay_on_the_canvas() {
             *x >= 0 && x + w <= width,
             "a label at {x}..{} leaves the canvas (width {width}): {placed:?}",
             x + w
+        );
+    }
+    let ticks: Vec<f64> = serde_json::from_str(&canvas_attribute("data-ticks")).expect("ticks");
+    assert_round_ticks(&ticks);
+}
+
+/// Ticks that start at zero (the whole run is shown) and step by 1, 2 or 5 times a power of ten.
+fn assert_round_ticks(ticks: &[f64]) {
+    assert!(ticks.len() >= 5, "too few ticks: {ticks:?}");
+    assert_eq!(ticks[0], 0.0, "{ticks:?}");
+    let step = ticks[1] - ticks[0];
+    let mantissa = step / 10f64.powf(step.log10().floor());
+    assert!(
+        [1.0, 2.0, 5.0].iter().any(|m| (mantissa - m).abs() < 1e-6),
+        "step {step} is not 1, 2 or 5 times a power of ten: {ticks:?}"
+    );
+    for (i, tick) in ticks.iter().enumerate() {
+        assert!(
+            (tick - i as f64 * step).abs() < step * 1e-6,
+            "tick {i} is {tick}, not {}: {ticks:?}",
+            i as f64 * step
         );
     }
 }
