@@ -573,7 +573,8 @@ async fn drive<F: FaultTarget>(
     if let Some(result) = nemesis_result {
         let summary = result.context("running the nemesis")?;
         tracing::info!(
-            ?summary,
+            faults_installed = summary.installed,
+            faults_skipped = summary.skipped,
             "faults healed; waiting for the cluster to recover"
         );
     }
