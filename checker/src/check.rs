@@ -966,6 +966,89 @@ mod sentence_tests {
         );
     }
 
+    /// A CAS cannot supply the value it expects: one from 2 to 2 on a register nothing else
+    /// wrote 2 to is told so, not that the register "could not have held 2".
+    #[test]
+    fn a_cas_is_not_its_own_source() {
+        let headline = explain_log(&[
+            "0\t:invoke\t:write\t1",
+            "0\t:ok\t:write\t1",
+            "1\t:invoke\t:cas\t[2 2]",
+            "1\t:ok\t:cas\t[2 2]",
+        ]);
+        assert_eq!(
+            headline,
+            "cas of the register from 2 to 2 succeeded at history index 3, but no other operation wrote 2"
+        );
+    }
+
+    /// A CAS to the value read was still open (timed out) when the register was overwritten,
+    /// but it needed a value nothing could write any more (etcd_001 in Porcupine's data set
+    /// has this shape): the overwrite is still the evidence, and the sentence says what the
+    /// register could hold instead.
+    #[test]
+    fn an_open_cas_that_needs_an_unreachable_value_does_not_excuse_a_stale_read() {
+        let headline = explain_log(&[
+            "0\t:invoke\t:write\t4",
+            "0\t:ok\t:write\t4",
+            "1\t:invoke\t:write\t3",
+            "1\t:ok\t:write\t3",
+            "2\t:invoke\t:cas\t[3 4]",
+            "0\t:invoke\t:write\t1",
+            "0\t:ok\t:write\t1",
+            "3\t:invoke\t:read\tnil",
+            "3\t:ok\t:read\t4",
+            "2\t:info\t:cas\t:timed-out",
+        ]);
+        assert_eq!(
+            headline,
+            "read of the register returned 4 at history index 8, but 4 had been overwritten by write 1 that completed at history index 6, and from then until the read the register could hold only 1"
+        );
+        // Had anything still running been able to give the register 3 back, the CAS could
+        // have written 4 again, and the overwrite would prove nothing.
+        let headline = explain_log(&[
+            "0\t:invoke\t:write\t4",
+            "0\t:ok\t:write\t4",
+            "1\t:invoke\t:write\t3",
+            "2\t:invoke\t:cas\t[3 4]",
+            "0\t:invoke\t:write\t1",
+            "0\t:ok\t:write\t1",
+            "3\t:invoke\t:read\tnil",
+            "3\t:ok\t:read\t4",
+            "4\t:invoke\t:read\tnil",
+            "4\t:ok\t:read\t1",
+            "1\t:info\t:write\t:timed-out",
+            "2\t:info\t:cas\t:timed-out",
+        ]);
+        assert!(!headline.contains("overwritten by write 1"), "{headline}");
+        // Many values within reach are counted, not listed.
+        let mut lines = vec![
+            "0\t:invoke\t:write\t4".to_string(),
+            "0\t:ok\t:write\t4".to_string(),
+            "2\t:invoke\t:cas\t[3 4]".to_string(),
+        ];
+        for p in 10..16 {
+            lines.push(format!("{p}\t:invoke\t:write\t{p}"));
+        }
+        lines.extend(
+            [
+                "0\t:invoke\t:write\t1",
+                "0\t:ok\t:write\t1",
+                "3\t:invoke\t:read\tnil",
+                "3\t:ok\t:read\t4",
+            ]
+            .map(String::from),
+        );
+        let lines: Vec<&str> = lines.iter().map(String::as_str).collect();
+        let headline = explain_log(&lines);
+        assert!(
+            headline.ends_with(
+                "and from then until the read the register could hold only one of 7 values, none of them 4"
+            ),
+            "{headline}"
+        );
+    }
+
     /// Two concurrent writes, both done before a read of the first value; a later read of the
     /// second, written only once, shows it came last (seen in a stale-reads Raft run).
     #[test]

@@ -2,7 +2,8 @@
 //! failing window, the longest linearizable prefix, and the operations that cannot be
 //! placed").
 
-use std::collections::HashMap;
+use std::cmp::Reverse;
+use std::collections::{HashMap, HashSet};
 
 use serde::{Deserialize, Serialize};
 
@@ -169,17 +170,42 @@ fn sentence(
         &key.key
     };
     let at = when.completed(stuck);
-    // Whether some op writes `v`, or the register starts with it.
-    let written_ever = |v: Value| v == initial || key.ops.iter().any(|o| writes(o) == v);
+    // Whether the register starts with `v` or an op other than `stuck` writes it (a CAS
+    // cannot supply the value it expects).
+    let written_ever = |v: Value| {
+        v == initial
+            || key
+                .ops
+                .iter()
+                .any(|o| o.index != stuck.index && writes(o) == v)
+    };
+    // ", and from then until the read the register could hold only 0 or 4": the values the
+    // ops not yet ended could still give it, which shows why writes of the value still running
+    // do not bring it back.
+    let reaching = |reach: &Option<Vec<i64>>, observed: Value| match reach.as_deref() {
+        None => String::new(),
+        Some(values) if values.len() > LISTED => format!(
+            ", and from then until the {} {k} could hold only one of {} values, none of them {}",
+            f_name(stuck.f),
+            values.len(),
+            show(observed)
+        ),
+        Some(values) => format!(
+            ", and from then until the {} {k} could hold only {}",
+            f_name(stuck.f),
+            listed(values)
+        ),
+    };
     // "… but <this>": what the evidence shows, for the value the op observed.
     let but = |gone: Gone, observed: Value| match (gone, observed) {
-        (Gone::Overwritten(w), Some(v)) => format!(
-            "{v} had been overwritten by {} that completed at {}",
-            what(w),
-            when.completed(w)
+        (Gone::Overwritten { write, reach }, Some(v)) => format!(
+            "{v} had been overwritten by {} that completed at {}{}",
+            what(write),
+            when.completed(write),
+            reaching(&reach, observed)
         ),
-        (Gone::Overwritten(w), None) => {
-            format!("{} had completed at {}", what(w), when.completed(w))
+        (Gone::Overwritten { write, .. }, None) => {
+            format!("{} had completed at {}", what(write), when.completed(write))
         }
         (Gone::ReadAgain { write, read }, _) => format!(
             "{} had completed at {} and a read{} still returned {} at {} ({} is written only once)",
@@ -195,15 +221,18 @@ fn sentence(
                 read,
                 seen,
                 last_write,
+                reach,
             },
             _,
         ) => format!(
-            "{} had been overwritten: a read{} returned {seen} at {}, after {} completed at {}",
+            "{} had been overwritten: a read{} returned {seen} at {}{}{}",
             show(observed),
             on_node(read),
             when.completed(read),
-            what(last_write),
-            when.completed(last_write)
+            last_write
+                .map(|w| format!(", after {} completed at {}", what(w), when.completed(w)))
+                .unwrap_or_default(),
+            reaching(&reach, observed)
         ),
     };
     if key
@@ -245,7 +274,8 @@ fn sentence(
             }
         }
         Step::Cas { expected, new } if !written_ever(Some(expected)) => format!(
-            "cas of {k}{on} from {expected} to {new} succeeded at {at}, but no operation wrote {expected}"
+            "cas of {k}{on} from {expected} to {new} succeeded at {at}, but no {}operation wrote {expected}",
+            if new == expected { "other " } else { "" }
         ),
         Step::Cas { expected, new } => match evidence(key, stuck, Some(expected), initial) {
             Some(gone) => format!(
@@ -269,85 +299,207 @@ fn sentence(
 }
 
 /// What shows that the value an op observed was gone before the op began.
-#[derive(Clone, Copy)]
+#[derive(Clone)]
 enum Gone<'a> {
-    /// An ok write of another value that began after every write of the observed one had ended,
-    /// and ended before the op began.
-    Overwritten(&'a Op),
+    /// An ok write of another value that ended before the op began, and began after every
+    /// write of the observed one had ended — or, if some were still running, from which the
+    /// ops still running could take the register only to the values of `reach`.
+    Overwritten {
+        write: &'a Op,
+        reach: Option<Vec<i64>>,
+    },
     /// An ok write of another value, the only write of that value, that ended before the op
     /// began, and an ok read of that value that began after the op ended: that value cannot
     /// have been left for the observed one and come back.
     ReadAgain { write: &'a Op, read: &'a Op },
-    /// An ok read of another value that began after every write of the observed one had ended
-    /// (`last_write`, the last to end) and ended before the op began.
+    /// An ok read of another value that ended before the op began, and began after every
+    /// write of the observed one had ended (`last_write`, the last to end) — or, as for
+    /// `Overwritten`, from which the ops still running could reach only `reach`.
     MovedOn {
         read: &'a Op,
         seen: i64,
-        last_write: &'a Op,
+        last_write: Option<&'a Op>,
+        reach: Option<Vec<i64>>,
     },
 }
 
+/// Stands for "never ended" among [`end`]s.
+const NEVER: u64 = u64::MAX;
+
+/// Just after `op` ended, so that 0 can stand for "no op": an op ended before `t` iff
+/// `end(op) <= t`.
+fn end(op: &Op) -> u64 {
+    op.complete_time.map_or(NEVER, |t| t.saturating_add(1))
+}
+
+/// How many of the latest candidates the reach rule tries: each try is linear in the ops still
+/// running, and a late candidate has the fewest.
+const REACH_TRIES: usize = 64;
+
+/// The ops that could have written the register before the stuck op ended (every op with a
+/// value to write that began before then, but the stuck op itself: a CAS cannot supply the
+/// value it expects).
+struct Writers<'a> {
+    /// Latest [`end`] first.
+    ops: Vec<&'a Op>,
+    observed: Value,
+    /// [`end`] of the last of them to end that writes the observed value (0: none does).
+    producers_end: u64,
+}
+
+impl<'a> Writers<'a> {
+    fn of(key: &'a KeyHistory, stuck: &Op, observed: Value) -> Writers<'a> {
+        let mut ops: Vec<&Op> = key
+            .ops
+            .iter()
+            .filter(|o| writes(o).is_some() && o.index != stuck.index)
+            .filter(|o| stuck.complete_time.is_none_or(|t| o.invoke_time < t))
+            .collect();
+        // Latest end first: the ops still running at a time are then a prefix.
+        ops.sort_unstable_by_key(|o| Reverse(end(o)));
+        let producers_end = ops
+            .iter()
+            .filter(|o| observed.is_some() && writes(o) == observed)
+            .map(|o| end(o))
+            .max()
+            .unwrap_or(0);
+        Writers {
+            ops,
+            observed,
+            producers_end,
+        }
+    }
+
+    /// Whether every write of the observed value ended before `t`.
+    fn all_ended_before(&self, t: u64) -> bool {
+        self.producers_end <= t
+    }
+
+    /// The values the register could still take, sorted, once it held `from` at a point after
+    /// `t`, if the observed value is not among them: `from`, every value written by an op
+    /// that had not ended by `t`, and what such CASes make of those.
+    fn reach_without_observed(&self, t: u64, from: i64) -> Option<Vec<i64>> {
+        let running = self.ops.iter().take_while(|o| end(o) > t);
+        let mut reached: HashSet<i64> = HashSet::from([from]);
+        let mut moves: HashMap<i64, Vec<i64>> = HashMap::new();
+        for o in running {
+            match o.step {
+                Step::Cas { expected, new } => moves.entry(expected).or_default().push(new),
+                Step::Write(v) => {
+                    reached.insert(v);
+                }
+                _ => {}
+            }
+        }
+        let mut frontier: Vec<i64> = reached.iter().copied().collect();
+        while let Some(u) = frontier.pop() {
+            for &v in moves.get(&u).map_or(&[][..], Vec::as_slice) {
+                if reached.insert(v) {
+                    frontier.push(v);
+                }
+            }
+        }
+        if self.observed.is_some_and(|v| reached.contains(&v)) {
+            return None;
+        }
+        let mut reach: Vec<i64> = reached.into_iter().collect();
+        reach.sort_unstable();
+        Some(reach)
+    }
+
+    /// The write of the observed value that ended last, among those that ended before `t`.
+    fn last_producer_before(&self, t: u64) -> Option<&'a Op> {
+        self.ops
+            .iter()
+            .filter(|o| writes(o) == self.observed && end(o) <= t)
+            .max_by_key(|o| end(o))
+            .copied()
+    }
+}
+
 /// The evidence, if the history has it, that `observed` was gone before `stuck` began. Linear
-/// in the key's ops: histories can be huge.
+/// in the key's ops (the reach rule: in the ops still running, a bounded number of times):
+/// histories can be huge.
 fn evidence<'a>(
     key: &'a KeyHistory,
     stuck: &Op,
     observed: Value,
     initial: Value,
 ) -> Option<Gone<'a>> {
-    // Every op that could have produced the value before `stuck` ended.
-    let producers: Vec<&Op> = key
+    let writers = Writers::of(key, stuck, observed);
+    let ended_before = |o: &Op| o.complete_time.is_some_and(|t| t < stuck.invoke_time);
+    let overwriters: Vec<&Op> = key
         .ops
         .iter()
-        .filter(|o| observed.is_some() && writes(o) == observed)
-        .filter(|o| stuck.complete_time.is_none_or(|t| o.invoke_time < t))
+        .filter(|o| {
+            o.completion == Completion::Ok
+                && writes(o).is_some()
+                && writes(o) != observed
+                && ended_before(o)
+        })
         .collect();
-    // When the last of them ended (`Some(None)`: there are none; `None`: one never ended), so
-    // "after every producer" costs one comparison, not a scan of them.
-    let producers_end: Option<Option<u64>> =
-        producers.iter().try_fold(None, |end: Option<u64>, p| {
-            p.complete_time.map(|t| Some(end.map_or(t, |e| e.max(t))))
-        });
-    let after_every_producer = |t: u64| match producers_end {
-        None => false,
-        Some(None) => true,
-        Some(Some(end)) => end < t,
+    if let Some(write) = overwriters
+        .iter()
+        .find(|o| writers.all_ended_before(o.invoke_time))
+    {
+        return Some(Gone::Overwritten { write, reach: None });
+    }
+    let reached = |o: &&'a Op, from: i64| {
+        writers
+            .reach_without_observed(o.invoke_time, from)
+            .map(|reach| (*o, reach))
     };
-    let ended_before = |o: &Op| o.complete_time.is_some_and(|t| t < stuck.invoke_time);
-    let overwriter = key.ops.iter().find(|o| {
-        o.completion == Completion::Ok
-            && writes(o).is_some()
-            && writes(o) != observed
-            && ended_before(o)
-            && after_every_producer(o.invoke_time)
-    });
-    if let Some(write) = overwriter {
-        return Some(Gone::Overwritten(write));
+    if let Some((write, reach)) = overwriters
+        .iter()
+        .rev()
+        .take(REACH_TRIES)
+        .find_map(|o| reached(o, writes(o)?))
+    {
+        return Some(Gone::Overwritten {
+            write,
+            reach: Some(reach),
+        });
     }
     // The other stories need a value some op wrote; absent is never written back.
     observed?;
     if let Some((write, read)) = read_again(key, stuck, observed, initial) {
         return Some(Gone::ReadAgain { write, read });
     }
-    let last_write = producers.iter().max_by_key(|p| p.complete_time)?;
-    key.ops
+    if writers.producers_end == 0 {
+        return None;
+    }
+    let mut moved_on: Vec<(&Op, i64)> = key
+        .ops
         .iter()
         .filter_map(|o| match o.step {
             Step::Read(Some(seen))
-                if Some(seen) != observed
-                    && o.completion == Completion::Ok
-                    && ended_before(o)
-                    && after_every_producer(o.invoke_time) =>
+                if Some(seen) != observed && o.completion == Completion::Ok && ended_before(o) =>
             {
                 Some((o, seen))
             }
             _ => None,
         })
-        .max_by_key(|(o, _)| o.complete_time)
-        .map(|(read, seen)| Gone::MovedOn {
-            read,
-            seen,
-            last_write,
+        .collect();
+    moved_on.sort_by_key(|(o, _)| o.complete_time);
+    let story = |read: &'a Op, seen: i64, reach: Option<Vec<i64>>| Gone::MovedOn {
+        read,
+        seen,
+        last_write: writers.last_producer_before(read.invoke_time),
+        reach,
+    };
+    if let Some(&(read, seen)) = moved_on
+        .iter()
+        .rev()
+        .find(|(o, _)| writers.all_ended_before(o.invoke_time))
+    {
+        return Some(story(read, seen, None));
+    }
+    moved_on
+        .iter()
+        .rev()
+        .take(REACH_TRIES)
+        .find_map(|(o, seen)| {
+            reached(o, *seen).map(|(read, reach)| story(read, *seen, Some(reach)))
         })
 }
 
@@ -369,7 +521,7 @@ fn stale_rereader<'a>(key: &'a KeyHistory, stuck: &Op, initial: Value) -> Option
     };
     matches!(
         evidence(key, read, seen, initial),
-        Some(Gone::Overwritten(_))
+        Some(Gone::Overwritten { .. })
     )
     .then_some(read)
 }
@@ -422,6 +574,21 @@ fn what(op: &Op) -> String {
     match op.step {
         Step::Cas { expected, new } => format!("cas from {expected} to {new}"),
         _ => format!("{} {}", f_name(op.f), show(writes(op))),
+    }
+}
+
+/// How many values a sentence lists before it only counts them.
+const LISTED: usize = 5;
+
+/// `3`, `1 or 3`, `0, 1 or 3`.
+fn listed(values: &[i64]) -> String {
+    match values {
+        [] => String::new(),
+        [only] => only.to_string(),
+        [init @ .., last] => {
+            let init: Vec<String> = init.iter().map(i64::to_string).collect();
+            format!("{} or {last}", init.join(", "))
+        }
     }
 }
 

@@ -3,8 +3,9 @@
 //! history once a read is changed to a value written later.
 
 use faultline_checker::check::decide;
+use faultline_checker::counterexample::explain;
 use faultline_checker::history::{
-    Completion, EventValue, Function, KeyHistory, Op, Step, Sym, Value,
+    Completion, EventValue, Function, KeyHistory, Op, Step, Strings, Sym, Value,
 };
 use faultline_checker::model::Model;
 use faultline_checker::search::{Budget, DEFAULT_MEMORY, Outcome, search};
@@ -278,6 +279,16 @@ proptest! {
         }
     }
 
+    /// A counterexample's sentence is true: when it cites evidence (the ops it names by history
+    /// index), that evidence alone refutes the history. Every read and failed CAS it does not
+    /// cite is dropped, which only removes constraints; the brute force must still find no order.
+    #[test]
+    fn cited_evidence_alone_refutes_the_history(ops in arb_history()) {
+        if let Some((sentence, reduced)) = cited_evidence(&ops) {
+            prop_assert!(!oracle(&reduced), "{}\n{:#?}\nreduced: {:#?}", sentence, ops, reduced);
+        }
+    }
+
     #[test]
     fn search_agrees_with_brute_force(ops in arb_history()) {
         prop_assert_eq!(check(&ops), oracle(&ops), "{:#?}", ops);
@@ -327,6 +338,90 @@ proptest! {
             prop_assert!(!check(&ops));
         }
     }
+}
+
+/// For a history the search refutes with a sentence that cites evidence: the sentence, and
+/// the history with every read and failed CAS dropped but the op shown and the ops it cites.
+fn cited_evidence(ops: &[Op]) -> Option<(String, Vec<Op>)> {
+    let Outcome::NotLinearizable(failure) = search(
+        ops,
+        Model::CasRegister,
+        None,
+        Budget::memory_only(DEFAULT_MEMORY),
+    ) else {
+        return None;
+    };
+    let key = KeyHistory {
+        key: String::new(),
+        ops: ops.to_vec(),
+    };
+    let c = explain(&key, &failure, None, &Strings::default(), false);
+    let sentence = c.explanation;
+    let gave_no_evidence = ["no order of", "could not have held", "cannot be placed"]
+        .iter()
+        .any(|fallback| sentence.contains(fallback));
+    if gave_no_evidence {
+        return None;
+    }
+    let cited: Vec<u64> = sentence
+        .split("history index ")
+        .skip(1)
+        .filter_map(|rest| {
+            let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+            digits.parse().ok()
+        })
+        .collect();
+    let reduced = ops
+        .iter()
+        .filter(|o| {
+            matches!(o.step, Step::Write(_) | Step::Cas { .. })
+                || o.index == c.op.index
+                || o.complete_index.is_some_and(|i| cited.contains(&i))
+        })
+        .cloned()
+        .collect();
+    Some((sentence, reduced))
+}
+
+/// How often the sentences cite evidence, on the random histories above: printed, for
+/// whoever changes the rules (`cargo test -p faultline-checker --test oracle -- --nocapture
+/// most_refuted`; with `SHOW_FALLBACKS=1` also each history whose sentence cites none).
+#[test]
+fn most_refuted_small_histories_get_a_sentence_with_evidence() {
+    use proptest::strategy::ValueTree;
+    use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
+    let mut runner = TestRunner::new_with_rng(
+        Config::default(),
+        TestRng::from_seed(RngAlgorithm::ChaCha, &[11; 32]),
+    );
+    let strategy = arb_history();
+    let (mut refuted, mut with_evidence) = (0, 0);
+    for _ in 0..4000 {
+        let ops = strategy.new_tree(&mut runner).expect("a history").current();
+        if check(&ops) {
+            continue;
+        }
+        refuted += 1;
+        if let Some((sentence, reduced)) = cited_evidence(&ops) {
+            assert!(!oracle(&reduced), "{sentence}\n{ops:#?}");
+            with_evidence += 1;
+        } else if std::env::var_os("SHOW_FALLBACKS").is_some() {
+            println!("no evidence for:");
+            for o in &ops {
+                println!("  {}..{:?} {:?}", o.invoke_time, o.complete_time, o.step);
+            }
+        }
+    }
+    println!("{with_evidence} of {refuted} refuted histories got a sentence with evidence");
+    assert!(
+        refuted > 500,
+        "only {refuted} of 4000 random histories were refuted"
+    );
+    // 1600 before the reach rule and the CAS-is-not-its-own-source rule, 1966 after, of 2887.
+    assert!(
+        with_evidence * 100 >= refuted * 65,
+        "only {with_evidence} of {refuted} sentences cite evidence"
+    );
 }
 
 /// The zone check must decide most unique-value CAS histories itself, or it is no fast path:
