@@ -966,6 +966,33 @@ mod sentence_tests {
         );
     }
 
+    /// A CAS that failed because the register did not hold what it expected, when the register
+    /// must have: the write that gave it that value, or its start, is the evidence.
+    #[test]
+    fn a_cas_that_failed_on_the_value_the_register_held_names_why_it_held_it() {
+        let headline = explain_log(&[
+            "0\t:invoke\t:write\t1",
+            "0\t:ok\t:write\t1",
+            "1\t:invoke\t:cas\t[1 2]",
+            "1\t:fail\t:cas\t[1 2]",
+        ]);
+        assert_eq!(
+            headline,
+            "cas of the register from 1 failed at history index 3 because the register did not hold 1, but write 1 had completed at history index 1 and from then until the cas the register could hold only 1"
+        );
+        let text = ["1\t:invoke\t:cas\t[0 2]", "1\t:fail\t:cas\t[0 2]"]
+            .map(|l| format!("INFO  jepsen.util - {l}"))
+            .join("\n");
+        let events = jepsen_log::parse(&text).expect("parses");
+        let mut options = CheckOptions::default();
+        options.semantics.initial = Some(0);
+        let report = check_events(&events, &options).expect("checks");
+        assert_eq!(
+            report.counterexamples[0].headline(),
+            "cas of the register from 0 failed at history index 1 because the register did not hold 0, but the register started with 0 and no operation could write the register before the cas ended"
+        );
+    }
+
     /// A CAS cannot supply the value it expects: one from 2 to 2 on a register nothing else
     /// wrote 2 to is told so, not that the register "could not have held 2".
     #[test]

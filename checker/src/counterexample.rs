@@ -287,9 +287,24 @@ fn sentence(
                 show(state)
             ),
         },
-        Step::CasMismatch { expected } => format!(
-            "cas of {k}{on} failed at {at} because {k} did not hold {expected}, but no order of the operations lets it hold anything else then"
-        ),
+        Step::CasMismatch { expected } => {
+            let failed = format!(
+                "cas of {k}{on} from {expected} failed at {at} because {k} did not hold {expected}"
+            );
+            match held_throughout(key, stuck, expected, initial) {
+                Some(Held::Written(w)) => format!(
+                    "{failed}, but {} had completed at {} and from then until the cas {k} could hold only {expected}",
+                    what(w),
+                    when.completed(w)
+                ),
+                Some(Held::FromTheStart) => format!(
+                    "{failed}, but {k} started with {expected} and no operation could write {k} before the cas ended"
+                ),
+                None => format!(
+                    "{failed}, but no order of the operations lets it hold anything else then"
+                ),
+            }
+        }
         Step::Write(v) => format!(
             "write of {v} to {k}{on} at {at} cannot be placed in any order of the operations on {k}"
         ),
@@ -501,6 +516,40 @@ fn evidence<'a>(
         .find_map(|(o, seen)| {
             reached(o, *seen).map(|(read, reach)| story(read, *seen, Some(reach)))
         })
+}
+
+/// Why a register must have held a value all through an op.
+enum Held<'a> {
+    /// This ok op wrote it and ended before the op began, and nothing not yet ended then could
+    /// take the register to another value.
+    Written(&'a Op),
+    /// The register started with it and nothing could write before the op ended.
+    FromTheStart,
+}
+
+/// The evidence, if the history has it, that the register held `expected` all through `stuck`
+/// (a CAS that failed because it did not).
+fn held_throughout<'a>(
+    key: &'a KeyHistory,
+    stuck: &Op,
+    expected: i64,
+    initial: Value,
+) -> Option<Held<'a>> {
+    let writers = Writers::of(key, stuck, None);
+    if writers.ops.is_empty() {
+        return (initial == Some(expected)).then_some(Held::FromTheStart);
+    }
+    key.ops
+        .iter()
+        .filter(|o| {
+            o.completion == Completion::Ok
+                && writes(o) == Some(expected)
+                && o.complete_time.is_some_and(|t| t < stuck.invoke_time)
+        })
+        .rev()
+        .take(REACH_TRIES)
+        .find(|o| writers.reach_without_observed(o.invoke_time, expected) == Some(vec![expected]))
+        .map(Held::Written)
 }
 
 /// The read that read-again evidence against `stuck` names, if that read is stale on evidence
