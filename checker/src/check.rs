@@ -993,6 +993,23 @@ mod sentence_tests {
         );
     }
 
+    /// A value that only a CAS from an unreachable value could write is one the register never
+    /// held: the sentence says which values it could hold instead.
+    #[test]
+    fn a_value_only_an_impossible_cas_writes_was_never_held() {
+        let headline = explain_log(&[
+            "0\t:invoke\t:cas\t[3 2]",
+            "1\t:invoke\t:write\t1",
+            "1\t:ok\t:write\t1",
+            "2\t:invoke\t:read\tnil",
+            "2\t:ok\t:read\t2",
+        ]);
+        assert_eq!(
+            headline,
+            "read of the register returned 2 at history index 4, but the register could never hold 2 before the read ended: starting from nothing (absent), the operations begun by then could give it only 1"
+        );
+    }
+
     /// A CAS cannot supply the value it expects: one from 2 to 2 on a register nothing else
     /// wrote 2 to is told so, not that the register "could not have held 2".
     #[test]

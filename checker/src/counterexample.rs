@@ -79,6 +79,7 @@ pub fn explain(
     let ops = &key.ops;
     let record = |op: &Op| OpRecord::of(op, &key.key, strings);
     let stuck = &ops[failure.stuck];
+    let stuck = first_sighting(key, stuck).unwrap_or(stuck);
     let stuck = stale_rereader(key, stuck, initial).unwrap_or(stuck);
     let mut previous_ok: Vec<&Op> = ops
         .iter()
@@ -196,6 +197,21 @@ fn sentence(
             listed(values)
         ),
     };
+    // "starting from nothing (absent), the other operations could give it only 0 or 2".
+    let from_start = |reach: &[i64]| {
+        let start = format!("starting from {}", show(initial));
+        match reach {
+            [] => format!("{start}, no operation begun by then could give it a value"),
+            values if values.len() > LISTED => format!(
+                "{start}, the operations begun by then could give it only one of {} values",
+                values.len()
+            ),
+            values => format!(
+                "{start}, the operations begun by then could give it only {}",
+                listed(values)
+            ),
+        }
+    };
     // "… but <this>": what the evidence shows, for the value the op observed.
     let but = |gone: Gone, observed: Value| match (gone, observed) {
         (Gone::Overwritten { write, reach }, Some(v)) => format!(
@@ -255,38 +271,45 @@ fn sentence(
     }
     match stuck.step {
         Step::Read(observed) => {
-            if let Some(v) = observed
-                && !written_ever(observed)
-            {
-                return format!("read of {k}{on} returned {v} at {at}, a value no operation wrote");
+            let read = format!("read of {k}{on} returned {} at {at}", show(observed));
+            if observed.is_some() && !written_ever(observed) {
+                return format!("{read}, a value no operation wrote");
+            }
+            if let Some(reach) = never_reached(key, stuck, observed, initial) {
+                return format!(
+                    "{read}, but {k} could never hold {} before the read ended: {}",
+                    show(observed),
+                    from_start(&reach)
+                );
             }
             match evidence(key, stuck, observed, initial) {
-                Some(gone) => format!(
-                    "read of {k}{on} returned {} at {at}, but {}",
-                    show(observed),
-                    but(gone, observed)
-                ),
+                Some(gone) => format!("{read}, but {}", but(gone, observed)),
                 None => format!(
-                    "read of {k}{on} returned {} at {at}, which no order of the operations on {k} explains (the register held {} after the longest explainable prefix)",
-                    show(observed),
+                    "{read}, which no order of the operations on {k} explains (the register held {} after the longest explainable prefix)",
                     show(state)
                 ),
             }
         }
-        Step::Cas { expected, new } if !written_ever(Some(expected)) => format!(
-            "cas of {k}{on} from {expected} to {new} succeeded at {at}, but no {}operation wrote {expected}",
-            if new == expected { "other " } else { "" }
-        ),
-        Step::Cas { expected, new } => match evidence(key, stuck, Some(expected), initial) {
-            Some(gone) => format!(
-                "cas of {k}{on} from {expected} to {new} succeeded at {at}, but {}",
-                but(gone, Some(expected))
-            ),
-            None => format!(
-                "cas of {k}{on} from {expected} to {new} succeeded at {at}, but {k} could not have held {expected} then (it held {} after the longest explainable prefix)",
-                show(state)
-            ),
-        },
+        Step::Cas { expected, new } => {
+            let cas = format!("cas of {k}{on} from {expected} to {new} succeeded at {at}");
+            if !written_ever(Some(expected)) {
+                let other = if new == expected { "other " } else { "" };
+                return format!("{cas}, but no {other}operation wrote {expected}");
+            }
+            if let Some(reach) = never_reached(key, stuck, Some(expected), initial) {
+                return format!(
+                    "{cas}, but {k} could never hold {expected} before the cas ended: {}",
+                    from_start(&reach)
+                );
+            }
+            match evidence(key, stuck, Some(expected), initial) {
+                Some(gone) => format!("{cas}, but {}", but(gone, Some(expected))),
+                None => format!(
+                    "{cas}, but {k} could not have held {expected} then (it held {} after the longest explainable prefix)",
+                    show(state)
+                ),
+            }
+        }
         Step::CasMismatch { expected } => {
             let failed = format!(
                 "cas of {k}{on} from {expected} failed at {at} because {k} did not hold {expected}"
@@ -393,9 +416,9 @@ impl<'a> Writers<'a> {
     /// The values the register could still take, sorted, once it held `from` at a point after
     /// `t`, if the observed value is not among them: `from`, every value written by an op
     /// that had not ended by `t`, and what such CASes make of those.
-    fn reach_without_observed(&self, t: u64, from: i64) -> Option<Vec<i64>> {
+    fn reach_without_observed(&self, t: u64, from: Value) -> Option<Vec<i64>> {
         let running = self.ops.iter().take_while(|o| end(o) > t);
-        let mut reached: HashSet<i64> = HashSet::from([from]);
+        let mut reached: HashSet<i64> = from.into_iter().collect();
         let mut moves: HashMap<i64, Vec<i64>> = HashMap::new();
         for o in running {
             match o.step {
@@ -461,7 +484,7 @@ fn evidence<'a>(
     }
     let reached = |o: &&'a Op, from: i64| {
         writers
-            .reach_without_observed(o.invoke_time, from)
+            .reach_without_observed(o.invoke_time, Some(from))
             .map(|reach| (*o, reach))
     };
     if let Some((write, reach)) = overwriters
@@ -518,6 +541,18 @@ fn evidence<'a>(
         })
 }
 
+/// The values the register could hold at all before `stuck` ended, from its start, if
+/// `observed` is not among them.
+fn never_reached(
+    key: &KeyHistory,
+    stuck: &Op,
+    observed: Value,
+    initial: Value,
+) -> Option<Vec<i64>> {
+    observed?;
+    Writers::of(key, stuck, observed).reach_without_observed(0, initial)
+}
+
 /// Why a register must have held a value all through an op.
 enum Held<'a> {
     /// This ok op wrote it and ended before the op began, and nothing not yet ended then could
@@ -548,8 +583,30 @@ fn held_throughout<'a>(
         })
         .rev()
         .take(REACH_TRIES)
-        .find(|o| writers.reach_without_observed(o.invoke_time, expected) == Some(vec![expected]))
+        .find(|o| {
+            writers.reach_without_observed(o.invoke_time, Some(expected)) == Some(vec![expected])
+        })
         .map(Held::Written)
+}
+
+/// For an indeterminate write or CAS the search could not place: the completed op that first
+/// saw its value. The checker closes such an op there (with its value written once it must have
+/// taken effect by then), so that op is where the history goes wrong, and the one a reader can
+/// check; the open op itself has no outcome to show.
+fn first_sighting<'a>(key: &'a KeyHistory, stuck: &Op) -> Option<&'a Op> {
+    if stuck.complete_time.is_some() {
+        return None;
+    }
+    let v = writes(stuck)?;
+    key.ops
+        .iter()
+        .filter(|o| o.completion == Completion::Ok && o.complete_time.is_some())
+        .filter(|o| match o.step {
+            Step::Read(seen) => seen == Some(v),
+            Step::Cas { expected, .. } => expected == v,
+            _ => false,
+        })
+        .min_by_key(|o| o.complete_time)
 }
 
 /// The read that read-again evidence against `stuck` names, if that read is stale on evidence
