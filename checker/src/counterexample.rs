@@ -197,7 +197,7 @@ fn sentence(
             listed(values)
         ),
     };
-    // "starting from nothing (absent), the other operations could give it only 0 or 2".
+    // "starting from nothing (absent), the operations begun by then could give it only 0 or 2".
     let from_start = |reach: &[i64]| {
         let start = format!("starting from {}", show(initial));
         match reach {
@@ -413,9 +413,9 @@ impl<'a> Writers<'a> {
         self.producers_end <= t
     }
 
-    /// The values the register could still take, sorted, once it held `from` at a point after
-    /// `t`, if the observed value is not among them: `from`, every value written by an op
-    /// that had not ended by `t`, and what such CASes make of those.
+    /// The values the register could still take, sorted, once it held `from` (`None`: it was
+    /// empty) at a point after `t`, if the observed value is not among them: `from`, every
+    /// value written by an op that had not ended by `t`, and what such CASes make of those.
     fn reach_without_observed(&self, t: u64, from: Value) -> Option<Vec<i64>> {
         let running = self.ops.iter().take_while(|o| end(o) > t);
         let mut reached: HashSet<i64> = from.into_iter().collect();
