@@ -51,6 +51,10 @@ pub struct Counterexample {
     pub window: Window,
     /// One plain sentence saying what went wrong.
     pub explanation: String,
+    /// The operations the sentence cites as evidence, besides `op` (the write that overwrote
+    /// the value, a read that saw the register move on, …); empty when it cites none.
+    #[serde(default)]
+    pub evidence: Vec<OpRecord>,
 }
 
 impl Counterexample {
@@ -104,14 +108,24 @@ pub fn explain(
         state,
         linearized: prefix.iter().map(|s| s.op.index).collect(),
     }];
+    let (explanation, cited) = sentence(key, stuck, state, initial, strings, When { timed });
+    // The window holds the op, the ok ops just before it, and what the sentence cites.
     let start = previous_ok
         .last()
-        .map_or(stuck.invoke_time, |o| o.invoke_time.min(stuck.invoke_time));
-    let end = stuck.complete_time.unwrap_or(stuck.invoke_time);
+        .map(|o| o.invoke_time)
+        .into_iter()
+        .chain(cited.iter().map(|o| o.invoke_time))
+        .fold(stuck.invoke_time, u64::min);
+    let end = cited
+        .iter()
+        .chain([&stuck])
+        .map(|o| o.complete_time.unwrap_or(o.invoke_time))
+        .fold(0, u64::max);
     Counterexample {
         key: key.key.clone(),
         op: record(stuck),
-        explanation: sentence(key, stuck, state, initial, strings, When { timed }),
+        explanation,
+        evidence: cited.into_iter().map(record).collect(),
         previous_ok,
         prefix,
         final_configurations,
@@ -149,14 +163,14 @@ fn show(v: Value) -> String {
 
 /// "read of k3 on n2 returned 17 at 12.4 s, but 17 had been overwritten by write 18 that
 /// completed at 11.9 s" — or the closest true sentence the history supports.
-fn sentence(
-    key: &KeyHistory,
-    stuck: &Op,
+fn sentence<'a>(
+    key: &'a KeyHistory,
+    stuck: &'a Op,
     state: Value,
     initial: Value,
     strings: &Strings,
     when: When,
-) -> String {
+) -> (String, Vec<&'a Op>) {
     let on_node = |op: &Op| {
         strings
             .get(op.node)
@@ -257,7 +271,7 @@ fn sentence(
         .any(|o| matches!(o.step, Step::Append { .. }))
     {
         // kv values are fingerprints of strings here: say what failed, not which number.
-        return match stuck.step {
+        let text = match stuck.step {
             Step::Read(_) => format!(
                 "get of {k}{on} (history line {}) returned a string that no order of the puts and appends on {k} before it produces",
                 stuck.index + 1
@@ -268,22 +282,29 @@ fn sentence(
                 stuck.index + 1
             ),
         };
+        return (text, Vec::new());
     }
-    match stuck.step {
+    // The ops the sentence names besides `stuck`.
+    let mut cited: Vec<&'a Op> = Vec::new();
+    let text = match stuck.step {
         Step::Read(observed) => {
             let read = format!("read of {k}{on} returned {} at {at}", show(observed));
             if observed.is_some() && !written_ever(observed) {
-                return format!("{read}, a value no operation wrote");
+                return (format!("{read}, a value no operation wrote"), cited);
             }
             if let Some(reach) = never_reached(key, stuck, observed, initial) {
-                return format!(
+                let text = format!(
                     "{read}, but {k} could never hold {} before the read ended: {}",
                     show(observed),
                     from_start(&reach)
                 );
+                return (text, cited);
             }
             match evidence(key, stuck, observed, initial) {
-                Some(gone) => format!("{read}, but {}", but(gone, observed)),
+                Some(gone) => {
+                    cited = gone.cited();
+                    format!("{read}, but {}", but(gone, observed))
+                }
                 None => format!(
                     "{read}, which no order of the operations on {k} explains (the register held {} after the longest explainable prefix)",
                     show(state)
@@ -294,16 +315,23 @@ fn sentence(
             let cas = format!("cas of {k}{on} from {expected} to {new} succeeded at {at}");
             if !written_ever(Some(expected)) {
                 let other = if new == expected { "other " } else { "" };
-                return format!("{cas}, but no {other}operation wrote {expected}");
+                return (
+                    format!("{cas}, but no {other}operation wrote {expected}"),
+                    cited,
+                );
             }
             if let Some(reach) = never_reached(key, stuck, Some(expected), initial) {
-                return format!(
+                let text = format!(
                     "{cas}, but {k} could never hold {expected} before the cas ended: {}",
                     from_start(&reach)
                 );
+                return (text, cited);
             }
             match evidence(key, stuck, Some(expected), initial) {
-                Some(gone) => format!("{cas}, but {}", but(gone, Some(expected))),
+                Some(gone) => {
+                    cited = gone.cited();
+                    format!("{cas}, but {}", but(gone, Some(expected)))
+                }
                 None => format!(
                     "{cas}, but {k} could not have held {expected} then (it held {} after the longest explainable prefix)",
                     show(state)
@@ -315,11 +343,14 @@ fn sentence(
                 "cas of {k}{on} from {expected} failed at {at} because {k} did not hold {expected}"
             );
             match held_throughout(key, stuck, expected, initial) {
-                Some(Held::Written(w)) => format!(
-                    "{failed}, but {} had completed at {} and from then until the cas {k} could hold only {expected}",
-                    what(w),
-                    when.completed(w)
-                ),
+                Some(Held::Written(w)) => {
+                    cited = vec![w];
+                    format!(
+                        "{failed}, but {} had completed at {} and from then until the cas {k} could hold only {expected}",
+                        what(w),
+                        when.completed(w)
+                    )
+                }
                 Some(Held::FromTheStart) => format!(
                     "{failed}, but {k} started with {expected} and no operation could write {k} before the cas ended"
                 ),
@@ -333,7 +364,8 @@ fn sentence(
         ),
         Step::Append { .. } => format!("append to {k}{on} at {at} cannot be placed"),
         Step::Nothing => format!("an operation on {k} at {at} cannot be placed"),
-    }
+    };
+    (text, cited)
 }
 
 /// What shows that the value an op observed was gone before the op began.
@@ -359,6 +391,19 @@ enum Gone<'a> {
         last_write: Option<&'a Op>,
         reach: Option<Vec<i64>>,
     },
+}
+
+impl<'a> Gone<'a> {
+    /// The ops this evidence names.
+    fn cited(&self) -> Vec<&'a Op> {
+        match self {
+            Gone::Overwritten { write, .. } => vec![write],
+            Gone::ReadAgain { write, read } => vec![write, read],
+            Gone::MovedOn {
+                read, last_write, ..
+            } => last_write.iter().copied().chain([*read]).collect(),
+        }
+    }
 }
 
 /// Stands for "never ended" among [`end`]s.

@@ -349,8 +349,9 @@ proptest! {
     }
 }
 
-/// For a history the search refutes with a sentence that cites evidence: the sentence, and
-/// the history with every read and failed CAS dropped but the op shown and the ops it cites.
+/// For a history the checker refutes with a sentence that cites evidence: the sentence, and
+/// the history with every read and failed CAS dropped but the op shown and the evidence listed
+/// with it (which must be every op the sentence names).
 fn cited_evidence(ops: &[Op]) -> Option<(String, Vec<Op>)> {
     // The checker's entry point: its failures may name an indeterminate op it closed.
     let (Outcome::NotLinearizable(failure), _) = decide(
@@ -382,12 +383,25 @@ fn cited_evidence(ops: &[Op]) -> Option<(String, Vec<Op>)> {
             digits.parse().ok()
         })
         .collect();
+    // The sentence names only the op shown and the evidence listed with it.
+    let named: Vec<&Op> = ops
+        .iter()
+        .filter(|o| o.index == c.op.index || c.evidence.iter().any(|e| e.index == o.index))
+        .collect();
+    for i in &cited {
+        assert!(
+            named
+                .iter()
+                .any(|o| o.complete_index.unwrap_or(o.index) == *i),
+            "{sentence}: history index {i} is not the op shown or listed evidence {:?}",
+            c.evidence
+        );
+    }
     let reduced = ops
         .iter()
         .filter(|o| {
             matches!(o.step, Step::Write(_) | Step::Cas { .. })
-                || o.index == c.op.index
-                || o.complete_index.is_some_and(|i| cited.contains(&i))
+                || named.iter().any(|n| n.index == o.index)
         })
         .cloned()
         .collect();

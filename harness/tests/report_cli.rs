@@ -98,12 +98,18 @@ fn report_pages_load_in_chromium_without_script_errors() {
                 "counterexample section"
             );
             assert!(dom.contains("show the violation"), "timeline focus button");
-            // The timeline opened on the first violation: its unplaceable op and some of the
-            // prefix are on the canvas.
+            // The timeline opened on the first violation: its unplaceable op, some of the
+            // prefix and the evidence the sentence cites are on the canvas, and the page
+            // lists that evidence.
             let drawn = attribute(&dom, "data-drawn")
                 .unwrap_or_else(|| panic!("the timeline says what it drew:\n{dom:.2000}"));
             assert!(drawn.contains(" 1 unplaceable, "), "{drawn}");
-            assert!(!drawn.ends_with(" 0 prefix"), "{drawn}");
+            assert!(!drawn.contains(" 0 prefix"), "{drawn}");
+            assert!(
+                drawn.ends_with(" evidence") && !drawn.ends_with(" 0 evidence"),
+                "{drawn}"
+            );
+            assert!(dom.contains("<table class=\"evidence\">"), "{dom:.3000}");
         }
     }
 }

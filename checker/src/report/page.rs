@@ -9,7 +9,7 @@ use serde::Serialize;
 use super::timeline::{DrawnOp, FaultInterval, TimeUnit, Timeline};
 use crate::check::CheckReport;
 use crate::counterexample::Counterexample;
-use crate::history::{Completion, Function};
+use crate::history::{Completion, Function, OpRecord};
 use crate::verdict::Verdict;
 
 /// At most this many operations go to the timeline: beyond it the page would stall. The ops
@@ -39,12 +39,17 @@ pub struct KeyRow {
     pub reason: String,
 }
 
-/// One step of a counterexample's longest linearizable prefix, as shown in its table.
-pub struct PrefixRow {
+/// An operation as a counterexample's tables show it.
+pub struct OpRow {
     pub label: String,
     pub process: u64,
     pub invoked: String,
     pub completed: String,
+}
+
+/// One step of a counterexample's longest linearizable prefix, as shown in its table.
+pub struct PrefixRow {
+    pub op: OpRow,
     pub state_after: String,
 }
 
@@ -53,6 +58,8 @@ pub struct CounterexampleView {
     pub key: String,
     pub explanation: String,
     pub op_label: String,
+    /// The ops the explanation cites.
+    pub evidence: Vec<OpRow>,
     pub prefix: Vec<PrefixRow>,
     /// Steps of the prefix left out of the table (only the last ones are shown).
     pub prefix_hidden: usize,
@@ -74,6 +81,8 @@ struct TimelineData<'a> {
 struct MarkedCounterexample {
     key: String,
     op: u64,
+    /// Invoke indices of the ops the explanation cites.
+    evidence: Vec<u64>,
     prefix: Vec<(u64, Option<i64>)>,
     start: f64,
     end: f64,
@@ -103,18 +112,23 @@ fn seconds(t: u64, unit: TimeUnit) -> String {
     }
 }
 
+fn op_row(op: &OpRecord, unit: TimeUnit) -> OpRow {
+    OpRow {
+        label: op_text(op.f, &op.value),
+        process: op.process,
+        invoked: seconds(op.invoke_time, unit),
+        completed: op
+            .complete_time
+            .map_or_else(|| "never (indeterminate)".to_string(), |t| seconds(t, unit)),
+    }
+}
+
 fn view(c: &Counterexample, unit: TimeUnit) -> CounterexampleView {
     let hidden = c.prefix.len().saturating_sub(PREFIX_SHOWN);
     let prefix = c.prefix[hidden..]
         .iter()
         .map(|step| PrefixRow {
-            label: op_text(step.op.f, &step.op.value),
-            process: step.op.process,
-            invoked: seconds(step.op.invoke_time, unit),
-            completed: step
-                .op
-                .complete_time
-                .map_or_else(|| "never (indeterminate)".to_string(), |t| seconds(t, unit)),
+            op: op_row(&step.op, unit),
             state_after: step
                 .state_after
                 .map_or_else(|| "nil".to_string(), |v| v.to_string()),
@@ -123,6 +137,7 @@ fn view(c: &Counterexample, unit: TimeUnit) -> CounterexampleView {
     CounterexampleView {
         key: c.key.clone(),
         explanation: c.explanation.clone(),
+        evidence: c.evidence.iter().map(|op| op_row(op, unit)).collect(),
         op_label: format!(
             "{} by process {} ({})",
             op_text(c.op.f, &c.op.value),
@@ -283,6 +298,7 @@ pub fn render(
             .map(|c| MarkedCounterexample {
                 key: c.key.clone(),
                 op: c.op.index,
+                evidence: c.evidence.iter().map(|op| op.index).collect(),
                 prefix: c
                     .prefix
                     .iter()
