@@ -1010,6 +1010,31 @@ mod sentence_tests {
         );
     }
 
+    /// Three concurrent writes all done; then a read saw 2 and a CAS, alongside it, saw 3.
+    /// Neither can have come first (seen in a stale-reads Raft run, where the sentence said
+    /// only that no order explained the read).
+    #[test]
+    fn two_ops_that_saw_different_values_of_a_settled_register_contradict_each_other() {
+        let headline = explain_log(&[
+            "2\t:invoke\t:write\t1",
+            "3\t:invoke\t:write\t2",
+            "5\t:invoke\t:write\t3",
+            "2\t:ok\t:write\t1",
+            "3\t:ok\t:write\t2",
+            "5\t:ok\t:write\t3",
+            "9\t:invoke\t:cas\t[3 5]",
+            "3\t:invoke\t:read\tnil",
+            "3\t:ok\t:read\t2",
+            "3\t:invoke\t:write\t6",
+            "3\t:ok\t:write\t6",
+            "9\t:ok\t:cas\t[3 5]",
+        ]);
+        assert_eq!(
+            headline,
+            "read of the register returned 2 at history index 8, but cas from 3 to 5 succeeded at history index 11, and neither order works: after that cas the register could hold only 5 until the read, and after the read only 2 or 6 until the cas"
+        );
+    }
+
     /// A CAS cannot supply the value it expects: one from 2 to 2 on a register nothing else
     /// wrote 2 to is told so, not that the register "could not have held 2".
     #[test]

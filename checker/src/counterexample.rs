@@ -264,6 +264,30 @@ fn sentence<'a>(
                 .unwrap_or_default(),
             reaching(&reach, observed)
         ),
+        (
+            Gone::Contradicted {
+                by,
+                after_it,
+                after_stuck,
+            },
+            _,
+        ) => {
+            let (other, other_name) = match by.step {
+                Step::Read(seen) => (
+                    format!("a read{} returned {}", on_node(by), show(seen)),
+                    "the other read",
+                ),
+                _ => (format!("{}{} succeeded", what(by), on_node(by)), "the cas"),
+            };
+            let this = f_name(stuck.f);
+            format!(
+                "{other} at {}, and neither order works: after that {} {k} could hold only {} until the {this}, and after the {this} only {} until {other_name}",
+                when.completed(by),
+                f_name(by.f),
+                listed_values(&after_it),
+                listed_values(&after_stuck)
+            )
+        }
     };
     if key
         .ops
@@ -391,6 +415,13 @@ enum Gone<'a> {
         last_write: Option<&'a Op>,
         reach: Option<Vec<i64>>,
     },
+    /// An ok op that saw another value, in either order (see [`contradicting_observer`]),
+    /// with the values the register could hold after it and after the op until the other.
+    Contradicted {
+        by: &'a Op,
+        after_it: Vec<Value>,
+        after_stuck: Vec<Value>,
+    },
 }
 
 impl<'a> Gone<'a> {
@@ -402,6 +433,7 @@ impl<'a> Gone<'a> {
             Gone::MovedOn {
                 read, last_write, ..
             } => last_write.iter().copied().chain([*read]).collect(),
+            Gone::Contradicted { by, .. } => vec![by],
         }
     }
 }
@@ -462,32 +494,12 @@ impl<'a> Writers<'a> {
     /// empty) at a point after `t`, if the observed value is not among them: `from`, every
     /// value written by an op that had not ended by `t`, and what such CASes make of those.
     fn reach_without_observed(&self, t: u64, from: Value) -> Option<Vec<i64>> {
-        let running = self.ops.iter().take_while(|o| end(o) > t);
-        let mut reached: HashSet<i64> = from.into_iter().collect();
-        let mut moves: HashMap<i64, Vec<i64>> = HashMap::new();
-        for o in running {
-            match o.step {
-                Step::Cas { expected, new } => moves.entry(expected).or_default().push(new),
-                Step::Write(v) => {
-                    reached.insert(v);
-                }
-                _ => {}
-            }
-        }
-        let mut frontier: Vec<i64> = reached.iter().copied().collect();
-        while let Some(u) = frontier.pop() {
-            for &v in moves.get(&u).map_or(&[][..], Vec::as_slice) {
-                if reached.insert(v) {
-                    frontier.push(v);
-                }
-            }
-        }
-        if self.observed.is_some_and(|v| reached.contains(&v)) {
+        let running = self.ops.iter().copied().take_while(|o| end(o) > t);
+        let reached = reach(from, running);
+        if self.observed.is_some() && reached.contains(&self.observed) {
             return None;
         }
-        let mut reach: Vec<i64> = reached.into_iter().collect();
-        reach.sort_unstable();
-        Some(reach)
+        Some(reached.into_iter().flatten().collect())
     }
 
     /// The write of the observed value that ended last, among those that ended before `t`.
@@ -548,9 +560,33 @@ fn evidence<'a>(
     if let Some((write, read)) = read_again(key, stuck, observed, initial) {
         return Some(Gone::ReadAgain { write, read });
     }
+    moved_on(key, stuck, observed, &writers).or_else(|| {
+        contradicting_observer(key, stuck, observed).map(|(by, after_it, after_stuck)| {
+            Gone::Contradicted {
+                by,
+                after_it,
+                after_stuck,
+            }
+        })
+    })
+}
+
+/// [`Gone::MovedOn`], if the history has it.
+fn moved_on<'a>(
+    key: &'a KeyHistory,
+    stuck: &Op,
+    observed: Value,
+    writers: &Writers<'a>,
+) -> Option<Gone<'a>> {
     if writers.producers_end == 0 {
         return None;
     }
+    let ended_before = |o: &Op| o.complete_time.is_some_and(|t| t < stuck.invoke_time);
+    let reached = |o: &&'a Op, from: i64| {
+        writers
+            .reach_without_observed(o.invoke_time, Some(from))
+            .map(|reach| (*o, reach))
+    };
     let mut moved_on: Vec<(&Op, i64)> = key
         .ops
         .iter()
@@ -583,6 +619,88 @@ fn evidence<'a>(
         .take(REACH_TRIES)
         .find_map(|(o, seen)| {
             reached(o, *seen).map(|(read, reach)| story(read, *seen, Some(reach)))
+        })
+}
+
+/// The values, sorted (absent first), the register can take from `from` through `ops` in any
+/// order: `from`, what each write sets, and what each CAS makes of a value already reached.
+fn reach<'o>(from: Value, ops: impl Iterator<Item = &'o Op>) -> Vec<Value> {
+    let mut reached: HashSet<Value> = HashSet::from([from]);
+    let mut moves: HashMap<i64, Vec<i64>> = HashMap::new();
+    for o in ops {
+        match o.step {
+            Step::Cas { expected, new } => moves.entry(expected).or_default().push(new),
+            Step::Write(v) => {
+                reached.insert(Some(v));
+            }
+            _ => {}
+        }
+    }
+    let mut frontier: Vec<i64> = reached.iter().copied().flatten().collect();
+    while let Some(u) = frontier.pop() {
+        for &v in moves.get(&u).map_or(&[][..], Vec::as_slice) {
+            if reached.insert(Some(v)) {
+                frontier.push(v);
+            }
+        }
+    }
+    let mut reached: Vec<Value> = reached.into_iter().collect();
+    reached.sort_unstable();
+    reached
+}
+
+/// How many ops near the stuck one [`contradicting_observer`] tries: each try is a pass over
+/// the key's ops.
+const OBSERVER_TRIES: usize = 64;
+
+/// An ok op that saw another value than `stuck` in either order: had it taken effect first,
+/// the ops that could still write the register afterwards could not have given it the value
+/// `stuck` saw by then, and had `stuck` been first, they could not have given it the value the
+/// other saw. With what the register could hold after each.
+fn contradicting_observer<'a>(
+    key: &'a KeyHistory,
+    stuck: &Op,
+    observed: Value,
+) -> Option<(&'a Op, Vec<Value>, Vec<Value>)> {
+    // What an op sees and what it leaves in the register.
+    let sees_and_leaves = |o: &Op| match o.step {
+        Step::Read(seen) => Some((seen, seen)),
+        Step::Cas { expected, new } => Some((Some(expected), Some(new))),
+        _ => None,
+    };
+    let (_, stuck_leaves) = sees_and_leaves(stuck)?;
+    let stuck_end = stuck.complete_time?;
+    let mut near: Vec<(&Op, Value, Value)> = key
+        .ops
+        .iter()
+        .filter(|o| o.index != stuck.index && o.completion == Completion::Ok)
+        .filter(|o| o.complete_time.is_some() && o.invoke_time < stuck_end)
+        .filter_map(|o| sees_and_leaves(o).map(|(seen, leaves)| (o, seen, leaves)))
+        .filter(|&(_, seen, leaves)| seen != stuck_leaves && leaves != observed)
+        .collect();
+    near.sort_by_key(|(o, ..)| o.invoke_time.abs_diff(stuck.invoke_time));
+    // The values the register can take from `from` through the ops, but these two, that may
+    // take effect after `first` began and before `then` ended.
+    let after = |from: Value, first: &Op, then: &Op| {
+        let between = key.ops.iter().filter(|w| {
+            w.index != stuck.index
+                && w.index != then.index
+                && w.index != first.index
+                && end(w) > first.invoke_time
+                && w.invoke_time <= then.complete_time.unwrap_or(u64::MAX)
+        });
+        reach(from, between)
+    };
+    near.into_iter()
+        .take(OBSERVER_TRIES)
+        .find_map(|(other, seen, leaves)| {
+            let after_other = after(leaves, other, stuck);
+            let after_stuck = after(stuck_leaves, stuck, other);
+            (!after_other.contains(&observed) && !after_stuck.contains(&seen)).then_some((
+                other,
+                after_other,
+                after_stuck,
+            ))
         })
 }
 
@@ -725,6 +843,18 @@ fn what(op: &Op) -> String {
     match op.step {
         Step::Cas { expected, new } => format!("cas from {expected} to {new}"),
         _ => format!("{} {}", f_name(op.f), show(writes(op))),
+    }
+}
+
+/// Like [`listed`], absent included; counted past [`LISTED`].
+fn listed_values(values: &[Value]) -> String {
+    if values.len() > LISTED {
+        return format!("one of {} values", values.len());
+    }
+    let shown: Vec<String> = values.iter().map(|v| show(*v)).collect();
+    match shown.as_slice() {
+        [init @ .., last] if !init.is_empty() => format!("{} or {last}", init.join(", ")),
+        _ => shown.concat(),
     }
 }
 

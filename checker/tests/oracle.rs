@@ -443,7 +443,7 @@ fn most_refuted_small_histories_get_a_sentence_with_evidence() {
         "only {refuted} of 4000 random histories were refuted"
     );
     // 1600 of 2887 before the reach rules, the CAS-is-not-its-own-source rule and the
-    // failed-CAS rule; 2826 after.
+    // failed-CAS rule; 2829 after.
     assert!(
         with_evidence * 100 >= refuted * 90,
         "only {with_evidence} of {refuted} sentences cite evidence"
