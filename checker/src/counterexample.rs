@@ -199,31 +199,29 @@ fn sentence<'a>(
     // do not bring it back.
     let reaching = |reach: &Option<Vec<i64>>, observed: Value| match reach.as_deref() {
         None => String::new(),
-        Some(values) if values.len() > LISTED => format!(
-            ", and from then until the {} {k} could hold only one of {} values, none of them {}",
-            f_name(stuck.f),
-            values.len(),
-            show(observed)
-        ),
-        Some(values) => format!(
-            ", and from then until the {} {k} could hold only {}",
-            f_name(stuck.f),
-            listed(values)
-        ),
+        Some(values) => {
+            let none_of = if values.len() > LISTED {
+                format!(", none of them {}", show(observed))
+            } else {
+                String::new()
+            };
+            format!(
+                ", and from then until the {} {k} could hold only {}{none_of}",
+                f_name(stuck.f),
+                listed(values.iter().map(i64::to_string))
+            )
+        }
     };
     // "starting from nothing (absent), the operations begun by then could give it only 0 or 2".
     let from_start = |reach: &[i64]| {
         let start = format!("starting from {}", show(initial));
-        match reach {
-            [] => format!("{start}, no operation begun by then could give it a value"),
-            values if values.len() > LISTED => format!(
-                "{start}, the operations begun by then could give it only one of {} values",
-                values.len()
-            ),
-            values => format!(
+        if reach.is_empty() {
+            format!("{start}, no operation begun by then could give it a value")
+        } else {
+            format!(
                 "{start}, the operations begun by then could give it only {}",
-                listed(values)
-            ),
+                listed(reach.iter().map(i64::to_string))
+            )
         }
     };
     // "… but <this>": what the evidence shows, for the value the op observed.
@@ -284,8 +282,8 @@ fn sentence<'a>(
                 "{other} at {}, and neither order works: after that {} {k} could hold only {} until the {this}, and after the {this} only {} until {other_name}",
                 when.completed(by),
                 f_name(by.f),
-                listed_values(&after_it),
-                listed_values(&after_stuck)
+                listed(after_it.iter().map(|v| show(*v))),
+                listed(after_stuck.iter().map(|v| show(*v)))
             )
         }
     };
@@ -846,30 +844,19 @@ fn what(op: &Op) -> String {
     }
 }
 
-/// Like [`listed`], absent included; counted past [`LISTED`].
-fn listed_values(values: &[Value]) -> String {
-    if values.len() > LISTED {
-        return format!("one of {} values", values.len());
-    }
-    let shown: Vec<String> = values.iter().map(|v| show(*v)).collect();
-    match shown.as_slice() {
-        [init @ .., last] if !init.is_empty() => format!("{} or {last}", init.join(", ")),
-        _ => shown.concat(),
-    }
-}
-
 /// How many values a sentence lists before it only counts them.
 const LISTED: usize = 5;
 
-/// `3`, `1 or 3`, `0, 1 or 3`.
-fn listed(values: &[i64]) -> String {
-    match values {
-        [] => String::new(),
-        [only] => only.to_string(),
-        [init @ .., last] => {
-            let init: Vec<String> = init.iter().map(i64::to_string).collect();
-            format!("{} or {last}", init.join(", "))
-        }
+/// `3`, `1 or 3`, `0, 1 or 3`; past [`LISTED`] values only how many: `one of 7 values`.
+fn listed(values: impl ExactSizeIterator<Item = String>) -> String {
+    if values.len() > LISTED {
+        return format!("one of {} values", values.len());
+    }
+    let mut shown: Vec<String> = values.collect();
+    match shown.pop() {
+        None => String::new(),
+        Some(last) if shown.is_empty() => last,
+        Some(last) => format!("{} or {last}", shown.join(", ")),
     }
 }
 
