@@ -456,6 +456,7 @@ struct Writers<'a> {
     /// Latest [`end`] first.
     ops: Vec<&'a Op>,
     observed: Value,
+    stuck_invoked: u64,
     /// [`end`] of the last of them to end that writes the observed value (0: none does).
     producers_end: u64,
 }
@@ -479,8 +480,19 @@ impl<'a> Writers<'a> {
         Writers {
             ops,
             observed,
+            stuck_invoked: stuck.invoke_time,
             producers_end,
         }
+    }
+
+    /// Whether `op` ended before the stuck op began.
+    fn ended_before_stuck(&self, op: &Op) -> bool {
+        op.complete_time.is_some_and(|t| t < self.stuck_invoked)
+    }
+
+    /// [`Writers::reach_without_observed`] once the register held `from` after `op` began.
+    fn reach_from_start_of(&self, op: &Op, from: i64) -> Option<Vec<i64>> {
+        self.reach_without_observed(op.invoke_time, Some(from))
     }
 
     /// Whether every write of the observed value ended before `t`.
@@ -520,7 +532,6 @@ fn evidence<'a>(
     initial: Value,
 ) -> Option<Gone<'a>> {
     let writers = Writers::of(key, stuck, observed);
-    let ended_before = |o: &Op| o.complete_time.is_some_and(|t| t < stuck.invoke_time);
     let overwriters: Vec<&Op> = key
         .ops
         .iter()
@@ -528,7 +539,7 @@ fn evidence<'a>(
             o.completion == Completion::Ok
                 && writes(o).is_some()
                 && writes(o) != observed
-                && ended_before(o)
+                && writers.ended_before_stuck(o)
         })
         .collect();
     if let Some(write) = overwriters
@@ -537,16 +548,11 @@ fn evidence<'a>(
     {
         return Some(Gone::Overwritten { write, reach: None });
     }
-    let reached = |o: &&'a Op, from: i64| {
-        writers
-            .reach_without_observed(o.invoke_time, Some(from))
-            .map(|reach| (*o, reach))
-    };
     if let Some((write, reach)) = overwriters
         .iter()
         .rev()
         .take(REACH_TRIES)
-        .find_map(|o| reached(o, writes(o)?))
+        .find_map(|o| Some((*o, writers.reach_from_start_of(o, writes(o)?)?)))
     {
         return Some(Gone::Overwritten {
             write,
@@ -558,7 +564,7 @@ fn evidence<'a>(
     if let Some((write, read)) = read_again(key, stuck, observed, initial) {
         return Some(Gone::ReadAgain { write, read });
     }
-    moved_on(key, stuck, observed, &writers).or_else(|| {
+    moved_on(key, observed, &writers).or_else(|| {
         contradicting_observer(key, stuck, observed).map(|(by, after_it, after_stuck)| {
             Gone::Contradicted {
                 by,
@@ -570,27 +576,18 @@ fn evidence<'a>(
 }
 
 /// [`Gone::MovedOn`], if the history has it.
-fn moved_on<'a>(
-    key: &'a KeyHistory,
-    stuck: &Op,
-    observed: Value,
-    writers: &Writers<'a>,
-) -> Option<Gone<'a>> {
+fn moved_on<'a>(key: &'a KeyHistory, observed: Value, writers: &Writers<'a>) -> Option<Gone<'a>> {
     if writers.producers_end == 0 {
         return None;
     }
-    let ended_before = |o: &Op| o.complete_time.is_some_and(|t| t < stuck.invoke_time);
-    let reached = |o: &&'a Op, from: i64| {
-        writers
-            .reach_without_observed(o.invoke_time, Some(from))
-            .map(|reach| (*o, reach))
-    };
     let mut moved_on: Vec<(&Op, i64)> = key
         .ops
         .iter()
         .filter_map(|o| match o.step {
             Step::Read(Some(seen))
-                if Some(seen) != observed && o.completion == Completion::Ok && ended_before(o) =>
+                if Some(seen) != observed
+                    && o.completion == Completion::Ok
+                    && writers.ended_before_stuck(o) =>
             {
                 Some((o, seen))
             }
@@ -615,8 +612,9 @@ fn moved_on<'a>(
         .iter()
         .rev()
         .take(REACH_TRIES)
-        .find_map(|(o, seen)| {
-            reached(o, *seen).map(|(read, reach)| story(read, *seen, Some(reach)))
+        .find_map(|&(read, seen)| {
+            let reach = writers.reach_from_start_of(read, seen)?;
+            Some(story(read, seen, Some(reach)))
         })
 }
 
