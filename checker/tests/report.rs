@@ -180,6 +180,29 @@ fn a_jepsen_log_without_times_gets_a_page_but_no_plots() {
     );
 }
 
+/// An invalid history of one register: its counterexample is headed "The register" (it has no
+/// key name), and the page lists the evidence the sentence cites.
+#[test]
+fn a_single_register_counterexample_is_named_and_lists_its_evidence() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("etcd.log");
+    std::fs::write(
+        &path,
+        "INFO  jepsen.util - 0\t:invoke\t:write\t1\nINFO  jepsen.util - 0\t:ok\t:write\t1\n\
+         INFO  jepsen.util - 0\t:invoke\t:write\t2\nINFO  jepsen.util - 0\t:ok\t:write\t2\n\
+         INFO  jepsen.util - 1\t:invoke\t:read\tnil\nINFO  jepsen.util - 1\t:ok\t:read\t1\n",
+    )
+    .expect("write log");
+    let history = load_history(&path).expect("loads");
+    let report = check_events(&history.events, &CheckOptions::default()).expect("checks");
+    assert_eq!(report.counterexamples[0].evidence.len(), 1, "{report:?}");
+    let files = write_report(&dir.path().join("r"), &history, &report, None).expect("written");
+    let html = std::fs::read_to_string(files.html).expect("html");
+    assert!(html.contains("<summary><b>The register</b></summary>"), "{html:.3000}");
+    let evidence = &html[html.find("<table class=\"evidence\">").expect("an evidence table")..];
+    assert!(evidence.contains("<td>write 2</td>"), "{evidence:.500}");
+}
+
 /// The figure in the README ("Reading the report"): how long the report of a 1e6-operation history takes
 /// (checking it is timed separately, by the checker benchmarks). It prints the time and asserts
 /// only what it drew; run it with
