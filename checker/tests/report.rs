@@ -198,8 +198,13 @@ fn a_single_register_counterexample_is_named_and_lists_its_evidence() {
     assert_eq!(report.counterexamples[0].evidence.len(), 1, "{report:?}");
     let files = write_report(&dir.path().join("r"), &history, &report, None).expect("written");
     let html = std::fs::read_to_string(files.html).expect("html");
-    assert!(html.contains("<summary><b>The register</b></summary>"), "{html:.3000}");
-    let evidence = &html[html.find("<table class=\"evidence\">").expect("an evidence table")..];
+    assert!(
+        html.contains("<summary><b>The register</b></summary>"),
+        "{html:.3000}"
+    );
+    let evidence = &html[html
+        .find("<table class=\"evidence\">")
+        .expect("an evidence table")..];
     assert!(evidence.contains("<td>write 2</td>"), "{evidence:.500}");
 }
 
