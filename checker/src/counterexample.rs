@@ -2,6 +2,7 @@
 //! failing window, the longest linearizable prefix, and the operations that cannot be
 //! placed").
 
+use std::cell::OnceCell;
 use std::cmp::Reverse;
 use std::collections::{HashMap, HashSet};
 
@@ -453,8 +454,10 @@ const REACH_TRIES: usize = 64;
 /// value to write that began before then, but the stuck op itself: a CAS cannot supply the
 /// value it expects).
 struct Writers<'a> {
-    /// Latest [`end`] first.
     ops: Vec<&'a Op>,
+    /// `ops`, latest [`end`] first (the ops still running at a time are then a prefix), sorted
+    /// only once a reach is asked for: the common stories need no order.
+    by_end: OnceCell<Vec<&'a Op>>,
     observed: Value,
     stuck_invoked: u64,
     /// [`end`] of the last of them to end that writes the observed value (0: none does).
@@ -463,14 +466,12 @@ struct Writers<'a> {
 
 impl<'a> Writers<'a> {
     fn of(key: &'a KeyHistory, stuck: &Op, observed: Value) -> Writers<'a> {
-        let mut ops: Vec<&Op> = key
+        let ops: Vec<&Op> = key
             .ops
             .iter()
             .filter(|o| writes(o).is_some() && o.index != stuck.index)
             .filter(|o| stuck.complete_time.is_none_or(|t| o.invoke_time < t))
             .collect();
-        // Latest end first: the ops still running at a time are then a prefix.
-        ops.sort_unstable_by_key(|o| Reverse(end(o)));
         let producers_end = ops
             .iter()
             .filter(|o| observed.is_some() && writes(o) == observed)
@@ -479,6 +480,7 @@ impl<'a> Writers<'a> {
             .unwrap_or(0);
         Writers {
             ops,
+            by_end: OnceCell::new(),
             observed,
             stuck_invoked: stuck.invoke_time,
             producers_end,
@@ -504,7 +506,12 @@ impl<'a> Writers<'a> {
     /// empty) at a point after `t`, if the observed value is not among them: `from`, every
     /// value written by an op that had not ended by `t`, and what such CASes make of those.
     fn reach_without_observed(&self, t: u64, from: Value) -> Option<Vec<i64>> {
-        let running = self.ops.iter().copied().take_while(|o| end(o) > t);
+        let by_end = self.by_end.get_or_init(|| {
+            let mut sorted = self.ops.clone();
+            sorted.sort_unstable_by_key(|o| Reverse(end(o)));
+            sorted
+        });
+        let running = by_end.iter().copied().take_while(|o| end(o) > t);
         let reached = reach(from, running);
         if self.observed.is_some() && reached.contains(&self.observed) {
             return None;
@@ -708,8 +715,13 @@ fn never_reached(
     observed: Value,
     initial: Value,
 ) -> Option<Vec<i64>> {
-    observed?;
-    Writers::of(key, stuck, observed).reach_without_observed(0, initial)
+    let v = observed?;
+    let writers = Writers::of(key, stuck, observed);
+    // Reachable at once (the common case): no need for the closure over every value written.
+    if observed == initial || writers.ops.iter().any(|o| o.step == Step::Write(v)) {
+        return None;
+    }
+    writers.reach_without_observed(0, initial)
 }
 
 /// Why a register must have held a value all through an op.
