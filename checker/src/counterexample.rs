@@ -27,8 +27,9 @@ pub struct Configuration {
     pub linearized: Vec<u64>,
 }
 
-/// The time window that holds the failure: from the earliest invoke among the prefix's last
-/// steps and the stuck op's predecessors to the stuck op's completion.
+/// The time window that holds the failure: from the earliest invoke among the stuck op, the last
+/// ok op before it and the evidence its sentence cites, to the latest completion among the stuck
+/// op and that evidence.
 #[derive(Clone, Copy, Debug, Serialize, Deserialize)]
 pub struct Window {
     pub start: u64,
@@ -392,7 +393,6 @@ fn sentence<'a>(
 }
 
 /// What shows that the value an op observed was gone before the op began.
-#[derive(Clone)]
 enum Gone<'a> {
     /// An ok write of another value that ended before the op began, and began after every
     /// write of the observed one had ended — or, if some were still running, from which the
@@ -750,13 +750,11 @@ fn held_throughout<'a>(
         .filter(|o| {
             o.completion == Completion::Ok
                 && writes(o) == Some(expected)
-                && o.complete_time.is_some_and(|t| t < stuck.invoke_time)
+                && writers.ended_before_stuck(o)
         })
         .rev()
         .take(REACH_TRIES)
-        .find(|o| {
-            writers.reach_without_observed(o.invoke_time, Some(expected)) == Some(vec![expected])
-        })
+        .find(|o| writers.reach_from_start_of(o, expected) == Some(vec![expected]))
         .map(Held::Written)
 }
 

@@ -4,9 +4,9 @@
 use std::path::Path;
 
 use faultline_checker::check::check_events;
-use faultline_checker::report::{plots, write_report};
+use faultline_checker::report::{ReportFiles, plots, write_report};
 use faultline_checker::synth::{SynthSpec, write_history};
-use faultline_checker::{CheckOptions, Verdict, load_history};
+use faultline_checker::{CheckOptions, CheckReport, Verdict, load_history};
 
 /// A synthetic history with two faults (one healed, one still open at the end) in `dir`.
 fn history_with_faults(dir: &Path, stale_read: bool, key_prefix: &str) -> std::path::PathBuf {
@@ -159,19 +159,33 @@ fn hostile_keys_and_labels_stay_text() {
     assert!(!html.contains("<b>from</b>"), "fault labels are escaped");
 }
 
+/// A Jepsen text log of `lines` (without the logger's prefix) in `dir`, checked, with the
+/// report written to `dir/r`.
+fn report_of_jepsen_log(dir: &Path, lines: &[&str]) -> (CheckReport, ReportFiles) {
+    let path = dir.join("etcd.log");
+    let text: String = lines
+        .iter()
+        .map(|l| format!("INFO  jepsen.util - {l}\n"))
+        .collect();
+    std::fs::write(&path, text).expect("write log");
+    let history = load_history(&path).expect("loads");
+    let report = check_events(&history.events, &CheckOptions::default()).expect("checks");
+    let files = write_report(&dir.join("r"), &history, &report, None).expect("written");
+    (report, files)
+}
+
 #[test]
 fn a_jepsen_log_without_times_gets_a_page_but_no_plots() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let path = dir.path().join("etcd.log");
-    std::fs::write(
-        &path,
-        "INFO  jepsen.util - 0\t:invoke\t:write\t1\nINFO  jepsen.util - 0\t:ok\t:write\t1\n\
-         INFO  jepsen.util - 1\t:invoke\t:read\tnil\nINFO  jepsen.util - 1\t:ok\t:read\t1\n",
-    )
-    .expect("write log");
-    let history = load_history(&path).expect("loads");
-    let report = check_events(&history.events, &CheckOptions::default()).expect("checks");
-    let files = write_report(&dir.path().join("r"), &history, &report, None).expect("written");
+    let (_, files) = report_of_jepsen_log(
+        dir.path(),
+        &[
+            "0\t:invoke\t:write\t1",
+            "0\t:ok\t:write\t1",
+            "1\t:invoke\t:read\tnil",
+            "1\t:ok\t:read\t1",
+        ],
+    );
     assert!(files.plots.is_empty());
     assert!(
         std::fs::read_to_string(files.html)
@@ -185,18 +199,18 @@ fn a_jepsen_log_without_times_gets_a_page_but_no_plots() {
 #[test]
 fn a_single_register_counterexample_is_named_and_lists_its_evidence() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let path = dir.path().join("etcd.log");
-    std::fs::write(
-        &path,
-        "INFO  jepsen.util - 0\t:invoke\t:write\t1\nINFO  jepsen.util - 0\t:ok\t:write\t1\n\
-         INFO  jepsen.util - 0\t:invoke\t:write\t2\nINFO  jepsen.util - 0\t:ok\t:write\t2\n\
-         INFO  jepsen.util - 1\t:invoke\t:read\tnil\nINFO  jepsen.util - 1\t:ok\t:read\t1\n",
-    )
-    .expect("write log");
-    let history = load_history(&path).expect("loads");
-    let report = check_events(&history.events, &CheckOptions::default()).expect("checks");
+    let (report, files) = report_of_jepsen_log(
+        dir.path(),
+        &[
+            "0\t:invoke\t:write\t1",
+            "0\t:ok\t:write\t1",
+            "0\t:invoke\t:write\t2",
+            "0\t:ok\t:write\t2",
+            "1\t:invoke\t:read\tnil",
+            "1\t:ok\t:read\t1",
+        ],
+    );
     assert_eq!(report.counterexamples[0].evidence.len(), 1, "{report:?}");
-    let files = write_report(&dir.path().join("r"), &history, &report, None).expect("written");
     let html = std::fs::read_to_string(files.html).expect("html");
     assert!(
         html.contains("<summary><b>The register</b></summary>"),
