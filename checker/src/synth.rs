@@ -52,6 +52,7 @@ enum Kind {
 
 struct Pending {
     process: u64,
+    invoked: u64,
     key: u32,
     kind: Kind,
     crashes: bool,
@@ -60,8 +61,31 @@ struct Pending {
     applied: bool,
 }
 
-/// Write a history as JSONL to `out`; returns the number of lines.
-pub fn write_history(spec: &SynthSpec, out: &mut impl Write) -> std::io::Result<u64> {
+/// What [`write_history`] wrote.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Synthesized {
+    pub lines: u64,
+    /// The stale read planted, if one was asked for and one could be: `None` also when every
+    /// value was written by a crashed op or never overwritten, so that no read of any value
+    /// was certainly stale (see [`write_history`]).
+    pub stale_read: Option<PlantedRead>,
+}
+
+/// The read planted at the end of a synthetic history.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PlantedRead {
+    pub key: String,
+    pub value: i64,
+}
+
+/// Write a history as JSONL to `out`.
+///
+/// The planted stale read (`spec.stale_read`) reads a value `v` that is certainly overwritten
+/// at the end: no crashed op writes `v` (a crashed write may take effect at any later time,
+/// also last), and a write of another value that completed `ok` was invoked after every
+/// completed write of `v` had completed. With values that repeat and crashes, every value
+/// may have a crashed writer; then nothing is planted and the history stays linearizable.
+pub fn write_history(spec: &SynthSpec, out: &mut impl Write) -> std::io::Result<Synthesized> {
     let mut rng = SmallRng::seed_from_u64(spec.seed);
     let keys = spec.keys.max(1);
     let mut state: Vec<Option<i64>> = vec![None; keys as usize];
@@ -70,9 +94,11 @@ pub fn write_history(spec: &SynthSpec, out: &mut impl Write) -> std::io::Result<
     // Per key, each value in the order it took effect, and whether its op crashed (ended
     // `info`, so a checker may assume it never happened).
     let mut history: Vec<Vec<(i64, bool)>> = vec![Vec::new(); keys as usize];
-    // When the op writing each (key, value) was invoked, and when it completed `ok`.
+    // For the ops that wrote each (key, value) and completed `ok`: the latest invocation and
+    // the latest completion among them; and the (key, value)s some crashed op may have written.
     let mut write_invoked: std::collections::HashMap<(u32, i64), u64> = Default::default();
     let mut write_done: std::collections::HashMap<(u32, i64), u64> = Default::default();
+    let mut crashed_writes: std::collections::HashSet<(u32, i64)> = Default::default();
     let mut queue: BinaryHeap<Reverse<(u64, Stage, usize)>> = BinaryHeap::new();
     let mut slots: Vec<Option<Pending>> = Vec::new();
     let mut process_of_slot: Vec<u64> = Vec::new();
@@ -137,14 +163,16 @@ pub fn write_history(spec: &SynthSpec, out: &mut impl Write) -> std::io::Result<
                     },
                 )?;
                 index += 1;
-                if let Kind::Write(v) | Kind::Cas(_, v) = kind {
-                    write_invoked.insert((key, v), time);
+                let crashes = rng.random_bool(spec.crash.clamp(0.0, 1.0));
+                if let (Kind::Write(v) | Kind::Cas(_, v), true) = (kind, crashes) {
+                    crashed_writes.insert((key, v));
                 }
                 slots[slot] = Some(Pending {
                     process,
+                    invoked: time,
                     key,
                     kind,
-                    crashes: rng.random_bool(spec.crash.clamp(0.0, 1.0)),
+                    crashes,
                     result: None,
                     applied: false,
                 });
@@ -197,6 +225,8 @@ pub fn write_history(spec: &SynthSpec, out: &mut impl Write) -> std::io::Result<
                     (op.kind, op.crashes, op.applied)
                 {
                     write_done.insert((op.key, v), time);
+                    let invoked = write_invoked.entry((op.key, v)).or_default();
+                    *invoked = (*invoked).max(op.invoked);
                 }
                 let (f, mut json) = describe(op.kind);
                 let (kind, error) = if op.crashes {
@@ -240,24 +270,45 @@ pub fn write_history(spec: &SynthSpec, out: &mut impl Write) -> std::io::Result<
             }
         }
     }
+    let mut planted_read = None;
     if spec.stale_read {
-        // A read, after everything, of a value its key held before its last write.
-        // A read, after everything, of a value whose write completed before another write of
-        // the same key was invoked and completed `ok`: that value had certainly been
-        // overwritten (a crashed write may be taken as never having happened).
+        // A read, after everything, of the first value (in the order values took effect) that
+        // was certainly overwritten (see the function's docs).
         let planted = (0..keys).find_map(|k| {
-            let h = &history[k as usize];
-            let (stale, stale_done) = h
-                .iter()
-                .find_map(|(v, _)| Some((*v, *write_done.get(&(k, *v))?)))?;
-            h.iter()
-                .any(|(v, _)| {
-                    write_done.contains_key(&(k, *v))
-                        && write_invoked.get(&(k, *v)).is_some_and(|t| *t > stale_done)
-                })
-                .then_some((k as usize, stale))
+            // The two latest invocations of completed writes of distinct values: a value is
+            // overwritten when a write of another value was invoked after its last completed.
+            let mut latest: [(u64, Option<i64>); 2] = [(0, None); 2];
+            for (&(key, u), &t) in &write_invoked {
+                if key != k {
+                    continue;
+                }
+                if t > latest[0].0 {
+                    latest = [(t, Some(u)), latest[0]];
+                } else if t > latest[1].0 {
+                    latest[1] = (t, Some(u));
+                }
+            }
+            let invoked_after = |v: i64, done: u64| {
+                let other = if latest[0].1 == Some(v) {
+                    latest[1]
+                } else {
+                    latest[0]
+                };
+                other.1.is_some() && other.0 > done
+            };
+            history[k as usize].iter().find_map(|&(v, _)| {
+                if crashed_writes.contains(&(k, v)) {
+                    return None;
+                }
+                let done = *write_done.get(&(k, v))?;
+                invoked_after(v, done).then_some((k as usize, v))
+            })
         });
         if let Some((k, stale)) = planted {
+            planted_read = Some(PlantedRead {
+                key: format!("k{k}"),
+                value: stale,
+            });
             for (kind, value, t) in [
                 (RecordType::Invoke, serde_json::Value::Null, last_time + 1),
                 (RecordType::Ok, serde_json::json!(stale), last_time + 2),
@@ -280,7 +331,10 @@ pub fn write_history(spec: &SynthSpec, out: &mut impl Write) -> std::io::Result<
             }
         }
     }
-    Ok(index)
+    Ok(Synthesized {
+        lines: index,
+        stale_read: planted_read,
+    })
 }
 
 fn describe(kind: Kind) -> (&'static str, serde_json::Value) {
@@ -328,6 +382,57 @@ mod tests {
             };
             assert_eq!(verdict(&stale), Verdict::Invalid, "seed {seed}");
         }
+    }
+
+    fn planted(spec: &SynthSpec) -> (Option<PlantedRead>, Verdict) {
+        let mut out = Vec::new();
+        let written = write_history(spec, &mut out).expect("writes");
+        let events = jsonl::parse(&String::from_utf8(out).expect("utf-8")).expect("parses");
+        let verdict = check_events(&events, &CheckOptions::default())
+            .expect("checks")
+            .verdict();
+        (written.stale_read, verdict)
+    }
+
+    #[test]
+    fn with_repeated_values_a_read_is_planted_only_where_it_is_certainly_stale() {
+        // Five values, rewritten all the time: a crashed write of the value read may have
+        // taken effect last, so such a read is no violation and must not be planted.
+        let spec = |crash, seed| SynthSpec {
+            ops: 400,
+            procs: 6,
+            keys: 1,
+            crash,
+            unique: false,
+            stale_read: true,
+            register_only: false,
+            seed,
+        };
+        let mut planted_any = false;
+        for seed in 0..6 {
+            let (read, verdict) = planted(&spec(0.0, seed));
+            assert!(
+                read.is_some(),
+                "seed {seed}: nothing crashed, so a value is stale"
+            );
+            assert_eq!(verdict, Verdict::Invalid, "seed {seed}");
+            // At 2 % crashes some values have a crashed writer and some may not.
+            let (read, verdict) = planted(&spec(0.02, seed));
+            planted_any |= read.is_some();
+            let expected = if read.is_some() {
+                Verdict::Invalid
+            } else {
+                Verdict::Valid
+            };
+            assert_eq!(verdict, expected, "seed {seed}, 2 % crashed: {read:?}");
+            // At 50 % every value has a crashed writer.
+            assert_eq!(
+                planted(&spec(0.5, seed)),
+                (None, Verdict::Valid),
+                "seed {seed}"
+            );
+        }
+        assert!(planted_any, "some history at 2 % crashes has a stale value");
     }
 
     #[test]

@@ -183,3 +183,49 @@ fn semantics_flags_override_the_formats_defaults() {
     assert_eq!(out.status.code(), Some(3), "a bad flag is an error");
     assert!(String::from_utf8_lossy(&out.stderr).contains("give `nil`"));
 }
+
+#[test]
+fn synth_plants_only_a_read_that_is_certainly_stale() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out_path = dir.path().join("h.jsonl");
+    let synth = |extra: &[&str]| {
+        faultline()
+            .arg("synth")
+            .arg(&out_path)
+            .args([
+                "--ops",
+                "2000",
+                "--keys",
+                "1",
+                "--crash",
+                "0.5",
+                "--stale-read",
+            ])
+            .args(extra)
+            .output()
+            .expect("runs")
+    };
+    // Values repeat and half the ops crash: every value has a crashed writer, which may have
+    // taken effect last, so no read of any value is certainly stale.
+    let refused = synth(&[]);
+    assert_eq!(refused.status.code(), Some(3));
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        stderr.contains("no stale read could be planted") && stderr.contains("--unique"),
+        "{stderr}"
+    );
+    let planted = synth(&["--unique"]);
+    assert_eq!(planted.status.code(), Some(0));
+    let stdout = String::from_utf8_lossy(&planted.stdout);
+    assert!(stdout.contains("ending in a stale read of k0"), "{stdout}");
+    let checked = faultline()
+        .arg("check")
+        .arg(&out_path)
+        .output()
+        .expect("runs");
+    assert_eq!(
+        checked.status.code(),
+        Some(1),
+        "the planted read is a violation"
+    );
+}

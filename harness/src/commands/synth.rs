@@ -27,7 +27,8 @@ pub struct SynthArgs {
     /// Write unique values per key (as `faultline test` does).
     #[arg(long)]
     pub unique: bool,
-    /// Plant one stale read at the end, making the history not linearizable.
+    /// Plant one stale read at the end, making the history not linearizable (an error when
+    /// no value is certainly stale: with repeated values, every one may have a crashed writer).
     #[arg(long)]
     pub stale_read: bool,
     /// Reads and writes only, no compare-and-set (the register workload).
@@ -56,8 +57,23 @@ pub fn run(args: SynthArgs) -> anyhow::Result<Verdict> {
     };
     let file = std::fs::File::create(&args.out)
         .with_context(|| format!("creating {}", args.out.display()))?;
-    let lines = write_history(&spec, &mut BufWriter::new(file))
+    let written = write_history(&spec, &mut BufWriter::new(file))
         .with_context(|| format!("writing {}", args.out.display()))?;
-    println!("{}: {lines} lines", args.out.display());
+    match (args.stale_read, written.stale_read) {
+        (_, Some(read)) => println!(
+            "{}: {} lines, ending in a stale read of {} (value {})",
+            args.out.display(),
+            written.lines,
+            read.key,
+            read.value
+        ),
+        (true, None) => anyhow::bail!(
+            "no stale read could be planted in {}: every value written was also written by a \
+             crashed operation (which may have taken effect last) or never overwritten, so the \
+             history written is linearizable; use --unique, a lower --crash, or fewer --ops",
+            args.out.display()
+        ),
+        (false, None) => println!("{}: {} lines", args.out.display(), written.lines),
+    }
     Ok(Verdict::Valid)
 }

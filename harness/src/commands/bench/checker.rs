@@ -12,7 +12,13 @@ use super::{peak_rss_mib, tempfile_dir};
 fn synth_file(dir: &Path, spec: &SynthSpec) -> anyhow::Result<std::path::PathBuf> {
     let path = dir.join("history.jsonl");
     let file = std::fs::File::create(&path)?;
-    write_history(spec, &mut std::io::BufWriter::new(file))?;
+    let written = write_history(spec, &mut std::io::BufWriter::new(file))?;
+    if spec.stale_read && written.stale_read.is_none() {
+        anyhow::bail!(
+            "no stale read could be planted in this history (every value has a crashed writer); \
+             use unique values or a lower crash rate"
+        );
+    }
     Ok(path)
 }
 
