@@ -89,11 +89,11 @@ pub fn write_history(spec: &SynthSpec, out: &mut impl Write) -> std::io::Result<
     let mut rng = SmallRng::seed_from_u64(spec.seed);
     let keys = spec.keys.max(1);
     let mut state: Vec<Option<i64>> = vec![None; keys as usize];
-    // Every value each key held, for picking CAS expectations and the planted stale read.
+    // Per key, the last unique value handed out (with `spec.unique`).
     let mut last_written: Vec<i64> = vec![0; keys as usize];
-    // Per key, each value in the order it took effect, and whether its op crashed (ended
-    // `info`, so a checker may assume it never happened).
-    let mut history: Vec<Vec<(i64, bool)>> = vec![Vec::new(); keys as usize];
+    // Per key, each value in the order it took effect, for picking CAS expectations and the
+    // planted stale read.
+    let mut history: Vec<Vec<i64>> = vec![Vec::new(); keys as usize];
     // For the ops that wrote each (key, value) and completed `ok`: the latest invocation and
     // the latest completion among them; and the (key, value)s some crashed op may have written.
     let mut write_invoked: std::collections::HashMap<(u32, i64), u64> = Default::default();
@@ -141,7 +141,7 @@ pub fn write_history(spec: &SynthSpec, out: &mut impl Write) -> std::io::Result<
                         // Expect the current value most of the time, so CASes succeed.
                         let expected = match state[k] {
                             Some(v) if rng.random_bool(0.7) => v,
-                            _ => history[k].last().map_or(1, |h| h.0) + rng.random_range(0..2),
+                            _ => history[k].last().map_or(1, |&v| v) + rng.random_range(0..2),
                         };
                         Kind::Cas(expected, value(&mut rng, &mut last_written[k]))
                     }
@@ -200,14 +200,14 @@ pub fn write_history(spec: &SynthSpec, out: &mut impl Write) -> std::io::Result<
                     Kind::Read => op.result = Some(state[k]),
                     Kind::Write(v) => {
                         state[k] = Some(v);
-                        history[k].push((v, op.crashes));
+                        history[k].push(v);
                         op.applied = true;
                     }
                     Kind::Cas(a, b) => {
                         op.applied = state[k] == Some(a);
                         if op.applied {
                             state[k] = Some(b);
-                            history[k].push((b, op.crashes));
+                            history[k].push(b);
                         }
                     }
                 }
@@ -296,7 +296,7 @@ pub fn write_history(spec: &SynthSpec, out: &mut impl Write) -> std::io::Result<
                 };
                 other.1.is_some() && other.0 > done
             };
-            history[k as usize].iter().find_map(|&(v, _)| {
+            history[k as usize].iter().find_map(|&v| {
                 if crashed_writes.contains(&(k, v)) {
                     return None;
                 }
