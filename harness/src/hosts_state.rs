@@ -131,9 +131,10 @@ fn clean_abandoned_hosts_in(dir: &Path, report: &mut CleanReport) {
         let state = match state {
             Ok(state) => state,
             Err(e) => {
-                report
-                    .failed
-                    .push(format!("{e:#}: remove the file by hand"));
+                report.failed.push(format!(
+                    "{}: remove the file by hand",
+                    crate::error_text::error_text(&e)
+                ));
                 continue;
             }
         };
@@ -187,7 +188,7 @@ fn clean_dead_run(path: &Path, state: &HostsRunState, report: &mut CleanReport) 
             );
             return;
         }
-        Err(e) => return kept(report, format!("{e:#}")),
+        Err(e) => return kept(report, crate::error_text::error_text(&e)),
     };
     // On the runtime's threads (block_on would run it here, in this thread's namespace).
     let cleaning = runtime.spawn({
@@ -210,7 +211,7 @@ fn clean_dead_run(path: &Path, state: &HostsRunState, report: &mut CleanReport) 
                 );
             }
         }
-        Err(e) => kept(report, format!("{e:#}")),
+        Err(e) => kept(report, crate::error_text::error_text(&e)),
     }
 }
 

@@ -6,6 +6,7 @@
 
 mod cli;
 mod commands;
+mod error_text;
 mod history;
 mod hosts;
 mod hosts_state;
@@ -31,7 +32,7 @@ fn main() -> ExitCode {
     match commands::run(cli.command) {
         Ok(verdict) => ExitCode::from(verdict.exit_code()),
         Err(error) => {
-            eprintln!("error: {error:#}");
+            eprintln!("error: {}", error_text::error_text(&error));
             ExitCode::from(3)
         }
     }

@@ -129,7 +129,7 @@ pub fn execute(spec: &TestSpec) -> anyhow::Result<RunSummary> {
         .context("checking the history")?;
     crate::commands::check::write_results(&dir.join("results.json"), &report)?;
     let report_html = crate::commands::check::write_run_report(&dir, &history, &report)
-        .inspect_err(|e| tracing::error!("{e:#}"))
+        .inspect_err(|e| tracing::error!("{}", crate::error_text::error_text(e)))
         .ok();
     let verdict = report.verdict();
     let latency_ms = quantiles(&mut latencies.lock().map(|l| l.clone()).unwrap_or_default());

@@ -101,6 +101,27 @@ fn malformed_line_exits_three_with_file_and_line() {
     );
 }
 
+#[test]
+fn a_missing_file_exits_three_and_says_why_once() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let missing = dir.path().join("nowhere.jsonl");
+    let out = faultline()
+        .arg("check")
+        .arg(&missing)
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(3));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("give a history file or a run directory")
+            && stderr.contains("nowhere.jsonl"),
+        "{stderr}"
+    );
+    let os_cause = std::fs::read(&missing).expect_err("missing").to_string();
+    assert_eq!(stderr.matches(os_cause.as_str()).count(), 1, "{stderr}");
+    assert!(!stderr.contains("--format"), "{stderr}");
+}
+
 /// `faultline check … | head -1`: the reader goes away, the rest is still checked and the
 /// exit code is the worst verdict, with no panic. A thousand verdict lines overflow the
 /// pipe's buffer, so the closed pipe is certainly hit.

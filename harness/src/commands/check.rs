@@ -1,11 +1,14 @@
 //! `faultline check`: verdicts for recorded histories.
 
+use std::io::ErrorKind;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context;
 use faultline_checker::search::CANCELLED;
-use faultline_checker::{CheckOptions, CheckReport, Format, Model, Verdict, load_history_as};
+use faultline_checker::{
+    CheckOptions, CheckReport, Error as CheckerError, Format, Model, Verdict, load_history_as,
+};
 
 #[derive(Debug, clap::Args)]
 pub struct CheckArgs {
@@ -120,8 +123,17 @@ pub fn run(args: CheckArgs) -> anyhow::Result<Verdict> {
     let mut worst = Verdict::Valid;
     let mut reports = Vec::new();
     for path in &args.histories {
-        let history = load_history_as(path, args.format.format())
-            .context("cannot check this history (fix it, or name its format with --format)")?;
+        let history = load_history_as(path, args.format.format()).map_err(|e| {
+            // Advice about formats only helps a file that was read.
+            let advice = match &e {
+                CheckerError::Io { source, .. } if source.kind() == ErrorKind::NotFound => {
+                    "cannot check this history (give a history file or a run directory)"
+                }
+                CheckerError::Io { .. } => "cannot check this history",
+                _ => "cannot check this history (fix it, or name its format with --format)",
+            };
+            anyhow::Error::new(e).context(advice)
+        })?;
         let mut semantics = history.format.semantics();
         if let Some(InitialArg(v)) = args.initial {
             semantics.initial = v;
