@@ -305,7 +305,10 @@ impl TestSpec {
                 args.op_timeout.or(config.op_timeout).unwrap_or(2.0),
             )?,
             junit: args.junit.or(config.junit),
-            test_count: args.test_count.or(config.test_count).unwrap_or(1).max(1),
+            test_count: match args.test_count.or(config.test_count).unwrap_or(1) {
+                0 => bail!("--test-count must be at least 1"),
+                n => n,
+            },
         };
         // Check the workload and the target now, not on the first worker.
         faultline_workloads::Generator::new(spec.workload.clone())?;
@@ -489,6 +492,17 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(error.contains("one-at-a-time or overlapping"), "{error}");
+    }
+
+    #[test]
+    fn a_test_count_of_zero_is_refused() {
+        let error = TestSpec::resolve(TestArgs {
+            test_count: Some(0),
+            ..Default::default()
+        })
+        .unwrap_err()
+        .to_string();
+        assert!(error.contains("--test-count must be at least 1"), "{error}");
     }
 
     #[test]

@@ -99,6 +99,9 @@ pub enum Error {
     /// No keys.
     #[error("--keys must be at least 1")]
     NoKeys,
+    /// Keys rotated before any operation used them.
+    #[error("--ops-per-key must be at least 1 (or leave it out: keys are then never rotated)")]
+    NoOpsPerKey,
     /// CAS weight in a register workload.
     #[error("the register workload has no cas: use --mix r:w:0 or the cas-register workload")]
     CasInRegister,
@@ -124,6 +127,9 @@ impl Generator {
     pub fn new(spec: WorkloadSpec) -> Result<Generator, Error> {
         if spec.keys == 0 {
             return Err(Error::NoKeys);
+        }
+        if spec.ops_per_key == Some(0) {
+            return Err(Error::NoOpsPerKey);
         }
         if spec.workload == Workload::Register && spec.mix.cas > 0 {
             return Err(Error::CasInRegister);
@@ -264,6 +270,17 @@ mod tests {
         // 300 ops = 10 per retired key + fewer than 10 on each of the 3 live keys.
         let retired = g.keys().len() - 3;
         assert!((28..=30).contains(&retired), "{retired} keys retired");
+    }
+
+    #[test]
+    fn zero_ops_per_key_is_refused() {
+        let mut s = spec(4);
+        s.ops_per_key = Some(0);
+        let error = Generator::new(s).err().expect("refused").to_string();
+        assert!(
+            error.contains("--ops-per-key must be at least 1"),
+            "{error}"
+        );
     }
 
     #[test]
