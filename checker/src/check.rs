@@ -526,6 +526,8 @@ pub struct LoadedHistory {
     pub format: Format,
     /// Whether times are real: Jepsen text logs and EDN files without `:time` use the order.
     pub timed: bool,
+    /// JSONL: the number of a cut-off last line that was left out ([`jsonl::torn_tail`]).
+    pub torn_tail: Option<usize>,
 }
 
 /// Read one history file (or a run directory's `history.jsonl`), detecting its format;
@@ -557,6 +559,14 @@ pub fn load_history_as(path: &Path, format: Option<Format>) -> Result<LoadedHist
         ))
     })?;
     let format = format.unwrap_or_else(|| Format::detect(&text));
+    let mut text = text;
+    let torn_tail = match format {
+        Format::Jsonl => jsonl::torn_tail(&text).map(|(line, start)| {
+            text.truncate(start);
+            line
+        }),
+        Format::Edn | Format::JepsenLog => None,
+    };
     let events = format.parse(&text).map_err(|error| Error::InFile {
         path: file.clone(),
         error: Box::new(error),
@@ -576,6 +586,7 @@ pub fn load_history_as(path: &Path, format: Option<Format>) -> Result<LoadedHist
         events,
         format,
         timed,
+        torn_tail,
     })
 }
 

@@ -159,6 +159,25 @@ pub fn parse(text: &str) -> Result<Events, Error> {
     Ok(events)
 }
 
+/// A last line that its writer stopped in the middle of (a crash, a full disk, a run still
+/// writing): no newline after it, and JSON that ends too early (any other fault in it is a
+/// malformed line, as anywhere else). Returns its line number and the byte offset where it
+/// starts. Dropping it loses nothing another line depends on: a client event is written
+/// before anything that could observe its effect, so no earlier line does.
+pub fn torn_tail(text: &str) -> Option<(usize, usize)> {
+    if text.ends_with('\n') {
+        return None;
+    }
+    let start = text.rfind('\n').map_or(0, |i| i + 1);
+    let last = &text[start..];
+    if last.trim().is_empty() {
+        return None;
+    }
+    let error = serde_json::from_str::<IgnoredAny>(last).err()?;
+    (error.classify() == serde_json::error::Category::Eof)
+        .then(|| (memchr_count(&text.as_bytes()[..start]) + 1, start))
+}
+
 /// Bytes per parallel chunk: big enough that joining costs little, small enough that two
 /// cores share a few hundred megabytes evenly.
 const CHUNK: usize = 8 << 20;
@@ -305,6 +324,24 @@ mod tests {
         bad[777] = "{not json".into();
         let error = parse(&bad.join("\n")).unwrap_err();
         assert!(error.to_string().starts_with("line 778:"), "{error}");
+    }
+
+    #[test]
+    fn only_a_last_line_cut_off_mid_json_is_torn() {
+        let whole =
+            r#"{"index":0,"time":1,"process":0,"type":"invoke","f":"write","key":"a","value":3}"#;
+        let cut = &whole[..40];
+        assert_eq!(torn_tail(""), None);
+        assert_eq!(torn_tail(&format!("{whole}\n")), None);
+        // A whole last line needs no newline.
+        assert_eq!(torn_tail(whole), None);
+        assert_eq!(torn_tail(cut), Some((1, 0)));
+        let two = format!("{whole}\n\n{cut}");
+        assert_eq!(torn_tail(&two), Some((3, whole.len() + 2)));
+        // Broken, not cut short: an error for the parser to report, as in any other line.
+        assert_eq!(torn_tail(&format!("{whole}\n{{not json")), None);
+        // A cut line followed by a newline was not the last thing written.
+        assert_eq!(torn_tail(&format!("{cut}\n")), None);
     }
 
     #[test]

@@ -125,6 +125,7 @@ pub fn execute(spec: &TestSpec) -> anyhow::Result<RunSummary> {
         ..CheckOptions::default()
     };
     let history = load_history(&dir).context("reading the history back")?;
+    crate::commands::check::warn_of_torn_tail(&history);
     let report = faultline_checker::check::check_events(&history.events, &options)
         .context("checking the history")?;
     crate::commands::check::write_results(&dir.join("results.json"), &report)?;

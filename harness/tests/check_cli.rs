@@ -122,6 +122,25 @@ fn a_missing_file_exits_three_and_says_why_once() {
     assert!(!stderr.contains("--format"), "{stderr}");
 }
 
+/// A crashed writer's last line: left out with a warning naming it, the rest checked.
+#[test]
+fn a_cut_off_last_line_is_left_out_with_a_warning() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let next =
+        r#"{"index":6,"time":9,"process":2,"type":"invoke","f":"write","key":"a","value":3}"#;
+    let cut = &next[..30];
+    for (lines, verdict) in [(VALID, 0), (STALE, 1)] {
+        let mut lines = lines.to_vec();
+        lines.push(cut);
+        let path = write(dir.path(), "h.jsonl", &lines);
+        let out = faultline().arg("check").arg(&path).output().expect("runs");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(verdict), "{stderr}");
+        let warned = format!("line {} is cut off", lines.len());
+        assert!(stderr.contains(&warned), "{stderr}");
+    }
+}
+
 /// `faultline check … | head -1`: the reader goes away, the rest is still checked and the
 /// exit code is the worst verdict, with no panic. A thousand verdict lines overflow the
 /// pipe's buffer, so the closed pipe is certainly hit.

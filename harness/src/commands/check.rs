@@ -7,7 +7,8 @@ use std::time::Duration;
 use anyhow::Context;
 use faultline_checker::search::CANCELLED;
 use faultline_checker::{
-    CheckOptions, CheckReport, Error as CheckerError, Format, Model, Verdict, load_history_as,
+    CheckOptions, CheckReport, Error as CheckerError, Format, LoadedHistory, Model, Verdict,
+    load_history_as,
 };
 
 #[derive(Debug, clap::Args)]
@@ -107,6 +108,16 @@ impl FormatArg {
     }
 }
 
+/// Says that a history's cut-off last line was left out (`LoadedHistory::torn_tail`).
+pub fn warn_of_torn_tail(history: &LoadedHistory) {
+    if let Some(line) = history.torn_tail {
+        tracing::warn!(
+            "{}: line {line} is cut off (no newline after it, and not whole JSON: its writer stopped mid-line); it is left out and the lines before it are checked",
+            history.file.display()
+        );
+    }
+}
+
 pub fn run(args: CheckArgs) -> anyhow::Result<Verdict> {
     let time_limit = Duration::try_from_secs_f64(args.time_limit)
         .ok()
@@ -134,6 +145,7 @@ pub fn run(args: CheckArgs) -> anyhow::Result<Verdict> {
             };
             anyhow::Error::new(e).context(advice)
         })?;
+        warn_of_torn_tail(&history);
         let mut semantics = history.format.semantics();
         if let Some(InitialArg(v)) = args.initial {
             semantics.initial = v;

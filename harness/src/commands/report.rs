@@ -31,6 +31,7 @@ pub fn run(args: ReportArgs) -> anyhow::Result<Verdict> {
         );
     }
     let history = load_history(dir).with_context(|| format!("reading {}", dir.display()))?;
+    crate::commands::check::warn_of_torn_tail(&history);
     let stored = if args.recheck || args.model.is_some() {
         None
     } else {
