@@ -46,11 +46,32 @@ pub struct RunSummary {
     pub report_html: Option<PathBuf>,
 }
 
+/// The verdict of a run: the checker's, except that a run in which no client operation
+/// succeeded (or none was sent) is `unknown`, not valid. Such a history is trivially linearizable
+/// (every op failed or may never have happened), so it shows nothing about the target, and a
+/// CI gate must not pass on it (as Jepsen's `stats` checker makes such a test unknown).
+pub fn run_verdict(report: &CheckReport) -> Verdict {
+    if nothing_succeeded(report) {
+        Verdict::Unknown
+    } else {
+        report.verdict()
+    }
+}
+
+fn nothing_succeeded(report: &CheckReport) -> bool {
+    report.stats.ok == 0 && report.verdict() == Verdict::Valid
+}
+
 impl RunSummary {
     /// One line: what the verdict is about.
     pub fn headline(&self) -> String {
         match self.report.counterexamples.first() {
             Some(c) => c.headline(),
+            None if nothing_succeeded(&self.report) => format!(
+                "no client operation succeeded ({} invoked): the history shows nothing about the target; the errors the clients got are in {}",
+                self.report.stats.ops,
+                self.dir.join("history.jsonl").display()
+            ),
             None => format!("{} ops checked", self.report.stats.ops),
         }
     }
@@ -80,6 +101,9 @@ impl RunSummary {
         );
         for c in &self.report.counterexamples {
             out.push_str(&format!("    {}\n", c.headline()));
+        }
+        if nothing_succeeded(&self.report) {
+            out.push_str(&format!("    {}\n", self.headline()));
         }
         out.push_str(&format!("  run: {}\n", self.dir.display()));
         if let Some(html) = &self.report_html {
@@ -132,7 +156,7 @@ pub fn execute(spec: &TestSpec) -> anyhow::Result<RunSummary> {
     let report_html = crate::commands::check::write_run_report(&dir, &history, &report)
         .inspect_err(|e| tracing::error!("{}", crate::error_text::error_text(e)))
         .ok();
-    let verdict = report.verdict();
+    let verdict = run_verdict(&report);
     let latency_ms = quantiles(&mut latencies.lock().map(|l| l.clone()).unwrap_or_default());
     Ok(RunSummary {
         name,
@@ -814,5 +838,38 @@ async fn report_progress(recorder: Recorder, limit: Duration, stop: watch::Recei
     }
     if let Some(bar) = bar {
         bar.finish_and_clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn checked(lines: &[&str]) -> CheckReport {
+        let events = faultline_checker::jsonl::parse(&lines.join("\n")).expect("parses");
+        faultline_checker::check::check_events(&events, &CheckOptions::default()).expect("checks")
+    }
+
+    const REFUSED_WRITE: [&str; 2] = [
+        r#"{"index":0,"time":0,"process":0,"type":"invoke","f":"write","key":"a","value":1}"#,
+        r#"{"index":1,"time":5,"process":0,"type":"fail","f":"write","key":"a","value":1,"error":"no leader"}"#,
+    ];
+    const TIMED_OUT_READ: [&str; 2] = [
+        r#"{"index":2,"time":6,"process":1,"type":"invoke","f":"read","key":"a","value":null}"#,
+        r#"{"index":3,"time":9,"process":1,"type":"info","f":"read","key":"a","value":null,"error":"timeout"}"#,
+    ];
+    const READ_OF_NOTHING: [&str; 2] = [
+        r#"{"index":4,"time":10,"process":2,"type":"invoke","f":"read","key":"a","value":null}"#,
+        r#"{"index":5,"time":11,"process":2,"type":"ok","f":"read","key":"a","value":null}"#,
+    ];
+
+    #[test]
+    fn a_run_where_nothing_succeeded_is_unknown_not_valid() {
+        let none = checked(&[REFUSED_WRITE, TIMED_OUT_READ].concat());
+        assert_eq!(none.verdict(), Verdict::Valid, "linearizable, trivially");
+        assert_eq!(run_verdict(&none), Verdict::Unknown);
+        let one = checked(&[REFUSED_WRITE, TIMED_OUT_READ, READ_OF_NOTHING].concat());
+        assert_eq!(run_verdict(&one), Verdict::Valid);
+        assert_eq!(run_verdict(&checked(&[])), Verdict::Unknown, "nothing sent");
     }
 }
