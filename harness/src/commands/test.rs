@@ -121,6 +121,9 @@ pub fn run(args: TestArgs) -> anyhow::Result<Verdict> {
     if spec.endpoints.is_none() && spec.hosts.is_none() {
         faultline_nemesis::ensure_root_or_reexec()?;
     }
+    if let Some(path) = &spec.junit {
+        crate::junit::prepare(path)?;
+    }
     let mut summaries: Vec<RunSummary> = Vec::new();
     let mut worst = Verdict::Valid;
     for i in 0..spec.test_count {
