@@ -1,4 +1,5 @@
-//! `--junit FILE`: one test case per run, failed when the history is not linearizable.
+//! `--junit FILE`: one test case per run, failed when the history is not linearizable, with
+//! the run's summary as its output.
 
 use std::path::Path;
 
@@ -53,6 +54,9 @@ pub fn write(path: &Path, runs: &[RunSummary]) -> anyhow::Result<()> {
         let mut case = TestCase::new(format!("{} seed {}", run.name, run.seed), status);
         case.set_classname(run.name.clone());
         case.set_time(run.elapsed);
+        // What the terminal showed (ops, latency, verdict, run and report paths): CI pages
+        // show a case's output beside it.
+        case.set_system_out(run.render());
         suite.add_test_case(case);
     }
     let mut report = Report::new("faultline");

@@ -188,6 +188,10 @@ fn stale_reads_under_partitions_are_found() {
     assert!(stdout.contains("verdict: invalid"), "{stdout}");
     let xml = std::fs::read_to_string(&junit).expect("junit written");
     assert!(xml.contains("<failure"), "{xml}");
+    assert!(
+        xml.contains("<system-out>") && xml.contains("verdict: invalid"),
+        "{xml}"
+    );
     let dir = &run_dirs(results.path())[0];
     let report = json(&dir.join("results.json"));
     assert_eq!(report["valid"], false);
