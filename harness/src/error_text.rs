@@ -4,18 +4,20 @@
 //! libraries') already name their cause in their own message (`cannot read PATH: {source}`)
 //! and also return it as `source()`, so the same words came out twice.
 
-/// `error` and each cause that its text does not already contain, joined with ": ".
+/// `error` and its causes joined with ": ", leaving out each cause whose words already end
+/// the message of the error it caused.
 pub fn error_text(error: &anyhow::Error) -> String {
     let mut text = String::new();
+    let mut parent = String::new();
     for cause in error.chain() {
         let said = cause.to_string();
-        if text.contains(&said) {
-            continue;
+        if parent.is_empty() || !parent.ends_with(&said) {
+            if !text.is_empty() {
+                text.push_str(": ");
+            }
+            text.push_str(&said);
         }
-        if !text.is_empty() {
-            text.push_str(": ");
-        }
-        text.push_str(&said);
+        parent = said;
     }
     text
 }
@@ -54,6 +56,15 @@ mod tests {
         assert_eq!(
             error_text(&error),
             "cannot check this history: cannot read h.jsonl: No such file or directory"
+        );
+    }
+
+    #[test]
+    fn a_cause_is_kept_when_its_words_only_appear_elsewhere_in_the_message() {
+        let error = anyhow::anyhow!("timeout").context("no leader (timeout) after 30 s");
+        assert_eq!(
+            error_text(&error),
+            "no leader (timeout) after 30 s: timeout"
         );
     }
 
