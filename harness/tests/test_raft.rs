@@ -245,8 +245,26 @@ fn namespaces() -> String {
 #[test]
 #[ignore = "needs root, nftables, libfaketime: run by scripts/test.sh"]
 fn ctrl_c_heals_tears_down_and_checks_what_was_recorded() {
+    signal_heals_tears_down_and_checks_what_was_recorded("INT");
+}
+
+/// A terminal or SSH session that goes away mid-run: the same teardown as Ctrl-C.
+#[test]
+#[ignore = "needs root, nftables, libfaketime: run by scripts/test.sh"]
+fn a_hang_up_heals_tears_down_and_checks_what_was_recorded() {
+    signal_heals_tears_down_and_checks_what_was_recorded("HUP");
+}
+
+/// Starts a long run, sends it SIG`signal` once its lab is up and clients run, and checks that
+/// it stopped early, left no namespace, state file or node process, and left a checkable
+/// history.
+fn signal_heals_tears_down_and_checks_what_was_recorded(signal: &str) {
     let results = tempfile::tempdir().expect("tempdir");
-    let child = faultline()
+    // Through `env`, which execs faultline in its own PID, so that a signal this test process
+    // was started ignoring (SIGHUP under nohup) is not ignored by the run it tests.
+    let child = Command::new("env")
+        .arg(format!("--default-signal={signal}"))
+        .arg(env!("CARGO_BIN_EXE_faultline"))
         .args(["test", "--time-limit", "120", "--nemesis-interval", "2"])
         .arg("--results")
         .arg(results.path())
@@ -256,7 +274,7 @@ fn ctrl_c_heals_tears_down_and_checks_what_was_recorded() {
         .spawn()
         .expect("faultline starts");
     let pid = child.id();
-    // Kill the run if this test fails before its own Ctrl-C.
+    // Kill the run if this test fails before it sends its signal.
     struct KillOnFailure(u32, bool);
     impl Drop for KillOnFailure {
         fn drop(&mut self) {
@@ -284,7 +302,7 @@ fn ctrl_c_heals_tears_down_and_checks_what_was_recorded() {
     std::thread::sleep(Duration::from_secs(8));
     assert!(namespaces().contains(&lab), "lab {lab} should be up");
     let status = Command::new("kill")
-        .args(["-INT", &pid.to_string()])
+        .args([&format!("-{signal}"), &pid.to_string()])
         .status()
         .expect("kill runs");
     assert!(status.success());
@@ -293,7 +311,7 @@ fn ctrl_c_heals_tears_down_and_checks_what_was_recorded() {
     let out = child.wait_with_output().expect("faultline ends");
     assert!(
         started.elapsed() < Duration::from_secs(110),
-        "the run did not stop early on SIGINT"
+        "the run did not stop early on SIG{signal}"
     );
     assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
     let stdout = String::from_utf8_lossy(&out.stdout);

@@ -23,7 +23,7 @@
 //!     run_dir: "results/run/".into(),
 //! })
 //! .await?;
-//! let shutdown = shutdown_signal()?; // SIGINT/SIGTERM end the run, teardown still runs
+//! let shutdown = shutdown_signal()?; // SIGINT/SIGTERM/SIGHUP end the run, teardown still runs
 //! // Targets start their servers (faketime: true only if they read time through libc).
 //! let ip = lab.node_ip("n1");
 //! lab.start_node("n1", NodeCommand {

@@ -1,5 +1,6 @@
 //! Reading `/proc/PID/stat`: the only way to tell a live process from a zombie or from a
-//! recycled PID (targets.md: "never `kill -0` alone").
+//! recycled PID (targets.md: "never `kill -0` alone"); and `/proc/self/status`, to learn which
+//! signals this process was started ignoring.
 
 use nix::sys::signal::{Signal, kill, killpg};
 use nix::unistd::Pid;
@@ -66,6 +67,25 @@ pub(crate) fn is_root() -> bool {
         .unwrap_or(false)
 }
 
+/// Whether this process ignores `signal` (as `nohup` makes it ignore SIGHUP), read from the
+/// `SigIgn` mask of `/proc/self/status`; false when that cannot be read.
+pub(crate) fn ignores(signal: Signal) -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| ignored_in(&status, signal))
+        .unwrap_or(false)
+}
+
+/// proc(5): `SigIgn:` is a hex mask in which bit N-1 stands for signal N.
+fn ignored_in(status: &str, signal: Signal) -> Option<bool> {
+    let mask = status
+        .lines()
+        .find_map(|l| l.strip_prefix("SigIgn:"))?
+        .trim();
+    let mask = u64::from_str_radix(mask, 16).ok()?;
+    Some(mask & (1 << (signal as i32 - 1)) != 0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -76,6 +96,16 @@ mod tests {
         let parsed = parse_stat(line).expect("parses");
         assert_eq!(parsed.state, 'T');
         assert_eq!(parsed.start_time, 987654);
+    }
+
+    #[test]
+    fn reads_ignored_signals_from_the_sigign_mask() {
+        // SIGHUP is 1 (bit 0), SIGPIPE 13 (bit 12).
+        let status = "Name:\tnohup\nSigBlk:\t0000000000000000\nSigIgn:\t0000000000001001\n";
+        assert_eq!(ignored_in(status, Signal::SIGHUP), Some(true));
+        assert_eq!(ignored_in(status, Signal::SIGPIPE), Some(true));
+        assert_eq!(ignored_in(status, Signal::SIGINT), Some(false));
+        assert_eq!(ignored_in("Name:\tx\n", Signal::SIGHUP), None);
     }
 
     #[test]

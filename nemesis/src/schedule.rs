@@ -550,23 +550,36 @@ async fn join_all<F: Future>(futures: Vec<F>) -> Vec<F::Output> {
     .await
 }
 
-/// Installs SIGINT and SIGTERM handlers now and returns a future that resolves on the first
-/// of them, for `tokio::select!` around a run so that teardown still runs (then
+/// Installs SIGINT, SIGTERM and SIGHUP handlers now and returns a future that resolves on the
+/// first of them, for `tokio::select!` around a run so that teardown still runs (then
 /// `Lab::teardown`); pass it (or the harness's own shutdown future) as `shutdown` to
 /// [`Nemesis::run`]. Installing eagerly matters: a signal that arrives before the future is
 /// first polled is still caught, instead of killing the process with teardown skipped.
-/// Must be called inside a tokio runtime.
+/// SIGHUP (the terminal or SSH session went away) is caught only when not ignored: under
+/// `nohup` the run goes on, as its user asked. Must be called inside a tokio runtime.
 pub fn shutdown_signal() -> Result<impl Future<Output = ()> + Send + 'static> {
     use tokio::signal::unix::{SignalKind, signal};
     let io = |e: std::io::Error| {
-        crate::error::Error::io("installing signal handler", "SIGINT/SIGTERM", e)
+        crate::error::Error::io("installing signal handler", "SIGINT/SIGTERM/SIGHUP", e)
     };
     let mut interrupt = signal(SignalKind::interrupt()).map_err(io)?;
     let mut terminate = signal(SignalKind::terminate()).map_err(io)?;
+    let mut hangup = if crate::procfs::ignores(nix::sys::signal::Signal::SIGHUP) {
+        None
+    } else {
+        Some(signal(SignalKind::hangup()).map_err(io)?)
+    };
     Ok(async move {
+        let hung_up = async {
+            match hangup.as_mut() {
+                Some(hangup) => hangup.recv().await,
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
             _ = interrupt.recv() => tracing::warn!("SIGINT: stopping and tearing the lab down"),
             _ = terminate.recv() => tracing::warn!("SIGTERM: stopping and tearing the lab down"),
+            _ = hung_up => tracing::warn!("SIGHUP (the terminal went away): stopping and tearing the lab down"),
         }
     })
 }
