@@ -15,7 +15,7 @@ use crate::history::{
     Counts, Events, Function, History, KeyHistory, Op, Semantics, Step, Strings, Value,
 };
 use crate::model::{Model, Prefixes};
-use crate::search::{self, Budget, Outcome};
+use crate::search::{self, Budget, Outcome, WriterOrder};
 use crate::zones::ZoneVerdict;
 use crate::{Verdict, edn, jepsen_log, jsonl, zones};
 
@@ -309,7 +309,10 @@ pub fn decide(
     prefixes: Option<&Prefixes>,
     budget: Budget<'_>,
 ) -> (Outcome, &'static str) {
-    let search = |ops: &[Op], budget| search::search_with(ops, model, initial, prefixes, budget);
+    let search = |ops: &[Op], order, budget| {
+        search::search_with(ops, model, initial, prefixes, order, budget)
+    };
+    let first_try = |ops: &[Op], budget| search(ops, WriterOrder::EarliestCalled, budget);
     // With appends a later value is built on an earlier one: an unseen value may be needed,
     // and a value seen may have been built by any of several appends.
     let facts = (!has_appends(ops)).then(|| ValueFacts::of(ops));
@@ -365,7 +368,7 @@ pub fn decide(
             };
             let index = candidate[culprit].index;
             let all = unpruned.take().unwrap_or_else(all_ops);
-            if let outcome @ Outcome::NotLinearizable(_) = search(&all, short) {
+            if let outcome @ Outcome::NotLinearizable(_) = first_try(&all, short) {
                 return (outcome, "zones (unique values), counterexample by search");
             }
             let stuck = all.iter().position(|o| o.index == index).unwrap_or(0);
@@ -378,7 +381,7 @@ pub fn decide(
         _ => {}
     }
     if let Some(pruned) = &pruned
-        && search(pruned, budget) == Outcome::Linearizable
+        && first_try(pruned, budget) == Outcome::Linearizable
     {
         return (
             Outcome::Linearizable,
@@ -390,7 +393,52 @@ pub fn decide(
     if let Some(f) = &facts {
         merge_unobserved_values(&mut all, f);
     }
-    (search(&all, budget), "search")
+    let crashed_effects = all.iter().any(|op| {
+        op.complete_time.is_none() && !matches!(op.step, Step::Read(_) | Step::CasMismatch { .. })
+    });
+    if !crashed_effects {
+        return (first_try(&all, budget), "search");
+    }
+    in_turns(|order, budget| search(&all, order, budget), budget)
+}
+
+/// Share a budget with a deadline between the two [`WriterOrder`]s, each exact, for a history
+/// with crashed writes: the usual order for the first twelfth of the time (where it decides
+/// almost every history), then completed writes first for a sixth, then the usual order
+/// again, afresh, for the rest. Without a deadline, the usual order alone.
+fn in_turns<'a>(
+    mut search: impl FnMut(WriterOrder, Budget<'a>) -> Outcome,
+    budget: Budget<'a>,
+) -> (Outcome, &'static str) {
+    let Some(deadline) = budget.deadline else {
+        return (search(WriterOrder::EarliestCalled, budget), "search");
+    };
+    let start = Instant::now();
+    let total = deadline.saturating_duration_since(start);
+    let turns = [
+        (WriterOrder::EarliestCalled, start + total / 12, "search"),
+        (
+            WriterOrder::CompletedFirst,
+            start + total / 12 + total / 6,
+            "search, completed writes first",
+        ),
+        (WriterOrder::EarliestCalled, deadline, "search"),
+    ];
+    let mut outcome = Outcome::Unknown(String::new());
+    for (order, until, engine) in turns {
+        outcome = search(
+            order,
+            Budget {
+                deadline: Some(until),
+                ..budget
+            },
+        );
+        match &outcome {
+            Outcome::Unknown(why) if why != search::CANCELLED => {}
+            _ => return (outcome, engine),
+        }
+    }
+    (outcome, "search")
 }
 
 /// The value every unobserved crashed write is given by [`merge_unobserved_values`].
@@ -728,6 +776,82 @@ mod tests {
         let bad = json.replacen("\"valid\":false", "\"valid\":\"maybe\"", 1);
         let error = serde_json::from_str::<CheckReport>(&bad).unwrap_err();
         assert!(error.to_string().contains("true, false or"), "{error}");
+    }
+
+    /// The orders take turns: a short first turn, completed writes first for a longer one,
+    /// then the usual order for what is left; a decided turn ends it, and so does another
+    /// key's violation.
+    #[test]
+    fn the_writer_orders_take_turns_until_one_decides() {
+        let total = Duration::from_secs(120);
+        let deadline = Instant::now() + total;
+        let budget = Budget {
+            deadline: Some(deadline),
+            ..Budget::memory_only(1 << 20)
+        };
+        let run = |answers: Vec<Outcome>| {
+            let mut answers = answers.into_iter();
+            let mut turns = Vec::new();
+            let (outcome, engine) = in_turns(
+                |order, budget| {
+                    turns.push((order, budget.deadline.expect("every turn has a deadline")));
+                    answers.next().expect("no more turns than answers")
+                },
+                budget,
+            );
+            (outcome, engine, turns)
+        };
+        let out_of_time = || Outcome::Unknown("time limit reached".into());
+
+        let (outcome, engine, turns) = run(vec![out_of_time(), Outcome::Linearizable]);
+        assert_eq!(
+            (outcome, engine),
+            (Outcome::Linearizable, "search, completed writes first")
+        );
+        assert_eq!(turns[0].0, WriterOrder::EarliestCalled);
+        assert_eq!(turns[1].0, WriterOrder::CompletedFirst);
+        // The first turn takes a twelfth of the time, the second a sixth, the last the rest
+        // (three quarters): compared as spans, as the turns start a moment after `deadline`
+        // was set.
+        let second = turns[1].1 - turns[0].1;
+        let rest = deadline - turns[1].1;
+        assert!(second > Duration::from_secs(19) && second <= Duration::from_secs(20));
+        assert!(
+            rest.as_secs_f64() / second.as_secs_f64() - 4.5 < 1e-6,
+            "{second:?} {rest:?}"
+        );
+        let first_started = turns[0].1 - second / 2;
+        assert!(first_started + Duration::from_millis(1) >= deadline - total);
+        assert!(first_started <= Instant::now());
+
+        let (outcome, engine, turns) = run(vec![out_of_time(), out_of_time(), out_of_time()]);
+        assert_eq!((outcome, engine), (out_of_time(), "search"));
+        assert_eq!(turns.len(), 3);
+        assert_eq!(turns[2], (WriterOrder::EarliestCalled, deadline));
+
+        let cancelled = Outcome::Unknown(search::CANCELLED.into());
+        let (outcome, _, turns) = run(vec![cancelled.clone()]);
+        assert_eq!((outcome, turns.len()), (cancelled, 1));
+
+        let (outcome, engine, turns) = run(vec![Outcome::Linearizable]);
+        assert_eq!(
+            (outcome, engine, turns.len()),
+            (Outcome::Linearizable, "search", 1)
+        );
+
+        // Without a deadline there is nothing to share: the usual order alone.
+        let mut orders = Vec::new();
+        let (outcome, _) = in_turns(
+            |order, _| {
+                orders.push(order);
+                out_of_time()
+            },
+            Budget::memory_only(1 << 20),
+        );
+        assert_eq!(
+            (outcome, orders),
+            (out_of_time(), vec![WriterOrder::EarliestCalled])
+        );
     }
 
     fn info(i: u64, p: u64, value: i64) -> String {

@@ -269,19 +269,44 @@ impl HeldOnce {
     }
 }
 
-/// Decide whether `ops` (one key) is linearizable under `model`, starting from `initial`.
-pub fn search(ops: &[Op], model: Model, initial: Value, budget: Budget<'_>) -> Outcome {
-    search_with(ops, model, initial, None, budget)
+/// Which write the search tries first to explain a read that the register's value does not
+/// explain yet. Either order is exact; neither is fast on every history.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WriterOrder {
+    /// The op called earliest, usually a crashed one (crashed ops stay callable forever).
+    /// Fast on most histories, even with many crashed ops; but on a long history whose values
+    /// repeat it can spend every crashed write of a value on reads that completed writes
+    /// explain too, and then a late read only a crashed write explains sends it back through
+    /// more configurations than any budget holds.
+    EarliestCalled,
+    /// A completed op first (the one called last), a crashed one only when no completed op
+    /// serves: keeps crashed writes for the reads that need them, but on histories where
+    /// many crashed writes did take effect it backtracks far more.
+    CompletedFirst,
 }
 
-/// [`search`], with the prefixes of the strings a kv history's gets returned: then a
+/// Decide whether `ops` (one key) is linearizable under `model`, starting from `initial`.
+pub fn search(ops: &[Op], model: Model, initial: Value, budget: Budget<'_>) -> Outcome {
+    search_with(
+        ops,
+        model,
+        initial,
+        None,
+        WriterOrder::EarliestCalled,
+        budget,
+    )
+}
+
+/// [`search`], with the prefixes of the strings a kv history's gets returned (then a
 /// configuration whose string is no prefix of what a callable get returned, with no put that
-/// could come between, is dropped at once (appends only ever extend the string).
+/// could come between, is dropped at once: appends only ever extend the string), and the
+/// order in which writes are tried to explain a read.
 pub fn search_with(
     ops: &[Op],
     model: Model,
     initial: Value,
     prefixes: Option<&Prefixes>,
+    order: WriterOrder,
     budget: Budget<'_>,
 ) -> Outcome {
     if ops.is_empty() {
@@ -436,18 +461,43 @@ pub fn search_with(
                     try_call(c).map(|next| (c, next))
                 } else {
                     // A read (or mismatch) not legal now: a state change that makes it legal.
-                    let mut c = nodes[head as usize].next;
-                    let mut found = None;
-                    while c != NONE && nodes[c as usize].is_call() {
-                        if let Some(next) = try_call(c)
-                            && model.step(next, ops[due].step).is_some()
-                        {
-                            found = Some((c, next));
-                            break;
+                    let enables = |c: u32| {
+                        try_call(c)
+                            .filter(|&next| model.step(next, ops[due].step).is_some())
+                            .map(|next| (c, next))
+                    };
+                    match order {
+                        WriterOrder::EarliestCalled => {
+                            let mut c = nodes[head as usize].next;
+                            let mut found = None;
+                            while c != NONE && nodes[c as usize].is_call() {
+                                found = enables(c);
+                                if found.is_some() {
+                                    break;
+                                }
+                                c = nodes[c as usize].next;
+                            }
+                            found
                         }
-                        c = nodes[c as usize].next;
+                        WriterOrder::CompletedFirst => {
+                            // From the newest call back: completed callable ops are mostly
+                            // recent, while crashed ones crowd the front of the list.
+                            let mut c = nodes[e as usize].prev;
+                            let mut crashed = None;
+                            let mut found = None;
+                            while c != head {
+                                if let Some(hit) = enables(c) {
+                                    if !is_open(nodes[c as usize].op as usize) {
+                                        found = Some(hit);
+                                        break;
+                                    }
+                                    crashed = crashed.or(Some(hit));
+                                }
+                                c = nodes[c as usize].prev;
+                            }
+                            found.or(crashed)
+                        }
                     }
-                    found
                 };
                 if let Some((c, next)) = urgent {
                     skip = c;

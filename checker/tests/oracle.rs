@@ -8,7 +8,7 @@ use faultline_checker::history::{
     Completion, EventValue, Function, KeyHistory, Op, Step, Strings, Sym, Value,
 };
 use faultline_checker::model::Model;
-use faultline_checker::search::{Budget, DEFAULT_MEMORY, Outcome, search};
+use faultline_checker::search::{Budget, DEFAULT_MEMORY, Outcome, WriterOrder, search_with};
 use faultline_checker::zones;
 use proptest::prelude::*;
 
@@ -145,17 +145,25 @@ fn arb_history() -> impl Strategy<Value = Vec<Op>> {
     })
 }
 
+/// The search's verdict, in both orders of trying writes to explain a read (which must agree).
 fn check(ops: &[Op]) -> bool {
-    match search(
-        ops,
-        Model::CasRegister,
-        None,
-        Budget::memory_only(DEFAULT_MEMORY),
-    ) {
-        Outcome::Linearizable => true,
-        Outcome::NotLinearizable(_) => false,
-        Outcome::Unknown(why) => panic!("small history ran out of budget: {why}"),
-    }
+    let [earliest, completed] =
+        [WriterOrder::EarliestCalled, WriterOrder::CompletedFirst].map(|order| {
+            match search_with(
+                ops,
+                Model::CasRegister,
+                None,
+                None,
+                order,
+                Budget::memory_only(DEFAULT_MEMORY),
+            ) {
+                Outcome::Linearizable => true,
+                Outcome::NotLinearizable(_) => false,
+                Outcome::Unknown(why) => panic!("small history ran out of budget: {why}"),
+            }
+        });
+    assert_eq!(earliest, completed, "the orders disagree: {ops:#?}");
+    earliest
 }
 
 /// Reads and writes with unique written values; reads return the initial value, a value
