@@ -8,6 +8,7 @@ use std::collections::{HashMap, HashSet};
 
 use serde::{Deserialize, Serialize};
 
+use crate::core;
 use crate::history::{Completion, Function, KeyHistory, Op, OpRecord, Step, Strings, Value};
 use crate::search::Failure;
 
@@ -308,6 +309,55 @@ fn sentence<'a>(
         };
         return (text, Vec::new());
     }
+    // "this read, the writes on k3 and the read that returned 4 at 2.1 s cannot all be
+    // ordered, whatever the other reads saw": where no single op shows the value gone, the
+    // few reads that refute the op together ([`core::refuting_reads`]).
+    let together = |this: &str| -> Option<(String, Vec<&'a Op>)> {
+        let reads = core::refuting_reads(key, stuck, initial)?;
+        let with_cas = key.ops.iter().any(|o| matches!(o.step, Step::Cas { .. }));
+        let changers = match (with_cas, matches!(stuck.step, Step::Cas { .. })) {
+            (false, _) => "the writes",
+            (true, false) => "the writes and successful CASes",
+            (true, true) => "the writes and other successful CASes",
+        };
+        let mut parts = vec![this.to_string(), format!("{changers} on {k}")];
+        parts.extend(reads.iter().take(LISTED).map(|o| match o.step {
+            Step::CasMismatch { expected } => format!(
+                "the cas{} from {expected} that failed at {}",
+                on_node(o),
+                when.completed(o)
+            ),
+            _ => format!(
+                "the read{} that returned {} at {}",
+                on_node(o),
+                show(reads_value(o)),
+                when.completed(o)
+            ),
+        }));
+        if reads.len() > LISTED {
+            parts.push(format!(
+                "{} more reads and failed CASes (listed as evidence)",
+                reads.len() - LISTED
+            ));
+        }
+        let last = parts.pop().unwrap_or_default();
+        let others_left_out = key.ops.iter().any(|o| {
+            o.index != stuck.index
+                && o.complete_time.is_some()
+                && matches!(o.step, Step::Read(_) | Step::CasMismatch { .. })
+                && !reads.iter().any(|r| r.index == o.index)
+        });
+        let text = format!(
+            "{} and {last} cannot all be ordered{}",
+            parts.join(", "),
+            if others_left_out {
+                ", whatever the other reads saw"
+            } else {
+                ""
+            }
+        );
+        Some((text, reads))
+    };
     // The ops the sentence names besides `stuck`.
     let mut cited: Vec<&'a Op> = Vec::new();
     let text = match stuck.step {
@@ -329,10 +379,16 @@ fn sentence<'a>(
                     cited = gone.cited();
                     format!("{read}, but {}", but(gone, observed))
                 }
-                None => format!(
-                    "{read}, which no order of the operations on {k} explains (the register held {} after the longest explainable prefix)",
-                    show(state)
-                ),
+                None => match together("this read") {
+                    Some((text, reads)) => {
+                        cited = reads;
+                        format!("{read}, but {text}")
+                    }
+                    None => format!(
+                        "{read}, which no order of the operations on {k} explains (the register held {} after the longest explainable prefix)",
+                        show(state)
+                    ),
+                },
             }
         }
         Step::Cas { expected, new } => {
@@ -356,10 +412,16 @@ fn sentence<'a>(
                     cited = gone.cited();
                     format!("{cas}, but {}", but(gone, Some(expected)))
                 }
-                None => format!(
-                    "{cas}, but {k} could not have held {expected} then (it held {} after the longest explainable prefix)",
-                    show(state)
-                ),
+                None => match together("this cas") {
+                    Some((text, reads)) => {
+                        cited = reads;
+                        format!("{cas}, but {text}")
+                    }
+                    None => format!(
+                        "{cas}, but {k} could not have held {expected} then (it held {} after the longest explainable prefix)",
+                        show(state)
+                    ),
+                },
             }
         }
         Step::CasMismatch { expected } => {
@@ -378,9 +440,15 @@ fn sentence<'a>(
                 Some(Held::FromTheStart) => format!(
                     "{failed}, but {k} started with {expected} and no operation could write {k} before the cas ended"
                 ),
-                None => format!(
-                    "{failed}, but no order of the operations lets it hold anything else then"
-                ),
+                None => match together("this cas") {
+                    Some((text, reads)) => {
+                        cited = reads;
+                        format!("{failed}, but {text}")
+                    }
+                    None => format!(
+                        "{failed}, but no order of the operations lets it hold anything else then"
+                    ),
+                },
             }
         }
         Step::Write(v) => format!(
@@ -869,6 +937,14 @@ fn listed(values: impl ExactSizeIterator<Item = String>) -> String {
 }
 
 /// The value an operation leaves in the register, if it writes one.
+/// The value a read returned; `None` (absent) for any other op.
+fn reads_value(op: &Op) -> Value {
+    match op.step {
+        Step::Read(v) => v,
+        _ => None,
+    }
+}
+
 fn writes(op: &Op) -> Value {
     match op.step {
         Step::Write(v) | Step::Cas { new: v, .. } => Some(v),

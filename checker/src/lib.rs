@@ -28,6 +28,7 @@
 //! number.
 
 pub mod check;
+mod core;
 pub mod counterexample;
 pub mod edn;
 pub mod error;

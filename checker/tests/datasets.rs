@@ -85,6 +85,29 @@ porcupine_etcd! {
     porcupine_etcd_102 => "102",
 }
 
+/// Where no single op shows the read's value gone, the sentence names the reads that refute it
+/// together, and cites them as evidence.
+#[test]
+fn porcupine_etcd_004_names_the_reads_that_refute_its_read_together() {
+    let file = "porcupine/test_data/jepsen/etcd_004.log";
+    let report = check_path(&datasets().join(file), &CheckOptions::default())
+        .unwrap_or_else(|e| panic!("{file}: {e}"));
+    let counterexample = &report.counterexamples[0];
+    assert_eq!(
+        counterexample.explanation,
+        "read of the register returned 2 at history index 62, but this read, the writes and \
+         successful CASes on the register, the read that returned 4 at history index 60 and the \
+         read that returned 4 at history index 69 cannot all be ordered, whatever the other \
+         reads saw"
+    );
+    let cited: Vec<Option<u64>> = counterexample
+        .evidence
+        .iter()
+        .map(|o| o.complete_index)
+        .collect();
+    assert_eq!(cited, vec![Some(60), Some(69)]);
+}
+
 /// Every Knossos cas-register history (EDN, Knossos semantics: the register starts at 0, a nil
 /// read constrains nothing, a failed op did nothing) gets the verdict the manifest gives.
 #[test]

@@ -451,9 +451,9 @@ fn most_refuted_small_histories_get_a_sentence_with_evidence() {
         "only {refuted} of 4000 random histories were refuted"
     );
     // 1600 of 2887 before the reach rules, the CAS-is-not-its-own-source rule and the
-    // failed-CAS rule; 2829 after.
+    // failed-CAS rule; 2829 after; 2870 since the reads that refute an op together are named.
     assert!(
-        with_evidence * 100 >= refuted * 90,
+        with_evidence * 100 >= refuted * 99,
         "only {with_evidence} of {refuted} sentences cite evidence"
     );
 }

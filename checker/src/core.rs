@@ -1,0 +1,156 @@
+//! The reads that make a refutation: for a counterexample whose sentence has no simpler
+//! evidence, the fewest reads and failed compare-and-sets that, with every write and
+//! successful compare-and-set, still leave the stuck operation no place in any order.
+//!
+//! Leaving out a read or a failed compare-and-set only removes a constraint (neither changes
+//! the register), so whatever set this returns refutes the whole history too. It is minimal
+//! one at a time (dropping any one of its members makes the rest linearizable), not the
+//! smallest such set, which would take exponentially many searches.
+
+use std::time::{Duration, Instant};
+
+use crate::history::{KeyHistory, Op, Step, Value};
+use crate::model::Model;
+use crate::search::{self, Budget, Outcome};
+
+/// Larger keys keep the fallback sentence: each candidate costs one search of the key.
+const MAX_OPS: usize = 2_000;
+
+/// For all the searches of one counterexample together.
+const TIME: Duration = Duration::from_secs(1);
+
+const MEMORY: usize = 64 << 20;
+
+/// The reads and failed CASes of `key` besides `stuck` that, with every op that changes the
+/// register (or may: crashed ones stay), leave `stuck` no place, and without which `stuck`
+/// would have one; in history order. `None` when the key is too large, a search ran out of
+/// budget, or `stuck` is not what makes the key fail (the others refute it already).
+pub(crate) fn refuting_reads<'a>(
+    key: &'a KeyHistory,
+    stuck: &Op,
+    initial: Value,
+) -> Option<Vec<&'a Op>> {
+    let ops = &key.ops;
+    if ops.len() > MAX_OPS || ops.iter().any(|op| matches!(op.step, Step::Append { .. })) {
+        return None;
+    }
+    let deadline = Instant::now() + TIME;
+    let refuted = |kept: &[bool]| -> Option<bool> {
+        let subset: Vec<Op> = ops
+            .iter()
+            .zip(kept)
+            .filter(|&(_, &keep)| keep)
+            .map(|(op, _)| *op)
+            .collect();
+        let budget = Budget {
+            deadline: Some(deadline),
+            ..Budget::memory_only(MEMORY)
+        };
+        match search::search(&subset, Model::CasRegister, initial, budget) {
+            Outcome::Linearizable => Some(false),
+            Outcome::NotLinearizable(_) => Some(true),
+            Outcome::Unknown(_) => None,
+        }
+    };
+    let observes = |op: &Op| matches!(op.step, Step::Read(_) | Step::CasMismatch { .. });
+    // Crashed reads constrain nothing; they go first, untested.
+    let mut kept: Vec<bool> = ops
+        .iter()
+        .map(|op| !observes(op) || op.complete_time.is_some())
+        .collect();
+    if !refuted(&kept)? {
+        return None;
+    }
+    for (i, op) in ops.iter().enumerate() {
+        if kept[i] && observes(op) && op.index != stuck.index {
+            kept[i] = false;
+            if !refuted(&kept)? {
+                kept[i] = true;
+            }
+        }
+    }
+    let position = ops.iter().position(|op| op.index == stuck.index)?;
+    kept[position] = false;
+    if refuted(&kept)? {
+        return None;
+    }
+    Some(
+        ops.iter()
+            .zip(&kept)
+            .filter(|&(op, &keep)| keep && observes(op))
+            .map(|(op, _)| op)
+            .collect(),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::history::{Completion, EventValue, Function, Sym};
+
+    fn op(i: u64, invoke: u64, complete: u64, step: Step) -> Op {
+        Op {
+            index: i * 2,
+            complete_index: Some(i * 2 + 1),
+            process: i,
+            completion: Completion::Ok,
+            f: match step {
+                Step::Read(_) => Function::Read,
+                Step::Write(_) => Function::Write,
+                _ => Function::Cas,
+            },
+            value: EventValue::Read(None),
+            invoke_time: invoke,
+            complete_time: Some(complete),
+            node: Sym::NONE,
+            step,
+        }
+    }
+
+    /// Writes 1 then 2 overlap; one read sees 2 then a later one sees 1, and a third read of 2
+    /// comes last. The first two reads refute the history between them; the last read is
+    /// beside the point and is left out.
+    #[test]
+    fn keeps_the_read_that_refutes_with_the_stuck_one_and_drops_the_rest() {
+        let ops = vec![
+            op(0, 0, 10, Step::Write(1)),
+            op(1, 0, 10, Step::Write(2)),
+            op(2, 11, 12, Step::Read(Some(2))),
+            op(3, 13, 14, Step::Read(Some(1))),
+            op(4, 15, 16, Step::Read(Some(1))),
+        ];
+        let key = KeyHistory {
+            key: "k".into(),
+            ops,
+        };
+        let reads = refuting_reads(&key, &key.ops[3], None).expect("a core");
+        assert_eq!(
+            reads.iter().map(|o| o.index).collect::<Vec<_>>(),
+            vec![key.ops[2].index]
+        );
+    }
+
+    /// When the history fails without the stuck op, the core would not be about it.
+    #[test]
+    fn refuses_when_the_others_fail_without_the_stuck_op() {
+        let ops = vec![
+            op(0, 0, 1, Step::Write(1)),
+            op(1, 2, 3, Step::Read(Some(7))),
+            op(2, 4, 5, Step::Read(Some(1))),
+        ];
+        let key = KeyHistory {
+            key: "k".into(),
+            ops,
+        };
+        assert!(refuting_reads(&key, &key.ops[2], None).is_none());
+        // And a linearizable key has no core at all.
+        let fine = KeyHistory {
+            key: "k".into(),
+            ops: vec![
+                op(0, 0, 1, Step::Write(1)),
+                op(1, 2, 3, Step::Read(Some(1))),
+            ],
+        };
+        assert!(refuting_reads(&fine, &fine.ops[1], None).is_none());
+    }
+}
