@@ -438,7 +438,16 @@ fn in_turns<'a>(
             _ => return (outcome, engine),
         }
     }
-    (outcome, "search")
+    match outcome {
+        Outcome::Unknown(why) => (
+            Outcome::Unknown(format!(
+                "{why}, in the last of three turns (the usual order, completed writes first, \
+                 the usual order again)"
+            )),
+            "search",
+        ),
+        decided => (decided, "search"),
+    }
 }
 
 /// The value every unobserved crashed write is given by [`merge_unobserved_values`].
@@ -825,7 +834,14 @@ mod tests {
         assert!(first_started <= Instant::now());
 
         let (outcome, engine, turns) = run(vec![out_of_time(), out_of_time(), out_of_time()]);
-        assert_eq!((outcome, engine), (out_of_time(), "search"));
+        let Outcome::Unknown(why) = outcome else {
+            panic!("three turns out of time is unknown")
+        };
+        assert!(
+            why.starts_with("time limit reached, in the last of three turns"),
+            "{why}"
+        );
+        assert_eq!(engine, "search");
         assert_eq!(turns.len(), 3);
         assert_eq!(turns[2], (WriterOrder::EarliestCalled, deadline));
 
