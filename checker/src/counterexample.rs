@@ -312,8 +312,7 @@ fn sentence<'a>(
     // "this read, the writes on k3 and the read that returned 4 at 2.1 s cannot all be
     // ordered, whatever the other reads saw": where no single op shows the value gone, the
     // few reads that refute the op together ([`core::refuting_reads`]).
-    let together = |this: &str| -> Option<(String, Vec<&'a Op>)> {
-        let reads = core::refuting_reads(key, stuck, initial)?;
+    let named_together = |this: &str, reads: &[&Op]| -> String {
         let with_cas = key.ops.iter().any(|o| matches!(o.step, Step::Cas { .. }));
         let changers = match (with_cas, matches!(stuck.step, Step::Cas { .. })) {
             (false, _) => "the writes",
@@ -347,7 +346,7 @@ fn sentence<'a>(
                 && matches!(o.step, Step::Read(_) | Step::CasMismatch { .. })
                 && !reads.iter().any(|r| r.index == o.index)
         });
-        let text = format!(
+        format!(
             "{} and {last} cannot all be ordered{}",
             parts.join(", "),
             if others_left_out {
@@ -355,8 +354,17 @@ fn sentence<'a>(
             } else {
                 ""
             }
-        );
-        Some((text, reads))
+        )
+    };
+    // The sentence with those reads named, or `fallback` without them.
+    let together = |head: &str, this: &str, fallback: String| match core::refuting_reads(
+        key, stuck, initial,
+    ) {
+        Some(reads) => (
+            format!("{head}, but {}", named_together(this, &reads)),
+            reads,
+        ),
+        None => (fallback, Vec::new()),
     };
     // The ops the sentence names besides `stuck`.
     let mut cited: Vec<&'a Op> = Vec::new();
@@ -379,16 +387,18 @@ fn sentence<'a>(
                     cited = gone.cited();
                     format!("{read}, but {}", but(gone, observed))
                 }
-                None => match together("this read") {
-                    Some((text, reads)) => {
-                        cited = reads;
-                        format!("{read}, but {text}")
-                    }
-                    None => format!(
-                        "{read}, which no order of the operations on {k} explains (the register held {} after the longest explainable prefix)",
-                        show(state)
-                    ),
-                },
+                None => {
+                    let (text, reads) = together(
+                        &read,
+                        "this read",
+                        format!(
+                            "{read}, which no order of the operations on {k} explains (the register held {} after the longest explainable prefix)",
+                            show(state)
+                        ),
+                    );
+                    cited = reads;
+                    text
+                }
             }
         }
         Step::Cas { expected, new } => {
@@ -412,16 +422,18 @@ fn sentence<'a>(
                     cited = gone.cited();
                     format!("{cas}, but {}", but(gone, Some(expected)))
                 }
-                None => match together("this cas") {
-                    Some((text, reads)) => {
-                        cited = reads;
-                        format!("{cas}, but {text}")
-                    }
-                    None => format!(
-                        "{cas}, but {k} could not have held {expected} then (it held {} after the longest explainable prefix)",
-                        show(state)
-                    ),
-                },
+                None => {
+                    let (text, reads) = together(
+                        &cas,
+                        "this cas",
+                        format!(
+                            "{cas}, but {k} could not have held {expected} then (it held {} after the longest explainable prefix)",
+                            show(state)
+                        ),
+                    );
+                    cited = reads;
+                    text
+                }
             }
         }
         Step::CasMismatch { expected } => {
@@ -440,15 +452,17 @@ fn sentence<'a>(
                 Some(Held::FromTheStart) => format!(
                     "{failed}, but {k} started with {expected} and no operation could write {k} before the cas ended"
                 ),
-                None => match together("this cas") {
-                    Some((text, reads)) => {
-                        cited = reads;
-                        format!("{failed}, but {text}")
-                    }
-                    None => format!(
-                        "{failed}, but no order of the operations lets it hold anything else then"
-                    ),
-                },
+                None => {
+                    let (text, reads) = together(
+                        &failed,
+                        "this cas",
+                        format!(
+                            "{failed}, but no order of the operations lets it hold anything else then"
+                        ),
+                    );
+                    cited = reads;
+                    text
+                }
             }
         }
         Step::Write(v) => format!(
