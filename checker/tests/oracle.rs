@@ -306,6 +306,25 @@ proptest! {
         }
     }
 
+    /// Where a sentence names reads that refute the op together, each is needed: leaving out
+    /// any one of them (or the op shown, when it is a read or failed CAS) lets the brute force
+    /// order the rest.
+    #[test]
+    fn reads_named_together_are_each_needed(ops in arb_history()) {
+        if let Some((sentence, reduced)) = cited_evidence(&ops)
+            && sentence.contains("cannot all be ordered")
+        {
+            let observers = reduced
+                .iter()
+                .filter(|o| matches!(o.step, Step::Read(_) | Step::CasMismatch { .. }));
+            for left_out in observers {
+                let rest: Vec<Op> =
+                    reduced.iter().filter(|o| o.index != left_out.index).cloned().collect();
+                prop_assert!(oracle(&rest), "{}\nwithout {:?}: {:#?}", sentence, left_out, rest);
+            }
+        }
+    }
+
     #[test]
     fn search_agrees_with_brute_force(ops in arb_history()) {
         prop_assert_eq!(check(&ops), oracle(&ops), "{:#?}", ops);
