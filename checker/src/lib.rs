@@ -16,6 +16,7 @@
 //! - [`search`]: just-in-time linearization for one key, within a time and memory budget.
 //! - [`zones`]: the O(n log n) check for read/write histories with unique values.
 //! - [`counterexample`]: the failing op, prefix, window and a plain sentence.
+//! - `core`: the few reads that refute an op together, for sentences no single op explains.
 //! - [`check`]: a whole history, keys in parallel, `results.json`.
 //! - [`synth`]: seeded synthetic histories for benchmarks and tests.
 //! - [`report`]: `report.html` and the latency / throughput plots (PNG and SVG).
