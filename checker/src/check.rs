@@ -298,7 +298,7 @@ fn has_appends(ops: &[Op]) -> bool {
 /// Decide one key's ops: first without the unobserved indeterminate writes (enough to prove
 /// it linearizable, and fast), then, if that fails, the whole. Returns the outcome and the
 /// engine that decided it. Crashed writes whose value was seen are closed at their first
-/// sighting throughout ([`ValueFacts::deadline`]).
+/// sighting throughout (`ValueFacts::deadline`).
 ///
 /// `prefixes`: for kv histories, the prefixes of the strings gets returned (see
 /// [`Prefixes`]); `None` elsewhere.

@@ -23,7 +23,7 @@
 //!   (an ok read of it, an ok compare-and-set expecting it) is linearized, since the value can
 //!   never come back for them.
 //! - **Identical crashed operations** are interchangeable and taken in invoke order only
-//!   ([`earlier_twins`]).
+//!   (`earlier_twins`).
 //!
 //! Configurations where the search branches are cached as 128-bit Zobrist hashes (Zobrist 1970: each op has a random
 //! key, a set's hash is the XOR of its ops' keys, updated in O(1) per step) combined with the

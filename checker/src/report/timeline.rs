@@ -177,7 +177,7 @@ struct NemesisAction {
     description: Option<String>,
 }
 
-/// The fault intervals recorded in a JSONL history (see [`pair_faults`]). Lines that are not
+/// The fault intervals recorded in a JSONL history (see `pair_faults`). Lines that are not
 /// nemesis lines, or not JSON, are skipped (the checker's reader reports malformed lines).
 pub fn faults_from_jsonl(text: &str) -> Vec<FaultInterval> {
     let actions = text
@@ -199,7 +199,7 @@ pub fn faults_from_jsonl(text: &str) -> Vec<FaultInterval> {
     pair_faults(actions)
 }
 
-/// The fault intervals of a Jepsen / Knossos `history.edn` with `:time`s (see [`pair_faults`]).
+/// The fault intervals of a Jepsen / Knossos `history.edn` with `:time`s (see `pair_faults`).
 pub fn faults_from_edn(text: &str) -> Vec<FaultInterval> {
     pair_faults(
         crate::edn::nemesis_actions(text)
