@@ -61,12 +61,16 @@ pub(crate) fn refuting_reads<'a>(
     if !refuted(&kept)? {
         return None;
     }
-    for (i, op) in ops.iter().enumerate() {
-        if kept[i] && observes(op) && op.index != stuck.index {
-            kept[i] = false;
-            if !refuted(&kept)? {
-                kept[i] = true;
-            }
+    // Farthest from the op first: what is left is then near it (a small window for the
+    // reader), and another violation far off goes before the reads around this one.
+    let mut candidates: Vec<usize> = (0..ops.len())
+        .filter(|&i| kept[i] && observes(&ops[i]) && ops[i].index != stuck.index)
+        .collect();
+    candidates.sort_by_key(|&i| std::cmp::Reverse(ops[i].index.abs_diff(stuck.index)));
+    for i in candidates {
+        kept[i] = false;
+        if !refuted(&kept)? {
+            kept[i] = true;
         }
     }
     let position = ops.iter().position(|op| op.index == stuck.index)?;

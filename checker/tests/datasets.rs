@@ -108,6 +108,35 @@ fn porcupine_etcd_004_names_the_reads_that_refute_its_read_together() {
     assert_eq!(cited, vec![Some(60), Some(69)]);
 }
 
+/// Every invalid Porcupine etcd log gets a sentence that says what refutes it, none the
+/// fallback that names only the state after the longest explainable prefix.
+#[test]
+fn no_invalid_porcupine_etcd_log_gets_the_fallback_sentence() {
+    let mut fallbacks = Vec::new();
+    let mut invalid = 0;
+    for n in 0..=101 {
+        let file = format!("porcupine/test_data/jepsen/etcd_{n:03}.log");
+        if !datasets().join(&file).exists() || n == 95 || expected(&file) != Verdict::Invalid {
+            continue;
+        }
+        invalid += 1;
+        let report = check_path(&datasets().join(&file), &CheckOptions::default())
+            .unwrap_or_else(|e| panic!("{file}: {e}"));
+        let counterexample = &report.counterexamples[0];
+        if counterexample
+            .explanation
+            .contains("after the longest explainable prefix")
+            || counterexample
+                .explanation
+                .contains("lets it hold anything else")
+        {
+            fallbacks.push(format!("{file}: {}", counterexample.explanation));
+        }
+    }
+    assert_eq!(invalid, 79, "the manifest's invalid etcd logs");
+    assert!(fallbacks.is_empty(), "fallback sentences: {fallbacks:#?}");
+}
+
 /// Every Knossos cas-register history (EDN, Knossos semantics: the register starts at 0, a nil
 /// read constrains nothing, a failed op did nothing) gets the verdict the manifest gives.
 #[test]
