@@ -15,7 +15,7 @@ use crate::history::{
     Counts, Events, Function, History, KeyHistory, Op, Semantics, Step, Strings, Value,
 };
 use crate::model::{Model, Prefixes};
-use crate::search::{self, Budget, Outcome, WriterOrder};
+use crate::search::{self, Budget, Outcome, Strategy, WriterOrder};
 use crate::zones::ZoneVerdict;
 use crate::{Verdict, edn, jepsen_log, jsonl, zones};
 
@@ -309,8 +309,12 @@ pub fn decide(
     prefixes: Option<&Prefixes>,
     budget: Budget<'_>,
 ) -> (Outcome, &'static str) {
-    let search = |ops: &[Op], order, budget| {
-        search::search_with(ops, model, initial, prefixes, order, budget)
+    let search = |ops: &[Op], writer_order, budget| {
+        let strategy = Strategy {
+            writer_order,
+            ..Strategy::default()
+        };
+        search::search_with(ops, model, initial, prefixes, strategy, budget)
     };
     let first_try = |ops: &[Op], budget| search(ops, WriterOrder::EarliestCalled, budget);
     // With appends a later value is built on an earlier one: an unseen value may be needed,

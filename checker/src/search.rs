@@ -24,6 +24,14 @@
 //!   never come back for them.
 //! - **Identical crashed operations** are interchangeable and taken in invoke order only
 //!   (`earlier_twins`).
+//! - Optionally ([`CrashedOps::OnlyWhenNeeded`], register models): **a crashed operation takes
+//!   effect only when something needs it**, i.e. it is tried only if it gives the register a
+//!   value that some callable op needs and does not have now (`Demand`). In any
+//!   linearization, the op after a crashed one either needs its effect, or holds in the state
+//!   before it too (a failed compare-and-set: the two can swap), or makes it moot (a blind
+//!   write overwrites it; a write of the value already there changes nothing), and then the
+//!   crashed op can move one place later or be left out. That op is callable already, since a
+//!   crashed op never returns.
 //!
 //! Configurations where the search branches are cached as 128-bit Zobrist hashes (Zobrist 1970: each op has a random
 //! key, a set's hash is the XOR of its ops' keys, updated in O(1) per step) combined with the
@@ -35,7 +43,7 @@ use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::fast_hash::IntMap;
+use crate::fast_hash::{IntMap, IntSet};
 use crate::history::{Op, Step, Value};
 use crate::model::{Model, Prefixes};
 
@@ -269,15 +277,75 @@ impl HeldOnce {
     }
 }
 
+/// The values callable ops need the register to hold and it does not hold now: what a
+/// crashed state-changing op must produce to be tried under [`CrashedOps::OnlyWhenNeeded`].
+#[derive(Default)]
+struct Demand {
+    /// Values a callable read saw, or a callable compare-and-set expects.
+    values: IntSet<Value>,
+    /// A callable failed compare-and-set expected the value held now: any other value serves.
+    any_change: bool,
+}
+
+impl Demand {
+    /// What the callable ops (the calls before the first return in `nodes`) need in `state`.
+    fn of(nodes: &[Node], head: u32, ops: &[Op], state: Value) -> Demand {
+        let mut demand = Demand::default();
+        let mut e = nodes[head as usize].next;
+        while e != NONE && nodes[e as usize].is_call() {
+            match ops[nodes[e as usize].op as usize].step {
+                Step::Read(seen) if seen != state => {
+                    demand.values.insert(seen);
+                }
+                Step::Cas { expected, .. } if state != Some(expected) => {
+                    demand.values.insert(Some(expected));
+                }
+                Step::CasMismatch { expected } if state == Some(expected) => {
+                    demand.any_change = true;
+                }
+                _ => {}
+            }
+            e = nodes[e as usize].next;
+        }
+        demand
+    }
+
+    /// Whether moving the register from `now` to `next` gives some callable op what it needs.
+    fn wants(&self, now: Value, next: Value) -> bool {
+        (self.any_change && next != now) || self.values.contains(&next)
+    }
+}
+
+/// How the search goes about a key; every choice is exact, only the speed differs.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Strategy {
+    pub writer_order: WriterOrder,
+    pub crashed_ops: CrashedOps,
+}
+
+/// When the search tries a crashed (indeterminate) write or compare-and-set.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum CrashedOps {
+    /// Wherever it is legal.
+    #[default]
+    WheneverLegal,
+    /// Only where it gives the register a value some callable op needs (see the module
+    /// docs; the kv model ignores this). Far faster where the search must try everything, as
+    /// in refuting a small history; slower on large valid histories with many crashed ops,
+    /// as what the callable ops need is worked out again at every branch.
+    OnlyWhenNeeded,
+}
+
 /// Which write the search tries first to explain a read that the register's value does not
 /// explain yet. Either order is exact; neither is fast on every history.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum WriterOrder {
     /// The op called earliest, usually a crashed one (crashed ops stay callable forever).
     /// Fast on most histories, even with many crashed ops; but on a long history whose values
     /// repeat it can spend every crashed write of a value on reads that completed writes
     /// explain too, and then a late read only a crashed write explains sends it back through
     /// more configurations than any budget holds.
+    #[default]
     EarliestCalled,
     /// A completed op first (the one called last), a crashed one only when no completed op
     /// serves: keeps crashed writes for the reads that need them, but on histories where
@@ -287,28 +355,22 @@ pub enum WriterOrder {
 
 /// Decide whether `ops` (one key) is linearizable under `model`, starting from `initial`.
 pub fn search(ops: &[Op], model: Model, initial: Value, budget: Budget<'_>) -> Outcome {
-    search_with(
-        ops,
-        model,
-        initial,
-        None,
-        WriterOrder::EarliestCalled,
-        budget,
-    )
+    search_with(ops, model, initial, None, Strategy::default(), budget)
 }
 
 /// [`search`], with the prefixes of the strings a kv history's gets returned (then a
 /// configuration whose string is no prefix of what a callable get returned, with no put that
-/// could come between, is dropped at once: appends only ever extend the string), and the
-/// order in which writes are tried to explain a read.
+/// could come between, is dropped at once: appends only ever extend the string), and a
+/// [`Strategy`].
 pub fn search_with(
     ops: &[Op],
     model: Model,
     initial: Value,
     prefixes: Option<&Prefixes>,
-    order: WriterOrder,
+    strategy: Strategy,
     budget: Budget<'_>,
 ) -> Outcome {
+    let order = strategy.writer_order;
     if ops.is_empty() {
         return Outcome::Linearizable;
     }
@@ -324,6 +386,12 @@ pub fn search_with(
     let preserving: Vec<bool> = ops.iter().map(|op| preserves_state(op.step)).collect();
     let mut held = HeldOnce::new(ops, model, initial);
     let is_open = |op: usize| ops[op].complete_time.is_none();
+    // The kv model appends to the value instead of replacing it: a crashed append cannot be
+    // moved later or left out the way a crashed write can.
+    let crashed_on_demand =
+        strategy.crashed_ops == CrashedOps::OnlyWhenNeeded && model != Model::Kv;
+    // The current configuration's `Demand`, worked out when a crashed op first needs it.
+    let mut demand: Option<Demand> = None;
     let prefixes = prefixes.filter(|p| model == Model::Kv && !p.is_empty());
     // kv puts, which can reset the string; few in practice, so a scan of them is cheap.
     let puts: Vec<u32> = ops
@@ -516,6 +584,11 @@ pub fn search_with(
                     && !twin_waits
                     && held.may_leave(value_id, op)
                     && let Some(next) = model.step(state, ops[op].step)
+                    && (!crashed_on_demand
+                        || !is_open(op)
+                        || demand
+                            .get_or_insert_with(|| Demand::of(&nodes, head, ops, state))
+                            .wants(state, next))
                 {
                     chosen = Some((entry, next, false));
                 } else {
@@ -613,6 +686,7 @@ pub fn search_with(
             state = next;
             lift(&mut nodes, e);
             fresh = true;
+            demand = None;
             continue;
         }
         debug_assert!(dead);
@@ -636,6 +710,7 @@ pub fn search_with(
             state = frame.state;
             value_id = frame.value_id;
             unlift(&mut nodes, frame.entry);
+            demand = None;
             if !frame.forced {
                 // After the urgent try the walk starts from the top, without it.
                 entry = if frame.urgent {

@@ -8,7 +8,10 @@ use faultline_checker::history::{
     Completion, EventValue, Function, KeyHistory, Op, Step, Strings, Sym, Value,
 };
 use faultline_checker::model::Model;
-use faultline_checker::search::{Budget, DEFAULT_MEMORY, Outcome, WriterOrder, search_with};
+use faultline_checker::search::{
+    Budget, CrashedOps, DEFAULT_MEMORY, Outcome, Strategy as SearchStrategy, WriterOrder,
+    search_with,
+};
 use faultline_checker::zones;
 use proptest::prelude::*;
 
@@ -145,25 +148,39 @@ fn arb_history() -> impl Strategy<Value = Vec<Op>> {
     })
 }
 
-/// The search's verdict, in both orders of trying writes to explain a read (which must agree).
+/// The search's verdict, under every strategy (which must agree).
 fn check(ops: &[Op]) -> bool {
-    let [earliest, completed] =
-        [WriterOrder::EarliestCalled, WriterOrder::CompletedFirst].map(|order| {
-            match search_with(
+    let verdicts = [WriterOrder::EarliestCalled, WriterOrder::CompletedFirst]
+        .into_iter()
+        .flat_map(|writer_order| {
+            [CrashedOps::WheneverLegal, CrashedOps::OnlyWhenNeeded].map(|crashed_ops| {
+                SearchStrategy {
+                    writer_order,
+                    crashed_ops,
+                }
+            })
+        })
+        .map(|strategy| {
+            let verdict = match search_with(
                 ops,
                 Model::CasRegister,
                 None,
                 None,
-                order,
+                strategy,
                 Budget::memory_only(DEFAULT_MEMORY),
             ) {
                 Outcome::Linearizable => true,
                 Outcome::NotLinearizable(_) => false,
                 Outcome::Unknown(why) => panic!("small history ran out of budget: {why}"),
-            }
-        });
-    assert_eq!(earliest, completed, "the orders disagree: {ops:#?}");
-    earliest
+            };
+            (strategy, verdict)
+        })
+        .collect::<Vec<_>>();
+    let first = verdicts[0].1;
+    for (strategy, verdict) in &verdicts {
+        assert_eq!(*verdict, first, "{strategy:?} disagrees: {ops:#?}");
+    }
+    first
 }
 
 /// Reads and writes with unique written values; reads return the initial value, a value
