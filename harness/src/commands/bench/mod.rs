@@ -77,7 +77,8 @@ pub enum BenchKind {
     },
     /// Every speed goal of the checker, measured on this machine and printed beside its goal:
     /// Porcupine's etcd logs and kv c50-ok (from the data set directory), and synthetic
-    /// histories of 1e4 ops at 20 clients, 3e3 crashed ops with a stale read, and 1e6 ops.
+    /// histories of 1e4 ops at 20 clients, 3e3 crashed ops with a stale read, 1e6 ops, and 1e6
+    /// ops of repeated values ending in a read only a crashed write explains.
     CheckerGoals {
         /// The data set directory (like ../shared/datasets).
         datasets: std::path::PathBuf,
