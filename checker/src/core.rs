@@ -1,6 +1,6 @@
 //! The reads that make a refutation: for a counterexample whose sentence has no simpler
-//! evidence, the fewest reads and failed compare-and-sets that, with every write and
-//! successful compare-and-set, still leave the stuck operation no place in any order.
+//! evidence, a few reads and failed compare-and-sets that, with every write and successful
+//! compare-and-set, still leave the stuck operation no place in any order.
 //!
 //! Leaving out a read or a failed compare-and-set only removes a constraint (neither changes
 //! the register), so whatever set this returns refutes the whole history too. It is minimal
@@ -13,7 +13,8 @@ use crate::history::{KeyHistory, Op, Step, Value};
 use crate::model::Model;
 use crate::search::{self, Budget, CrashedOps, Outcome, Strategy};
 
-/// Larger keys keep the fallback sentence: each candidate costs one search of the key.
+/// Larger keys keep the fallback sentence: every try is a search of the key, and a key needs
+/// a few per read it names.
 const MAX_OPS: usize = 2_000;
 
 /// For all the searches of one counterexample together.
@@ -58,7 +59,6 @@ pub(crate) fn refuting_reads<'a>(
             Outcome::Unknown(_) => None,
         }
     };
-    let observes = |op: &Op| matches!(op.step, Step::Read(_) | Step::CasMismatch { .. });
     // Crashed reads constrain nothing; they go first, untested.
     let mut kept: Vec<bool> = ops
         .iter()
@@ -104,6 +104,12 @@ pub(crate) fn refuting_reads<'a>(
             .map(|(op, _)| op)
             .collect(),
     )
+}
+
+/// Whether `op` only looks at the register (a read, a failed CAS): what this module may leave
+/// out, as that only removes a constraint.
+pub(crate) fn observes(op: &Op) -> bool {
+    matches!(op.step, Step::Read(_) | Step::CasMismatch { .. })
 }
 
 #[cfg(test)]

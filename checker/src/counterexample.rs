@@ -343,7 +343,7 @@ fn sentence<'a>(
         let others_left_out = key.ops.iter().any(|o| {
             o.index != stuck.index
                 && o.complete_time.is_some()
-                && matches!(o.step, Step::Read(_) | Step::CasMismatch { .. })
+                && core::observes(o)
                 && !reads.iter().any(|r| r.index == o.index)
         });
         format!(
@@ -950,7 +950,6 @@ fn listed(values: impl ExactSizeIterator<Item = String>) -> String {
     }
 }
 
-/// The value an operation leaves in the register, if it writes one.
 /// The value a read returned; `None` (absent) for any other op.
 fn reads_value(op: &Op) -> Value {
     match op.step {
@@ -959,6 +958,7 @@ fn reads_value(op: &Op) -> Value {
     }
 }
 
+/// The value an operation leaves in the register, if it writes one.
 fn writes(op: &Op) -> Value {
     match op.step {
         Step::Write(v) | Step::Cas { new: v, .. } => Some(v),
