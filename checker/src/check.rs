@@ -11,10 +11,9 @@ use serde::{Deserialize, Serialize};
 use crate::counterexample::{Counterexample, explain};
 use crate::error::Error;
 use crate::fast_hash::{IntMap, IntSet};
-use crate::history::{
-    Counts, Events, Function, History, KeyHistory, Op, Semantics, Step, Strings, Value,
-};
+use crate::history::{Counts, Events, Function, History, KeyHistory, Op, Semantics, Step, Value};
 use crate::model::{Model, Prefixes};
+use crate::orders::{self, Orders, Threads};
 use crate::search::{self, Budget, Outcome, Strategy, WriterOrder};
 use crate::zones::ZoneVerdict;
 use crate::{Verdict, edn, jepsen_log, jsonl, zones};
@@ -26,7 +25,8 @@ pub struct CheckOptions {
     pub semantics: Semantics,
     /// Wall-clock budget for the whole history; keys past it are `unknown`.
     pub time_limit: Duration,
-    /// Memory budget of one key's search, in bytes.
+    /// Memory budget of one search of a key, in bytes (a key whose two writer orders race
+    /// runs two searches, on a thread no other key wants: see [`crate::orders`]).
     pub memory_per_key: usize,
     /// Threads for the per-key search; `None` = one per core.
     pub jobs: Option<usize>,
@@ -147,19 +147,10 @@ pub fn check_history(history: &History, options: &CheckOptions, started: Instant
     order.sort_by_key(|k| std::cmp::Reverse(k.ops.len()));
     let invalid_found = AtomicBool::new(false);
     let run = || {
+        let threads = Threads::new(rayon::current_num_threads(), order.len());
         order
             .par_iter()
-            .map(|key| {
-                check_key(
-                    key,
-                    &history.strings,
-                    &history.prefixes,
-                    history.timed,
-                    options,
-                    deadline,
-                    &invalid_found,
-                )
-            })
+            .map(|key| check_key(key, history, options, deadline, &invalid_found, &threads))
             .collect::<Vec<_>>()
     };
     // 2 cores in CI: an explicit pool only when asked, the global one (one thread per core) otherwise.
@@ -298,7 +289,8 @@ fn has_appends(ops: &[Op]) -> bool {
 /// Decide one key's ops: first without the unobserved indeterminate writes (enough to prove
 /// it linearizable, and fast), then, if that fails, the whole. Returns the outcome and the
 /// engine that decided it. Crashed writes whose value was seen are closed at their first
-/// sighting throughout (`ValueFacts::deadline`).
+/// sighting throughout (`ValueFacts::deadline`). A key with crashed writes or CASes ends in a
+/// search whose two writer orders run as `orders` says.
 ///
 /// `prefixes`: for kv histories, the prefixes of the strings gets returned (see
 /// [`Prefixes`]); `None` elsewhere.
@@ -308,8 +300,9 @@ pub fn decide(
     initial: Value,
     prefixes: Option<&Prefixes>,
     budget: Budget<'_>,
+    orders: Orders<'_>,
 ) -> (Outcome, &'static str) {
-    let search = |ops: &[Op], writer_order, budget| {
+    let search = |ops: &[Op], writer_order: WriterOrder, budget: Budget<'_>| {
         let strategy = Strategy {
             writer_order,
             ..Strategy::default()
@@ -403,55 +396,7 @@ pub fn decide(
     if !crashed_effects {
         return (first_try(&all, budget), "search");
     }
-    in_turns(|order, budget| search(&all, order, budget), budget)
-}
-
-/// Share a budget with a deadline between the two [`WriterOrder`]s, each exact, for a history
-/// with crashed writes: the usual order for the first twelfth of the time (5 s of the default
-/// 60, enough for most histories measured), then completed writes first for a sixth, then the usual order
-/// again, afresh, for the rest. Without a deadline, the usual order alone.
-fn in_turns<'a>(
-    mut search: impl FnMut(WriterOrder, Budget<'a>) -> Outcome,
-    budget: Budget<'a>,
-) -> (Outcome, &'static str) {
-    let Some(deadline) = budget.deadline else {
-        return (search(WriterOrder::EarliestCalled, budget), "search");
-    };
-    let start = Instant::now();
-    let total = deadline.saturating_duration_since(start);
-    let turns = [
-        (WriterOrder::EarliestCalled, start + total / 12, "search"),
-        (
-            WriterOrder::CompletedFirst,
-            start + total / 12 + total / 6,
-            "search, completed writes first",
-        ),
-        (WriterOrder::EarliestCalled, deadline, "search"),
-    ];
-    let mut outcome = Outcome::Unknown(String::new());
-    for (order, until, engine) in turns {
-        outcome = search(
-            order,
-            Budget {
-                deadline: Some(until),
-                ..budget
-            },
-        );
-        match &outcome {
-            Outcome::Unknown(why) if why != search::CANCELLED => {}
-            _ => return (outcome, engine),
-        }
-    }
-    match outcome {
-        Outcome::Unknown(why) => (
-            Outcome::Unknown(format!(
-                "{why}, in the last of three turns (the usual order, completed writes first, \
-                 the usual order again)"
-            )),
-            "search",
-        ),
-        decided => (decided, "search"),
-    }
+    orders::run(&|order, budget| search(&all, order, budget), budget, orders)
 }
 
 /// The value every unobserved crashed write is given by [`merge_unobserved_values`].
@@ -486,28 +431,36 @@ fn merge_unobserved_values(ops: &mut [Op], facts: &ValueFacts) {
 
 fn check_key(
     key: &KeyHistory,
-    strings: &Strings,
-    prefixes: &Prefixes,
-    timed: bool,
+    history: &History,
     options: &CheckOptions,
     deadline: Instant,
     invalid_found: &AtomicBool,
+    threads: &Threads,
 ) -> (String, KeyReport, Option<Counterexample>) {
+    let _thread = threads.start_key();
     let started = Instant::now();
     let budget = Budget {
         deadline: Some(deadline),
         memory: options.memory_per_key,
         cancel: Some(invalid_found),
+        rival_decided: None,
     };
     let initial: Value = options.semantics.initial;
-    let (outcome, engine) = decide(&key.ops, options.model, initial, Some(prefixes), budget);
+    let (outcome, engine) = decide(
+        &key.ops,
+        options.model,
+        initial,
+        Some(&history.prefixes),
+        budget,
+        Orders::RacedWhenFree(threads),
+    );
     let elapsed_ms = started.elapsed().as_secs_f64() * 1e3;
     let (valid, reason, counterexample) = match outcome {
         Outcome::Linearizable => (Verdict::Valid, None, None),
         Outcome::Unknown(why) => (Verdict::Unknown, Some(why), None),
         Outcome::NotLinearizable(failure) => {
             invalid_found.store(true, Ordering::Relaxed);
-            let c = explain(key, &failure, initial, strings, timed);
+            let c = explain(key, &failure, initial, &history.strings, history.timed);
             (Verdict::Invalid, Some(c.explanation.clone()), Some(c))
         }
     };
@@ -789,89 +742,6 @@ mod tests {
         let bad = json.replacen("\"valid\":false", "\"valid\":\"maybe\"", 1);
         let error = serde_json::from_str::<CheckReport>(&bad).unwrap_err();
         assert!(error.to_string().contains("true, false or"), "{error}");
-    }
-
-    /// The orders take turns: a short first turn, completed writes first for a longer one,
-    /// then the usual order for what is left; a decided turn ends it, and so does another
-    /// key's violation.
-    #[test]
-    fn the_writer_orders_take_turns_until_one_decides() {
-        let total = Duration::from_secs(120);
-        let deadline = Instant::now() + total;
-        let budget = Budget {
-            deadline: Some(deadline),
-            ..Budget::memory_only(1 << 20)
-        };
-        let run = |answers: Vec<Outcome>| {
-            let mut answers = answers.into_iter();
-            let mut turns = Vec::new();
-            let (outcome, engine) = in_turns(
-                |order, budget| {
-                    turns.push((order, budget.deadline.expect("every turn has a deadline")));
-                    answers.next().expect("no more turns than answers")
-                },
-                budget,
-            );
-            (outcome, engine, turns)
-        };
-        let out_of_time = || Outcome::Unknown("time limit reached".into());
-
-        let (outcome, engine, turns) = run(vec![out_of_time(), Outcome::Linearizable]);
-        assert_eq!(
-            (outcome, engine),
-            (Outcome::Linearizable, "search, completed writes first")
-        );
-        assert_eq!(turns[0].0, WriterOrder::EarliestCalled);
-        assert_eq!(turns[1].0, WriterOrder::CompletedFirst);
-        // The first turn takes a twelfth of the time, the second a sixth, the last the rest
-        // (three quarters): compared as spans, as the turns start a moment after `deadline`
-        // was set.
-        let second = turns[1].1 - turns[0].1;
-        let rest = deadline - turns[1].1;
-        assert!(second > Duration::from_secs(19) && second <= Duration::from_secs(20));
-        assert!(
-            rest.as_secs_f64() / second.as_secs_f64() - 4.5 < 1e-6,
-            "{second:?} {rest:?}"
-        );
-        let first_started = turns[0].1 - second / 2;
-        assert!(first_started + Duration::from_millis(1) >= deadline - total);
-        assert!(first_started <= Instant::now());
-
-        let (outcome, engine, turns) = run(vec![out_of_time(), out_of_time(), out_of_time()]);
-        let Outcome::Unknown(why) = outcome else {
-            panic!("three turns out of time is unknown")
-        };
-        assert!(
-            why.starts_with("time limit reached, in the last of three turns"),
-            "{why}"
-        );
-        assert_eq!(engine, "search");
-        assert_eq!(turns.len(), 3);
-        assert_eq!(turns[2], (WriterOrder::EarliestCalled, deadline));
-
-        let cancelled = Outcome::Unknown(search::CANCELLED.into());
-        let (outcome, _, turns) = run(vec![cancelled.clone()]);
-        assert_eq!((outcome, turns.len()), (cancelled, 1));
-
-        let (outcome, engine, turns) = run(vec![Outcome::Linearizable]);
-        assert_eq!(
-            (outcome, engine, turns.len()),
-            (Outcome::Linearizable, "search", 1)
-        );
-
-        // Without a deadline there is nothing to share: the usual order alone.
-        let mut orders = Vec::new();
-        let (outcome, _) = in_turns(
-            |order, _| {
-                orders.push(order);
-                out_of_time()
-            },
-            Budget::memory_only(1 << 20),
-        );
-        assert_eq!(
-            (outcome, orders),
-            (out_of_time(), vec![WriterOrder::EarliestCalled])
-        );
     }
 
     fn info(i: u64, p: u64, value: i64) -> String {

@@ -15,6 +15,7 @@
 //! - [`model`]: the register and cas-register sequential specifications.
 //! - [`search`]: just-in-time linearization for one key, within a time and memory budget.
 //! - [`zones`]: the O(n log n) check for read/write histories with unique values.
+//! - [`orders`]: the two writer orders of a key's last search, raced or in turns.
 //! - [`counterexample`]: the failing op, prefix, window and a plain sentence.
 //! - `core`: the few reads that refute an op together, for sentences no single op explains.
 //! - [`check`]: a whole history, keys in parallel, `results.json`.
@@ -38,6 +39,7 @@ pub mod history;
 pub mod jepsen_log;
 pub mod jsonl;
 pub mod model;
+pub mod orders;
 pub mod record;
 pub mod report;
 pub mod search;

@@ -56,6 +56,9 @@ pub struct Budget<'a> {
     /// Set by another key's search once it found a violation: the history is invalid
     /// whatever this key says, so stop.
     pub cancel: Option<&'a AtomicBool>,
+    /// Set once the other writer order, raced beside this search on a spare thread, decided
+    /// the key: this search's answer is no longer wanted.
+    pub rival_decided: Option<&'a AtomicBool>,
 }
 
 impl Budget<'_> {
@@ -65,6 +68,7 @@ impl Budget<'_> {
             deadline: None,
             memory,
             cancel: None,
+            rival_decided: None,
         }
     }
 }
@@ -72,6 +76,10 @@ impl Budget<'_> {
 /// Why a search was cut short when another key's violation cancelled it.
 pub const CANCELLED: &str =
     "not decided: the search stopped when another key was found not linearizable";
+
+/// Why a raced search stopped: the other order decided first (never a key's reason).
+pub const RIVAL_DECIDED: &str =
+    "not decided: the other writer order, raced beside it, decided first";
 
 /// The result of searching one key.
 #[derive(Clone, Debug, PartialEq)]
@@ -432,6 +440,12 @@ pub fn search_with(
         if steps.is_multiple_of(4096) {
             if budget.cancel.is_some_and(|c| c.load(Ordering::Relaxed)) {
                 return Outcome::Unknown(CANCELLED.to_string());
+            }
+            if budget
+                .rival_decided
+                .is_some_and(|c| c.load(Ordering::Relaxed))
+            {
+                return Outcome::Unknown(RIVAL_DECIDED.to_string());
             }
             if budget.deadline.is_some_and(|d| Instant::now() > d) {
                 return Outcome::Unknown(format!(
@@ -1022,6 +1036,7 @@ mod tests {
         }
         let budget = Budget {
             cancel: None,
+            rival_decided: None,
             deadline: Some(Instant::now() - Duration::from_secs(1)),
             memory: DEFAULT_MEMORY,
         };

@@ -8,6 +8,7 @@ use faultline_checker::history::{
     Completion, EventValue, Function, KeyHistory, Op, Step, Strings, Sym, Value,
 };
 use faultline_checker::model::Model;
+use faultline_checker::orders::Orders;
 use faultline_checker::search::{
     Budget, CrashedOps, DEFAULT_MEMORY, Outcome, Strategy as SearchStrategy, WriterOrder,
     search_with,
@@ -277,7 +278,7 @@ proptest! {
     #[test]
     fn search_agrees_with_brute_force_on_unique_cas_histories(ops in arb_unique_cas_history()) {
         prop_assert_eq!(check(&ops), oracle(&ops), "{:#?}", ops);
-        let decided = match decide(&ops, Model::CasRegister, None, None, Budget::memory_only(DEFAULT_MEMORY)).0 {
+        let decided = match decide(&ops, Model::CasRegister, None, None, Budget::memory_only(DEFAULT_MEMORY), Orders::InTurns).0 {
             Outcome::Linearizable => true,
             Outcome::NotLinearizable(_) => false,
             Outcome::Unknown(why) => panic!("small history ran out of budget: {why}"),
@@ -348,15 +349,19 @@ proptest! {
     }
 
     /// The checker's own entry point (which first tries without unobserved indeterminate
-    /// writes) agrees too, on histories with many of them.
+    /// writes) agrees too, on histories with many of them, with the writer orders in turns or
+    /// raced on two threads.
     #[test]
     fn decide_agrees_with_brute_force(ops in arb_history()) {
-        let decided = match decide(&ops, Model::CasRegister, None, None, Budget::memory_only(DEFAULT_MEMORY)).0 {
-            Outcome::Linearizable => true,
-            Outcome::NotLinearizable(_) => false,
-            Outcome::Unknown(why) => panic!("small history ran out of budget: {why}"),
-        };
-        prop_assert_eq!(decided, oracle(&ops), "{:#?}", ops);
+        let expected = oracle(&ops);
+        for orders in [Orders::InTurns, Orders::Raced] {
+            let decided = match decide(&ops, Model::CasRegister, None, None, Budget::memory_only(DEFAULT_MEMORY), orders).0 {
+                Outcome::Linearizable => true,
+                Outcome::NotLinearizable(_) => false,
+                Outcome::Unknown(why) => panic!("small history ran out of budget: {why}"),
+            };
+            prop_assert_eq!(decided, expected, "{:#?}", ops);
+        }
     }
 
     #[test]
@@ -404,6 +409,7 @@ fn cited_evidence(ops: &[Op]) -> Option<(String, Vec<Op>)> {
         None,
         None,
         Budget::memory_only(DEFAULT_MEMORY),
+        Orders::InTurns,
     ) else {
         return None;
     };
