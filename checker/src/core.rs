@@ -6,6 +6,9 @@
 //! the register), so whatever set this returns refutes the whole history too. It is minimal
 //! one at a time (dropping any one of its members makes the rest linearizable), not the
 //! smallest such set, which would take exponentially many searches.
+//!
+//! When that set is empty (the writes and compare-and-sets alone refute a read), it also finds
+//! which values the read could have returned instead.
 
 use std::time::{Duration, Instant};
 
@@ -104,6 +107,63 @@ pub(crate) fn refuting_reads<'a>(
             .map(|(op, _)| op)
             .collect(),
     )
+}
+
+/// Keys with more values than this keep the sentence without them: one search per value.
+const MAX_VALUES: usize = 16;
+
+/// For a read refuted by the ops that change the register alone ([`refuting_reads`] named no
+/// other read): every value the read could have returned with those ops and no other
+/// observer, absent first. `None` when `stuck` is no read, the key is too large or has too
+/// many values, a search ran out of budget, or the answer would not refute the read.
+pub(crate) fn readable_values(key: &KeyHistory, stuck: &Op, initial: Value) -> Option<Vec<Value>> {
+    let ops = &key.ops;
+    let Step::Read(observed) = stuck.step else {
+        return None;
+    };
+    if ops.len() > MAX_OPS || ops.iter().any(|op| matches!(op.step, Step::Append { .. })) {
+        return None;
+    }
+    let mut candidates: Vec<Value> = std::iter::once(initial)
+        .chain(ops.iter().filter_map(|op| match op.step {
+            Step::Write(v) | Step::Cas { new: v, .. } => Some(Some(v)),
+            _ => None,
+        }))
+        .collect();
+    candidates.sort_unstable();
+    candidates.dedup();
+    if candidates.len() > MAX_VALUES {
+        return None;
+    }
+    let deadline = Instant::now() + TIME;
+    let mut readable = Vec::new();
+    for value in candidates {
+        let subset: Vec<Op> = ops
+            .iter()
+            .filter(|op| op.index == stuck.index || !observes(op))
+            .map(|op| {
+                let mut op = *op;
+                if op.index == stuck.index {
+                    op.step = Step::Read(value);
+                }
+                op
+            })
+            .collect();
+        let budget = Budget {
+            deadline: Some(deadline),
+            ..Budget::memory_only(MEMORY)
+        };
+        let strategy = Strategy {
+            crashed_ops: CrashedOps::OnlyWhenNeeded,
+            ..Strategy::default()
+        };
+        match search::search_with(&subset, Model::CasRegister, initial, None, strategy, budget) {
+            Outcome::Linearizable => readable.push(value),
+            Outcome::NotLinearizable(_) => {}
+            Outcome::Unknown(_) => return None,
+        }
+    }
+    (!readable.is_empty() && !readable.contains(&observed)).then_some(readable)
 }
 
 /// Whether `op` only looks at the register (a read, a failed CAS): what this module may leave

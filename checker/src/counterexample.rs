@@ -312,13 +312,30 @@ fn sentence<'a>(
     // "this read, the writes on k3 and the read that returned 4 at 2.1 s cannot all be
     // ordered, whatever the other reads saw": where no single op shows the value gone, the
     // few reads that refute the op together ([`core::refuting_reads`]).
+    let with_cas = key.ops.iter().any(|o| matches!(o.step, Step::Cas { .. }));
+    let changers = match (with_cas, matches!(stuck.step, Step::Cas { .. })) {
+        (false, _) => "the writes",
+        (true, false) => "the writes and successful CASes",
+        (true, true) => "the writes and other successful CASes",
+    };
+    // Whether a read or failed CAS besides `stuck` and `named` completed: what the sentence
+    // set aside.
+    let others_left_out = |named: &[&Op]| {
+        key.ops.iter().any(|o| {
+            o.index != stuck.index
+                && o.complete_time.is_some()
+                && core::observes(o)
+                && !named.iter().any(|r| r.index == o.index)
+        })
+    };
+    let whatever_the_others_saw = |named: &[&Op]| {
+        if others_left_out(named) {
+            ", whatever the other reads saw"
+        } else {
+            ""
+        }
+    };
     let named_together = |this: &str, reads: &[&Op]| -> String {
-        let with_cas = key.ops.iter().any(|o| matches!(o.step, Step::Cas { .. }));
-        let changers = match (with_cas, matches!(stuck.step, Step::Cas { .. })) {
-            (false, _) => "the writes",
-            (true, false) => "the writes and successful CASes",
-            (true, true) => "the writes and other successful CASes",
-        };
         let mut parts = vec![this.to_string(), format!("{changers} on {k}")];
         parts.extend(reads.iter().take(LISTED).map(|o| match o.step {
             Step::CasMismatch { expected } => format!(
@@ -340,31 +357,32 @@ fn sentence<'a>(
             ));
         }
         let last = parts.pop().unwrap_or_default();
-        let others_left_out = key.ops.iter().any(|o| {
-            o.index != stuck.index
-                && o.complete_time.is_some()
-                && core::observes(o)
-                && !reads.iter().any(|r| r.index == o.index)
-        });
         format!(
             "{} and {last} cannot all be ordered{}",
             parts.join(", "),
-            if others_left_out {
-                ", whatever the other reads saw"
-            } else {
-                ""
-            }
+            whatever_the_others_saw(reads)
         )
     };
-    // The sentence with those reads named, or `fallback` without them.
-    let together = |head: &str, this: &str, fallback: String| match core::refuting_reads(
-        key, stuck, initial,
-    ) {
-        Some(reads) => (
-            format!("{head}, but {}", named_together(this, &reads)),
-            reads,
-        ),
-        None => (fallback, Vec::new()),
+    // The sentence with those reads named, or `fallback` without them. A read that the
+    // state changes alone refute gets the values they would let it return instead.
+    let together = |head: &str, this: &str, fallback: String| {
+        let Some(reads) = core::refuting_reads(key, stuck, initial) else {
+            return (fallback, Vec::new());
+        };
+        let readable = if reads.is_empty() {
+            core::readable_values(key, stuck, initial)
+        } else {
+            None
+        };
+        let text = match readable {
+            Some(values) => format!(
+                "{head}, but {changers} on {k} let this read return only {}{}",
+                listed(values.iter().map(|v| show(*v))),
+                whatever_the_others_saw(&[])
+            ),
+            None => format!("{head}, but {}", named_together(this, &reads)),
+        };
+        (text, reads)
     };
     // The ops the sentence names besides `stuck`.
     let mut cited: Vec<&'a Op> = Vec::new();

@@ -17,7 +17,8 @@
 //! - [`zones`]: the O(n log n) check for read/write histories with unique values.
 //! - [`orders`]: the two writer orders of a key's last search, raced or in turns.
 //! - [`counterexample`]: the failing op, prefix, window and a plain sentence.
-//! - `core`: the few reads that refute an op together, for sentences no single op explains.
+//! - `core`: the few reads that refute an op together, for sentences no single op explains,
+//!   or the values a read refuted by the writes alone could have returned.
 //! - [`check`]: a whole history, keys in parallel, `results.json`.
 //! - [`synth`]: seeded synthetic histories for benchmarks and tests.
 //! - [`report`]: `report.html` and the latency / throughput plots (PNG and SVG).

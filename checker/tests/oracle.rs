@@ -343,6 +343,49 @@ proptest! {
         }
     }
 
+    /// Where a sentence says which values the writes and CASes let the read return, those
+    /// are exactly the values with which the brute force can order the read among them.
+    #[test]
+    fn values_a_read_is_said_to_allow_are_exactly_those_it_could_return(ops in arb_history()) {
+        if let Some((sentence, reduced)) = cited_evidence(&ops)
+            && let Some(rest) = sentence.split("let this read return only ").nth(1)
+        {
+            let list = rest.split(", whatever").next().unwrap_or(rest);
+            prop_assume!(!list.starts_with("one of "));
+            let said: Vec<Value> = list
+                .replace(" or ", ", ")
+                .split(", ")
+                .map(|v| if v == "nothing (absent)" { None } else { Some(v.parse().expect("a value")) })
+                .collect();
+            let read = reduced
+                .iter()
+                .position(|o| matches!(o.step, Step::Read(_)))
+                .expect("the read shown");
+            let mut candidates: Vec<Value> = reduced
+                .iter()
+                .filter_map(|o| match o.step {
+                    Step::Write(v) | Step::Cas { new: v, .. } => Some(Some(v)),
+                    _ => None,
+                })
+                .chain([None])
+                .collect();
+            candidates.sort_unstable();
+            candidates.dedup();
+            for value in candidates {
+                let mut with_value = reduced.clone();
+                with_value[read].step = Step::Read(value);
+                prop_assert_eq!(
+                    oracle(&with_value),
+                    said.contains(&value),
+                    "{}\nwith a read of {:?}: {:#?}",
+                    sentence,
+                    value,
+                    with_value
+                );
+            }
+        }
+    }
+
     #[test]
     fn search_agrees_with_brute_force(ops in arb_history()) {
         prop_assert_eq!(check(&ops), oracle(&ops), "{:#?}", ops);
