@@ -269,3 +269,46 @@ fn synth_plants_only_a_read_that_is_certainly_stale() {
         "the planted read is a violation"
     );
 }
+
+/// `--jobs` sets the checking threads. A key with many operations running at once and crashed
+/// writes is out of time at 1 s either way, and its reason says how its two search orders
+/// ran: in turns on one thread, raced on two. `--jobs 0` is refused.
+#[test]
+fn jobs_sets_the_threads_and_a_free_one_lets_a_key_race_its_search_orders() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("h.jsonl");
+    let synth = faultline()
+        .arg("synth")
+        .arg(&path)
+        .args(["--ops", "20000", "--keys", "1", "--procs", "50"])
+        .args(["--crash", "0.05", "--seed", "1"])
+        .output()
+        .expect("runs");
+    assert_eq!(synth.status.code(), Some(0));
+    for (jobs, how) in [
+        ("1", "in the last of three turns"),
+        (
+            "2",
+            "; completed writes first, raced beside it: time limit reached",
+        ),
+    ] {
+        let out = faultline()
+            .arg("check")
+            .arg(&path)
+            .args(["--time-limit", "1", "--json", "--jobs", jobs])
+            .output()
+            .expect("runs");
+        assert_eq!(out.status.code(), Some(2), "--jobs {jobs}: unknown");
+        let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json on stdout");
+        let reason = json[0]["keys"]["k0"]["reason"].as_str().unwrap_or_default();
+        assert!(reason.contains(how), "--jobs {jobs}: {reason}");
+    }
+    let refused = faultline()
+        .arg("check")
+        .arg(&path)
+        .args(["--jobs", "0"])
+        .output()
+        .expect("runs");
+    assert_eq!(refused.status.code(), Some(3));
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("--jobs"));
+}

@@ -26,6 +26,11 @@ pub struct CheckArgs {
     #[arg(long, default_value_t = 60.0)]
     pub time_limit: f64,
 
+    /// Threads that check keys in parallel; a key with crashed writes races its two search
+    /// orders on one left free [default: one per core].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    pub jobs: Option<u16>,
+
     /// Print results as JSON (one results.json object per history, in a JSON array).
     #[arg(long)]
     pub json: bool,
@@ -126,6 +131,7 @@ pub fn run(args: CheckArgs) -> anyhow::Result<Verdict> {
     let options = CheckOptions {
         model: args.model,
         time_limit,
+        jobs: args.jobs.map(usize::from),
         ..CheckOptions::default()
     };
     if args.report.is_some() && args.histories.len() > 1 {
