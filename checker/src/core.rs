@@ -35,7 +35,7 @@ pub(crate) fn refuting_reads<'a>(
     initial: Value,
 ) -> Option<Vec<&'a Op>> {
     let ops = &key.ops;
-    if ops.len() > MAX_OPS || ops.iter().any(|op| matches!(op.step, Step::Append { .. })) {
+    if !within_reach(key) {
         return None;
     }
     let deadline = Instant::now() + TIME;
@@ -46,21 +46,7 @@ pub(crate) fn refuting_reads<'a>(
             .filter(|&(_, &keep)| keep)
             .map(|(op, _)| *op)
             .collect();
-        let budget = Budget {
-            deadline: Some(deadline),
-            ..Budget::memory_only(MEMORY)
-        };
-        // Refuting means trying everything; taking crashed ops only where needed cuts that
-        // most (on Porcupine's etcd_057.log, 0.6 ms a search became 0.08 ms).
-        let strategy = Strategy {
-            crashed_ops: CrashedOps::OnlyWhenNeeded,
-            ..Strategy::default()
-        };
-        match search::search_with(&subset, Model::CasRegister, initial, None, strategy, budget) {
-            Outcome::Linearizable => Some(false),
-            Outcome::NotLinearizable(_) => Some(true),
-            Outcome::Unknown(_) => None,
-        }
+        linearizable(&subset, initial, deadline).map(|yes| !yes)
     };
     // Crashed reads constrain nothing; they go first, untested.
     let mut kept: Vec<bool> = ops
@@ -121,7 +107,7 @@ pub(crate) fn readable_values(key: &KeyHistory, stuck: &Op, initial: Value) -> O
     let Step::Read(observed) = stuck.step else {
         return None;
     };
-    if ops.len() > MAX_OPS || ops.iter().any(|op| matches!(op.step, Step::Append { .. })) {
+    if !within_reach(key) {
         return None;
     }
     let mut candidates: Vec<Value> = std::iter::once(initial)
@@ -149,21 +135,39 @@ pub(crate) fn readable_values(key: &KeyHistory, stuck: &Op, initial: Value) -> O
                 op
             })
             .collect();
-        let budget = Budget {
-            deadline: Some(deadline),
-            ..Budget::memory_only(MEMORY)
-        };
-        let strategy = Strategy {
-            crashed_ops: CrashedOps::OnlyWhenNeeded,
-            ..Strategy::default()
-        };
-        match search::search_with(&subset, Model::CasRegister, initial, None, strategy, budget) {
-            Outcome::Linearizable => readable.push(value),
-            Outcome::NotLinearizable(_) => {}
-            Outcome::Unknown(_) => return None,
+        if linearizable(&subset, initial, deadline)? {
+            readable.push(value);
         }
     }
     (!readable.is_empty() && !readable.contains(&observed)).then_some(readable)
+}
+
+/// Whether `ops` are linearizable, by an exact search that stops at `deadline` (`None`).
+fn linearizable(ops: &[Op], initial: Value, deadline: Instant) -> Option<bool> {
+    let budget = Budget {
+        deadline: Some(deadline),
+        ..Budget::memory_only(MEMORY)
+    };
+    // Refuting means trying everything; taking crashed ops only where needed cuts that most
+    // (on Porcupine's etcd_057.log, 0.6 ms a search became 0.08 ms).
+    let strategy = Strategy {
+        crashed_ops: CrashedOps::OnlyWhenNeeded,
+        ..Strategy::default()
+    };
+    match search::search_with(ops, Model::CasRegister, initial, None, strategy, budget) {
+        Outcome::Linearizable => Some(true),
+        Outcome::NotLinearizable(_) => Some(false),
+        Outcome::Unknown(_) => None,
+    }
+}
+
+/// Whether the searches here may take `key` on: small enough, and no kv appends.
+fn within_reach(key: &KeyHistory) -> bool {
+    key.ops.len() <= MAX_OPS
+        && !key
+            .ops
+            .iter()
+            .any(|op| matches!(op.step, Step::Append { .. }))
 }
 
 /// Whether `op` only looks at the register (a read, a failed CAS): what this module may leave
