@@ -2,8 +2,9 @@
 //! and each much faster than the other on some histories: raced, on a thread no other key of
 //! the history needs any more, or in turns on the key's own thread.
 //!
-//! Which order decides a key can vary with timing (and with it the engine named and the
-//! counterexample's prefix); the verdict cannot.
+//! Which order proves a key linearizable can vary with timing (and with it the engine named);
+//! the verdict cannot. A refutation comes from the usual order whenever it finishes within the
+//! budget, so a counterexample does not depend on which order was quicker.
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -105,7 +106,8 @@ fn decided(outcome: &Outcome) -> bool {
 const HEAD_START: Duration = Duration::from_millis(100);
 
 /// The usual order alone for a [`HEAD_START`], then both orders at once for the rest of the
-/// budget, completed writes first on a new thread; the first to decide stops the other. The
+/// budget, completed writes first on a new thread; the first to decide stops the other, except
+/// that a refutation by completed writes first lets the usual order go on to its own. The
 /// usual order's answer is taken when both have one.
 fn raced(
     search: &(dyn Fn(WriterOrder, Budget<'_>) -> Outcome + Sync),
@@ -132,7 +134,14 @@ fn raced(
                 ..budget
             },
         );
-        if decided(&outcome) {
+        // A refutation by completed writes first does not stop the usual order: the
+        // counterexample (its prefix, the op shown) then comes from the usual order, as in
+        // turns and from one run to the next, unless that order runs out of budget.
+        let stops_the_other = match order {
+            WriterOrder::EarliestCalled => decided(&outcome),
+            WriterOrder::CompletedFirst => outcome == Outcome::Linearizable,
+        };
+        if stops_the_other {
             rival_decided.store(true, Ordering::Relaxed);
         }
         outcome
@@ -361,10 +370,45 @@ mod tests {
             prefix: Vec::new(),
             stuck: 3,
         });
-        let completed_first = stand_in(WriterOrder::CompletedFirst, refuted.clone());
-        assert_eq!(raced(&completed_first, budget), (refuted, COMPLETED_FIRST));
+        let completed_first = stand_in(WriterOrder::CompletedFirst, Outcome::Linearizable);
+        assert_eq!(
+            raced(&completed_first, budget),
+            (Outcome::Linearizable, COMPLETED_FIRST)
+        );
         // Each loser stopped on its rival's answer, long before its own 10 s.
         assert!(started.elapsed() < Duration::from_secs(5));
+
+        // A refutation by completed writes first leaves the usual order running: its own
+        // counterexample is the one taken, and the other only if it runs out of time.
+        let usual_failure = Outcome::NotLinearizable(search::Failure {
+            prefix: vec![(0, Some(1))],
+            stuck: 1,
+        });
+        let (outcome, engine) = raced(
+            &|order, budget| match order {
+                WriterOrder::CompletedFirst => refuted.clone(),
+                WriterOrder::EarliestCalled if budget.rival_decided.is_none() => out_of_time(),
+                WriterOrder::EarliestCalled => {
+                    std::thread::sleep(Duration::from_millis(200));
+                    if budget
+                        .rival_decided
+                        .is_some_and(|d| d.load(Ordering::Relaxed))
+                    {
+                        Outcome::Unknown(search::RIVAL_DECIDED.into())
+                    } else {
+                        usual_failure.clone()
+                    }
+                }
+            },
+            budget,
+        );
+        assert_eq!((outcome, engine), (usual_failure, USUAL));
+        let short = Budget {
+            deadline: Some(Instant::now() + Duration::from_millis(500)),
+            ..budget
+        };
+        let refuted_first = stand_in(WriterOrder::CompletedFirst, refuted.clone());
+        assert_eq!(raced(&refuted_first, short), (refuted, COMPLETED_FIRST));
 
         // Both out of budget: the reason says so for each.
         let (outcome, engine) = raced(&|_, _| out_of_time(), budget);
