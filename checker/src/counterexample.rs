@@ -309,32 +309,31 @@ fn sentence<'a>(
         };
         return (text, Vec::new());
     }
-    // "this read, the writes on k3 and the read that returned 4 at 2.1 s cannot all be
-    // ordered, whatever the other reads saw": where no single op shows the value gone, the
-    // few reads that refute the op together ([`core::refuting_reads`]).
+    // What changes the register, as the sentences below name it.
     let with_cas = key.ops.iter().any(|o| matches!(o.step, Step::Cas { .. }));
     let changers = match (with_cas, matches!(stuck.step, Step::Cas { .. })) {
         (false, _) => "the writes",
         (true, false) => "the writes and successful CASes",
         (true, true) => "the writes and other successful CASes",
     };
-    // Whether a read or failed CAS besides `stuck` and `named` completed: what the sentence
-    // set aside.
-    let others_left_out = |named: &[&Op]| {
-        key.ops.iter().any(|o| {
+    // Said when a read or failed CAS besides `stuck` and `named` completed, which the
+    // sentence set aside.
+    let whatever_the_others_saw = |named: &[&Op]| {
+        let others_left_out = key.ops.iter().any(|o| {
             o.index != stuck.index
                 && o.complete_time.is_some()
                 && core::observes(o)
                 && !named.iter().any(|r| r.index == o.index)
-        })
-    };
-    let whatever_the_others_saw = |named: &[&Op]| {
-        if others_left_out(named) {
+        });
+        if others_left_out {
             ", whatever the other reads saw"
         } else {
             ""
         }
     };
+    // "this read, the writes on k3 and the read that returned 4 at 2.1 s cannot all be
+    // ordered, whatever the other reads saw": where no single op shows the value gone, the
+    // few reads that refute the op together ([`core::refuting_reads`]).
     let named_together = |this: &str, reads: &[&Op]| -> String {
         let mut parts = vec![this.to_string(), format!("{changers} on {k}")];
         parts.extend(reads.iter().take(LISTED).map(|o| match o.step {
