@@ -12,7 +12,7 @@ use crate::counterexample::{Counterexample, explain};
 use crate::error::Error;
 use crate::fast_hash::{IntMap, IntSet};
 use crate::history::{Counts, Events, Function, History, KeyHistory, Op, Semantics, Step, Value};
-use crate::model::{Model, Prefixes};
+use crate::model::{self, Model, Prefixes};
 use crate::orders::{self, Orders, Threads};
 use crate::search::{self, Budget, Outcome, Strategy, WriterOrder};
 use crate::zones::ZoneVerdict;
@@ -116,20 +116,30 @@ fn deserialize_verdict<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Verdict
 /// Check parsed events.
 pub fn check_events(events: &Events, options: &CheckOptions) -> Result<CheckReport, Error> {
     let started = Instant::now();
-    // Appends (Porcupine's kv histories) only make sense under the kv model.
-    let kv;
-    let options = if options.model != Model::Kv && events.uses(Function::Append) {
-        kv = CheckOptions {
-            model: Model::Kv,
-            ..options.clone()
-        };
-        &kv
+    // Appends (Porcupine's kv histories) only make sense under the kv model, and acquires and
+    // releases under the mutex model, whose lock starts free.
+    let implied = if events.uses(Function::Append) {
+        Some(Model::Kv)
+    } else if events.uses(Function::Acquire) || events.uses(Function::Release) {
+        Some(Model::Mutex)
     } else {
-        options
+        None
     };
+    let mut options = options.clone();
+    if let Some(model) = implied {
+        options.model = model;
+    }
+    if options.model == Model::Mutex {
+        options.semantics.initial = Some(model::FREE);
+    }
+    let options = &options;
     let history = History::from_events(events, options.semantics)?;
     for key in &history.keys {
-        if let Some(op) = key.ops.iter().find(|op| !options.model.allows(op.step)) {
+        if let Some(op) = key
+            .ops
+            .iter()
+            .find(|op| !options.model.allows(op.f, op.step))
+        {
             return Err(Error::UnsupportedOperation {
                 key: key.key.clone(),
                 what: format!("{:?} (line of history index {})", op.f, op.index),

@@ -9,11 +9,15 @@
 //!
 //! When that set is empty (the writes and compare-and-sets alone refute a read), it also finds
 //! which values the read could have returned instead.
+//!
+//! For a lock (the `mutex` model), where every operation changes the state and none can be
+//! left out, it finds the operation whose return first leaves no order, and the few ok
+//! operations that, with every other one optional, still leave it none.
 
 use std::time::{Duration, Instant};
 
-use crate::history::{KeyHistory, Op, Step, Value};
-use crate::model::Model;
+use crate::history::{Completion, KeyHistory, Op, Step, Value};
+use crate::model::{FREE, HELD, Model};
 use crate::search::{self, Budget, CrashedOps, Outcome, Strategy};
 
 /// Larger keys keep the fallback sentence: every try is a search of the key, and a key needs
@@ -140,6 +144,174 @@ pub(crate) fn readable_values(key: &KeyHistory, stuck: &Op, initial: Value) -> O
         }
     }
     (!readable.is_empty() && !readable.contains(&observed)).then_some(readable)
+}
+
+/// A refutation of an operation on a lock: operations that, with it, cannot all be ordered.
+pub(crate) struct LockCore<'a> {
+    /// Where the window starts: the ops cited began then or later, and the lock may have been
+    /// free or held then. `None`: the window is the whole history, from the lock's start.
+    pub since: Option<u64>,
+    /// The ok operations that must be in the order (completion order).
+    pub ops: Vec<&'a Op>,
+}
+
+/// Where an event falls in the history: its time, then its place in the file.
+type At = (u64, u64);
+
+fn invoked(op: &Op) -> At {
+    (op.invoke_time, op.index)
+}
+
+fn returned(op: &Op) -> Option<At> {
+    Some((op.complete_time?, op.complete_index.unwrap_or(op.index)))
+}
+
+/// The lock's operations as they stood when the history is cut at `cut`: those invoked
+/// before it, the ok ones that had returned by then as they are, every other one optional
+/// (it took effect at some time after it began, or never). A linearizable history stays
+/// linearizable cut anywhere, so a cut that admits no order refutes the whole history.
+fn cut_at(key: &KeyHistory, cut: At) -> Vec<Op> {
+    key.ops
+        .iter()
+        .filter(|op| invoked(op) < cut)
+        .map(|op| {
+            let mut op = *op;
+            if op.completion != Completion::Ok || returned(&op).is_none_or(|r| r > cut) {
+                op.completion = Completion::Info;
+                op.complete_time = None;
+            }
+            op
+        })
+        .collect()
+}
+
+/// For a key of the `mutex` model: the operation whose return first leaves the lock's
+/// operations no order — the one that truly cannot be placed. The search's deepest dead end
+/// need not be it (another order may go as far and fail later). `None` when the key is too
+/// large or a search ran out of budget.
+pub(crate) fn lock_stuck(key: &KeyHistory, initial: Value) -> Option<&Op> {
+    if !within_reach(key) {
+        return None;
+    }
+    let deadline = Instant::now() + TIME;
+    let mut returns: Vec<&Op> = key
+        .ops
+        .iter()
+        .filter(|op| op.completion == Completion::Ok && returned(op).is_some())
+        .collect();
+    returns.sort_by_key(|op| returned(op));
+    // Refutation only grows with the cut: the first refuted cut is found by bisection.
+    let (mut lo, mut hi) = (0, returns.len());
+    while lo < hi {
+        let mid = (lo + hi) / 2;
+        let cut = returned(returns[mid])?;
+        if linearizable(&cut_at(key, cut), initial, deadline)? {
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
+    }
+    returns.get(lo).copied()
+}
+
+/// For `stuck`, an operation on a lock that cannot be placed ([`lock_stuck`]): the smallest
+/// window before it returned, and the ok operations in it, that with `stuck` cannot all be
+/// ordered, whether the lock was free or held when the window opened, every other operation
+/// begun by then optional. The operations are minimal one at a time, tried farthest first.
+/// `None` when the key is too large, a search ran out of budget, or no window refutes
+/// `stuck` that way.
+///
+/// Why a window refutes the whole history: in an order of the history cut at `stuck`'s
+/// return, everything after the last operation that ended before the window opened is an
+/// order of the window's operations (those running when it opened optional), from whatever
+/// state the lock had there. Making an ok operation optional only allows more orders. Unlike
+/// the reads core, no operation can simply be left out: every lock operation changes the
+/// lock, so leaving out a release could itself refute.
+pub(crate) fn lock_core<'a>(
+    key: &'a KeyHistory,
+    stuck: &Op,
+    initial: Value,
+) -> Option<LockCore<'a>> {
+    if !within_reach(key) {
+        return None;
+    }
+    let cut = returned(stuck)?;
+    let begun: Vec<&Op> = key.ops.iter().filter(|o| invoked(o) < cut).collect();
+    let deadline = Instant::now() + TIME;
+    // Whether the ops begun at `since` or later, those of `required` as they ended, leave no
+    // order from any state the lock may have had then.
+    let refuted = |since: Option<u64>, required: &[bool]| -> Option<bool> {
+        let subset: Vec<Op> = begun
+            .iter()
+            .zip(required)
+            // Ops that ended before the window opened are before all of it.
+            .filter(|(op, _)| since.is_none_or(|t| op.complete_time.is_none_or(|c| c >= t)))
+            .map(|(op, &required)| {
+                let mut op = **op;
+                let in_window = since.is_none_or(|t| op.invoke_time >= t);
+                if op.index != stuck.index && !(required && in_window) {
+                    op.completion = Completion::Info;
+                    op.complete_time = None;
+                }
+                op
+            })
+            .collect();
+        let starts = match since {
+            None => vec![initial],
+            Some(_) => vec![Some(FREE), Some(HELD)],
+        };
+        for start in starts {
+            if linearizable(&subset, start, deadline)? {
+                return Some(false);
+            }
+        }
+        Some(true)
+    };
+    let returned_by_then: Vec<bool> = begun
+        .iter()
+        .map(|o| {
+            o.index != stuck.index
+                && o.completion == Completion::Ok
+                && returned(o).is_some_and(|r| r <= cut)
+        })
+        .collect();
+    // The latest window that refutes, from the op's own start back to the first op's, which
+    // is the whole history with its known start.
+    let mut opens: Vec<u64> = begun
+        .iter()
+        .map(|o| o.invoke_time)
+        .filter(|&t| t <= stuck.invoke_time)
+        .collect();
+    opens.sort_unstable_by(|a, b| b.cmp(a));
+    opens.dedup();
+    let first = opens.last().copied();
+    let mut since = None;
+    for open in opens {
+        if refuted(Some(open), &returned_by_then)? {
+            since = Some(open).filter(|&t| Some(t) != first);
+            break;
+        }
+    }
+    if since.is_none() && !refuted(None, &returned_by_then)? {
+        return None;
+    }
+    let mut required = returned_by_then;
+    let mut farthest_first: Vec<usize> = (0..begun.len()).filter(|&i| required[i]).collect();
+    farthest_first.sort_by_key(|&i| returned(begun[i]));
+    for i in farthest_first {
+        required[i] = false;
+        if !refuted(since, &required)? {
+            required[i] = true;
+        }
+    }
+    let mut ops: Vec<&Op> = begun
+        .into_iter()
+        .zip(required)
+        .filter(|(op, required)| *required && since.is_none_or(|t| op.invoke_time >= t))
+        .map(|(op, _)| op)
+        .collect();
+    ops.sort_by_key(|o| returned(o));
+    Some(LockCore { since, ops })
 }
 
 /// Whether `ops` are linearizable, by an exact search that stops at `deadline` (`None`).

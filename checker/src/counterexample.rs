@@ -9,6 +9,8 @@ use std::collections::{HashMap, HashSet};
 use serde::{Deserialize, Serialize};
 
 use crate::core;
+
+mod lock;
 use crate::history::{Completion, Function, KeyHistory, Op, OpRecord, Step, Strings, Value};
 use crate::search::Failure;
 
@@ -86,8 +88,19 @@ pub fn explain(
     let ops = &key.ops;
     let record = |op: &Op| OpRecord::of(op, &key.key, strings);
     let stuck = &ops[failure.stuck];
-    let stuck = first_sighting(key, stuck).unwrap_or(stuck);
-    let stuck = stale_rereader(key, stuck, initial).unwrap_or(stuck);
+    // A lock has no reads to point at instead, but the search's dead end may not be the
+    // operation that truly cannot be placed.
+    let register = !stuck.f.on_lock();
+    let stuck = match register {
+        true => stuck,
+        false => core::lock_stuck(key, initial).unwrap_or(stuck),
+    };
+    let stuck = first_sighting(key, stuck)
+        .filter(|_| register)
+        .unwrap_or(stuck);
+    let stuck = stale_rereader(key, stuck, initial)
+        .filter(|_| register)
+        .unwrap_or(stuck);
     let mut previous_ok: Vec<&Op> = ops
         .iter()
         .filter(|o| o.completion == Completion::Ok)
@@ -181,6 +194,9 @@ fn sentence<'a>(
             .unwrap_or_default()
     };
     let on = on_node(stuck);
+    if stuck.f.on_lock() {
+        return lock::sentence(key, stuck, &on, initial, when);
+    }
     // A history of one register has no key names.
     let k = if key.key.is_empty() {
         "the register"
@@ -210,7 +226,7 @@ fn sentence<'a>(
             };
             format!(
                 ", and from then until the {} {k} could hold only {}{none_of}",
-                f_name(stuck.f),
+                Function::name(stuck.f),
                 listed(values.iter().map(i64::to_string))
             )
         }
@@ -280,11 +296,11 @@ fn sentence<'a>(
                 ),
                 _ => (format!("{}{} succeeded", what(by), on_node(by)), "the cas"),
             };
-            let this = f_name(stuck.f);
+            let this = Function::name(stuck.f);
             format!(
                 "{other} at {}, and neither order works: after that {} {k} could hold only {} until the {this}, and after the {this} only {} until {other_name}",
                 when.completed(by),
-                f_name(by.f),
+                Function::name(by.f),
                 listed(after_it.iter().map(|v| show(*v))),
                 listed(after_stuck.iter().map(|v| show(*v)))
             )
@@ -303,7 +319,7 @@ fn sentence<'a>(
             ),
             _ => format!(
                 "{} on {k}{on} (history line {}) cannot be placed in any order of the operations on {k}",
-                f_name(stuck.f),
+                Function::name(stuck.f),
                 stuck.index + 1
             ),
         };
@@ -934,20 +950,11 @@ fn read_again<'a>(
     })
 }
 
-fn f_name(f: Function) -> &'static str {
-    match f {
-        Function::Read => "read",
-        Function::Write => "write",
-        Function::Cas => "cas",
-        Function::Append => "append",
-    }
-}
-
 /// A writing op as a reader names it: `write 3`, `cas from 2 to 3`.
 fn what(op: &Op) -> String {
     match op.step {
         Step::Cas { expected, new } => format!("cas from {expected} to {new}"),
-        _ => format!("{} {}", f_name(op.f), show(writes(op))),
+        _ => format!("{} {}", Function::name(op.f), show(writes(op))),
     }
 }
 

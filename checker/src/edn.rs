@@ -9,7 +9,7 @@
 
 use crate::error::Error;
 use crate::history::{Completion, Event, EventKind, EventValue, Events, Function};
-use crate::model::fingerprint;
+use crate::model::{FREE, HELD, fingerprint};
 
 /// Whether `text` looks like EDN (its first non-comment character opens a vector or list).
 pub fn detect(text: &str) -> bool {
@@ -250,7 +250,7 @@ pub fn parse(text: &str) -> Result<Events, Error> {
         };
         let f = match get(map, "f") {
             Some(Edn::Keyword(f)) => f.as_str(),
-            _ => return Err(malformed(":f :read, :write or :cas")),
+            _ => return Err(malformed(":f :read, :write, :cas, :acquire or :release")),
         };
         let raw = get(map, "value").cloned().unwrap_or(Edn::Nil);
         // Porcupine's kv: `:key "3"`, string values, get / put / append.
@@ -311,7 +311,7 @@ pub fn parse(text: &str) -> Result<Events, Error> {
             (Edn::Vector(pair), "cas") if pair.len() == 2 && matches!(pair[1], Edn::Vector(_)) => {
                 (Some(key_text(&pair[0])), pair[1].clone())
             }
-            (Edn::Vector(pair), "read" | "write") if pair.len() == 2 => {
+            (Edn::Vector(pair), "read" | "write" | "acquire" | "release") if pair.len() == 2 => {
                 (Some(key_text(&pair[0])), pair[1].clone())
             }
             _ => (None, raw),
@@ -337,9 +337,12 @@ pub fn parse(text: &str) -> Result<Events, Error> {
                 },
                 _ => return Err(malformed("a cas value: [expected new]")),
             },
+            // Knossos's mutex: the value, if any, means nothing to the model.
+            "acquire" => (Function::Acquire, EventValue::Cas(FREE, HELD)),
+            "release" => (Function::Release, EventValue::Cas(HELD, FREE)),
             other => {
                 return Err(malformed(&format!(
-                    ":f :read, :write or :cas (not :{other}: this history needs a model Faultline does not have)"
+                    ":f :read, :write, :cas, :acquire or :release (not :{other}: this history needs a model Faultline does not have)"
                 )));
             }
         };
@@ -477,8 +480,26 @@ mod tests {
     }
 
     #[test]
+    fn lock_operations_are_compare_and_sets_of_the_lock_with_or_without_a_key() {
+        let events = parse(
+            "[{:process 0, :type :invoke, :f :acquire}\n {:process 0, :type :ok, :f :acquire, :value nil}\n {:process 1, :type :invoke, :f :release, :value [l2 nil]}]",
+        )
+        .unwrap();
+        let ops: Vec<(Function, EventValue, Option<&str>)> =
+            events.iter().map(|e| (e.f, e.value, e.key)).collect();
+        assert_eq!(
+            ops,
+            [
+                (Function::Acquire, EventValue::Cas(FREE, HELD), None),
+                (Function::Acquire, EventValue::Cas(FREE, HELD), None),
+                (Function::Release, EventValue::Cas(HELD, FREE), Some("l2")),
+            ]
+        );
+    }
+
+    #[test]
     fn bad_input_names_what_was_expected() {
-        let error = parse("[{:process 1, :type :invoke, :f :read, :value nil}\n {:process 1, :type :invoke, :f :acquire}]").unwrap_err();
+        let error = parse("[{:process 1, :type :invoke, :f :read, :value nil}\n {:process 1, :type :invoke, :f :dequeue}]").unwrap_err();
         assert!(error.to_string().contains("model"), "{error}");
         assert!(error.to_string().starts_with("line 2:"), "{error}");
         let error = parse("[{:process 1, :type :invoke").unwrap_err();

@@ -15,7 +15,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::fast_hash::IntMap;
-use crate::model::Prefixes;
+use crate::model::{FREE, HELD, Prefixes};
 
 /// A register value; `None` is "absent" (every key starts absent unless the format says 0).
 pub type Value = Option<i64>;
@@ -29,6 +29,39 @@ pub enum Function {
     Cas,
     /// Porcupine kv: append a string.
     Append,
+    /// Knossos's mutex: take the lock (a compare-and-set of the lock from free to held).
+    Acquire,
+    /// Knossos's mutex: give the lock back (from held to free).
+    Release,
+}
+
+impl Function {
+    /// Every function, in the order legends list them.
+    pub const ALL: [Function; 6] = [
+        Function::Read,
+        Function::Write,
+        Function::Cas,
+        Function::Append,
+        Function::Acquire,
+        Function::Release,
+    ];
+
+    /// The name histories use (`"read"`, …, `"release"`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Function::Read => "read",
+            Function::Write => "write",
+            Function::Cas => "cas",
+            Function::Append => "append",
+            Function::Acquire => "acquire",
+            Function::Release => "release",
+        }
+    }
+
+    /// Whether this is an operation on a lock (the `mutex` model), not on a register.
+    pub fn on_lock(self) -> bool {
+        matches!(self, Function::Acquire | Function::Release)
+    }
 }
 
 /// How an operation completed.
@@ -320,6 +353,8 @@ impl OpRecord {
             f: op.f,
             key: key.to_string(),
             value: match op.value {
+                // A lock operation has no value of its own; its CAS is how the model sees it.
+                _ if op.f.on_lock() => serde_json::Value::Null,
                 EventValue::Read(v) => serde_json::json!(v),
                 EventValue::Write(v) => serde_json::json!(v),
                 EventValue::Cas(a, b) => serde_json::json!([a, b]),
@@ -520,6 +555,9 @@ fn make_op(
 ) -> Option<Op> {
     // Some writers only put the value on the completion (reads), some only on the invoke.
     let value = match (events.value[invoke], completion.map(|c| events.value[c])) {
+        // A lock operation is its compare-and-set of the lock, whatever value it carries.
+        _ if events.f[invoke] == Function::Acquire => EventValue::Cas(FREE, HELD),
+        _ if events.f[invoke] == Function::Release => EventValue::Cas(HELD, FREE),
         (_, Some(EventValue::Read(v))) => EventValue::Read(v),
         (v, _) => v,
     };
@@ -537,8 +575,9 @@ fn make_op(
         (Completion::Ok | Completion::Info, EventValue::Cas(expected, new)) => {
             Step::Cas { expected, new }
         }
+        // A lock operation that failed did nothing, whatever the format says of failed CASes.
         (Completion::Fail, EventValue::Cas(expected, _))
-            if semantics.fail_cas_is_mismatch || mismatch =>
+            if (semantics.fail_cas_is_mismatch || mismatch) && !events.f[invoke].on_lock() =>
         {
             Step::CasMismatch { expected }
         }

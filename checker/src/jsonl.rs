@@ -12,6 +12,7 @@ use serde::de::{self, IgnoredAny, SeqAccess, Visitor};
 
 use crate::error::Error;
 use crate::history::{Completion, Event, EventKind, EventValue, Events, Function};
+use crate::model::{FREE, HELD};
 use crate::record::RecordType;
 
 /// One line, borrowing its strings from the text where it can.
@@ -249,9 +250,12 @@ fn event_of<'a>(record: &'a Line<'a>, process: u64, line: usize) -> Result<Event
         }
         ("cas", ValueField::Pair(a, b)) => (Function::Cas, EventValue::Cas(*a, *b)),
         ("cas", _) => return Err(malformed("a cas value: [expected, new] integers")),
+        // The mutex model's lock: the value, if any, means nothing to it.
+        ("acquire", _) => (Function::Acquire, EventValue::Cas(FREE, HELD)),
+        ("release", _) => (Function::Release, EventValue::Cas(HELD, FREE)),
         (other, _) => {
             return Err(malformed(&format!(
-                "f to be read, write or cas for a client process, not `{other}`"
+                "f to be read, write, cas, acquire or release for a client process, not `{other}`"
             )));
         }
     };

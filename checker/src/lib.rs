@@ -12,13 +12,14 @@
 //! - [`edn`]: Jepsen / Knossos `history.edn` (op maps, independent keys, comments).
 //! - [`jepsen_log`]: Jepsen text logs of one register (Porcupine's etcd data set).
 //! - [`history`]: pairing invokes with completions, per-key operations, semantics options.
-//! - [`model`]: the register and cas-register sequential specifications.
+//! - [`model`]: the register, cas-register, kv and mutex sequential specifications.
 //! - [`search`]: just-in-time linearization for one key, within a time and memory budget.
 //! - [`zones`]: the O(n log n) check for read/write histories with unique values.
 //! - [`orders`]: the two writer orders of a key's last search, raced or in turns.
 //! - [`counterexample`]: the failing op, prefix, window and a plain sentence.
 //! - `core`: the few reads that refute an op together, for sentences no single op explains,
-//!   or the values a read refuted by the writes alone could have returned.
+//!   or the values a read refuted by the writes alone could have returned; for a lock, the
+//!   operation that truly cannot be placed and the few that refute it.
 //! - [`check`]: a whole history, keys in parallel, `results.json`.
 //! - [`synth`]: seeded synthetic histories for benchmarks and tests.
 //! - [`report`]: `report.html` and the latency / throughput plots (PNG and SVG).

@@ -1,4 +1,4 @@
-//! The sequential specification of a register and a compare-and-set register.
+//! The sequential specifications: register, compare-and-set register, kv and mutex.
 //!
 //! | operation | precondition | new state |
 //! |---|---|---|
@@ -10,6 +10,12 @@
 //! The `register` model is the same table without `cas`; a history that uses `cas` under it
 //! is an error, found before the search starts.
 //!
+//! The `mutex` model (Knossos's `(mutex)`) is a cas-register over two values: the lock starts
+//! [`FREE`], `acquire` is `cas [FREE HELD]` and `release` is `cas [HELD FREE]`, so taking a
+//! held lock or freeing a free one is illegal. A failed lock operation did nothing. Because a
+//! lock history is a cas-register history, every engine and reduction of the cas-register
+//! applies to it unchanged.
+//!
 //! The `kv` model (Porcupine's key/value store, one register per key) holds a string: `get →
 //! s` requires `state == s`, `put s` sets it, `append t` sets `state + t`. Strings are held as
 //! polynomial fingerprints ([`fingerprint`]) so the search keeps integer states: `H(s + t) =
@@ -17,7 +23,12 @@
 //! share a fingerprint with probability about n²/2^61.
 
 use crate::fast_hash::IntSet;
-use crate::history::{Step, Value};
+use crate::history::{Function, Step, Value};
+
+/// The `mutex` model's lock when no one holds it (and at the start).
+pub const FREE: i64 = 0;
+/// The `mutex` model's lock while someone holds it.
+pub const HELD: i64 = 1;
 
 /// Which sequential specification a history is checked against.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
@@ -30,6 +41,8 @@ pub enum Model {
     CasRegister,
     /// Porcupine's kv: get, put and append on strings.
     Kv,
+    /// Knossos's mutex: acquire and release of one lock per key.
+    Mutex,
 }
 
 const P: u128 = (1 << 61) - 1;
@@ -98,9 +111,11 @@ impl Model {
         }
     }
 
-    /// Whether the model knows this kind of step.
-    pub fn allows(self, step: Step) -> bool {
+    /// Whether the model knows an operation `f` that asks `step` of the register.
+    pub fn allows(self, f: Function, step: Step) -> bool {
         match self {
+            Model::Mutex => f.on_lock(),
+            _ if f.on_lock() => false,
             Model::CasRegister => !matches!(step, Step::Append { .. }),
             Model::Register => !matches!(
                 step,
@@ -117,6 +132,7 @@ impl std::fmt::Display for Model {
             Model::Register => "register",
             Model::CasRegister => "cas-register",
             Model::Kv => "kv",
+            Model::Mutex => "mutex",
         })
     }
 }
@@ -129,8 +145,9 @@ impl std::str::FromStr for Model {
             "register" => Ok(Model::Register),
             "cas-register" => Ok(Model::CasRegister),
             "kv" => Ok(Model::Kv),
+            "mutex" => Ok(Model::Mutex),
             other => Err(format!(
-                "unknown model `{other}`: use `register`, `cas-register` or `kv`"
+                "unknown model `{other}`: use `register`, `cas-register`, `kv` or `mutex`"
             )),
         }
     }
@@ -159,7 +176,7 @@ mod tests {
         for (state, step, expected) in cases {
             assert_eq!(m.step(state, step), expected, "{state:?} {step:?}");
         }
-        assert!(!Model::Register.allows(Step::Cas { expected: 1, new: 2 }));
+        assert!(!Model::Register.allows(Function::Cas, Step::Cas { expected: 1, new: 2 }));
     }
 
     #[test]
@@ -178,13 +195,42 @@ mod tests {
             },
         );
         assert_eq!(state, Some(Some(ab)));
-        assert!(!Model::CasRegister.allows(Step::Append { hash: 1, shift: 1 }));
+        assert!(!Model::CasRegister.allows(Function::Append, Step::Append { hash: 1, shift: 1 }));
         let mut prefixes = Prefixes::default();
         prefixes.record("x 1 0 yx 2 0 y");
         assert!(prefixes.contains(abc, ab));
         assert!(prefixes.contains(abc, 0));
         assert!(prefixes.contains(abc, abc));
         assert!(!prefixes.contains(abc, c));
-        assert!(!Model::Kv.allows(Step::CasMismatch { expected: 1 }));
+        assert!(!Model::Kv.allows(Function::Cas, Step::CasMismatch { expected: 1 }));
+    }
+
+    #[test]
+    fn a_lock_is_a_cas_register_that_only_lock_operations_reach() {
+        let acquire = Step::Cas {
+            expected: FREE,
+            new: HELD,
+        };
+        let release = Step::Cas {
+            expected: HELD,
+            new: FREE,
+        };
+        let m = Model::Mutex;
+        assert_eq!(m.step(Some(FREE), acquire), Some(Some(HELD)));
+        assert_eq!(m.step(Some(HELD), acquire), None, "taking a held lock");
+        assert_eq!(m.step(Some(HELD), release), Some(Some(FREE)));
+        assert_eq!(m.step(Some(FREE), release), None, "freeing a free lock");
+        assert!(m.allows(Function::Acquire, acquire));
+        assert!(m.allows(Function::Release, release));
+        assert!(
+            !m.allows(Function::Cas, acquire),
+            "a plain cas is not a lock operation"
+        );
+        assert!(!m.allows(Function::Read, Step::Read(Some(FREE))));
+        for model in [Model::Register, Model::CasRegister, Model::Kv] {
+            assert!(!model.allows(Function::Acquire, acquire), "{model}");
+        }
+        assert_eq!("mutex".parse::<Model>(), Ok(Model::Mutex));
+        assert_eq!(Model::Mutex.to_string(), "mutex");
     }
 }

@@ -1,4 +1,4 @@
-//! Damaged histories never panic the checker: real histories of every format we read, cut,
+//! Damaged histories never panic the checker: real histories of every format and model we read, cut,
 //! shuffled and spliced with stray tokens, are either read and decided or refused with an
 //! error that names the file (and, for a malformed JSONL line, its number). The report of
 //! whatever was read is written too.
@@ -21,7 +21,7 @@ fn datasets() -> PathBuf {
 }
 
 /// One small history of each format, each with the parts readers trip on: info and fail
-/// completions, crashed processes, nemesis events, and (for EDN) vectors of values.
+/// completions, crashed processes, nemesis events, (for EDN) vectors of values, and a lock.
 fn seeds() -> Vec<(Format, String)> {
     let dataset = |file: &str| {
         std::fs::read_to_string(datasets().join(file)).unwrap_or_else(|e| panic!("{file}: {e}"))
@@ -61,6 +61,7 @@ fn seeds() -> Vec<(Format, String)> {
             dataset("knossos/data/cas-register/bad/rethink-fail-minimal.edn"),
         ),
         (Format::Edn, dataset("porcupine/test_data/kv/c01-ok.txt")),
+        (Format::Edn, dataset("knossos/data/mutex/bad/etcd.edn")),
     ]
 }
 
@@ -265,7 +266,7 @@ proptest! {
 
     #[test]
     fn damaged_histories_are_read_or_refused_never_panic(
-        seed in 0usize..4,
+        seed in 0usize..5,
         damages in prop::collection::vec(damage(), 1..5),
         detect in any::<bool>(),
     ) {
@@ -276,7 +277,7 @@ proptest! {
 
     #[test]
     fn a_byte_that_is_not_utf8_makes_a_history_unreadable(
-        seed in 0usize..4,
+        seed in 0usize..5,
         at in 0u16..1000,
         byte in 0x80u8..=0xff,
     ) {
@@ -315,7 +316,7 @@ proptest! {
 
     #[test]
     fn damaged_histories_that_are_read_get_a_report(
-        seed in 0usize..4,
+        seed in 0usize..5,
         damages in prop::collection::vec(damage(), 1..3),
     ) {
         let (format, text) = damaged(seed, &damages);

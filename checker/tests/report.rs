@@ -222,6 +222,64 @@ fn a_single_register_counterexample_is_named_and_lists_its_evidence() {
     assert!(evidence.contains("<td>write 2</td>"), "{evidence:.500}");
 }
 
+/// A lock's counterexample speaks of the lock: its heading, its prefix's states (free, held)
+/// and its operations' labels; its latency plot draws acquires and releases.
+#[test]
+fn a_lock_counterexample_shows_the_lock_free_or_held() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("history.jsonl");
+    let lines = [
+        (0, 0, "invoke", "acquire"),
+        (1, 1_000_000, "ok", "acquire"),
+        (2, 2_000_000, "invoke", "release"),
+        (3, 3_000_000, "ok", "release"),
+        (4, 4_000_000, "invoke", "acquire"),
+        (5, 5_000_000, "ok", "acquire"),
+        (6, 6_000_000, "invoke", "acquire"),
+        (7, 7_000_000, "ok", "acquire"),
+    ];
+    let text: String = lines
+        .iter()
+        .map(|(index, time, kind, f)| {
+            format!(
+                "{{\"index\":{index},\"time\":{time},\"process\":{},\"type\":\"{kind}\",\"f\":\"{f}\",\"value\":null}}\n",
+                index / 2
+            )
+        })
+        .collect();
+    std::fs::write(&path, text).expect("write history");
+    let history = load_history(&path).expect("loads");
+    let report = check_events(&history.events, &CheckOptions::default()).expect("checks");
+    assert_eq!(report.verdict(), Verdict::Invalid);
+    let files = write_report(&dir.path().join("r"), &history, &report, None).expect("written");
+    let html = std::fs::read_to_string(&files.html).expect("html");
+    assert!(
+        html.contains("<summary><b>The lock</b></summary>"),
+        "{html:.3000}"
+    );
+    assert!(html.contains("<th>lock after</th>"), "{html:.3000}");
+    assert!(html.contains("<td class=\"num\">held</td>"), "{html:.3000}");
+    assert!(html.contains("<td class=\"num\">free</td>"), "{html:.3000}");
+    assert!(
+        html.contains("<b>acquire by process 3 (ok)</b>"),
+        "{html:.3000}"
+    );
+    let svg = files
+        .plots
+        .iter()
+        .find(|p| p.to_string_lossy().ends_with("latency-raw.svg"))
+        .expect("the raw latency plot");
+    let svg = std::fs::read_to_string(svg).expect("svg");
+    assert!(
+        has_text(&svg, "acquire") && has_text(&svg, "release"),
+        "legend"
+    );
+    assert!(
+        !has_text(&svg, "cas"),
+        "no entry for what the history lacks"
+    );
+}
+
 /// The figure in the README ("Reading the report"): how long the report of a 1e6-operation history takes
 /// (checking it is timed separately, by the checker benchmarks). It prints the time and asserts
 /// only what it drew; run it with

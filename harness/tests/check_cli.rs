@@ -312,3 +312,44 @@ fn jobs_sets_the_threads_and_a_free_one_lets_a_key_race_its_search_orders() {
     assert_eq!(refused.status.code(), Some(3));
     assert!(String::from_utf8_lossy(&refused.stderr).contains("--jobs"));
 }
+
+#[test]
+fn a_lock_history_is_checked_as_a_mutex_and_register_ops_are_refused_under_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let lock = write(
+        dir.path(),
+        "lock.jsonl",
+        &[
+            r#"{"index":0,"time":0,"process":0,"type":"invoke","f":"acquire","value":null}"#,
+            r#"{"index":1,"time":1000000,"process":0,"type":"ok","f":"acquire","value":null}"#,
+            r#"{"index":2,"time":2000000,"process":1,"type":"invoke","f":"acquire","value":null}"#,
+            r#"{"index":3,"time":3000000,"process":1,"type":"ok","f":"acquire","value":null}"#,
+        ],
+    );
+    let out = faultline()
+        .args(["check", "--json"])
+        .arg(&lock)
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(1));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json on stdout");
+    assert_eq!(json[0]["model"], "mutex");
+    assert_eq!(
+        json[0]["counterexamples"][0]["explanation"],
+        "acquire of the lock by process 1 succeeded at 0.003 s, but acquire by process 0 had \
+         succeeded at 0.001 s and no release had begun by then, so the lock cannot have been \
+         free for both"
+    );
+    let registers = write(dir.path(), "h.jsonl", VALID);
+    let out = faultline()
+        .args(["check", "--model", "mutex"])
+        .arg(&registers)
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(3));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("is not part of the `mutex` model"),
+        "{stderr}"
+    );
+}

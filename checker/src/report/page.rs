@@ -10,6 +10,7 @@ use super::timeline::{DrawnOp, FaultInterval, TimeUnit, Timeline};
 use crate::check::CheckReport;
 use crate::counterexample::Counterexample;
 use crate::history::{Completion, Function, OpRecord};
+use crate::model::FREE;
 use crate::verdict::Verdict;
 
 /// At most this many operations go to the timeline: beyond it the page would stall. The ops
@@ -63,6 +64,8 @@ pub struct CounterexampleView {
     pub prefix: Vec<PrefixRow>,
     /// Steps of the prefix left out of the table (only the last ones are shown).
     pub prefix_hidden: usize,
+    /// What the key is: `register`, or `lock` for the mutex model.
+    pub object: &'static str,
 }
 
 /// What the timeline script draws.
@@ -125,13 +128,18 @@ fn op_row(op: &OpRecord, unit: TimeUnit) -> OpRow {
 
 fn view(c: &Counterexample, unit: TimeUnit) -> CounterexampleView {
     let hidden = c.prefix.len().saturating_sub(PREFIX_SHOWN);
+    let lock = c.op.f.on_lock();
     let prefix = c.prefix[hidden..]
         .iter()
         .map(|step| PrefixRow {
             op: op_row(&step.op, unit),
-            state_after: step
-                .state_after
-                .map_or_else(|| "nil".to_string(), |v| v.to_string()),
+            state_after: match step.state_after {
+                // Anything but free is held (the search may merge crashed acquires' values).
+                Some(FREE) if lock => "free".to_string(),
+                _ if lock => "held".to_string(),
+                Some(v) => v.to_string(),
+                None => "nil".to_string(),
+            },
         })
         .collect();
     CounterexampleView {
@@ -146,6 +154,7 @@ fn view(c: &Counterexample, unit: TimeUnit) -> CounterexampleView {
         ),
         prefix,
         prefix_hidden: hidden,
+        object: if lock { "lock" } else { "register" },
     }
 }
 
@@ -164,6 +173,7 @@ fn op_text(f: Function, value: &serde_json::Value) -> String {
         }
         (Function::Cas, v) => format!("cas {}", text(v)),
         (Function::Append, v) => format!("append {}", text(v)),
+        (Function::Acquire | Function::Release, _) => f.name().to_string(),
     }
 }
 

@@ -43,6 +43,8 @@ fn color_of(f: Function) -> RGBColor {
         Function::Read => RGBColor(31, 119, 180),
         Function::Write => RGBColor(255, 127, 14),
         Function::Cas | Function::Append => RGBColor(44, 160, 44),
+        Function::Acquire => RGBColor(148, 103, 189),
+        Function::Release => RGBColor(140, 86, 75),
     }
 }
 
@@ -333,7 +335,12 @@ impl RawLatency<'_> {
             self.end,
             self.faults,
         )?;
-        for f in [Function::Read, Function::Write, Function::Cas] {
+        // Only the functions the history has get markers and a legend entry.
+        let functions: Vec<Function> = Function::ALL
+            .into_iter()
+            .filter(|&f| self.sample.iter().any(|op| op.f == f))
+            .collect();
+        for &f in &functions {
             let color = color_of(f);
             let points = self
                 .sample
@@ -354,17 +361,16 @@ impl RawLatency<'_> {
         }
         // The marker shapes have entries of their own, so the plot reads without the page.
         let grey = RGBColor(100, 100, 100);
-        draw_legend(
-            &legend,
-            &[
-                (Swatch::Dot(color_of(Function::Read)), "read"),
-                (Swatch::Dot(color_of(Function::Write)), "write"),
-                (Swatch::Dot(color_of(Function::Cas)), "cas"),
+        let entries: Vec<(Swatch, &str)> = functions
+            .iter()
+            .map(|&f| (Swatch::Dot(color_of(f)), f.name()))
+            .chain([
                 (Swatch::Dot(grey), "ok"),
                 (Swatch::Cross(grey), "fail"),
                 (Swatch::Triangle(grey), "info (indeterminate)"),
-            ],
-        )
+            ])
+            .collect();
+        draw_legend(&legend, &entries)
     }
 }
 

@@ -18,7 +18,8 @@ pub struct CheckArgs {
     #[arg(required = true)]
     pub histories: Vec<PathBuf>,
 
-    /// The sequential specification to check against.
+    /// The sequential specification: register, cas-register, kv (Porcupine's; implied by
+    /// appends) or mutex (Knossos's lock; implied by acquires and releases).
     #[arg(long, default_value = "cas-register")]
     pub model: Model,
 
