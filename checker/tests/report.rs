@@ -264,6 +264,8 @@ fn a_lock_counterexample_shows_the_lock_free_or_held() {
         html.contains("<b>acquire by process 3 (ok)</b>"),
         "{html:.3000}"
     );
+    // The timeline's prefix marks carry the same words as the table.
+    assert!(html.contains(",\"held\"]"), "{html:.3000}");
     let svg = files
         .plots
         .iter()

@@ -9,7 +9,7 @@ use serde::Serialize;
 use super::timeline::{DrawnOp, FaultInterval, TimeUnit, Timeline};
 use crate::check::CheckReport;
 use crate::counterexample::Counterexample;
-use crate::history::{Completion, Function, OpRecord};
+use crate::history::{Completion, Function, OpRecord, Value};
 use crate::model::FREE;
 use crate::verdict::Verdict;
 
@@ -76,7 +76,7 @@ struct TimelineData<'a> {
     ops: Vec<&'a DrawnOp>,
     faults: &'a [FaultInterval],
     /// Per counterexample: its key, the failing op's invoke index, and the prefix's invoke
-    /// indices with the register value after each.
+    /// indices with the state after each, as the table shows it.
     counterexamples: Vec<MarkedCounterexample>,
 }
 
@@ -86,7 +86,7 @@ struct MarkedCounterexample {
     op: u64,
     /// Invoke indices of the ops the explanation cites.
     evidence: Vec<u64>,
-    prefix: Vec<(u64, Option<i64>)>,
+    prefix: Vec<(u64, String)>,
     start: f64,
     end: f64,
 }
@@ -126,6 +126,17 @@ fn op_row(op: &OpRecord, unit: TimeUnit) -> OpRow {
     }
 }
 
+/// A register's value (`nil` when absent), or a lock's state.
+fn state_text(state: Value, lock: bool) -> String {
+    match state {
+        // Anything but free is held (the search may merge crashed acquires' values).
+        Some(FREE) if lock => "free".to_string(),
+        _ if lock => "held".to_string(),
+        Some(v) => v.to_string(),
+        None => "nil".to_string(),
+    }
+}
+
 fn view(c: &Counterexample, unit: TimeUnit) -> CounterexampleView {
     let hidden = c.prefix.len().saturating_sub(PREFIX_SHOWN);
     let lock = c.op.f.on_lock();
@@ -133,13 +144,7 @@ fn view(c: &Counterexample, unit: TimeUnit) -> CounterexampleView {
         .iter()
         .map(|step| PrefixRow {
             op: op_row(&step.op, unit),
-            state_after: match step.state_after {
-                // Anything but free is held (the search may merge crashed acquires' values).
-                Some(FREE) if lock => "free".to_string(),
-                _ if lock => "held".to_string(),
-                Some(v) => v.to_string(),
-                None => "nil".to_string(),
-            },
+            state_after: state_text(step.state_after, lock),
         })
         .collect();
     CounterexampleView {
@@ -312,7 +317,7 @@ pub fn render(
                 prefix: c
                     .prefix
                     .iter()
-                    .map(|s| (s.op.index, s.state_after))
+                    .map(|s| (s.op.index, state_text(s.state_after, c.op.f.on_lock())))
                     .collect(),
                 // Open wide enough to show the steps the table lists, not only the window.
                 start: c.prefix[c.prefix.len().saturating_sub(PREFIX_SHOWN)..]
