@@ -118,9 +118,10 @@ pub fn check_events(events: &Events, options: &CheckOptions) -> Result<CheckRepo
     let started = Instant::now();
     // Appends (Porcupine's kv histories) only make sense under the kv model, and acquires and
     // releases under the mutex model, whose lock starts free.
+    let locks = events.uses(Function::Acquire) || events.uses(Function::Release);
     let implied = if events.uses(Function::Append) {
         Some(Model::Kv)
-    } else if events.uses(Function::Acquire) || events.uses(Function::Release) {
+    } else if locks {
         Some(Model::Mutex)
     } else {
         None
@@ -140,10 +141,16 @@ pub fn check_events(events: &Events, options: &CheckOptions) -> Result<CheckRepo
             .iter()
             .find(|op| !options.model.allows(op.f, op.step))
         {
+            let hint = if locks {
+                "no model checks lock and register operations together: check them as separate histories"
+            } else {
+                "check with --model cas-register"
+            };
             return Err(Error::UnsupportedOperation {
                 key: key.key.clone(),
                 what: format!("{:?} (line of history index {})", op.f, op.index),
                 model: options.model.to_string(),
+                hint: hint.to_string(),
             });
         }
     }

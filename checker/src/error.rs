@@ -15,13 +15,13 @@ pub enum Error {
     #[error(transparent)]
     Pairing(#[from] PairingError),
     /// The history uses an operation the chosen model does not know.
-    #[error(
-        "key {key}: {what} is not part of the `{model}` model; check with --model cas-register"
-    )]
+    #[error("key {key}: {what} is not part of the `{model}` model; {hint}")]
     UnsupportedOperation {
         key: String,
         what: String,
         model: String,
+        /// What to do: the model to check with, or why none fits.
+        hint: String,
     },
     /// The file could not be read.
     #[error("cannot read {path}: {source}")]

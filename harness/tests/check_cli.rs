@@ -340,6 +340,20 @@ fn a_lock_history_is_checked_as_a_mutex_and_register_ops_are_refused_under_it() 
          succeeded at 0.001 s and no release had begun by then, so the lock cannot have been \
          free for both"
     );
+    // A lock history with a read in it: no model fits, and the error says so.
+    let acquire = [
+        r#"{"index":10,"time":0,"process":9,"type":"invoke","f":"acquire","value":null}"#,
+        r#"{"index":11,"time":1,"process":9,"type":"ok","f":"acquire","value":null}"#,
+    ];
+    let mixed: Vec<&str> = acquire.iter().chain(VALID).copied().collect();
+    let mixed = write(dir.path(), "mixed.jsonl", &mixed);
+    let out = faultline().arg("check").arg(&mixed).output().expect("runs");
+    assert_eq!(out.status.code(), Some(3));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("no model checks lock and register operations together"),
+        "{stderr}"
+    );
     let registers = write(dir.path(), "h.jsonl", VALID);
     let out = faultline()
         .args(["check", "--model", "mutex"])
@@ -349,7 +363,7 @@ fn a_lock_history_is_checked_as_a_mutex_and_register_ops_are_refused_under_it() 
     assert_eq!(out.status.code(), Some(3));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
-        stderr.contains("is not part of the `mutex` model"),
+        stderr.contains("is not part of the `mutex` model; check with --model cas-register"),
         "{stderr}"
     );
 }
