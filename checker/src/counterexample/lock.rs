@@ -42,14 +42,15 @@ pub(super) fn sentence<'a>(
         stuck.f.name(),
         stuck.process
     );
-    if let Some((counted, cited)) = by_count(key, stuck, &lock, when) {
-        return (format!("{head}, but {counted}"), cited);
-    }
+    // What the lock must be for the op: free for an acquire, held for a release.
     let wanted = if stuck.f == Function::Acquire {
         "free"
     } else {
         "held"
     };
+    if let Some((counted, cited)) = by_count(key, stuck, (&lock, wanted), when) {
+        return (format!("{head}, but {counted}"), cited);
+    }
     match core::lock_core(key, stuck, initial) {
         Some(core) if !core.ops.is_empty() => {
             let named = match core.ops.as_slice() {
@@ -101,13 +102,13 @@ pub(super) fn sentence<'a>(
 fn by_count<'a>(
     key: &'a KeyHistory,
     stuck: &'a Op,
-    lock: &str,
+    (lock, wanted): (&str, &str),
     when: When,
 ) -> Option<(String, Vec<&'a Op>)> {
     let end = stuck.complete_time?;
-    let (this, other, wanted) = match stuck.f {
-        Function::Acquire => (Function::Acquire, Function::Release, "free"),
-        _ => (Function::Release, Function::Acquire, "held"),
+    let (this, other) = match stuck.f {
+        Function::Acquire => (Function::Acquire, Function::Release),
+        _ => (Function::Release, Function::Acquire),
     };
     let mut succeeded: Vec<&Op> = key
         .ops
