@@ -24,6 +24,9 @@ use crate::search::{self, Budget, CrashedOps, Outcome, Strategy};
 /// a few per read it names.
 const MAX_OPS: usize = 2_000;
 
+/// Lock histories up to this size get their true stuck op ([`lock_stuck`]), within [`TIME`].
+const LOCK_STUCK_MAX_OPS: usize = 1_000_000;
+
 /// For all the searches of one counterexample together.
 const TIME: Duration = Duration::from_secs(1);
 
@@ -190,7 +193,9 @@ fn cut_at(key: &KeyHistory, cut: At) -> Vec<Op> {
 /// need not be it (another order may go as far and fail later). `None` when the key is too
 /// large or a search ran out of budget.
 pub(crate) fn lock_stuck(key: &KeyHistory, initial: Value) -> Option<&Op> {
-    if !within_reach(key) {
+    // A bisection takes a few dozen searches whatever the size, and a lock's two states keep
+    // each one quick, so only the time budget bounds it.
+    if key.ops.len() > LOCK_STUCK_MAX_OPS {
         return None;
     }
     let deadline = Instant::now() + TIME;

@@ -141,7 +141,16 @@ proptest! {
         prop_assert!(!cx.explanation.contains("the longest order"), "{}", cx.explanation);
         let stuck = ops.iter().find(|o| o.index == cx.op.index).expect("the named op");
         let end = stuck.complete.expect("the named op was answered");
-        let cited: Vec<u64> = cx.evidence.iter().map(|o| o.index).collect();
+        // A count's claim is the count: every op of the named one's kind that had succeeded by
+        // its end; any other sentence's claim is what it cites.
+        let cited: Vec<u64> = if cx.explanation.contains("had begun by") {
+            ops.iter()
+                .filter(|o| o.acquire == stuck.acquire && o.complete.is_some_and(|c| c <= end))
+                .map(|o| o.index)
+                .collect()
+        } else {
+            cx.evidence.iter().map(|o| o.index).collect()
+        };
         let since = window_start(&cx.explanation);
         // What the sentence says admits no order: the cited ops and the named one as they
         // ended, everything else begun by its end optional, from the window on.

@@ -97,8 +97,8 @@ pub(super) fn sentence<'a>(
 }
 
 /// The count that refutes the history cut at `stuck`'s return, if one does, and the
-/// operations it cites: the ok ones of `stuck`'s kind that had returned by then, and those of
-/// the other kind begun by then if they are few.
+/// operations it cites: the ok ones of `stuck`'s kind that had returned by then and those of
+/// the other kind begun by then if both are few, else the last of the former.
 fn by_count<'a>(
     key: &'a KeyHistory,
     stuck: &'a Op,
@@ -148,10 +148,12 @@ fn by_count<'a>(
             when.completed(many[many.len() - 1]),
         ),
     };
-    let cited = if begun.len() <= CITED {
+    // Few are cited one by one; of many, only the last, which the sentence names (a count of
+    // thousands would flood the timeline, and the count itself is the claim).
+    let cited = if succeeded.len() <= CITED && begun.len() <= CITED {
         succeeded.into_iter().chain(begun).collect()
     } else {
-        succeeded
+        succeeded.last().copied().into_iter().collect()
     };
     Some((text, cited))
 }
