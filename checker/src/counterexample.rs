@@ -93,7 +93,7 @@ pub fn explain(
     let register = !stuck.f.on_lock();
     let stuck = match register {
         true => stuck,
-        false => core::lock_stuck(key, initial).unwrap_or(stuck),
+        false => core::lock_stuck(key, stuck, initial).unwrap_or(stuck),
     };
     let stuck = first_sighting(key, stuck)
         .filter(|_| register)

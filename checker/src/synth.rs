@@ -15,6 +15,10 @@ use rand::{Rng, SeedableRng};
 
 use crate::record::{Record, RecordProcess, RecordType};
 
+mod lock;
+
+pub use lock::{LockSpec, LockSynthesized, write_lock_history};
+
 /// What to generate.
 #[derive(Clone, Debug)]
 pub struct SynthSpec {

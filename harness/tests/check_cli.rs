@@ -367,3 +367,45 @@ fn a_lock_history_is_checked_as_a_mutex_and_register_ops_are_refused_under_it() 
         "{stderr}"
     );
 }
+
+#[test]
+fn synth_writes_lock_histories_valid_or_with_a_double_acquire() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("locks.jsonl");
+    let synth = |extra: &[&str]| {
+        faultline()
+            .arg("synth")
+            .arg(&path)
+            .args(["--lock", "--ops", "3000", "--keys", "2", "--crash", "0.05"])
+            .args(extra)
+            .output()
+            .expect("runs")
+    };
+    let check = || {
+        faultline()
+            .args(["check", "--json"])
+            .arg(&path)
+            .output()
+            .expect("runs")
+    };
+    assert_eq!(synth(&[]).status.code(), Some(0));
+    let out = check();
+    assert_eq!(out.status.code(), Some(0), "valid by construction");
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json on stdout");
+    assert_eq!(json[0]["model"], "mutex");
+    let planted = synth(&["--double-acquire"]);
+    assert!(
+        String::from_utf8_lossy(&planted.stdout).contains("ending in a double acquire of l0"),
+        "{planted:?}"
+    );
+    let out = check();
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "the double acquire is a violation"
+    );
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json on stdout");
+    assert_eq!(json[0]["counterexamples"][0]["key"], "l0");
+    // Register-only flags do not apply to locks.
+    assert_eq!(synth(&["--unique"]).status.code(), Some(3));
+}

@@ -201,7 +201,10 @@ mod tests {
             op(2, Function::Acquire, Completion::Ok, (2 * S, Some(3 * S))),
             op(4, Function::Release, Completion::Ok, (4 * S, Some(5 * S))),
         ]);
-        assert_eq!(core::lock_stuck(&k, Some(FREE)).map(|o| o.index), Some(2));
+        assert_eq!(
+            core::lock_stuck(&k, &k.ops[1], Some(FREE)).map(|o| o.index),
+            Some(2)
+        );
         let (text, cited) = sentence(&k, &k.ops[1], "", Some(FREE), SECONDS);
         assert_eq!(
             text,
@@ -266,7 +269,8 @@ mod tests {
             op(2, Function::Acquire, Completion::Ok, (2, Some(4))),
             op(5, Function::Acquire, Completion::Ok, (5, Some(6))),
         ]);
-        let stuck = core::lock_stuck(&k, Some(FREE)).expect("refuted");
+        // The search's dead end is the last acquire; the first one's return is where it breaks.
+        let stuck = core::lock_stuck(&k, &k.ops[3], Some(FREE)).expect("refuted");
         assert_eq!(stuck.index, 0);
         let (text, cited) = sentence(&k, stuck, "", Some(FREE), INDICES);
         assert_eq!(
@@ -288,7 +292,8 @@ mod tests {
             op(3, Function::Acquire, Completion::Ok, (3, Some(4))),
             op(5, Function::Acquire, Completion::Ok, (5, Some(6))),
         ]);
-        let stuck = core::lock_stuck(&k, Some(FREE)).expect("refuted");
+        // A wrong guess is bisected away.
+        let stuck = core::lock_stuck(&k, &k.ops[0], Some(FREE)).expect("refuted");
         assert_eq!(stuck.index, 5);
         let (text, cited) = sentence(&k, stuck, "", Some(FREE), INDICES);
         assert_eq!(

@@ -1,12 +1,13 @@
 //! `faultline synth OUT`: write a seeded synthetic history (linearizable by construction, or
-//! with one planted stale read), for benchmarks of the checker and the report.
+//! with one planted stale read), for benchmarks of the checker and the report; with `--lock`,
+//! a history of locks (the `mutex` model), optionally with a planted double acquire.
 
-use std::io::BufWriter;
+use std::io::{BufWriter, Write};
 use std::path::PathBuf;
 
 use anyhow::Context;
 use faultline_checker::Verdict;
-use faultline_checker::synth::{SynthSpec, write_history};
+use faultline_checker::synth::{LockSpec, SynthSpec, write_history, write_lock_history};
 
 #[derive(Debug, clap::Args)]
 pub struct SynthArgs {
@@ -34,6 +35,14 @@ pub struct SynthArgs {
     /// Reads and writes only, no compare-and-set (the register workload).
     #[arg(long)]
     pub register: bool,
+    /// A history of locks instead (acquire, release; one lock per key): --crash is then the
+    /// probability that an acquire crashes.
+    #[arg(long, conflicts_with_all = ["unique", "stale_read", "register"])]
+    pub lock: bool,
+    /// With --lock: end with two acquires of lock l0 that both succeed, one after the other,
+    /// with no release between (not linearizable).
+    #[arg(long, requires = "lock")]
+    pub double_acquire: bool,
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
 }
@@ -44,6 +53,9 @@ pub fn run(args: SynthArgs) -> anyhow::Result<Verdict> {
             "--crash is a probability between 0 and 1, not {}",
             args.crash
         );
+    }
+    if args.lock {
+        return synth_locks(&args);
     }
     let spec = SynthSpec {
         ops: args.ops,
@@ -57,7 +69,9 @@ pub fn run(args: SynthArgs) -> anyhow::Result<Verdict> {
     };
     let file = std::fs::File::create(&args.out)
         .with_context(|| format!("creating {}", args.out.display()))?;
-    let written = write_history(&spec, &mut BufWriter::new(file))
+    let mut out = BufWriter::new(file);
+    let written = write_history(&spec, &mut out)
+        .and_then(|written| out.flush().map(|()| written))
         .with_context(|| format!("writing {}", args.out.display()))?;
     match (args.stale_read, written.stale_read) {
         (_, Some(read)) => println!(
@@ -75,5 +89,34 @@ pub fn run(args: SynthArgs) -> anyhow::Result<Verdict> {
         ),
         (false, None) => println!("{}: {} lines", args.out.display(), written.lines),
     }
+    Ok(Verdict::Valid)
+}
+
+fn synth_locks(args: &SynthArgs) -> anyhow::Result<Verdict> {
+    let spec = LockSpec {
+        ops: args.ops,
+        procs: args.procs.max(1),
+        locks: args.keys.max(1),
+        crash: args.crash,
+        double_acquire: args.double_acquire,
+        seed: args.seed,
+    };
+    let file = std::fs::File::create(&args.out)
+        .with_context(|| format!("creating {}", args.out.display()))?;
+    let mut out = BufWriter::new(file);
+    let written = write_lock_history(&spec, &mut out)
+        .and_then(|written| out.flush().map(|()| written))
+        .with_context(|| format!("writing {}", args.out.display()))?;
+    let ending = if args.double_acquire {
+        ", ending in a double acquire of l0"
+    } else {
+        ""
+    };
+    println!(
+        "{}: {} lines, {} acquires succeeded{ending}",
+        args.out.display(),
+        written.lines,
+        written.acquired
+    );
     Ok(Verdict::Valid)
 }
