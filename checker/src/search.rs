@@ -23,7 +23,9 @@
 //!   (an ok read of it, an ok compare-and-set expecting it) is linearized, since the value can
 //!   never come back for them.
 //! - **Identical crashed operations** are interchangeable and taken in invoke order only
-//!   (`earlier_twins`).
+//!   (`twins`): a crashed op whose earlier twin is not linearized is kept out of the event
+//!   list altogether, so walks over the callable ops do not pass every pending crashed op of a
+//!   long history again at each step.
 //! - Optionally ([`CrashedOps::OnlyWhenNeeded`], register models): **a crashed operation takes
 //!   effect only when something needs it**, i.e. it is tried only if it gives the register a
 //!   value that some callable op needs and does not have now (`Demand`). In any
@@ -390,7 +392,13 @@ pub fn search_with(
     }
     let (mut nodes, call_node) = event_list(ops);
     let head = (nodes.len() - 1) as u32;
-    let earlier_twin = earlier_twins(ops);
+    let mut present = Present::all(nodes.len());
+    let (earlier_twin, later_twin) = twins(ops);
+    for (op, earlier) in earlier_twin.iter().enumerate() {
+        if earlier.is_some() {
+            unlink(&mut nodes, &mut present, call_node[op]);
+        }
+    }
     let preserving: Vec<bool> = ops.iter().map(|op| preserves_state(op.step)).collect();
     let mut held = HeldOnce::new(ops, model, initial);
     let is_open = |op: usize| ops[op].complete_time.is_none();
@@ -479,8 +487,7 @@ pub fn search_with(
                 if !preserving[op] && first_change == NONE {
                     first_change = e;
                 }
-                if preserving[op] && earlier_twin[op].is_none_or(|t| is_linearized(&linearized, t))
-                {
+                if preserving[op] {
                     if let Some(next) = model.step(state, ops[op].step) {
                         chosen = Some((e, next, true));
                         break;
@@ -527,9 +534,7 @@ pub fn search_with(
                 let due = nodes[e as usize].op as usize;
                 let try_call = |c: u32| {
                     let op = nodes[c as usize].op as usize;
-                    let blocked = preserving[op]
-                        || earlier_twin[op].is_some_and(|t| !is_linearized(&linearized, t))
-                        || !held.may_leave(value_id, op);
+                    let blocked = preserving[op] || !held.may_leave(value_id, op);
                     if blocked {
                         None
                     } else {
@@ -591,11 +596,9 @@ pub fn search_with(
             let node = nodes[entry as usize];
             if node.is_call() {
                 let op = node.op as usize;
-                let twin_waits = earlier_twin[op].is_some_and(|t| !is_linearized(&linearized, t));
                 // State-preserving ops were tried when this configuration was fresh.
                 if !preserving[op]
                     && entry != skip
-                    && !twin_waits
                     && held.may_leave(value_id, op)
                     && let Some(next) = model.step(state, ops[op].step)
                     && (!crashed_on_demand
@@ -647,8 +650,6 @@ pub fn search_with(
                             let writer = nodes[c as usize].op as usize;
                             if writer != op
                                 && !preserving[writer]
-                                && earlier_twin[writer]
-                                    .is_none_or(|t| is_linearized(&linearized, t))
                                 && !held.may_leave(value_id, writer)
                                 && let Some(mid) = model.step(state, ops[writer].step)
                                 && let Some(after) = model.step(mid, ops[op].step)
@@ -698,7 +699,10 @@ pub fn search_with(
                 value_id = held.produces[op];
             }
             state = next;
-            lift(&mut nodes, e);
+            lift(&mut nodes, &mut present, e);
+            if let Some(twin) = later_twin[op] {
+                relink(&mut nodes, &mut present, head, call_node[twin]);
+            }
             fresh = true;
             demand = None;
             continue;
@@ -723,7 +727,10 @@ pub fn search_with(
             held.undone(op);
             state = frame.state;
             value_id = frame.value_id;
-            unlift(&mut nodes, frame.entry);
+            if let Some(twin) = later_twin[op] {
+                unlink(&mut nodes, &mut present, call_node[twin]);
+            }
+            unlift(&mut nodes, &mut present, frame.entry);
             demand = None;
             if !frame.forced {
                 // After the urgent try the walk starts from the top, without it.
@@ -786,23 +793,30 @@ fn event_list(ops: &[Op]) -> (Vec<Node>, Vec<u32>) {
     (nodes, call_node)
 }
 
-/// For each open (never completed) op, the previous open op with the same step, if any.
+/// For each open (never completed) op, the previous and the next open op with the same step.
 ///
 /// Open ops with the same step are interchangeable: neither has a return that bounds it, so in
 /// any linearization that uses the later one and not the earlier, the earlier one (invoked
 /// first) could take its place. The search therefore linearizes twins in invoke order only,
 /// which turns 2^k subsets of k identical crashed writes into k + 1 choices.
-fn earlier_twins(ops: &[Op]) -> Vec<Option<usize>> {
+fn twins(ops: &[Op]) -> (Vec<Option<usize>>, Vec<Option<usize>>) {
     let mut last: IntMap<Step, usize> = IntMap::default();
-    ops.iter()
+    let mut later = vec![None; ops.len()];
+    let earlier = ops
+        .iter()
         .enumerate()
         .map(|(i, op)| {
             if op.complete_time.is_some() {
                 return None;
             }
-            last.insert(op.step, i)
+            let earlier = last.insert(op.step, i);
+            if let Some(e) = earlier {
+                later[e] = Some(i);
+            }
+            earlier
         })
-        .collect()
+        .collect();
+    (earlier, later)
 }
 
 fn failure_of(nodes: &[Node], frames: &[Frame], state: Value, stuck: usize) -> Failure {
@@ -818,30 +832,84 @@ fn failure_of(nodes: &[Node], frames: &[Frame], state: Value, stuck: usize) -> F
     Failure { prefix, stuck }
 }
 
-fn lift(nodes: &mut [Node], entry: u32) {
-    let call = nodes[entry as usize];
-    nodes[call.prev as usize].next = call.next;
-    if call.next != NONE {
-        nodes[call.next as usize].prev = call.prev;
+/// Which nodes are in the event list: the search puts a crashed op back in its place (see
+/// [`relink`]) by finding the nearest node before it that is there.
+struct Present(Vec<u64>);
+
+impl Present {
+    fn all(nodes: usize) -> Present {
+        Present(vec![u64::MAX; nodes.div_ceil(64)])
     }
-    let ret = nodes[call.partner as usize];
-    nodes[ret.prev as usize].next = ret.next;
-    if ret.next != NONE {
-        nodes[ret.next as usize].prev = ret.prev;
+
+    fn set(&mut self, node: u32, there: bool) {
+        let (word, bit) = (node as usize / 64, node % 64);
+        if there {
+            self.0[word] |= 1 << bit;
+        } else {
+            self.0[word] &= !(1 << bit);
+        }
+    }
+
+    /// The nearest node before `node` that is in the list, if any.
+    fn before(&self, node: u32) -> Option<u32> {
+        let node = node as usize;
+        let mut word = node / 64;
+        // Bits below `node` in its own word, then whole words further down.
+        let mut bits = self.0[word] & ((1u64 << (node % 64)) - 1);
+        loop {
+            if bits != 0 {
+                return Some((word * 64 + 63 - bits.leading_zeros() as usize) as u32);
+            }
+            if word == 0 {
+                return None;
+            }
+            word -= 1;
+            bits = self.0[word];
+        }
     }
 }
 
-fn unlift(nodes: &mut [Node], entry: u32) {
-    let partner = nodes[entry as usize].partner;
-    let ret = nodes[partner as usize];
-    nodes[ret.prev as usize].next = partner;
-    if ret.next != NONE {
-        nodes[ret.next as usize].prev = partner;
+/// Take one node out of the list; it keeps its links, so [`relink`] or the matching undo can
+/// put it back.
+fn unlink(nodes: &mut [Node], present: &mut Present, node: u32) {
+    let n = nodes[node as usize];
+    nodes[n.prev as usize].next = n.next;
+    if n.next != NONE {
+        nodes[n.next as usize].prev = n.prev;
     }
-    let call = nodes[entry as usize];
-    nodes[call.prev as usize].next = entry;
-    if call.next != NONE {
-        nodes[call.next as usize].prev = entry;
+    present.set(node, false);
+}
+
+/// Put `node` back where it belongs in time order, after the nearest node before it that is in
+/// the list (the head if none), whatever the list went through since it was taken out.
+fn relink(nodes: &mut [Node], present: &mut Present, head: u32, node: u32) {
+    let prev = present.before(node).unwrap_or(head);
+    let next = nodes[prev as usize].next;
+    nodes[node as usize].prev = prev;
+    nodes[node as usize].next = next;
+    nodes[prev as usize].next = node;
+    if next != NONE {
+        nodes[next as usize].prev = node;
+    }
+    present.set(node, true);
+}
+
+/// Linearize: take the call and its return out of the list.
+fn lift(nodes: &mut [Node], present: &mut Present, entry: u32) {
+    unlink(nodes, present, entry);
+    unlink(nodes, present, nodes[entry as usize].partner);
+}
+
+/// Undo [`lift`]: only right after it, or once everything since has been undone.
+fn unlift(nodes: &mut [Node], present: &mut Present, entry: u32) {
+    let partner = nodes[entry as usize].partner;
+    for node in [partner, entry] {
+        let n = nodes[node as usize];
+        nodes[n.prev as usize].next = node;
+        if n.next != NONE {
+            nodes[n.next as usize].prev = node;
+        }
+        present.set(node, true);
     }
 }
 
