@@ -753,6 +753,10 @@ fn a_sigkilled_run_on_hosts_is_cleaned_up_by_faultline_clean() {
             "no partition within 90 s"
         );
         std::thread::sleep(Duration::from_millis(50));
+        // The run makes its results directory only once it has started.
+        if !hosts.path("results").exists() {
+            continue;
+        }
         let Some(dir) = run_dirs(&hosts.path("results")).last().cloned() else {
             continue;
         };
