@@ -40,11 +40,40 @@ pub struct SynthSpec {
     pub seed: u64,
 }
 
+/// The steps of one operation; at equal times effects come first, then answers, then calls.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum Stage {
     Effect,
     Complete,
     Invoke,
+}
+
+/// Every process slot's next step, earliest first.
+struct Schedule(BinaryHeap<Reverse<(u64, Stage, usize)>>);
+
+impl Schedule {
+    /// Each of `slots` slots calls its first operation within the first microsecond.
+    fn start(slots: usize, rng: &mut SmallRng) -> Schedule {
+        Schedule(
+            (0..slots)
+                .map(|slot| Reverse((rng.random_range(0..1_000), Stage::Invoke, slot)))
+                .collect(),
+        )
+    }
+
+    fn at(&mut self, time: u64, stage: Stage, slot: usize) {
+        self.0.push(Reverse((time, stage, slot)));
+    }
+
+    fn next(&mut self) -> Option<(u64, Stage, usize)> {
+        self.0.pop().map(|Reverse(step)| step)
+    }
+}
+
+/// One JSONL line.
+fn write_record(out: &mut dyn Write, record: &Record) -> std::io::Result<()> {
+    serde_json::to_writer(&mut *out, record)?;
+    out.write_all(b"\n")
 }
 
 #[derive(Clone, Copy)]
@@ -103,23 +132,16 @@ pub fn write_history(spec: &SynthSpec, out: &mut impl Write) -> std::io::Result<
     let mut write_invoked: std::collections::HashMap<(u32, i64), u64> = Default::default();
     let mut write_done: std::collections::HashMap<(u32, i64), u64> = Default::default();
     let mut crashed_writes: std::collections::HashSet<(u32, i64)> = Default::default();
-    let mut queue: BinaryHeap<Reverse<(u64, Stage, usize)>> = BinaryHeap::new();
-    let mut slots: Vec<Option<Pending>> = Vec::new();
-    let mut process_of_slot: Vec<u64> = Vec::new();
+    let procs = spec.procs.max(1) as usize;
+    let mut queue = Schedule::start(procs, &mut rng);
+    let mut slots: Vec<Option<Pending>> = (0..procs).map(|_| None).collect();
+    let mut process_of_slot: Vec<u64> = (0..procs as u64).collect();
     let mut next_process = spec.procs as u64;
-    for p in 0..spec.procs.max(1) as usize {
-        slots.push(None);
-        process_of_slot.push(p as u64);
-        queue.push(Reverse((rng.random_range(0..1_000), Stage::Invoke, p)));
-    }
     let mut index = 0u64;
     let mut invoked = 0u64;
     let mut last_time = 0u64;
-    let emit = |out: &mut dyn Write, record: Record| -> std::io::Result<()> {
-        serde_json::to_writer(&mut *out, &record)?;
-        out.write_all(b"\n")
-    };
-    while let Some(Reverse((time, stage, slot))) = queue.pop() {
+    let emit = |out: &mut dyn Write, record: Record| write_record(out, &record);
+    while let Some((time, stage, slot)) = queue.next() {
         last_time = time;
         match stage {
             Stage::Invoke => {
@@ -180,11 +202,7 @@ pub fn write_history(spec: &SynthSpec, out: &mut impl Write) -> std::io::Result<
                     result: None,
                     applied: false,
                 });
-                queue.push(Reverse((
-                    time + rng.random_range(1..500_000),
-                    Stage::Effect,
-                    slot,
-                )));
+                queue.at(time + rng.random_range(1..500_000), Stage::Effect, slot);
             }
             Stage::Effect => {
                 let Some(op) = slots[slot].as_mut() else {
@@ -193,11 +211,7 @@ pub fn write_history(spec: &SynthSpec, out: &mut impl Write) -> std::io::Result<
                 let k = op.key as usize;
                 // A crashed op takes effect only half of the time.
                 if op.crashes && rng.random_bool(0.5) {
-                    queue.push(Reverse((
-                        time + rng.random_range(1..500_000),
-                        Stage::Complete,
-                        slot,
-                    )));
+                    queue.at(time + rng.random_range(1..500_000), Stage::Complete, slot);
                     continue;
                 }
                 match op.kind {
@@ -215,11 +229,7 @@ pub fn write_history(spec: &SynthSpec, out: &mut impl Write) -> std::io::Result<
                         }
                     }
                 }
-                queue.push(Reverse((
-                    time + rng.random_range(1..500_000),
-                    Stage::Complete,
-                    slot,
-                )));
+                queue.at(time + rng.random_range(1..500_000), Stage::Complete, slot);
             }
             Stage::Complete => {
                 let Some(op) = slots[slot].take() else {
@@ -266,11 +276,7 @@ pub fn write_history(spec: &SynthSpec, out: &mut impl Write) -> std::io::Result<
                     process_of_slot[slot] = next_process;
                     next_process += 1;
                 }
-                queue.push(Reverse((
-                    time + rng.random_range(1..200_000),
-                    Stage::Invoke,
-                    slot,
-                )));
+                queue.at(time + rng.random_range(1..200_000), Stage::Invoke, slot);
             }
         }
     }

@@ -10,13 +10,12 @@
 //! replaced by a new one. Releases do not crash, so that a planted double acquire stays
 //! certain: only a release could explain it.
 
-use std::cmp::Reverse;
-use std::collections::BinaryHeap;
 use std::io::Write;
 
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
+use super::{Schedule, Stage, write_record};
 use crate::record::{Record, RecordProcess, RecordType};
 
 /// What to generate.
@@ -44,13 +43,6 @@ pub struct LockSynthesized {
     pub acquired: u64,
 }
 
-#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-enum Stage {
-    Effect,
-    Complete,
-    Invoke,
-}
-
 struct Pending {
     process: u64,
     lock: u32,
@@ -76,9 +68,7 @@ pub fn write_lock_history(
     let mut process_of_slot: Vec<u64> = (0..procs as u64).collect();
     let mut next_process = procs as u64;
     let mut slots: Vec<Option<Pending>> = (0..procs).map(|_| None).collect();
-    let mut queue: BinaryHeap<Reverse<(u64, Stage, usize)>> = (0..procs)
-        .map(|slot| Reverse((rng.random_range(0..1_000), Stage::Invoke, slot)))
-        .collect();
+    let mut queue = Schedule::start(procs, &mut rng);
     let (mut lines, mut acquired) = (0u64, 0u64);
     let mut invoked = 0u64;
     let mut last_time = 0u64;
@@ -101,10 +91,9 @@ pub fn write_lock_history(
             error: error.map(str::to_string),
         };
         lines += 1;
-        serde_json::to_writer(&mut *out, &record)?;
-        out.write_all(b"\n")
+        write_record(out, &record)
     };
-    while let Some(Reverse((time, stage, slot))) = queue.pop() {
+    while let Some((time, stage, slot)) = queue.next() {
         last_time = time;
         match stage {
             Stage::Invoke => {
@@ -127,11 +116,7 @@ pub fn write_lock_history(
                     crashes,
                     ok: false,
                 });
-                queue.push(Reverse((
-                    time + rng.random_range(STEP_NS),
-                    Stage::Effect,
-                    slot,
-                )));
+                queue.at(time + rng.random_range(STEP_NS), Stage::Effect, slot);
             }
             Stage::Effect => {
                 let Some(op) = slots[slot].as_mut() else {
@@ -149,11 +134,7 @@ pub fn write_lock_history(
                     holds[slot] = None;
                     op.ok = true;
                 }
-                queue.push(Reverse((
-                    time + rng.random_range(STEP_NS),
-                    Stage::Complete,
-                    slot,
-                )));
+                queue.at(time + rng.random_range(STEP_NS), Stage::Complete, slot);
             }
             Stage::Complete => {
                 let Some(op) = slots[slot].take() else {
@@ -173,11 +154,7 @@ pub fn write_lock_history(
                     process_of_slot[slot] = next_process;
                     next_process += 1;
                 }
-                queue.push(Reverse((
-                    time + rng.random_range(1..1_000_000),
-                    Stage::Invoke,
-                    slot,
-                )));
+                queue.at(time + rng.random_range(1..1_000_000), Stage::Invoke, slot);
             }
         }
     }

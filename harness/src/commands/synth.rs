@@ -3,7 +3,7 @@
 //! a history of locks (the `mutex` model), optionally with a planted double acquire.
 
 use std::io::{BufWriter, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use faultline_checker::Verdict;
@@ -67,12 +67,7 @@ pub fn run(args: SynthArgs) -> anyhow::Result<Verdict> {
         register_only: args.register,
         seed: args.seed,
     };
-    let file = std::fs::File::create(&args.out)
-        .with_context(|| format!("creating {}", args.out.display()))?;
-    let mut out = BufWriter::new(file);
-    let written = write_history(&spec, &mut out)
-        .and_then(|written| out.flush().map(|()| written))
-        .with_context(|| format!("writing {}", args.out.display()))?;
+    let written = write_file(&args.out, |out| write_history(&spec, out))?;
     match (args.stale_read, written.stale_read) {
         (_, Some(read)) => println!(
             "{}: {} lines, ending in a stale read of {} (value {})",
@@ -101,12 +96,7 @@ fn synth_locks(args: &SynthArgs) -> anyhow::Result<Verdict> {
         double_acquire: args.double_acquire,
         seed: args.seed,
     };
-    let file = std::fs::File::create(&args.out)
-        .with_context(|| format!("creating {}", args.out.display()))?;
-    let mut out = BufWriter::new(file);
-    let written = write_lock_history(&spec, &mut out)
-        .and_then(|written| out.flush().map(|()| written))
-        .with_context(|| format!("writing {}", args.out.display()))?;
+    let written = write_file(&args.out, |out| write_lock_history(&spec, out))?;
     let ending = if args.double_acquire {
         ", ending in a double acquire of l0"
     } else {
@@ -119,4 +109,18 @@ fn synth_locks(args: &SynthArgs) -> anyhow::Result<Verdict> {
         written.acquired
     );
     Ok(Verdict::Valid)
+}
+
+/// Create `path` and write it through a buffer, flushed here so that a full disk is an error
+/// rather than a short file.
+fn write_file<T>(
+    path: &Path,
+    write: impl FnOnce(&mut BufWriter<std::fs::File>) -> std::io::Result<T>,
+) -> anyhow::Result<T> {
+    let file =
+        std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
+    let mut out = BufWriter::new(file);
+    write(&mut out)
+        .and_then(|written| out.flush().map(|()| written))
+        .with_context(|| format!("writing {}", path.display()))
 }
