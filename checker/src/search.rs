@@ -23,7 +23,7 @@
 //!   (an ok read of it, an ok compare-and-set expecting it) is linearized, since the value can
 //!   never come back for them.
 //! - **Identical crashed operations** are interchangeable and taken in invoke order only
-//!   (`twins`): a crashed op whose earlier twin is not linearized is kept out of the event
+//!   (`later_twins`): a crashed op whose earlier twin is not linearized is kept out of the event
 //!   list altogether, so walks over the callable ops do not pass every pending crashed op of a
 //!   long history again at each step.
 //! - Optionally ([`CrashedOps::OnlyWhenNeeded`], register models): **a crashed operation takes
@@ -393,11 +393,9 @@ pub fn search_with(
     let (mut nodes, call_node) = event_list(ops);
     let head = (nodes.len() - 1) as u32;
     let mut present = Present::all(nodes.len());
-    let (earlier_twin, later_twin) = twins(ops);
-    for (op, earlier) in earlier_twin.iter().enumerate() {
-        if earlier.is_some() {
-            unlink(&mut nodes, &mut present, call_node[op]);
-        }
+    let later_twin = later_twins(ops);
+    for &twin in later_twin.iter().flatten() {
+        unlink(&mut nodes, &mut present, call_node[twin]);
     }
     let preserving: Vec<bool> = ops.iter().map(|op| preserves_state(op.step)).collect();
     let mut held = HeldOnce::new(ops, model, initial);
@@ -793,30 +791,23 @@ fn event_list(ops: &[Op]) -> (Vec<Node>, Vec<u32>) {
     (nodes, call_node)
 }
 
-/// For each open (never completed) op, the previous and the next open op with the same step.
+/// For each open (never completed) op, the next open op with the same step, if any.
 ///
 /// Open ops with the same step are interchangeable: neither has a return that bounds it, so in
 /// any linearization that uses the later one and not the earlier, the earlier one (invoked
 /// first) could take its place. The search therefore linearizes twins in invoke order only,
 /// which turns 2^k subsets of k identical crashed writes into k + 1 choices.
-fn twins(ops: &[Op]) -> (Vec<Option<usize>>, Vec<Option<usize>>) {
+fn later_twins(ops: &[Op]) -> Vec<Option<usize>> {
     let mut last: IntMap<Step, usize> = IntMap::default();
     let mut later = vec![None; ops.len()];
-    let earlier = ops
-        .iter()
-        .enumerate()
-        .map(|(i, op)| {
-            if op.complete_time.is_some() {
-                return None;
-            }
-            let earlier = last.insert(op.step, i);
-            if let Some(e) = earlier {
-                later[e] = Some(i);
-            }
-            earlier
-        })
-        .collect();
-    (earlier, later)
+    for (i, op) in ops.iter().enumerate() {
+        if op.complete_time.is_none()
+            && let Some(earlier) = last.insert(op.step, i)
+        {
+            later[earlier] = Some(i);
+        }
+    }
+    later
 }
 
 fn failure_of(nodes: &[Node], frames: &[Frame], state: Value, stuck: usize) -> Failure {

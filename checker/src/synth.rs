@@ -140,7 +140,6 @@ pub fn write_history(spec: &SynthSpec, out: &mut impl Write) -> std::io::Result<
     let mut index = 0u64;
     let mut invoked = 0u64;
     let mut last_time = 0u64;
-    let emit = |out: &mut dyn Write, record: Record| write_record(out, &record);
     while let Some((time, stage, slot)) = queue.next() {
         last_time = time;
         match stage {
@@ -174,9 +173,9 @@ pub fn write_history(spec: &SynthSpec, out: &mut impl Write) -> std::io::Result<
                 };
                 let process = process_of_slot[slot];
                 let (f, json) = describe(kind);
-                emit(
+                write_record(
                     out,
-                    Record {
+                    &Record {
                         index,
                         time,
                         process: RecordProcess::Client(process),
@@ -256,9 +255,9 @@ pub fn write_history(spec: &SynthSpec, out: &mut impl Write) -> std::io::Result<
                         Kind::Cas(..) => (RecordType::Fail, Some("mismatch".to_string())),
                     }
                 };
-                emit(
+                write_record(
                     out,
-                    Record {
+                    &Record {
                         index,
                         time,
                         process: RecordProcess::Client(op.process),
@@ -323,9 +322,9 @@ pub fn write_history(spec: &SynthSpec, out: &mut impl Write) -> std::io::Result<
                 (RecordType::Invoke, serde_json::Value::Null, last_time + 1),
                 (RecordType::Ok, serde_json::json!(stale), last_time + 2),
             ] {
-                emit(
+                write_record(
                     out,
-                    Record {
+                    &Record {
                         index,
                         time: t,
                         process: RecordProcess::Client(next_process),

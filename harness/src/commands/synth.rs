@@ -113,7 +113,7 @@ fn synth_locks(args: &SynthArgs) -> anyhow::Result<Verdict> {
 
 /// Create `path` and write it through a buffer, flushed here so that a full disk is an error
 /// rather than a short file.
-fn write_file<T>(
+pub(crate) fn write_file<T>(
     path: &Path,
     write: impl FnOnce(&mut BufWriter<std::fs::File>) -> std::io::Result<T>,
 ) -> anyhow::Result<T> {

@@ -8,11 +8,11 @@ use faultline_checker::synth::{LockSpec, SynthSpec, write_history, write_lock_hi
 use faultline_checker::{CheckOptions, load_history};
 
 use super::{peak_rss_mib, tempfile_dir};
+use crate::commands::synth::write_file;
 
 fn synth_file(dir: &Path, spec: &SynthSpec) -> anyhow::Result<std::path::PathBuf> {
     let path = dir.join("history.jsonl");
-    let file = std::fs::File::create(&path)?;
-    let written = write_history(spec, &mut std::io::BufWriter::new(file))?;
+    let written = write_file(&path, |out| write_history(spec, out))?;
     if spec.stale_read && written.stale_read.is_none() {
         anyhow::bail!(
             "no stale read could be planted in this history (every value has a crashed writer); \
@@ -223,6 +223,37 @@ enum Synthetic {
     Lock(LockSpec),
 }
 
+impl Synthetic {
+    fn write_to(&self, path: &Path) -> anyhow::Result<()> {
+        match self {
+            Synthetic::Register(spec) => write_file(path, |out| write_history(spec, out)).map(drop),
+            Synthetic::RegisterWithLateRead(spec) => {
+                write_file(path, |out| write_history(spec, out))?;
+                append_read(path, "k0", 1)
+            }
+            Synthetic::Lock(spec) => {
+                write_file(path, |out| write_lock_history(spec, out)).map(drop)
+            }
+        }
+    }
+
+    fn ops(&self) -> u64 {
+        match self {
+            Synthetic::Register(spec) | Synthetic::RegisterWithLateRead(spec) => spec.ops,
+            Synthetic::Lock(spec) => spec.ops,
+        }
+    }
+
+    /// The verdict the history has by construction.
+    fn expected(&self) -> &'static str {
+        let planted = match self {
+            Synthetic::Register(spec) | Synthetic::RegisterWithLateRead(spec) => spec.stale_read,
+            Synthetic::Lock(spec) => spec.double_acquire,
+        };
+        if planted { "invalid" } else { "valid" }
+    }
+}
+
 /// One goal of the checker, measured.
 struct Goal {
     what: String,
@@ -373,30 +404,8 @@ pub(super) fn checker_goals(datasets: &Path) -> anyhow::Result<()> {
         ),
     ] {
         let file = dir.join(format!("{}.jsonl", goals.len()));
-        let out = std::fs::File::create(&file)?;
-        let mut out = std::io::BufWriter::new(out);
-        let (ops, expected) = match &history {
-            Synthetic::Register(spec) | Synthetic::RegisterWithLateRead(spec) => {
-                write_history(spec, &mut out)?;
-                (spec.ops, if spec.stale_read { "invalid" } else { "valid" })
-            }
-            Synthetic::Lock(spec) => {
-                write_lock_history(spec, &mut out)?;
-                (
-                    spec.ops,
-                    if spec.double_acquire {
-                        "invalid"
-                    } else {
-                        "valid"
-                    },
-                )
-            }
-        };
-        std::io::Write::flush(&mut out)?;
-        drop(out);
-        if matches!(history, Synthetic::RegisterWithLateRead(_)) {
-            append_read(&file, "k0", 1)?;
-        }
+        history.write_to(&file)?;
+        let (ops, expected) = (history.ops(), history.expected());
         let started = Instant::now();
         let output = std::process::Command::new(&me)
             .arg("check")
