@@ -13,6 +13,7 @@ use crate::error::Error;
 use crate::fast_hash::{IntMap, IntSet};
 use crate::history::{Counts, Events, Function, History, KeyHistory, Op, Semantics, Step, Value};
 use crate::model::{self, Model, Prefixes};
+use crate::multi_register::{self, TxnOutcome};
 use crate::orders::{self, Orders, Threads};
 use crate::search::{self, Budget, Outcome, Strategy, WriterOrder};
 use crate::zones::ZoneVerdict;
@@ -119,10 +120,13 @@ pub fn check_events(events: &Events, options: &CheckOptions) -> Result<CheckRepo
     // Appends (Porcupine's kv histories) only make sense under the kv model, and acquires and
     // releases under the mutex model, whose lock starts free.
     let locks = events.uses(Function::Acquire) || events.uses(Function::Release);
+    let transactions = events.uses(Function::Txn);
     let implied = if events.uses(Function::Append) {
         Some(Model::Kv)
     } else if locks {
         Some(Model::Mutex)
+    } else if transactions {
+        Some(Model::MultiRegister)
     } else {
         None
     };
@@ -143,6 +147,8 @@ pub fn check_events(events: &Events, options: &CheckOptions) -> Result<CheckRepo
         {
             let hint = if locks {
                 "no model checks lock and register operations together: check them as separate histories"
+            } else if transactions {
+                "no model checks transactions and single-register operations together: check them as separate histories"
             } else {
                 "check with --model cas-register"
             };
@@ -463,6 +469,9 @@ fn check_key(
         rival_decided: None,
     };
     let initial: Value = options.semantics.initial;
+    if options.model == Model::MultiRegister {
+        return check_transactions(key, history, options, budget, started, invalid_found);
+    }
     let (outcome, engine) = decide(
         &key.ops,
         options.model,
@@ -486,6 +495,57 @@ fn check_key(
         ops: key.ops.len(),
         engine: engine.into(),
         elapsed_ms,
+        reason,
+    };
+    (key.key.clone(), report, counterexample)
+}
+
+/// [`check_key`] under the multi-register model: its own search of the key's transactions.
+fn check_transactions(
+    key: &KeyHistory,
+    history: &History,
+    options: &CheckOptions,
+    budget: Budget<'_>,
+    started: Instant,
+    invalid_found: &AtomicBool,
+) -> (String, KeyReport, Option<Counterexample>) {
+    let initial = options.semantics.initial;
+    let (valid, reason, counterexample) =
+        match multi_register::Transactions::of(&key.ops, &history.strings, options.semantics) {
+            None => (
+                Verdict::Unknown,
+                Some("a transaction's stored text did not read back".to_string()),
+                None,
+            ),
+            Some(txns) => {
+                let (ops, txns) = multi_register::reduce(&key.ops, &txns, initial);
+                let reduced = KeyHistory {
+                    key: key.key.clone(),
+                    ops,
+                };
+                match multi_register::search(&reduced.ops, &txns, initial, budget) {
+                    TxnOutcome::Linearizable => (Verdict::Valid, None, None),
+                    TxnOutcome::Unknown(why) => (Verdict::Unknown, Some(why), None),
+                    TxnOutcome::NotLinearizable(failure) => {
+                        invalid_found.store(true, Ordering::Relaxed);
+                        let c = multi_register::explain(
+                            &reduced,
+                            &txns,
+                            &failure,
+                            initial,
+                            &history.strings,
+                            history.timed,
+                        );
+                        (Verdict::Invalid, Some(c.explanation.clone()), Some(c))
+                    }
+                }
+            }
+        };
+    let report = KeyReport {
+        valid,
+        ops: key.ops.len(),
+        engine: "multi-register search".into(),
+        elapsed_ms: started.elapsed().as_secs_f64() * 1e3,
         reason,
     };
     (key.key.clone(), report, counterexample)

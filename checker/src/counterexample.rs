@@ -4,7 +4,7 @@
 
 use std::cell::OnceCell;
 use std::cmp::Reverse;
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use serde::{Deserialize, Serialize};
 
@@ -21,12 +21,19 @@ pub struct PrefixStep {
     pub op: OpRecord,
     /// The register's value after it (null = absent).
     pub state_after: Value,
+    /// Under the multi-register model: every register's value after it (`state_after` is
+    /// then null).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub registers_after: BTreeMap<String, Value>,
 }
 
 /// A configuration the search ended in: the state and the linearized ops (history indices).
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Configuration {
     pub state: Value,
+    /// Under the multi-register model: every register's value (`state` is then null).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub registers: BTreeMap<String, Value>,
     pub linearized: Vec<u64>,
 }
 
@@ -117,11 +124,13 @@ pub fn explain(
         .map(|&(i, state_after)| PrefixStep {
             op: record(&ops[i]),
             state_after,
+            registers_after: BTreeMap::new(),
         })
         .collect();
     let state = prefix.last().map_or(initial, |s| s.state_after);
     let final_configurations = vec![Configuration {
         state,
+        registers: BTreeMap::new(),
         linearized: prefix.iter().map(|s| s.op.index).collect(),
     }];
     let (explanation, cited) = sentence(key, stuck, state, initial, strings, When { timed });
@@ -152,12 +161,12 @@ pub fn explain(
 /// When an event happened, as a reader of the history can find it: seconds into the run, or
 /// for histories without times (Jepsen text logs, EDN without `:time`) its history index.
 #[derive(Clone, Copy)]
-struct When {
-    timed: bool,
+pub(crate) struct When {
+    pub(crate) timed: bool,
 }
 
 impl When {
-    fn at(self, time: u64, index: Option<u64>) -> String {
+    pub(crate) fn at(self, time: u64, index: Option<u64>) -> String {
         if self.timed {
             format!("{:.3} s", time as f64 / 1e9)
         } else {
@@ -173,7 +182,7 @@ impl When {
     }
 }
 
-fn show(v: Value) -> String {
+pub(crate) fn show(v: Value) -> String {
     v.map_or_else(|| "nothing (absent)".to_string(), |v| v.to_string())
 }
 
@@ -502,7 +511,7 @@ fn sentence<'a>(
             "write of {v} to {k}{on} at {at} cannot be placed in any order of the operations on {k}"
         ),
         Step::Append { .. } => format!("append to {k}{on} at {at} cannot be placed"),
-        Step::Nothing => format!("an operation on {k} at {at} cannot be placed"),
+        Step::Nothing | Step::Txn(_) => format!("an operation on {k} at {at} cannot be placed"),
     };
     (text, cited)
 }

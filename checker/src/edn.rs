@@ -250,7 +250,11 @@ pub fn parse(text: &str) -> Result<Events, Error> {
         };
         let f = match get(map, "f") {
             Some(Edn::Keyword(f)) => f.as_str(),
-            _ => return Err(malformed(":f :read, :write, :cas, :acquire or :release")),
+            _ => {
+                return Err(malformed(
+                    ":f :read, :write, :cas, :acquire, :release or :txn",
+                ));
+            }
         };
         let raw = get(map, "value").cloned().unwrap_or(Edn::Nil);
         // Porcupine's kv: `:key "3"`, string values, get / put / append.
@@ -340,9 +344,11 @@ pub fn parse(text: &str) -> Result<Events, Error> {
             // Knossos's mutex: the value, if any, means nothing to the model.
             "acquire" => (Function::Acquire, EventValue::Cas(FREE, HELD)),
             "release" => (Function::Release, EventValue::Cas(HELD, FREE)),
+            // Knossos's multi-register: `[[:read :x nil] [:write :y 2]]`.
+            "txn" => (Function::Txn, txn_value(&mut events, &value, &malformed)?),
             other => {
                 return Err(malformed(&format!(
-                    ":f :read, :write, :cas, :acquire or :release (not :{other}: this history needs a model Faultline does not have)"
+                    ":f :read, :write, :cas, :acquire, :release or :txn (not :{other}: this history needs a model Faultline does not have)"
                 )));
             }
         };
@@ -367,6 +373,40 @@ pub fn parse(text: &str) -> Result<Events, Error> {
         });
     }
     Ok(events)
+}
+
+/// A transaction's value: a vector of `[f register value]` with `f` `:read` (`:r`) or
+/// `:write` (`:w`), the register a keyword, string or integer, the value an integer or nil.
+fn txn_value(
+    events: &mut Events,
+    value: &Edn,
+    malformed: &dyn Fn(&str) -> Error,
+) -> Result<EventValue, Error> {
+    const SHAPE: &str =
+        "a txn value: a vector of [:read register value] or [:write register value]";
+    let Edn::Vector(micro_ops) = value else {
+        return Err(malformed(SHAPE));
+    };
+    let mut parsed = Vec::with_capacity(micro_ops.len());
+    for micro in micro_ops {
+        let Edn::Vector(parts) = micro else {
+            return Err(malformed(SHAPE));
+        };
+        let [Edn::Keyword(f), register, value] = parts.as_slice() else {
+            return Err(malformed(SHAPE));
+        };
+        let f = match f.as_str() {
+            "read" | "r" => Function::Read,
+            "write" | "w" => Function::Write,
+            _ => return Err(malformed(SHAPE)),
+        };
+        let value = match value {
+            Edn::Nil => None,
+            v => Some(int(v).ok_or_else(|| malformed("a txn value: integers or nil"))?),
+        };
+        parsed.push((f, key_text(register), value));
+    }
+    Ok(events.txn_value(parsed.iter().map(|(f, k, v)| (*f, k.as_str(), *v))))
 }
 
 /// One op of the nemesis (`:process :nemesis`), as the report's fault bands need it.

@@ -33,17 +33,20 @@ pub enum Function {
     Acquire,
     /// Knossos's mutex: give the lock back (from held to free).
     Release,
+    /// Knossos's multi-register: reads and writes of several registers, all at one instant.
+    Txn,
 }
 
 impl Function {
     /// Every function, in the order legends list them.
-    pub const ALL: [Function; 6] = [
+    pub const ALL: [Function; 7] = [
         Function::Read,
         Function::Write,
         Function::Cas,
         Function::Append,
         Function::Acquire,
         Function::Release,
+        Function::Txn,
     ];
 
     /// The name histories use (`"read"`, …, `"release"`).
@@ -55,6 +58,7 @@ impl Function {
             Function::Append => "append",
             Function::Acquire => "acquire",
             Function::Release => "release",
+            Function::Txn => "txn",
         }
     }
 
@@ -206,6 +210,11 @@ impl Events {
             )
             .collect();
         let remap = |syms: Vec<Sym>| syms.into_iter().map(|s| map[s.0 as usize]);
+        self.value
+            .extend(other.value.into_iter().map(|value| match value {
+                EventValue::Txn(text) => EventValue::Txn(map[text.0 as usize]),
+                other => other,
+            }));
         self.key.extend(remap(other.key));
         self.node.extend(remap(other.node));
         self.error.extend(remap(other.error));
@@ -214,7 +223,6 @@ impl Events {
         self.process.extend(other.process);
         self.kind.extend(other.kind);
         self.f.extend(other.f);
-        self.value.extend(other.value);
         self.line.extend(other.line);
         self.prefixes.extend(other.prefixes);
         self.untimed |= other.untimed;
@@ -268,6 +276,15 @@ impl Events {
         &self.strings
     }
 
+    /// The value of a transaction event: its micro-operations (read or write, register,
+    /// value; `None` is a nil read or an absent value), stored as one string.
+    pub fn txn_value<'k>(
+        &mut self,
+        micro_ops: impl IntoIterator<Item = (Function, &'k str, Value)>,
+    ) -> EventValue {
+        EventValue::Txn(self.strings.intern(Some(&txn_text(micro_ops))))
+    }
+
     /// kv histories: note a string a get returned (see [`Prefixes`]).
     pub fn record_observed_string(&mut self, text: &str) {
         self.prefixes.record(text);
@@ -282,6 +299,16 @@ impl<'a> FromIterator<Event<'a>> for Events {
         }
         events
     }
+}
+
+/// The text a transaction is stored as: a JSON array of `[f, register, value]` triples, such
+/// as `[["read","x",null],["write","y",2]]`; `results.json` shows it as that array.
+pub fn txn_text<'k>(micro_ops: impl IntoIterator<Item = (Function, &'k str, Value)>) -> String {
+    let triples: Vec<serde_json::Value> = micro_ops
+        .into_iter()
+        .map(|(f, register, value)| serde_json::json!([f.name(), register, value]))
+        .collect();
+    serde_json::Value::Array(triples).to_string()
 }
 
 /// Invoke or one of the three completions.
@@ -300,6 +327,9 @@ pub enum EventValue {
     Cas(i64, i64),
     /// A string appended: its fingerprint and `B^len` (see `model::fingerprint`).
     Append(i64, i64),
+    /// A transaction's reads and writes, as the text [`txn_text`] writes (interned in the
+    /// history's [`Strings`]).
+    Txn(Sym),
 }
 
 /// A paired operation on one key, as the search sees it.
@@ -360,6 +390,10 @@ impl OpRecord {
                 EventValue::Cas(a, b) => serde_json::json!([a, b]),
                 // kv strings are fingerprints by now; the report shows the fingerprint.
                 EventValue::Append(hash, _) => serde_json::json!(hash),
+                EventValue::Txn(text) => strings
+                    .get(text)
+                    .and_then(|text| serde_json::from_str(text).ok())
+                    .unwrap_or(serde_json::Value::Null),
             },
             invoke_time: op.invoke_time,
             complete_time: op.complete_time,
@@ -388,6 +422,9 @@ pub enum Step {
         hash: i64,
         shift: i64,
     },
+    /// multi-register: the transaction whose text (see [`txn_text`]) is this string. Only the
+    /// multi-register search reads it; the single-register model never sees one.
+    Txn(Sym),
     /// Placeholder for dropped operations; never reaches the search.
     #[default]
     Nothing,
@@ -559,6 +596,11 @@ fn make_op(
         _ if events.f[invoke] == Function::Acquire => EventValue::Cas(FREE, HELD),
         _ if events.f[invoke] == Function::Release => EventValue::Cas(HELD, FREE),
         (_, Some(EventValue::Read(v))) => EventValue::Read(v),
+        // A completed transaction carries what its reads returned; a crashed one only what
+        // it asked.
+        (EventValue::Txn(_), Some(EventValue::Txn(done))) if outcome == Completion::Ok => {
+            EventValue::Txn(done)
+        }
         (v, _) => v,
     };
     let mismatch = completion
@@ -584,6 +626,7 @@ fn make_op(
         (Completion::Ok | Completion::Info, EventValue::Append(hash, shift)) => {
             Step::Append { hash, shift }
         }
+        (Completion::Ok | Completion::Info, EventValue::Txn(text)) => Step::Txn(text),
         // A failed op did nothing; an indeterminate read constrains nothing.
         _ => return None,
     };

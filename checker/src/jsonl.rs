@@ -222,12 +222,48 @@ fn parse_lines(text: &str, first: usize) -> Result<Events, Error> {
         let Process::Client(process) = record.process else {
             continue;
         };
-        events.push(event_of(&record, process, number)?);
+        // Transactions are rare and nested: their value is read again, as a JSON tree.
+        let txn = match &*record.f {
+            "txn" => Some(txn_value(&mut events, line, number)?),
+            _ => None,
+        };
+        events.push(event_of(&record, process, number, txn)?);
     }
     Ok(events)
 }
 
-fn event_of<'a>(record: &'a Line<'a>, process: u64, line: usize) -> Result<Event<'a>, Error> {
+/// The value of a `txn` line: `[["read","x",null],["write","y",2]]` (`r` and `w` also do),
+/// stored in `events`.
+fn txn_value(events: &mut Events, line: &str, number: usize) -> Result<EventValue, Error> {
+    let malformed = || {
+        Error::Malformed {
+        line: number,
+        expected: "a txn value: an array of [\"read\", register, value] or [\"write\", register, value], registers strings, values integers or null".to_string(),
+    }
+    };
+    #[derive(Deserialize)]
+    struct TxnLine {
+        value: Vec<(String, String, Option<i64>)>,
+    }
+    let parsed: TxnLine = serde_json::from_str(line).map_err(|_| malformed())?;
+    let mut micro_ops = Vec::with_capacity(parsed.value.len());
+    for (f, register, value) in &parsed.value {
+        let f = match f.as_str() {
+            "read" | "r" => Function::Read,
+            "write" | "w" => Function::Write,
+            _ => return Err(malformed()),
+        };
+        micro_ops.push((f, register.as_str(), *value));
+    }
+    Ok(events.txn_value(micro_ops))
+}
+
+fn event_of<'a>(
+    record: &'a Line<'a>,
+    process: u64,
+    line: usize,
+    txn: Option<EventValue>,
+) -> Result<Event<'a>, Error> {
     let malformed = |expected: &str| Error::Malformed {
         line,
         expected: expected.to_string(),
@@ -253,9 +289,10 @@ fn event_of<'a>(record: &'a Line<'a>, process: u64, line: usize) -> Result<Event
         // The mutex model's lock: the value, if any, means nothing to it.
         ("acquire", _) => (Function::Acquire, EventValue::Cas(FREE, HELD)),
         ("release", _) => (Function::Release, EventValue::Cas(HELD, FREE)),
+        ("txn", _) => (Function::Txn, txn.ok_or_else(|| malformed("a txn value"))?),
         (other, _) => {
             return Err(malformed(&format!(
-                "f to be read, write, cas, acquire or release for a client process, not `{other}`"
+                "f to be read, write, cas, acquire, release or txn for a client process, not `{other}`"
             )));
         }
     };

@@ -12,8 +12,11 @@
 //! - [`edn`]: Jepsen / Knossos `history.edn` (op maps, independent keys, comments).
 //! - [`jepsen_log`]: Jepsen text logs of one register (Porcupine's etcd data set).
 //! - [`history`]: pairing invokes with completions, per-key operations, semantics options.
-//! - [`model`]: the register, cas-register, kv and mutex sequential specifications.
+//! - [`model`]: the register, cas-register, kv, mutex and multi-register sequential
+//!   specifications.
 //! - [`search`]: just-in-time linearization for one key, within a time and memory budget.
+//! - [`multi_register`]: the search for transactions over several registers, which share one
+//!   state and so cannot be checked per key.
 //! - [`zones`]: the O(n log n) check for read/write histories with unique values.
 //! - [`orders`]: the two writer orders of a key's last search, raced or in turns.
 //! - [`counterexample`]: the failing op, prefix, window and a plain sentence.
@@ -41,6 +44,7 @@ pub mod history;
 pub mod jepsen_log;
 pub mod jsonl;
 pub mod model;
+pub mod multi_register;
 pub mod orders;
 pub mod record;
 pub mod report;

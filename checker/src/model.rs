@@ -1,4 +1,5 @@
-//! The sequential specifications: register, compare-and-set register, kv and mutex.
+//! The sequential specifications: register, compare-and-set register, kv, mutex and
+//! multi-register.
 //!
 //! | operation | precondition | new state |
 //! |---|---|---|
@@ -21,6 +22,11 @@
 //! polynomial fingerprints ([`fingerprint`]) so the search keeps integer states: `H(s + t) =
 //! H(s)·B^|t| + H(t) mod P` with P = 2^61 − 1, so two different strings of these histories
 //! share a fingerprint with probability about n²/2^61.
+//!
+//! The `multi-register` model (Knossos's `multi-register`) is a map of registers changed only
+//! by transactions: each applies its reads and writes in order at one instant, a read
+//! requiring the register's value at that point. Its state is several values, not one, so
+//! it has a search of its own ([`crate::multi_register`]); [`Model::step`] never sees it.
 
 use crate::fast_hash::IntSet;
 use crate::history::{Function, Step, Value};
@@ -43,6 +49,8 @@ pub enum Model {
     Kv,
     /// Knossos's mutex: acquire and release of one lock per key.
     Mutex,
+    /// Knossos's multi-register: transactions of reads and writes over named registers.
+    MultiRegister,
 }
 
 const P: u128 = (1 << 61) - 1;
@@ -108,6 +116,8 @@ impl Model {
             // A missing key reads as the empty string, whose fingerprint is 0.
             Step::Append { hash, shift } => Some(Some(append(state.unwrap_or(0), hash, shift))),
             Step::Nothing => Some(state),
+            // Transactions are checked by `multi_register`, never one register at a time.
+            Step::Txn(_) => None,
         }
     }
 
@@ -115,7 +125,8 @@ impl Model {
     pub fn allows(self, f: Function, step: Step) -> bool {
         match self {
             Model::Mutex => f.on_lock(),
-            _ if f.on_lock() => false,
+            Model::MultiRegister => f == Function::Txn,
+            _ if f.on_lock() || f == Function::Txn => false,
             Model::CasRegister => !matches!(step, Step::Append { .. }),
             Model::Register => !matches!(
                 step,
@@ -133,6 +144,7 @@ impl std::fmt::Display for Model {
             Model::CasRegister => "cas-register",
             Model::Kv => "kv",
             Model::Mutex => "mutex",
+            Model::MultiRegister => "multi-register",
         })
     }
 }
@@ -146,8 +158,10 @@ impl std::str::FromStr for Model {
             "cas-register" => Ok(Model::CasRegister),
             "kv" => Ok(Model::Kv),
             "mutex" => Ok(Model::Mutex),
+            "multi-register" => Ok(Model::MultiRegister),
             other => Err(format!(
-                "unknown model `{other}`: use `register`, `cas-register`, `kv` or `mutex`"
+                "unknown model `{other}`: use `register`, `cas-register`, `kv`, `mutex` or \
+                 `multi-register`"
             )),
         }
     }

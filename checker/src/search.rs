@@ -168,7 +168,7 @@ fn splitmix(seed: &mut u64) -> u64 {
     z ^ (z >> 31)
 }
 
-fn wide(seed: &mut u64) -> u128 {
+pub(crate) fn wide(seed: &mut u64) -> u128 {
     (u128::from(splitmix(seed)) << 64) | u128::from(splitmix(seed))
 }
 
@@ -186,7 +186,7 @@ fn preserves_state(step: Step) -> bool {
     match step {
         Step::Read(_) | Step::CasMismatch { .. } | Step::Nothing => true,
         Step::Cas { expected, new } => expected == new,
-        Step::Write(_) | Step::Append { .. } => false,
+        Step::Write(_) | Step::Append { .. } | Step::Txn(_) => false,
     }
 }
 

@@ -409,3 +409,65 @@ fn synth_writes_lock_histories_valid_or_with_a_double_acquire() {
     // Register-only flags do not apply to locks.
     assert_eq!(synth(&["--unique"]).status.code(), Some(3));
 }
+
+#[test]
+fn transactions_are_checked_as_a_multi_register_and_the_report_shows_them() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // Process 1 reads y before process 0's transaction wrote it, but x after: half of it.
+    let torn = write(
+        dir.path(),
+        "txn.jsonl",
+        &[
+            r#"{"index":0,"time":0,"process":0,"type":"invoke","f":"txn","value":[["w","x",1],["w","y",1]]}"#,
+            r#"{"index":1,"time":1000000,"process":1,"type":"invoke","f":"txn","value":[["r","x",null],["r","y",null]]}"#,
+            r#"{"index":2,"time":2000000,"process":0,"type":"ok","f":"txn","value":[["w","x",1],["w","y",1]]}"#,
+            r#"{"index":3,"time":3000000,"process":1,"type":"ok","f":"txn","value":[["r","x",1],["r","y",null]]}"#,
+        ],
+    );
+    let report = dir.path().join("report");
+    let out = faultline()
+        .args(["check", "--json", "--report"])
+        .arg(&report)
+        .arg(&torn)
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(1));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json on stdout");
+    assert_eq!(json[0]["model"], "multi-register");
+    let c = &json[0]["counterexamples"][0];
+    assert_eq!(
+        c["op"]["value"],
+        serde_json::json!([["read", "x", 1], ["read", "y", null]])
+    );
+    assert_eq!(
+        c["prefix"][0]["registers_after"],
+        serde_json::json!({"x": 1, "y": 1})
+    );
+    assert!(
+        c["explanation"].as_str().is_some_and(
+            |s| s.ends_with("its read of y returned nothing (absent), where y holds 1")
+        ),
+        "{c}"
+    );
+    let page = std::fs::read_to_string(report.join("report.html")).expect("report written");
+    assert!(
+        page.contains("txn read x 1, read y nil"),
+        "the stuck transaction, labelled"
+    );
+    assert!(
+        page.contains("x=1 y=1"),
+        "the registers after the prefix's step"
+    );
+    // Under another model, or mixed with single-register operations, it is refused.
+    let out = faultline()
+        .args(["check", "--model", "multi-register"])
+        .arg(write(dir.path(), "h.jsonl", VALID))
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(3));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("is not part of the `multi-register` model"),
+        "{stderr}"
+    );
+}

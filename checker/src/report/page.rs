@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use super::timeline::{DrawnOp, FaultInterval, TimeUnit, Timeline};
 use crate::check::CheckReport;
-use crate::counterexample::Counterexample;
+use crate::counterexample::{Counterexample, PrefixStep};
 use crate::history::{Completion, Function, OpRecord, Value};
 use crate::model::FREE;
 use crate::verdict::Verdict;
@@ -137,6 +137,19 @@ fn state_text(state: Value, lock: bool) -> String {
     }
 }
 
+/// The state after a prefix step: one register's value, or under the multi-register model
+/// every register's, as `x=0 y=2`.
+fn step_state_text(step: &PrefixStep, lock: bool) -> String {
+    if step.registers_after.is_empty() {
+        return state_text(step.state_after, lock);
+    }
+    step.registers_after
+        .iter()
+        .map(|(name, &value)| format!("{name}={}", state_text(value, false)))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 fn view(c: &Counterexample, unit: TimeUnit) -> CounterexampleView {
     let hidden = c.prefix.len().saturating_sub(PREFIX_SHOWN);
     let lock = c.op.f.on_lock();
@@ -144,7 +157,7 @@ fn view(c: &Counterexample, unit: TimeUnit) -> CounterexampleView {
         .iter()
         .map(|step| PrefixRow {
             op: op_row(&step.op, unit),
-            state_after: state_text(step.state_after, lock),
+            state_after: step_state_text(step, lock),
         })
         .collect();
     CounterexampleView {
@@ -179,6 +192,20 @@ fn op_text(f: Function, value: &serde_json::Value) -> String {
         (Function::Cas, v) => format!("cas {}", text(v)),
         (Function::Append, v) => format!("append {}", text(v)),
         (Function::Acquire | Function::Release, _) => f.name().to_string(),
+        // `[["read","x",0],["write","y",2]]` reads as `txn read x 0, write y 2`.
+        (Function::Txn, serde_json::Value::Array(micro_ops)) => {
+            let steps: Vec<String> = micro_ops
+                .iter()
+                .map(|micro| match micro {
+                    serde_json::Value::Array(parts) => {
+                        parts.iter().map(text).collect::<Vec<_>>().join(" ")
+                    }
+                    other => text(other),
+                })
+                .collect();
+            format!("txn {}", steps.join(", "))
+        }
+        (Function::Txn, v) => format!("txn {}", text(v)),
     }
 }
 
@@ -317,7 +344,7 @@ pub fn render(
                 prefix: c
                     .prefix
                     .iter()
-                    .map(|s| (s.op.index, state_text(s.state_after, c.op.f.on_lock())))
+                    .map(|s| (s.op.index, step_state_text(s, c.op.f.on_lock())))
                     .collect(),
                 // Open wide enough to show the steps the table lists, not only the window.
                 start: c.prefix[c.prefix.len().saturating_sub(PREFIX_SHOWN)..]

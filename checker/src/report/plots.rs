@@ -45,6 +45,7 @@ fn color_of(f: Function) -> RGBColor {
         Function::Cas | Function::Append => RGBColor(44, 160, 44),
         Function::Acquire => RGBColor(148, 103, 189),
         Function::Release => RGBColor(140, 86, 75),
+        Function::Txn => RGBColor(23, 190, 207),
     }
 }
 

@@ -19,7 +19,8 @@ pub struct CheckArgs {
     pub histories: Vec<PathBuf>,
 
     /// The sequential specification: register, cas-register, kv (Porcupine's; implied by
-    /// appends) or mutex (Knossos's lock; implied by acquires and releases).
+    /// appends), mutex (Knossos's lock; implied by acquires and releases) or multi-register
+    /// (Knossos's; implied by transactions).
     #[arg(long, default_value = "cas-register")]
     pub model: Model,
 
@@ -223,11 +224,12 @@ pub fn write_results(path: &std::path::Path, report: &CheckReport) -> anyhow::Re
 fn summary_line(path: &std::path::Path, report: &CheckReport) -> String {
     let s = &report.stats;
     let mut line = format!(
-        "{}: {} ({} ops on {} keys: {} ok, {} fail, {} info; checked in {:.1} ms)",
+        "{}: {} ({} ops on {} key{}: {} ok, {} fail, {} info; checked in {:.1} ms)",
         path.display(),
         report.verdict(),
         s.ops,
         s.keys,
+        if s.keys == 1 { "" } else { "s" },
         s.ok,
         s.fail,
         s.info,

@@ -1,0 +1,676 @@
+//! The `multi-register` model's search: transactions that read and write several named
+//! registers, each transaction taking effect at one instant between its invoke and its
+//! completion (Knossos's `multi-register`).
+//!
+//! Why a search of its own: one transaction touches several registers at once, so the history
+//! cannot be split per key, and the state is a tuple of values where the per-key search
+//! ([`crate::search`]) keeps one integer. The method is the same just-in-time linearization:
+//! from a configuration (which transactions took effect, and the registers' values), any
+//! transaction invoked before the earliest completion still pending may take effect next; a
+//! configuration already explored is not explored again. Crashed transactions (`info`, or
+//! never completed) may take effect at any point after their invoke, or never.
+//!
+//! Histories of this model are small in practice (Knossos's has 123 transactions); the search
+//! is exact, with the usual time and memory budget, and makes no attempt at the reductions
+//! that let the per-key search decide millions of operations.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+use crate::counterexample::{Configuration, Counterexample, PrefixStep, When, Window, show};
+use crate::fast_hash::IntSet;
+use crate::history::{Completion, EventValue, KeyHistory, Op, OpRecord, Semantics, Strings, Value};
+use crate::search::{Budget, CANCELLED, wide};
+
+/// One read or write inside a transaction, on a register numbered by [`Transactions`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Micro {
+    /// The register held `value` at this point of the transaction; `None`: the read is not
+    /// known (a nil read under Knossos's semantics, or any read of a crashed transaction).
+    Read {
+        register: usize,
+        value: Option<Value>,
+    },
+    Write {
+        register: usize,
+        value: Value,
+    },
+}
+
+/// A key's transactions (the history's only key, under this model) with their registers
+/// numbered.
+#[derive(Clone, Debug)]
+pub struct Transactions {
+    /// Register names, by number.
+    pub names: Vec<String>,
+    /// The micro-operations of `key.ops[i]`, in order.
+    pub micro_ops: Vec<Vec<Micro>>,
+}
+
+impl Transactions {
+    /// The transactions of `ops`, read from their stored text; `None` for an op that is not
+    /// a transaction (the caller has refused such histories already).
+    pub fn of(ops: &[Op], strings: &Strings, semantics: Semantics) -> Option<Transactions> {
+        let mut numbers: HashMap<String, usize> = HashMap::new();
+        let mut names: Vec<String> = Vec::new();
+        let mut micro_ops = Vec::with_capacity(ops.len());
+        for op in ops {
+            let EventValue::Txn(text) = op.value else {
+                return None;
+            };
+            let triples: Vec<(String, String, Value)> =
+                serde_json::from_str(strings.get(text)?).ok()?;
+            // A crashed transaction's reads returned nothing anyone saw.
+            let known = op.completion == Completion::Ok;
+            let mut micros = Vec::with_capacity(triples.len());
+            for (f, name, value) in triples {
+                let register = *numbers.entry(name).or_insert_with_key(|name| {
+                    names.push(name.clone());
+                    names.len() - 1
+                });
+                micros.push(match f.as_str() {
+                    "write" => Micro::Write { register, value },
+                    _ => Micro::Read {
+                        register,
+                        value: (known && !(value.is_none() && semantics.nil_read_unconstrained))
+                            .then_some(value),
+                    },
+                });
+            }
+            micro_ops.push(micros);
+        }
+        Some(Transactions { names, micro_ops })
+    }
+}
+
+/// The history with crashed transactions made cheaper to search, exactly (the same verdict):
+/// - one whose writes no read of another transaction ever sees is left out: taking effect
+///   only hides values from later reads, and "never took effect" is always a legal choice;
+/// - one that is the only writer of a value (not the initial one) that some completed
+///   transaction read from outside is given that read's completion as its own: it took effect
+///   before then. It no longer stays open to the end of the history, where every such
+///   transaction doubles what the search may visit.
+///
+/// Only a transaction's last write to each register counts as what others may see.
+pub fn reduce(ops: &[Op], txns: &Transactions, initial: Value) -> (Vec<Op>, Transactions) {
+    let last_writes = |micros: &[Micro]| -> Vec<(usize, Value)> {
+        let mut last: Vec<(usize, Value)> = Vec::new();
+        for micro in micros {
+            if let Micro::Write { register, value } = *micro {
+                last.retain(|&(r, _)| r != register);
+                last.push((register, value));
+            }
+        }
+        last
+    };
+    // Reads that see the registers as the transaction found them, not its own writes.
+    let outside_reads = |micros: &[Micro]| -> Vec<(usize, Value)> {
+        let mut written: Vec<usize> = Vec::new();
+        let mut reads = Vec::new();
+        for micro in micros {
+            match *micro {
+                Micro::Write { register, .. } => written.push(register),
+                Micro::Read {
+                    register,
+                    value: Some(v),
+                } if !written.contains(&register) => reads.push((register, v)),
+                Micro::Read { .. } => {}
+            }
+        }
+        reads
+    };
+    let mut writers: HashMap<(usize, Value), usize> = HashMap::new();
+    for micros in &txns.micro_ops {
+        for write in last_writes(micros) {
+            *writers.entry(write).or_default() += 1;
+        }
+    }
+    // The earliest completion of an outside read of each (register, value).
+    let mut first_seen: HashMap<(usize, Value), (u64, u64)> = HashMap::new();
+    for (op, micros) in ops.iter().zip(&txns.micro_ops) {
+        let Some(done) = op.complete_time.zip(op.complete_index) else {
+            continue;
+        };
+        for read in outside_reads(micros) {
+            let entry = first_seen.entry(read).or_insert(done);
+            *entry = (*entry).min(done);
+        }
+    }
+    let mut kept_ops = Vec::with_capacity(ops.len());
+    let mut kept_txns = Vec::with_capacity(ops.len());
+    for (op, micros) in ops.iter().zip(&txns.micro_ops) {
+        let mut op = *op;
+        if op.complete_time.is_none() {
+            let writes = last_writes(micros);
+            if !writes.iter().any(|w| first_seen.contains_key(w)) {
+                continue;
+            }
+            let deadline = writes
+                .iter()
+                .filter(|&&(_, v)| v != initial)
+                .filter(|w| writers.get(w) == Some(&1))
+                .filter_map(|w| first_seen.get(w).copied())
+                // Seen before it was even invoked: leave it open for the search to refute.
+                .filter(|&(t, _)| t >= op.invoke_time)
+                .min();
+            if let Some((t, index)) = deadline {
+                op.complete_time = Some(t);
+                op.complete_index = Some(index);
+            }
+        }
+        kept_ops.push(op);
+        kept_txns.push(micros.clone());
+    }
+    (
+        kept_ops,
+        Transactions {
+            names: txns.names.clone(),
+            micro_ops: kept_txns,
+        },
+    )
+}
+
+/// Apply `micros` to `state` in order; on a read that does not match, undo and return the
+/// read's position in `micros` and what its register held there. `undo` receives (register, old value) for each
+/// write, to be put back in reverse.
+fn apply(
+    state: &mut [Value],
+    micros: &[Micro],
+    undo: &mut Vec<(usize, Value)>,
+) -> Result<(), (usize, Value)> {
+    let mark = undo.len();
+    for (i, micro) in micros.iter().enumerate() {
+        match *micro {
+            Micro::Read {
+                register,
+                value: Some(v),
+            } if state[register] != v => {
+                let held = state[register];
+                revert(state, undo, mark);
+                return Err((i, held));
+            }
+            Micro::Read { .. } => {}
+            Micro::Write { register, value } => {
+                undo.push((register, state[register]));
+                state[register] = value;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn revert(state: &mut [Value], undo: &mut Vec<(usize, Value)>, mark: usize) {
+    while undo.len() > mark {
+        let (register, old) = undo.pop().expect("above the mark");
+        state[register] = old;
+    }
+}
+
+/// How a search of transactions ended.
+#[derive(Clone, Debug, PartialEq)]
+pub enum TxnOutcome {
+    Linearizable,
+    /// No order exists; the deepest configuration reached.
+    NotLinearizable(TxnFailure),
+    /// The budget ran out first (why).
+    Unknown(String),
+}
+
+/// The deepest configuration: where every transaction that could go next failed a read.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TxnFailure {
+    /// Positions of the longest linearizable prefix, in the order they took effect.
+    pub prefix: Vec<usize>,
+    /// The registers after the prefix.
+    pub state: Vec<Value>,
+    /// The completed transaction with the earliest completion among those not in the prefix:
+    /// it had to take effect next (or be preceded by one of `others`), and could not.
+    pub stuck: usize,
+    /// The other transactions that could have gone next (invoked before `stuck` completed),
+    /// each failing a read there too.
+    pub others: usize,
+}
+
+struct Frame {
+    op: usize,
+    /// Where the scan of candidates resumes when this op is taken back.
+    resume: usize,
+    /// `undo`'s length before this op's writes.
+    mark: usize,
+}
+
+/// Whether some order of the transactions, each at an instant inside its own interval (a
+/// crashed one anywhere after its invoke, or never), satisfies every read, starting from every
+/// register at `initial`.
+pub fn search(ops: &[Op], txns: &Transactions, initial: Value, budget: Budget<'_>) -> TxnOutcome {
+    let n = ops.len();
+    let call = |op: usize| (ops[op].invoke_time, ops[op].index);
+    // A crashed transaction has no completion, unless `reduce` found the latest it can have.
+    let ret = |op: usize| ops[op].complete_time.zip(ops[op].complete_index);
+    let mut by_call: Vec<usize> = (0..n).collect();
+    by_call.sort_by_key(|&op| call(op));
+    let mut by_return: Vec<usize> = (0..n).filter(|&op| ret(op).is_some()).collect();
+    by_return.sort_by_key(|&op| ret(op));
+    let mut call_pos = vec![0; n];
+    for (pos, &op) in by_call.iter().enumerate() {
+        call_pos[op] = pos;
+    }
+    let mut return_pos = vec![usize::MAX; n];
+    for (pos, &op) in by_return.iter().enumerate() {
+        return_pos[op] = pos;
+    }
+    let mut seed = 0x7A11_5EED_u64;
+    let zobrist: Vec<u128> = (0..n).map(|_| wide(&mut seed)).collect();
+
+    let mut linearized = vec![false; n];
+    let mut set_hash: u128 = 0;
+    let mut state: Vec<Value> = vec![initial; txns.names.len()];
+    let mut undo: Vec<(usize, Value)> = Vec::new();
+    let mut frames: Vec<Frame> = Vec::new();
+    let mut seen: IntSet<(u128, Box<[Value]>)> = IntSet::default();
+    // The first position in `by_return` not yet linearized, and in `by_call`.
+    let mut first_return = 0;
+    let mut first_call = 0;
+    let mut resume = 0;
+    let mut deepest: Option<TxnFailure> = None;
+    let mut steps: u64 = 0;
+    loop {
+        while first_return < by_return.len() && linearized[by_return[first_return]] {
+            first_return += 1;
+        }
+        if first_return == by_return.len() {
+            return TxnOutcome::Linearizable;
+        }
+        while first_call < n && linearized[by_call[first_call]] {
+            first_call += 1;
+        }
+        steps += 1;
+        if steps.is_multiple_of(1024) {
+            if budget.cancel.is_some_and(|c| c.load(Ordering::Relaxed)) {
+                return TxnOutcome::Unknown(CANCELLED.to_string());
+            }
+            if budget.deadline.is_some_and(|d| Instant::now() > d) {
+                return TxnOutcome::Unknown(format!(
+                    "time limit reached after {steps} search steps ({} configurations)",
+                    seen.len()
+                ));
+            }
+            let entry = 48 + 16 * state.len();
+            if seen.capacity() * entry > budget.memory {
+                return TxnOutcome::Unknown(format!(
+                    "memory cap of {} MiB reached ({} configurations)",
+                    budget.memory >> 20,
+                    seen.len()
+                ));
+            }
+        }
+        let stuck = by_return[first_return];
+        let bound = ret(stuck).expect("by_return holds completed ops");
+        let mut taken = None;
+        let mut pos = resume.max(first_call);
+        while pos < n && call(by_call[pos]) < bound {
+            let op = by_call[pos];
+            pos += 1;
+            if linearized[op] {
+                continue;
+            }
+            let mark = undo.len();
+            if apply(&mut state, &txns.micro_ops[op], &mut undo).is_err() {
+                continue;
+            }
+            if seen.insert((set_hash ^ zobrist[op], state.clone().into_boxed_slice())) {
+                taken = Some(Frame {
+                    op,
+                    resume: pos,
+                    mark,
+                });
+                break;
+            }
+            revert(&mut state, &mut undo, mark);
+        }
+        match taken {
+            Some(frame) => {
+                linearized[frame.op] = true;
+                set_hash ^= zobrist[frame.op];
+                frames.push(frame);
+                resume = 0;
+            }
+            None => {
+                if deepest
+                    .as_ref()
+                    .is_none_or(|d| frames.len() > d.prefix.len())
+                {
+                    let others = by_call[first_call..]
+                        .iter()
+                        .take_while(|&&op| call(op) < bound)
+                        .filter(|&&op| !linearized[op] && op != stuck)
+                        .count();
+                    deepest = Some(TxnFailure {
+                        prefix: frames.iter().map(|f| f.op).collect(),
+                        state: state.clone(),
+                        stuck,
+                        others,
+                    });
+                }
+                let Some(frame) = frames.pop() else {
+                    return TxnOutcome::NotLinearizable(deepest.expect("set just above"));
+                };
+                revert(&mut state, &mut undo, frame.mark);
+                linearized[frame.op] = false;
+                set_hash ^= zobrist[frame.op];
+                first_return = first_return.min(return_pos[frame.op]);
+                first_call = first_call.min(call_pos[frame.op]);
+                resume = frame.resume;
+            }
+        }
+    }
+}
+
+/// A read of `txn` that returned a value no transaction ever writes to that register (nor
+/// its initial value): its register and the value. Such a read refutes the history alone.
+fn unwritten(txns: &Transactions, txn: usize, initial: Value) -> Option<(usize, i64)> {
+    txns.micro_ops[txn].iter().find_map(|micro| {
+        let Micro::Read {
+            register,
+            value: Some(Some(v)),
+        } = *micro
+        else {
+            return None;
+        };
+        let written = initial == Some(v)
+            || txns.micro_ops.iter().flatten().any(|m| {
+                matches!(*m, Micro::Write { register: r, value } if r == register && value == Some(v))
+            });
+        (!written).then_some((register, v))
+    })
+}
+
+/// Registers and their values, as `results.json` shows them: `{"x": 0, "y": 2}`.
+fn named(txns: &Transactions, state: &[Value]) -> BTreeMap<String, Value> {
+    txns.names
+        .iter()
+        .cloned()
+        .zip(state.iter().copied())
+        .collect()
+}
+
+/// The counterexample of a refuted history: the transaction that had to take effect next after
+/// the longest linearizable prefix, the read of it that fails there, and that prefix.
+pub fn explain(
+    key: &KeyHistory,
+    txns: &Transactions,
+    failure: &TxnFailure,
+    initial: Value,
+    strings: &Strings,
+    timed: bool,
+) -> Counterexample {
+    let ops = &key.ops;
+    let record = |op: usize| OpRecord::of(&ops[op], &key.key, strings);
+    let stuck = &ops[failure.stuck];
+    let ended = When { timed }.at(
+        stuck.complete_time.unwrap_or(stuck.invoke_time),
+        stuck.complete_index,
+    );
+    // Where its reads part from the registers: replay it on the prefix's state.
+    let mut state = failure.state.clone();
+    let mut undo = Vec::new();
+    let failed = apply(&mut state, &txns.micro_ops[failure.stuck], &mut undo).err();
+    let registers: Vec<String> = named(txns, &failure.state)
+        .into_iter()
+        .map(|(name, v)| format!("{name} = {}", show(v)))
+        .collect();
+    let prefix_text = match failure.prefix.len() {
+        0 => format!("at the start, when {}", registers.join(", ")),
+        1 => format!(
+            "after the longest linearizable prefix (1 transaction), which leaves {}",
+            registers.join(", ")
+        ),
+        k => format!(
+            "after the longest linearizable prefix ({k} transactions), which leaves {}",
+            registers.join(", ")
+        ),
+    };
+    let why = match failed.map(|(i, held)| (txns.micro_ops[failure.stuck][i], held)) {
+        // `held` counts the transaction's own earlier writes: what the read would see.
+        Some((
+            Micro::Read {
+                register,
+                value: Some(returned),
+            },
+            held,
+        )) => {
+            let name = &txns.names[register];
+            format!(
+                "its read of {name} returned {}, where {name} holds {}",
+                show(returned),
+                show(held)
+            )
+        }
+        _ => "it cannot take effect there".to_string(),
+    };
+    let others = match failure.others {
+        0 => String::new(),
+        1 => ", and the one other transaction invoked before it ended cannot go first either"
+            .to_string(),
+        k => format!(
+            ", and none of the {k} other transactions invoked before it ended can go first either"
+        ),
+    };
+    let this = format!(
+        "transaction by process {} that ended at {ended}",
+        stuck.process
+    );
+    let explanation = match unwritten(txns, failure.stuck, initial) {
+        Some((register, value)) => format!(
+            "{this} read {} = {value}, a value no transaction writes to {}",
+            txns.names[register], txns.names[register]
+        ),
+        None => format!("{this} has no place in any order: {prefix_text}, {why}{others}"),
+    };
+    // Replay the prefix for the registers after each step.
+    let mut state = vec![initial; txns.names.len()];
+    let prefix: Vec<PrefixStep> = failure
+        .prefix
+        .iter()
+        .map(|&op| {
+            let mut undo = Vec::new();
+            let _ = apply(&mut state, &txns.micro_ops[op], &mut undo);
+            PrefixStep {
+                op: record(op),
+                state_after: None,
+                registers_after: named(txns, &state),
+            }
+        })
+        .collect();
+    let previous_ok: Vec<OpRecord> = {
+        let mut before: Vec<usize> = (0..ops.len())
+            .filter(|&i| ops[i].completion == Completion::Ok)
+            .filter(|&i| ops[i].complete_time.is_some_and(|t| t < stuck.invoke_time))
+            .collect();
+        before.sort_by_key(|&i| ops[i].complete_time);
+        let keep = before.len().saturating_sub(10);
+        before[keep..].iter().map(|&i| record(i)).collect()
+    };
+    let start = previous_ok
+        .last()
+        .map_or(stuck.invoke_time, |o| o.invoke_time.min(stuck.invoke_time));
+    Counterexample {
+        key: key.key.clone(),
+        op: record(failure.stuck),
+        previous_ok,
+        prefix,
+        final_configurations: vec![Configuration {
+            state: None,
+            registers: named(txns, &failure.state),
+            linearized: failure.prefix.iter().map(|&op| ops[op].index).collect(),
+        }],
+        window: Window {
+            start,
+            end: stuck.complete_time.unwrap_or(stuck.invoke_time),
+        },
+        explanation,
+        evidence: Vec::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::check::{CheckOptions, check_events};
+    use crate::jsonl;
+    use crate::verdict::Verdict;
+
+    /// One transaction of a test history: process, invoke time, completion time and type,
+    /// and the micro-ops as JSON, as the completion reports them.
+    type Txn<'a> = (u64, u64, Option<(u64, &'a str)>, &'a str);
+
+    /// A JSONL history of transactions.
+    fn history(txns: &[Txn<'_>]) -> String {
+        let mut events = Vec::new();
+        for &(process, invoke, done, micro_ops) in txns {
+            let asked = micro_ops.replace("\"read\",\"x\",0", "\"read\",\"x\",null");
+            events.push((invoke, process, "invoke", asked));
+            if let Some((t, kind)) = done {
+                events.push((t, process, kind, micro_ops.to_string()));
+            }
+        }
+        events.sort_by_key(|e| e.0);
+        events
+            .iter()
+            .enumerate()
+            .map(|(i, (t, p, kind, value))| {
+                format!(
+                    r#"{{"index":{i},"time":{t},"process":{p},"type":"{kind}","f":"txn","value":{value}}}"#
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    fn verdict(text: &str) -> (Verdict, Option<String>) {
+        let events = jsonl::parse(text).expect("parses");
+        let report = check_events(&events, &CheckOptions::default()).expect("checks");
+        assert_eq!(report.model, crate::Model::MultiRegister, "implied by txn");
+        let sentence = report
+            .counterexamples
+            .first()
+            .map(|c| c.explanation.clone());
+        (report.verdict(), sentence)
+    }
+
+    #[test]
+    fn a_reader_never_sees_half_a_transaction() {
+        let both = r#"[["write","x",1],["write","y",1]]"#;
+        let whole = r#"[["read","x",1],["read","y",1]]"#;
+        let half = r#"[["read","x",1],["read","y",null]]"#;
+        // Concurrent with the writer, a reader may see all of it or none of it…
+        let text = history(&[
+            (0, 0, Some((10, "ok")), both),
+            (1, 5, Some((15, "ok")), whole),
+        ]);
+        assert_eq!(verdict(&text).0, Verdict::Valid);
+        // …but not x written and y not yet.
+        let text = history(&[
+            (0, 0, Some((10, "ok")), both),
+            (1, 5, Some((15, "ok")), half),
+        ]);
+        let (valid, sentence) = verdict(&text);
+        assert_eq!(valid, Verdict::Invalid);
+        assert_eq!(
+            sentence.as_deref(),
+            Some(
+                "transaction by process 1 that ended at 0.000 s has no place in any order: after \
+                 the longest linearizable prefix (1 transaction), which leaves x = 1, y = 1, its \
+                 read of y returned nothing (absent), where y holds 1"
+            )
+        );
+    }
+
+    #[test]
+    fn a_crashed_write_may_take_effect_late_or_never_but_not_undo_itself() {
+        let write = r#"[["write","x",5]]"#;
+        let saw = r#"[["read","x",5]]"#;
+        let absent = r#"[["read","x",null]]"#;
+        // Crashed, then seen: it took effect.
+        let text = history(&[
+            (0, 0, Some((2, "info")), write),
+            (1, 10, Some((12, "ok")), saw),
+        ]);
+        assert_eq!(verdict(&text).0, Verdict::Valid);
+        // Seen, then unseen: it cannot have taken effect and then not.
+        let text = history(&[
+            (0, 0, Some((2, "info")), write),
+            (1, 10, Some((12, "ok")), saw),
+            (2, 20, Some((22, "ok")), absent),
+        ]);
+        assert_eq!(verdict(&text).0, Verdict::Invalid);
+        // A failed write did nothing.
+        let text = history(&[
+            (0, 0, Some((2, "fail")), write),
+            (1, 10, Some((12, "ok")), saw),
+        ]);
+        assert_eq!(verdict(&text).0, Verdict::Invalid);
+    }
+
+    #[test]
+    fn a_transaction_reads_its_own_writes() {
+        let own = r#"[["write","x",3],["read","x",3]]"#;
+        assert_eq!(
+            verdict(&history(&[(0, 0, Some((1, "ok")), own)])).0,
+            Verdict::Valid
+        );
+        let earlier = r#"[["write","x",4]]"#;
+        let other = r#"[["write","x",3],["read","x",4]]"#;
+        let (valid, sentence) = verdict(&history(&[
+            (0, 0, Some((1, "ok")), earlier),
+            (1, 2, Some((3, "ok")), other),
+        ]));
+        assert_eq!(valid, Verdict::Invalid);
+        assert!(
+            sentence.as_deref().is_some_and(|s| s.ends_with(
+                "after the longest linearizable prefix (1 transaction), which leaves x = 4, its \
+                 read of x returned 4, where x holds 3"
+            )),
+            "{sentence:?}"
+        );
+        // A value nothing writes is named as such.
+        let never = r#"[["read","x",9]]"#;
+        let (_, sentence) = verdict(&history(&[(0, 0, Some((1, "ok")), never)]));
+        assert_eq!(
+            sentence.as_deref(),
+            Some(
+                "transaction by process 0 that ended at 0.000 s read x = 9, a value no transaction writes to x"
+            )
+        );
+    }
+
+    #[test]
+    fn transactions_and_single_register_operations_are_not_mixed() {
+        let text = format!(
+            "{}\n{}\n{}",
+            history(&[(0, 0, Some((1, "ok")), r#"[["write","x",1]]"#)]),
+            r#"{"index":2,"time":2,"process":9,"type":"invoke","f":"read","key":"k","value":null}"#,
+            r#"{"index":3,"time":3,"process":9,"type":"ok","f":"read","key":"k","value":null}"#
+        );
+        let events = jsonl::parse(&text).expect("parses");
+        let error = check_events(&events, &CheckOptions::default()).unwrap_err();
+        assert!(
+            error
+                .to_string()
+                .contains("check them as separate histories"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn a_malformed_transaction_names_its_line() {
+        let text = r#"{"index":0,"time":0,"process":0,"type":"invoke","f":"txn","value":[["append","x",1]]}"#;
+        let error = jsonl::parse(text).unwrap_err();
+        assert!(
+            error
+                .to_string()
+                .starts_with("line 1: expected a txn value"),
+            "{error}"
+        );
+    }
+}
