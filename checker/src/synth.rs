@@ -16,8 +16,10 @@ use rand::{Rng, SeedableRng};
 use crate::record::{Record, RecordProcess, RecordType};
 
 mod lock;
+mod txn;
 
 pub use lock::{LockSpec, LockSynthesized, write_lock_history};
+pub use txn::{TxnSpec, write_txn_history};
 
 /// What to generate.
 #[derive(Clone, Debug)]

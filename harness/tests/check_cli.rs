@@ -471,3 +471,54 @@ fn transactions_are_checked_as_a_multi_register_and_the_report_shows_them() {
         "{stderr}"
     );
 }
+
+#[test]
+fn synth_writes_transaction_histories_valid_or_with_a_stale_read() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("txns.jsonl");
+    let synth = |extra: &[&str]| {
+        faultline()
+            .arg("synth")
+            .arg(&path)
+            .args(["--txn", "--ops", "3000", "--keys", "3", "--crash", "0.05"])
+            .args(extra)
+            .output()
+            .expect("runs")
+    };
+    let check = || {
+        faultline()
+            .args(["check", "--json"])
+            .arg(&path)
+            .output()
+            .expect("runs")
+    };
+    assert_eq!(synth(&[]).status.code(), Some(0));
+    let out = check();
+    assert_eq!(out.status.code(), Some(0), "valid by construction");
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json on stdout");
+    assert_eq!(json[0]["model"], "multi-register");
+    let planted = synth(&["--unique", "--stale-read"]);
+    assert!(
+        String::from_utf8_lossy(&planted.stdout).contains("ending in a stale read of r0"),
+        "{planted:?}"
+    );
+    let out = check();
+    assert_eq!(out.status.code(), Some(1), "the stale read is a violation");
+    // With values that repeat and crashes, the search takes long; out of time it says
+    // `unknown`, and a history without key names names none.
+    synth(&["--stale-read"]);
+    let out = faultline()
+        .args(["check", "--time-limit", "0.001"])
+        .arg(&path)
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(2));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("\n  unknown: time limit reached after"),
+        "{stdout}"
+    );
+    // Lock-only and register-only flags do not apply to transactions.
+    assert_eq!(synth(&["--lock"]).status.code(), Some(3));
+    assert_eq!(synth(&["--register"]).status.code(), Some(3));
+}

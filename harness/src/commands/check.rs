@@ -242,6 +242,10 @@ fn summary_line(path: &std::path::Path, report: &CheckReport) -> String {
     for (key, k) in &report.keys {
         match (k.valid, &k.reason) {
             (Verdict::Unknown, Some(why)) if why == CANCELLED => stopped += 1,
+            // A history of one register (or of transactions) has no key name.
+            (Verdict::Unknown, Some(why)) if key.is_empty() => {
+                line.push_str(&format!("\n  unknown: {why}"))
+            }
             (Verdict::Unknown, Some(why)) => {
                 line.push_str(&format!("\n  key {key}: unknown: {why}"))
             }

@@ -1,13 +1,16 @@
 //! `faultline synth OUT`: write a seeded synthetic history (linearizable by construction, or
 //! with one planted stale read), for benchmarks of the checker and the report; with `--lock`,
-//! a history of locks (the `mutex` model), optionally with a planted double acquire.
+//! a history of locks (the `mutex` model), optionally with a planted double acquire; with
+//! `--txn`, a history of transactions over several registers (the `multi-register` model).
 
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use faultline_checker::Verdict;
-use faultline_checker::synth::{LockSpec, SynthSpec, write_history, write_lock_history};
+use faultline_checker::synth::{
+    LockSpec, SynthSpec, TxnSpec, write_history, write_lock_history, write_txn_history,
+};
 
 #[derive(Debug, clap::Args)]
 pub struct SynthArgs {
@@ -19,7 +22,8 @@ pub struct SynthArgs {
     /// Concurrent processes.
     #[arg(long, default_value_t = 10)]
     pub procs: u32,
-    /// Keys (independent registers).
+    /// Keys (independent registers); with --lock, locks; with --txn, the registers the
+    /// transactions share.
     #[arg(long, default_value_t = 8)]
     pub keys: u32,
     /// Probability that an operation crashes (ends `info`, may or may not take effect).
@@ -43,6 +47,10 @@ pub struct SynthArgs {
     /// with no release between (not linearizable).
     #[arg(long, requires = "lock")]
     pub double_acquire: bool,
+    /// A history of transactions instead (one to three reads and writes each, over --keys
+    /// registers): --unique and --stale-read apply; without --unique, values 1 to 5 repeat.
+    #[arg(long, conflicts_with_all = ["lock", "register"])]
+    pub txn: bool,
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
 }
@@ -56,6 +64,9 @@ pub fn run(args: SynthArgs) -> anyhow::Result<Verdict> {
     }
     if args.lock {
         return synth_locks(&args);
+    }
+    if args.txn {
+        return synth_transactions(&args);
     }
     let spec = SynthSpec {
         ops: args.ops,
@@ -108,6 +119,26 @@ fn synth_locks(args: &SynthArgs) -> anyhow::Result<Verdict> {
         written.lines,
         written.acquired
     );
+    Ok(Verdict::Valid)
+}
+
+fn synth_transactions(args: &SynthArgs) -> anyhow::Result<Verdict> {
+    let spec = TxnSpec {
+        ops: args.ops,
+        procs: args.procs.max(1),
+        registers: args.keys.max(1),
+        crash: args.crash,
+        unique: args.unique,
+        stale_read: args.stale_read,
+        seed: args.seed,
+    };
+    let lines = write_file(&args.out, |out| write_txn_history(&spec, out))?;
+    let ending = if args.stale_read {
+        ", ending in a stale read of r0"
+    } else {
+        ""
+    };
+    println!("{}: {lines} lines{ending}", args.out.display());
     Ok(Verdict::Valid)
 }
 
