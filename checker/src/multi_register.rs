@@ -10,9 +10,10 @@
 //! configuration already explored is not explored again. Crashed transactions (`info`, or
 //! never completed) may take effect at any point after their invoke, or never.
 //!
-//! Histories of this model are small in practice (Knossos's has 123 transactions); the search
-//! is exact, with the usual time and memory budget, and makes no attempt at the reductions
-//! that let the per-key search decide millions of operations.
+//! The search is exact, with the usual time and memory budget. Besides [`reduce`]'s two
+//! reductions of crashed transactions it has none of those that let the per-key search decide
+//! millions of operations: with crashes and values that repeat, its configurations grow with
+//! every subset of the crashed transactions (README, "Transactions").
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::Ordering;
@@ -21,7 +22,7 @@ use std::time::Instant;
 use crate::counterexample::{Configuration, Counterexample, PrefixStep, When, Window, show};
 use crate::fast_hash::IntSet;
 use crate::history::{Completion, EventValue, KeyHistory, Op, OpRecord, Semantics, Strings, Value};
-use crate::search::{Budget, CANCELLED, wide};
+use crate::search::{Budget, CANCELLED, splitmix, wide};
 
 /// One read or write inside a transaction, on a register numbered by [`Transactions`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -268,7 +269,9 @@ pub fn search(ops: &[Op], txns: &Transactions, initial: Value, budget: Budget<'_
     let mut state: Vec<Value> = vec![initial; txns.names.len()];
     let mut undo: Vec<(usize, Value)> = Vec::new();
     let mut frames: Vec<Frame> = Vec::new();
-    let mut seen: IntSet<(u128, Box<[Value]>)> = IntSet::default();
+    // Configurations by a 128-bit hash of the set and the registers, as the per-key search
+    // keeps them: two configurations share one with probability about n²/2^128.
+    let mut seen: IntSet<u128> = IntSet::default();
     // The first position in `by_return` not yet linearized, and in `by_call`.
     let mut first_return = 0;
     let mut first_call = 0;
@@ -296,8 +299,8 @@ pub fn search(ops: &[Op], txns: &Transactions, initial: Value, budget: Budget<'_
                     seen.len()
                 ));
             }
-            let entry = 48 + 16 * state.len();
-            if seen.capacity() * entry > budget.memory {
+            // Entries plus the hash table's control bytes.
+            if seen.capacity() * 17 > budget.memory {
                 return TxnOutcome::Unknown(format!(
                     "memory cap of {} MiB reached ({} configurations)",
                     budget.memory >> 20,
@@ -319,7 +322,7 @@ pub fn search(ops: &[Op], txns: &Transactions, initial: Value, budget: Budget<'_
             if apply(&mut state, &txns.micro_ops[op], &mut undo).is_err() {
                 continue;
             }
-            if seen.insert((set_hash ^ zobrist[op], state.clone().into_boxed_slice())) {
+            if seen.insert(set_hash ^ zobrist[op] ^ state_hash(&state)) {
                 taken = Some(Frame {
                     op,
                     resume: pos,
@@ -384,6 +387,22 @@ fn unwritten(txns: &Transactions, txn: usize, initial: Value) -> Option<(usize, 
             });
         (!written).then_some((register, v))
     })
+}
+
+/// The registers' part of a configuration's hash.
+fn state_hash(state: &[Value]) -> u128 {
+    state
+        .iter()
+        .enumerate()
+        .map(|(register, value)| {
+            let mut seed = match value {
+                None => 0x5EED_0000_0000_0001,
+                Some(v) => (*v as u64) ^ 0xA5A5_A5A5_5A5A_5A5A,
+            };
+            let mut seed = splitmix(&mut seed) ^ register as u64;
+            wide(&mut seed)
+        })
+        .fold(0, |hash, term| hash ^ term)
 }
 
 /// Registers and their values, as `results.json` shows them: `{"x": 0, "y": 2}`.

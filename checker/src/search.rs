@@ -160,7 +160,7 @@ impl Hasher for PassThrough {
 type ConfigCache = HashSet<u128, BuildHasherDefault<PassThrough>>;
 
 /// SplitMix64 (Steele, Lea & Flood 2014): fixed seeds give reproducible Zobrist keys.
-fn splitmix(seed: &mut u64) -> u64 {
+pub(crate) fn splitmix(seed: &mut u64) -> u64 {
     *seed = seed.wrapping_add(0x9E37_79B9_7F4A_7C15);
     let mut z = *seed;
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);

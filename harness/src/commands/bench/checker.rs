@@ -4,7 +4,9 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use faultline_checker::synth::{LockSpec, SynthSpec, write_history, write_lock_history};
+use faultline_checker::synth::{
+    LockSpec, SynthSpec, TxnSpec, write_history, write_lock_history, write_txn_history,
+};
 use faultline_checker::{CheckOptions, load_history};
 
 use super::{peak_rss_mib, tempfile_dir};
@@ -221,6 +223,7 @@ enum Synthetic {
     /// With a read of 1 on `k0` appended at the end.
     RegisterWithLateRead(SynthSpec),
     Lock(LockSpec),
+    Transactions(TxnSpec),
 }
 
 impl Synthetic {
@@ -234,6 +237,9 @@ impl Synthetic {
             Synthetic::Lock(spec) => {
                 write_file(path, |out| write_lock_history(spec, out)).map(drop)
             }
+            Synthetic::Transactions(spec) => {
+                write_file(path, |out| write_txn_history(spec, out)).map(drop)
+            }
         }
     }
 
@@ -241,6 +247,7 @@ impl Synthetic {
         match self {
             Synthetic::Register(spec) | Synthetic::RegisterWithLateRead(spec) => spec.ops,
             Synthetic::Lock(spec) => spec.ops,
+            Synthetic::Transactions(spec) => spec.ops,
         }
     }
 
@@ -249,6 +256,7 @@ impl Synthetic {
         let planted = match self {
             Synthetic::Register(spec) | Synthetic::RegisterWithLateRead(spec) => spec.stale_read,
             Synthetic::Lock(spec) => spec.double_acquire,
+            Synthetic::Transactions(spec) => spec.stale_read,
         };
         if planted { "invalid" } else { "valid" }
     }
@@ -371,6 +379,16 @@ pub(super) fn checker_goals(datasets: &Path) -> anyhow::Result<()> {
         double_acquire: true,
         seed: 1,
     };
+    // Transactions share their registers: one key, searched whole (the multi-register model).
+    let transactions_with_stale_read = TxnSpec {
+        ops: 100_000,
+        procs: 10,
+        registers: 3,
+        crash: 0.05,
+        unique: true,
+        stale_read: true,
+        seed: 1,
+    };
     for (what, history, limit_s, goal) in [
         (
             "1e4 ops, one key, 20 clients",
@@ -389,6 +407,12 @@ pub(super) fn checker_goals(datasets: &Path) -> anyhow::Result<()> {
             Synthetic::Lock(lock_with_double_acquire),
             1.0,
             "refuted in ≤ 1 s",
+        ),
+        (
+            "1e5 transactions over 3 registers, 10 clients, 5 % crashed, one stale read",
+            Synthetic::Transactions(transactions_with_stale_read),
+            5.0,
+            "refuted in ≤ 5 s",
         ),
         (
             "1e6 ops, one key, 10 clients, 1 % crashed",
