@@ -13,7 +13,7 @@ use crate::error::Error;
 use crate::fast_hash::{IntMap, IntSet};
 use crate::history::{Counts, Events, Function, History, KeyHistory, Op, Semantics, Step, Value};
 use crate::model::{self, Model, Prefixes};
-use crate::multi_register::{self, TxnOutcome};
+use crate::multi_register;
 use crate::orders::{self, Orders, Threads};
 use crate::search::{self, Budget, Outcome, Strategy, WriterOrder};
 use crate::zones::ZoneVerdict;
@@ -509,38 +509,16 @@ fn check_transactions(
     started: Instant,
     invalid_found: &AtomicBool,
 ) -> (String, KeyReport, Option<Counterexample>) {
-    let initial = options.semantics.initial;
-    let (valid, reason, counterexample) =
-        match multi_register::Transactions::of(&key.ops, &history.strings, options.semantics) {
-            None => (
-                Verdict::Unknown,
-                Some("a transaction's stored text did not read back".to_string()),
-                None,
-            ),
-            Some(txns) => {
-                let (ops, txns) = multi_register::reduce(&key.ops, &txns, initial);
-                let reduced = KeyHistory {
-                    key: key.key.clone(),
-                    ops,
-                };
-                match multi_register::search(&reduced.ops, &txns, initial, budget) {
-                    TxnOutcome::Linearizable => (Verdict::Valid, None, None),
-                    TxnOutcome::Unknown(why) => (Verdict::Unknown, Some(why), None),
-                    TxnOutcome::NotLinearizable(failure) => {
-                        invalid_found.store(true, Ordering::Relaxed);
-                        let c = multi_register::explain(
-                            &reduced,
-                            &txns,
-                            &failure,
-                            initial,
-                            &history.strings,
-                            history.timed,
-                        );
-                        (Verdict::Invalid, Some(c.explanation.clone()), Some(c))
-                    }
-                }
-            }
-        };
+    let (valid, reason, counterexample) = multi_register::check(
+        key,
+        &history.strings,
+        options.semantics,
+        history.timed,
+        budget,
+    );
+    if valid == Verdict::Invalid {
+        invalid_found.store(true, Ordering::Relaxed);
+    }
     let report = KeyReport {
         valid,
         ops: key.ops.len(),

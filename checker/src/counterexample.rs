@@ -82,6 +82,18 @@ impl Counterexample {
 
 const PREVIOUS_OK: usize = 10;
 
+/// The ok operations that completed before `time`, the last [`PREVIOUS_OK`] of them, oldest
+/// first: what a reader compares a counterexample's operation against.
+pub(crate) fn previous_ok(ops: &[Op], time: u64) -> Vec<&Op> {
+    let mut before: Vec<&Op> = ops
+        .iter()
+        .filter(|o| o.completion == Completion::Ok)
+        .filter(|o| o.complete_time.is_some_and(|t| t < time))
+        .collect();
+    before.sort_by_key(|o| o.complete_time);
+    before.split_off(before.len().saturating_sub(PREVIOUS_OK))
+}
+
 /// Turn the search's deepest configuration into a counterexample; `strings` names the nodes,
 /// `timed` says whether the history's times are real (else its sentence names history
 /// indices).
@@ -108,15 +120,9 @@ pub fn explain(
     let stuck = stale_rereader(key, stuck, initial)
         .filter(|_| register)
         .unwrap_or(stuck);
-    let mut previous_ok: Vec<&Op> = ops
-        .iter()
-        .filter(|o| o.completion == Completion::Ok)
-        .filter(|o| o.complete_time.is_some_and(|t| t < stuck.invoke_time))
-        .collect();
-    previous_ok.sort_by_key(|o| o.complete_time);
-    let previous_ok: Vec<OpRecord> = previous_ok[previous_ok.len().saturating_sub(PREVIOUS_OK)..]
-        .iter()
-        .map(|o| record(o))
+    let previous_ok: Vec<OpRecord> = previous_ok(ops, stuck.invoke_time)
+        .into_iter()
+        .map(record)
         .collect();
     let prefix: Vec<PrefixStep> = failure
         .prefix

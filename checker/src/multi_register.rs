@@ -19,10 +19,13 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
-use crate::counterexample::{Configuration, Counterexample, PrefixStep, When, Window, show};
+use crate::counterexample::{
+    Configuration, Counterexample, PrefixStep, When, Window, previous_ok, show,
+};
 use crate::fast_hash::IntSet;
 use crate::history::{Completion, EventValue, KeyHistory, Op, OpRecord, Semantics, Strings, Value};
 use crate::search::{Budget, CANCELLED, splitmix, wide};
+use crate::verdict::Verdict;
 
 /// One read or write inside a transaction, on a register numbered by [`Transactions`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -405,6 +408,37 @@ fn state_hash(state: &[Value]) -> u128 {
         .fold(0, |hash, term| hash ^ term)
 }
 
+/// Decide a key of transactions: its verdict, why (unless valid), and the counterexample of
+/// an invalid one. Crashed transactions are first reduced ([`reduce`]); the counterexample
+/// names the operations of the reduced history.
+pub fn check(
+    key: &KeyHistory,
+    strings: &Strings,
+    semantics: Semantics,
+    timed: bool,
+    budget: Budget<'_>,
+) -> (Verdict, Option<String>, Option<Counterexample>) {
+    let initial = semantics.initial;
+    // Every transaction's text was written by a reader of this history.
+    let Some(txns) = Transactions::of(&key.ops, strings, semantics) else {
+        let why = "a transaction's stored text did not read back".to_string();
+        return (Verdict::Unknown, Some(why), None);
+    };
+    let (ops, txns) = reduce(&key.ops, &txns, initial);
+    let reduced = KeyHistory {
+        key: key.key.clone(),
+        ops,
+    };
+    match search(&reduced.ops, &txns, initial, budget) {
+        TxnOutcome::Linearizable => (Verdict::Valid, None, None),
+        TxnOutcome::Unknown(why) => (Verdict::Unknown, Some(why), None),
+        TxnOutcome::NotLinearizable(failure) => {
+            let c = explain(&reduced, &txns, &failure, initial, strings, timed);
+            (Verdict::Invalid, Some(c.explanation.clone()), Some(c))
+        }
+    }
+}
+
 /// Registers and their values, as `results.json` shows them: `{"x": 0, "y": 2}`.
 fn named(txns: &Transactions, state: &[Value]) -> BTreeMap<String, Value> {
     txns.names
@@ -431,25 +465,81 @@ pub fn explain(
         stuck.complete_time.unwrap_or(stuck.invoke_time),
         stuck.complete_index,
     );
-    // Where its reads part from the registers: replay it on the prefix's state.
-    let mut state = failure.state.clone();
-    let mut undo = Vec::new();
-    let failed = apply(&mut state, &txns.micro_ops[failure.stuck], &mut undo).err();
+    let this = format!(
+        "transaction by process {} that ended at {ended}",
+        stuck.process
+    );
+    let explanation = match unwritten(txns, failure.stuck, initial) {
+        Some((register, value)) => {
+            let name = &txns.names[register];
+            format!("{this} read {name} = {value}, a value no transaction writes to {name}")
+        }
+        None => format!(
+            "{this} has no place in any order: {}",
+            no_place(txns, failure)
+        ),
+    };
+    // Replay the prefix for the registers after each step.
+    let mut state = vec![initial; txns.names.len()];
+    let prefix: Vec<PrefixStep> = failure
+        .prefix
+        .iter()
+        .map(|&op| {
+            let mut undo = Vec::new();
+            let _ = apply(&mut state, &txns.micro_ops[op], &mut undo);
+            PrefixStep {
+                op: record(op),
+                state_after: None,
+                registers_after: named(txns, &state),
+            }
+        })
+        .collect();
+    let previous_ok: Vec<OpRecord> = previous_ok(ops, stuck.invoke_time)
+        .into_iter()
+        .map(|op| OpRecord::of(op, &key.key, strings))
+        .collect();
+    let start = previous_ok
+        .last()
+        .map_or(stuck.invoke_time, |o| o.invoke_time.min(stuck.invoke_time));
+    Counterexample {
+        key: key.key.clone(),
+        op: record(failure.stuck),
+        previous_ok,
+        prefix,
+        final_configurations: vec![Configuration {
+            state: None,
+            registers: named(txns, &failure.state),
+            linearized: failure.prefix.iter().map(|&op| ops[op].index).collect(),
+        }],
+        window: Window {
+            start,
+            end: stuck.complete_time.unwrap_or(stuck.invoke_time),
+        },
+        explanation,
+        evidence: Vec::new(),
+    }
+}
+
+/// Why the stuck transaction has no place: where the longest linearizable prefix leaves the
+/// registers, the read of it that fails there, and how many others could not go first either.
+fn no_place(txns: &Transactions, failure: &TxnFailure) -> String {
     let registers: Vec<String> = named(txns, &failure.state)
         .into_iter()
         .map(|(name, v)| format!("{name} = {}", show(v)))
         .collect();
-    let prefix_text = match failure.prefix.len() {
-        0 => format!("at the start, when {}", registers.join(", ")),
+    let registers = registers.join(", ");
+    let prefix = match failure.prefix.len() {
+        0 => format!("at the start, when {registers}"),
         1 => format!(
-            "after the longest linearizable prefix (1 transaction), which leaves {}",
-            registers.join(", ")
+            "after the longest linearizable prefix (1 transaction), which leaves {registers}"
         ),
         k => format!(
-            "after the longest linearizable prefix ({k} transactions), which leaves {}",
-            registers.join(", ")
+            "after the longest linearizable prefix ({k} transactions), which leaves {registers}"
         ),
     };
+    // Where its reads part from the registers: replay it on the prefix's state.
+    let mut state = failure.state.clone();
+    let failed = apply(&mut state, &txns.micro_ops[failure.stuck], &mut Vec::new()).err();
     let why = match failed.map(|(i, held)| (txns.micro_ops[failure.stuck][i], held)) {
         // `held` counts the transaction's own earlier writes: what the read would see.
         Some((
@@ -476,61 +566,7 @@ pub fn explain(
             ", and none of the {k} other transactions invoked before it ended can go first either"
         ),
     };
-    let this = format!(
-        "transaction by process {} that ended at {ended}",
-        stuck.process
-    );
-    let explanation = match unwritten(txns, failure.stuck, initial) {
-        Some((register, value)) => format!(
-            "{this} read {} = {value}, a value no transaction writes to {}",
-            txns.names[register], txns.names[register]
-        ),
-        None => format!("{this} has no place in any order: {prefix_text}, {why}{others}"),
-    };
-    // Replay the prefix for the registers after each step.
-    let mut state = vec![initial; txns.names.len()];
-    let prefix: Vec<PrefixStep> = failure
-        .prefix
-        .iter()
-        .map(|&op| {
-            let mut undo = Vec::new();
-            let _ = apply(&mut state, &txns.micro_ops[op], &mut undo);
-            PrefixStep {
-                op: record(op),
-                state_after: None,
-                registers_after: named(txns, &state),
-            }
-        })
-        .collect();
-    let previous_ok: Vec<OpRecord> = {
-        let mut before: Vec<usize> = (0..ops.len())
-            .filter(|&i| ops[i].completion == Completion::Ok)
-            .filter(|&i| ops[i].complete_time.is_some_and(|t| t < stuck.invoke_time))
-            .collect();
-        before.sort_by_key(|&i| ops[i].complete_time);
-        let keep = before.len().saturating_sub(10);
-        before[keep..].iter().map(|&i| record(i)).collect()
-    };
-    let start = previous_ok
-        .last()
-        .map_or(stuck.invoke_time, |o| o.invoke_time.min(stuck.invoke_time));
-    Counterexample {
-        key: key.key.clone(),
-        op: record(failure.stuck),
-        previous_ok,
-        prefix,
-        final_configurations: vec![Configuration {
-            state: None,
-            registers: named(txns, &failure.state),
-            linearized: failure.prefix.iter().map(|&op| ops[op].index).collect(),
-        }],
-        window: Window {
-            start,
-            end: stuck.complete_time.unwrap_or(stuck.invoke_time),
-        },
-        explanation,
-        evidence: Vec::new(),
-    }
+    format!("{prefix}, {why}{others}")
 }
 
 #[cfg(test)]
@@ -543,14 +579,15 @@ mod tests {
     /// and the micro-ops as JSON, as the completion reports them.
     type Txn<'a> = (u64, u64, Option<(u64, &'a str)>, &'a str);
 
-    /// A JSONL history of transactions.
+    /// A JSONL history of transactions. The invoke carries the same micro-ops as the
+    /// completion: the checker reads an ok transaction's reads from its completion, and a
+    /// crashed one's reads constrain nothing.
     fn history(txns: &[Txn<'_>]) -> String {
         let mut events = Vec::new();
         for &(process, invoke, done, micro_ops) in txns {
-            let asked = micro_ops.replace("\"read\",\"x\",0", "\"read\",\"x\",null");
-            events.push((invoke, process, "invoke", asked));
+            events.push((invoke, process, "invoke", micro_ops));
             if let Some((t, kind)) = done {
-                events.push((t, process, kind, micro_ops.to_string()));
+                events.push((t, process, kind, micro_ops));
             }
         }
         events.sort_by_key(|e| e.0);

@@ -30,6 +30,26 @@ fn faultline() -> Command {
     Command::cargo_bin("faultline").expect("faultline binary is built")
 }
 
+/// `faultline synth PATH` with `args`, then `extra`.
+fn synth_to(path: &Path, args: &[&str], extra: &[&str]) -> std::process::Output {
+    faultline()
+        .arg("synth")
+        .arg(path)
+        .args(args)
+        .args(extra)
+        .output()
+        .expect("runs")
+}
+
+/// `faultline check --json PATH`.
+fn check_json(path: &Path) -> std::process::Output {
+    faultline()
+        .args(["check", "--json"])
+        .arg(path)
+        .output()
+        .expect("runs")
+}
+
 #[test]
 fn valid_history_exits_zero() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -373,21 +393,13 @@ fn synth_writes_lock_histories_valid_or_with_a_double_acquire() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("locks.jsonl");
     let synth = |extra: &[&str]| {
-        faultline()
-            .arg("synth")
-            .arg(&path)
-            .args(["--lock", "--ops", "3000", "--keys", "2", "--crash", "0.05"])
-            .args(extra)
-            .output()
-            .expect("runs")
+        synth_to(
+            &path,
+            &["--lock", "--ops", "3000", "--keys", "2", "--crash", "0.05"],
+            extra,
+        )
     };
-    let check = || {
-        faultline()
-            .args(["check", "--json"])
-            .arg(&path)
-            .output()
-            .expect("runs")
-    };
+    let check = || check_json(&path);
     assert_eq!(synth(&[]).status.code(), Some(0));
     let out = check();
     assert_eq!(out.status.code(), Some(0), "valid by construction");
@@ -477,21 +489,13 @@ fn synth_writes_transaction_histories_valid_or_with_a_stale_read() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("txns.jsonl");
     let synth = |extra: &[&str]| {
-        faultline()
-            .arg("synth")
-            .arg(&path)
-            .args(["--txn", "--ops", "3000", "--keys", "3", "--crash", "0.05"])
-            .args(extra)
-            .output()
-            .expect("runs")
+        synth_to(
+            &path,
+            &["--txn", "--ops", "3000", "--keys", "3", "--crash", "0.05"],
+            extra,
+        )
     };
-    let check = || {
-        faultline()
-            .args(["check", "--json"])
-            .arg(&path)
-            .output()
-            .expect("runs")
-    };
+    let check = || check_json(&path);
     assert_eq!(synth(&[]).status.code(), Some(0));
     let out = check();
     assert_eq!(out.status.code(), Some(0), "valid by construction");
