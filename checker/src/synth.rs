@@ -72,10 +72,75 @@ impl Schedule {
     }
 }
 
-/// One JSONL line.
-fn write_record(out: &mut dyn Write, record: &Record) -> std::io::Result<()> {
-    serde_json::to_writer(&mut *out, record)?;
-    out.write_all(b"\n")
+/// Writes a synthetic history's records as JSONL, numbering them in order.
+struct Lines<'a> {
+    out: &'a mut dyn Write,
+    written: u64,
+}
+
+impl<'a> Lines<'a> {
+    fn new(out: &'a mut dyn Write) -> Lines<'a> {
+        Lines { out, written: 0 }
+    }
+
+    /// Writes `record` as the next line, whatever index it came with.
+    fn write(&mut self, record: Record) -> std::io::Result<()> {
+        let record = Record {
+            index: self.written,
+            ..record
+        };
+        serde_json::to_writer(&mut *self.out, &record)?;
+        self.out.write_all(b"\n")?;
+        self.written += 1;
+        Ok(())
+    }
+}
+
+/// A client operation's record, without key or value; `error` says why it is `info` or
+/// `fail`. [`Lines`] numbers it.
+fn client_op(time: u64, process: u64, kind: RecordType, f: &str, error: Option<&str>) -> Record {
+    Record {
+        index: 0,
+        time,
+        process: RecordProcess::Client(process),
+        kind,
+        f: f.to_string(),
+        key: None,
+        value: serde_json::Value::Null,
+        node: None,
+        error: error.map(str::to_string),
+    }
+}
+
+/// The process each client slot runs as. As in Jepsen, a slot whose operation crashed goes on
+/// as a fresh process, numbered after every process so far.
+struct Processes {
+    of_slot: Vec<u64>,
+    next: u64,
+}
+
+impl Processes {
+    fn new(slots: usize) -> Processes {
+        Processes {
+            of_slot: (0..slots as u64).collect(),
+            next: slots as u64,
+        }
+    }
+
+    fn of(&self, slot: usize) -> u64 {
+        self.of_slot[slot]
+    }
+
+    /// The slot's operation crashed: it goes on as a fresh process.
+    fn retire(&mut self, slot: usize) {
+        self.of_slot[slot] = self.fresh();
+    }
+
+    /// A process no slot has run as, for operations outside the slots (planted ones).
+    fn fresh(&mut self) -> u64 {
+        self.next += 1;
+        self.next - 1
+    }
 }
 
 #[derive(Clone, Copy)]
@@ -137,9 +202,8 @@ pub fn write_history(spec: &SynthSpec, out: &mut impl Write) -> std::io::Result<
     let procs = spec.procs.max(1) as usize;
     let mut queue = Schedule::start(procs, &mut rng);
     let mut slots: Vec<Option<Pending>> = (0..procs).map(|_| None).collect();
-    let mut process_of_slot: Vec<u64> = (0..procs as u64).collect();
-    let mut next_process = spec.procs as u64;
-    let mut index = 0u64;
+    let mut processes = Processes::new(procs);
+    let mut lines = Lines::new(out);
     let mut invoked = 0u64;
     let mut last_time = 0u64;
     while let Some((time, stage, slot)) = queue.next() {
@@ -173,23 +237,13 @@ pub fn write_history(spec: &SynthSpec, out: &mut impl Write) -> std::io::Result<
                         Kind::Cas(expected, value(&mut rng, &mut last_written[k]))
                     }
                 };
-                let process = process_of_slot[slot];
+                let process = processes.of(slot);
                 let (f, json) = describe(kind);
-                write_record(
-                    out,
-                    &Record {
-                        index,
-                        time,
-                        process: RecordProcess::Client(process),
-                        kind: RecordType::Invoke,
-                        f: f.into(),
-                        key: Some(format!("k{key}")),
-                        value: json,
-                        node: None,
-                        error: None,
-                    },
-                )?;
-                index += 1;
+                lines.write(Record {
+                    key: Some(format!("k{key}")),
+                    value: json,
+                    ..client_op(time, process, RecordType::Invoke, f, None)
+                })?;
                 let crashes = rng.random_bool(spec.crash.clamp(0.0, 1.0));
                 if let (Kind::Write(v) | Kind::Cas(_, v), true) = (kind, crashes) {
                     crashed_writes.insert((key, v));
@@ -245,7 +299,7 @@ pub fn write_history(spec: &SynthSpec, out: &mut impl Write) -> std::io::Result<
                 }
                 let (f, mut json) = describe(op.kind);
                 let (kind, error) = if op.crashes {
-                    (RecordType::Info, Some("timeout".to_string()))
+                    (RecordType::Info, Some("timeout"))
                 } else {
                     match op.kind {
                         Kind::Read => {
@@ -254,28 +308,17 @@ pub fn write_history(spec: &SynthSpec, out: &mut impl Write) -> std::io::Result<
                         }
                         Kind::Write(_) => (RecordType::Ok, None),
                         Kind::Cas(..) if op.applied => (RecordType::Ok, None),
-                        Kind::Cas(..) => (RecordType::Fail, Some("mismatch".to_string())),
+                        Kind::Cas(..) => (RecordType::Fail, Some("mismatch")),
                     }
                 };
-                write_record(
-                    out,
-                    &Record {
-                        index,
-                        time,
-                        process: RecordProcess::Client(op.process),
-                        kind,
-                        f: f.into(),
-                        key: Some(format!("k{}", op.key)),
-                        value: json,
-                        node: None,
-                        error,
-                    },
-                )?;
-                index += 1;
+                lines.write(Record {
+                    key: Some(format!("k{}", op.key)),
+                    value: json,
+                    ..client_op(time, op.process, kind, f, error)
+                })?;
                 if op.crashes {
-                    // Jepsen: the crashed op may still be in flight; continue as a new process.
-                    process_of_slot[slot] = next_process;
-                    next_process += 1;
+                    // The crashed op may still be in flight.
+                    processes.retire(slot);
                 }
                 queue.at(time + rng.random_range(1..200_000), Stage::Invoke, slot);
             }
@@ -320,30 +363,21 @@ pub fn write_history(spec: &SynthSpec, out: &mut impl Write) -> std::io::Result<
                 key: format!("k{k}"),
                 value: stale,
             });
+            let process = processes.fresh();
             for (kind, value, t) in [
                 (RecordType::Invoke, serde_json::Value::Null, last_time + 1),
                 (RecordType::Ok, serde_json::json!(stale), last_time + 2),
             ] {
-                write_record(
-                    out,
-                    &Record {
-                        index,
-                        time: t,
-                        process: RecordProcess::Client(next_process),
-                        kind,
-                        f: "read".into(),
-                        key: Some(format!("k{k}")),
-                        value,
-                        node: None,
-                        error: None,
-                    },
-                )?;
-                index += 1;
+                lines.write(Record {
+                    key: Some(format!("k{k}")),
+                    value,
+                    ..client_op(t, process, kind, "read", None)
+                })?;
             }
         }
     }
     Ok(Synthesized {
-        lines: index,
+        lines: lines.written,
         stale_read: planted_read,
     })
 }

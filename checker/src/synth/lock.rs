@@ -15,8 +15,8 @@ use std::io::Write;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
-use super::{Schedule, Stage, write_record};
-use crate::record::{Record, RecordProcess, RecordType};
+use super::{Lines, Processes, Schedule, Stage, client_op};
+use crate::record::{Record, RecordType};
 
 /// What to generate.
 #[derive(Clone, Debug)]
@@ -65,33 +65,16 @@ pub fn write_lock_history(
     // Per lock, the slot holding it; per slot, the lock it holds.
     let mut holder: Vec<Option<usize>> = vec![None; locks as usize];
     let mut holds: Vec<Option<u32>> = vec![None; procs];
-    let mut process_of_slot: Vec<u64> = (0..procs as u64).collect();
-    let mut next_process = procs as u64;
+    let mut processes = Processes::new(procs);
     let mut slots: Vec<Option<Pending>> = (0..procs).map(|_| None).collect();
     let mut queue = Schedule::start(procs, &mut rng);
-    let (mut lines, mut acquired) = (0u64, 0u64);
-    let mut invoked = 0u64;
-    let mut last_time = 0u64;
-    let mut emit = |out: &mut dyn Write,
-                    time: u64,
-                    process: u64,
-                    kind,
-                    f: &str,
-                    lock: u32,
-                    error: Option<&str>| {
-        let record = Record {
-            index: lines,
-            time,
-            process: RecordProcess::Client(process),
-            kind,
-            f: f.to_string(),
+    let mut lines = Lines::new(out);
+    let (mut acquired, mut invoked, mut last_time) = (0u64, 0u64, 0u64);
+    let mut emit = |time, process, kind, f, lock: u32, error| {
+        lines.write(Record {
             key: Some(format!("l{lock}")),
-            value: serde_json::Value::Null,
-            node: None,
-            error: error.map(str::to_string),
-        };
-        lines += 1;
-        write_record(out, &record)
+            ..client_op(time, process, kind, f, error)
+        })
     };
     while let Some((time, stage, slot)) = queue.next() {
         last_time = time;
@@ -105,9 +88,9 @@ pub fn write_lock_history(
                     Some(lock) => (lock, false),
                     None => (rng.random_range(0..locks), true),
                 };
-                let process = process_of_slot[slot];
+                let process = processes.of(slot);
                 let f = if acquire { "acquire" } else { "release" };
-                emit(out, time, process, RecordType::Invoke, f, lock, None)?;
+                emit(time, process, RecordType::Invoke, f, lock, None)?;
                 let crashes = acquire && rng.random_bool(spec.crash.clamp(0.0, 1.0));
                 slots[slot] = Some(Pending {
                     process,
@@ -146,13 +129,12 @@ pub fn write_lock_history(
                     (false, true) => (RecordType::Ok, None),
                     (false, false) => (RecordType::Fail, Some("already held")),
                 };
-                emit(out, time, op.process, kind, f, op.lock, error)?;
+                emit(time, op.process, kind, f, op.lock, error)?;
                 if op.acquire && op.ok {
                     acquired += 1;
                 }
                 if op.crashes {
-                    process_of_slot[slot] = next_process;
-                    next_process += 1;
+                    processes.retire(slot);
                 }
                 queue.at(time + rng.random_range(1..1_000_000), Stage::Invoke, slot);
             }
@@ -163,16 +145,18 @@ pub fn write_lock_history(
         // holds l0 then, nothing can free it between them, as releases never crash.
         let mut time = last_time;
         for _ in 0..2 {
-            let process = next_process;
-            next_process += 1;
+            let process = processes.fresh();
             time += 1_000;
-            emit(out, time, process, RecordType::Invoke, "acquire", 0, None)?;
+            emit(time, process, RecordType::Invoke, "acquire", 0, None)?;
             time += 1_000;
-            emit(out, time, process, RecordType::Ok, "acquire", 0, None)?;
+            emit(time, process, RecordType::Ok, "acquire", 0, None)?;
             acquired += 1;
         }
     }
-    Ok(LockSynthesized { lines, acquired })
+    Ok(LockSynthesized {
+        lines: lines.written,
+        acquired,
+    })
 }
 
 #[cfg(test)]

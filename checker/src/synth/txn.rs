@@ -11,8 +11,8 @@ use std::io::Write;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
-use super::{Schedule, Stage, write_record};
-use crate::record::{Record, RecordProcess, RecordType};
+use super::{Lines, Processes, Schedule, Stage, client_op};
+use crate::record::{Record, RecordType};
 
 /// What to generate.
 #[derive(Clone, Debug)]
@@ -72,26 +72,18 @@ pub fn write_txn_history(spec: &TxnSpec, out: &mut impl Write) -> std::io::Resul
     let registers = spec.registers.max(1);
     let procs = spec.procs.max(1) as usize;
     let mut state: Vec<Option<i64>> = vec![None; registers as usize];
-    let mut process_of_slot: Vec<u64> = (0..procs as u64).collect();
-    let mut next_process = procs as u64;
+    let mut processes = Processes::new(procs);
     let mut slots: Vec<Option<Pending>> = (0..procs).map(|_| None).collect();
     let mut queue = Schedule::start(procs, &mut rng);
     let mut next_value = 1i64;
-    let (mut lines, mut invoked, mut last_time) = (0u64, 0u64, 0u64);
-    let mut emit = |out: &mut dyn Write, time, process, kind, value| {
-        let record = Record {
-            index: lines,
-            time,
-            process: RecordProcess::Client(process),
-            kind,
-            f: "txn".to_string(),
-            key: None,
+    let mut lines = Lines::new(out);
+    let (mut invoked, mut last_time) = (0u64, 0u64);
+    let mut emit = |time, process, kind, value| {
+        let timeout = (kind == RecordType::Info).then_some("timeout");
+        lines.write(Record {
             value,
-            node: None,
-            error: (kind == RecordType::Info).then(|| "timeout".to_string()),
-        };
-        lines += 1;
-        write_record(out, &record)
+            ..client_op(time, process, kind, "txn", timeout)
+        })
     };
     while let Some((time, stage, slot)) = queue.next() {
         last_time = time;
@@ -118,9 +110,8 @@ pub fn write_txn_history(spec: &TxnSpec, out: &mut impl Write) -> std::io::Resul
                         }
                     })
                     .collect();
-                let process = process_of_slot[slot];
+                let process = processes.of(slot);
                 emit(
-                    out,
                     time,
                     process,
                     RecordType::Invoke,
@@ -158,10 +149,9 @@ pub fn write_txn_history(spec: &TxnSpec, out: &mut impl Write) -> std::io::Resul
                     true => (RecordType::Info, value_of(&txn.micro_ops, false)),
                     false => (RecordType::Ok, value_of(&txn.micro_ops, true)),
                 };
-                emit(out, time, txn.process, kind, value)?;
+                emit(time, txn.process, kind, value)?;
                 if txn.crashes {
-                    process_of_slot[slot] = next_process;
-                    next_process += 1;
+                    processes.retire(slot);
                 }
                 queue.at(time + rng.random_range(1..1_000_000), Stage::Invoke, slot);
             }
@@ -189,21 +179,14 @@ pub fn write_txn_history(spec: &TxnSpec, out: &mut impl Write) -> std::io::Resul
         ];
         let mut time = last_time;
         for micro in planted {
-            let process = next_process;
-            next_process += 1;
+            let process = processes.fresh();
             time += 1_000;
-            emit(
-                out,
-                time,
-                process,
-                RecordType::Invoke,
-                value_of(&[micro], false),
-            )?;
+            emit(time, process, RecordType::Invoke, value_of(&[micro], false))?;
             time += 1_000;
-            emit(out, time, process, RecordType::Ok, value_of(&[micro], true))?;
+            emit(time, process, RecordType::Ok, value_of(&[micro], true))?;
         }
     }
-    Ok(lines)
+    Ok(lines.written)
 }
 
 #[cfg(test)]
