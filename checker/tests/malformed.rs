@@ -9,7 +9,7 @@ use std::time::Duration;
 use faultline_checker::check::check_events;
 use faultline_checker::history::PairingError;
 use faultline_checker::report::write_report;
-use faultline_checker::synth::{SynthSpec, write_history};
+use faultline_checker::synth::{SynthSpec, TxnSpec, write_history, write_txn_history};
 use faultline_checker::{CheckOptions, Error, Format, load_history_as};
 use proptest::prelude::*;
 
@@ -22,6 +22,9 @@ fn datasets() -> PathBuf {
 
 /// One small history of each format, each with the parts readers trip on: info and fail
 /// completions, crashed processes, nemesis events, (for EDN) vectors of values, and a lock.
+/// How many histories [`seeds`] gives.
+const SEEDS: usize = 7;
+
 fn seeds() -> Vec<(Format, String)> {
     let dataset = |file: &str| {
         std::fs::read_to_string(datasets().join(file)).unwrap_or_else(|e| panic!("{file}: {e}"))
@@ -42,6 +45,21 @@ fn seeds() -> Vec<(Format, String)> {
     )
     .expect("writing to memory");
     let mut jsonl = String::from_utf8(jsonl).expect("synth writes UTF-8");
+    let mut txns = Vec::new();
+    write_txn_history(
+        &TxnSpec {
+            ops: 30,
+            procs: 3,
+            registers: 2,
+            crash: 0.15,
+            unique: false,
+            stale_read: true,
+            seed: 7,
+        },
+        &mut txns,
+    )
+    .expect("writing to memory");
+    let txns = String::from_utf8(txns).expect("synth writes UTF-8");
     for (index, time, f) in [
         (1000, 5_000_000, "start-partition"),
         (1001, 9_000_000, "stop-partition"),
@@ -50,7 +68,7 @@ fn seeds() -> Vec<(Format, String)> {
             "{{\"index\":{index},\"time\":{time},\"process\":\"nemesis\",\"type\":\"info\",\"f\":\"{f}\",\"value\":{{\"description\":\"isolate n1\"}}}}\n"
         ));
     }
-    vec![
+    let seeds = vec![
         (Format::Jsonl, jsonl),
         (
             Format::JepsenLog,
@@ -62,7 +80,14 @@ fn seeds() -> Vec<(Format, String)> {
         ),
         (Format::Edn, dataset("porcupine/test_data/kv/c01-ok.txt")),
         (Format::Edn, dataset("knossos/data/mutex/bad/etcd.edn")),
-    ]
+        (
+            Format::Edn,
+            dataset("knossos/data/multi-register/good/multi-register.edn"),
+        ),
+        (Format::Jsonl, txns),
+    ];
+    assert_eq!(seeds.len(), SEEDS);
+    seeds
 }
 
 /// Text that readers give meaning to, so a splice lands on a parser's edge cases rather than
@@ -261,12 +286,28 @@ fn damaged(seed: usize, damages: &[Damage]) -> (Format, String) {
     (format, damages.iter().fold(text, |text, d| apply(&text, d)))
 }
 
+/// The damage starts from histories that are read, checked and reported whole.
+#[test]
+fn every_seed_is_checked_and_reported_undamaged() {
+    for (format, text) in seeds() {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let outcome =
+            read_check_and_report(dir.path(), "history", text.as_bytes(), Some(format), true);
+        assert_eq!(
+            outcome,
+            Outcome::Checked,
+            "{}",
+            &text[..text.len().min(300)]
+        );
+    }
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
 
     #[test]
     fn damaged_histories_are_read_or_refused_never_panic(
-        seed in 0usize..5,
+        seed in 0usize..SEEDS,
         damages in prop::collection::vec(damage(), 1..5),
         detect in any::<bool>(),
     ) {
@@ -277,7 +318,7 @@ proptest! {
 
     #[test]
     fn a_byte_that_is_not_utf8_makes_a_history_unreadable(
-        seed in 0usize..5,
+        seed in 0usize..SEEDS,
         at in 0u16..1000,
         byte in 0x80u8..=0xff,
     ) {
@@ -316,7 +357,7 @@ proptest! {
 
     #[test]
     fn damaged_histories_that_are_read_get_a_report(
-        seed in 0usize..5,
+        seed in 0usize..SEEDS,
         damages in prop::collection::vec(damage(), 1..3),
     ) {
         let (format, text) = damaged(seed, &damages);
