@@ -98,32 +98,6 @@ impl Transactions {
 ///
 /// Only a transaction's last write to each register counts as what others may see.
 pub fn reduce(ops: &[Op], txns: &Transactions, initial: Value) -> (Vec<Op>, Transactions) {
-    let last_writes = |micros: &[Micro]| -> Vec<(usize, Value)> {
-        let mut last: Vec<(usize, Value)> = Vec::new();
-        for micro in micros {
-            if let Micro::Write { register, value } = *micro {
-                last.retain(|&(r, _)| r != register);
-                last.push((register, value));
-            }
-        }
-        last
-    };
-    // Reads that see the registers as the transaction found them, not its own writes.
-    let outside_reads = |micros: &[Micro]| -> Vec<(usize, Value)> {
-        let mut written: Vec<usize> = Vec::new();
-        let mut reads = Vec::new();
-        for micro in micros {
-            match *micro {
-                Micro::Write { register, .. } => written.push(register),
-                Micro::Read {
-                    register,
-                    value: Some(v),
-                } if !written.contains(&register) => reads.push((register, v)),
-                Micro::Read { .. } => {}
-            }
-        }
-        reads
-    };
     let mut writers: HashMap<(usize, Value), usize> = HashMap::new();
     for micros in &txns.micro_ops {
         for write in last_writes(micros) {
@@ -173,6 +147,35 @@ pub fn reduce(ops: &[Op], txns: &Transactions, initial: Value) -> (Vec<Op>, Tran
             micro_ops: kept_txns,
         },
     )
+}
+
+/// What a transaction leaves in the registers it writes: its last write to each.
+fn last_writes(micros: &[Micro]) -> Vec<(usize, Value)> {
+    let mut last: Vec<(usize, Value)> = Vec::new();
+    for micro in micros {
+        if let Micro::Write { register, value } = *micro {
+            last.retain(|&(r, _)| r != register);
+            last.push((register, value));
+        }
+    }
+    last
+}
+
+/// The reads that see the registers as the transaction found them, not its own writes.
+fn outside_reads(micros: &[Micro]) -> Vec<(usize, Value)> {
+    let mut written: Vec<usize> = Vec::new();
+    let mut reads = Vec::new();
+    for micro in micros {
+        match *micro {
+            Micro::Write { register, .. } => written.push(register),
+            Micro::Read {
+                register,
+                value: Some(v),
+            } if !written.contains(&register) => reads.push((register, v)),
+            Micro::Read { .. } => {}
+        }
+    }
+    reads
 }
 
 /// Apply `micros` to `state` in order; on a read that does not match, undo and return the
@@ -373,6 +376,223 @@ pub fn search(ops: &[Op], txns: &Transactions, initial: Value, budget: Budget<'_
     }
 }
 
+/// A point in the history: a record's time, then its index (which orders equal times).
+type At = (u64, u64);
+
+/// A completed transaction's last write to a register: its invoke, completion, the value it
+/// leaves, and the op.
+type LastWrite = (At, At, Value, usize);
+
+/// A read no order can satisfy: whatever transaction it could have read from was certainly
+/// overwritten before the read began.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Overwritten {
+    /// The transaction whose read fails, the register read and the value returned.
+    pub reader: usize,
+    pub register: usize,
+    pub value: Value,
+    /// Of the transactions that write `value` to the register and began before the reader
+    /// ended, the last to complete; `None` when there are none and `value` is the initial one.
+    pub writer: Option<usize>,
+    /// A transaction that began after `writer` ended (or at any time, for the initial value),
+    /// left the register at another value, and ended before the reader began.
+    pub overwriter: usize,
+}
+
+/// The completed transactions that write one register, by invoke, with what each leaves there,
+/// and for every suffix the earliest completion among them, and the earliest among those that
+/// leave another value than that one.
+struct Overwriters {
+    invokes: Vec<At>,
+    /// Per suffix: (completion, value left, op) of the earliest completion.
+    earliest: Vec<(At, Value, usize)>,
+    /// Per suffix: (completion, op) of the earliest completion leaving another value than
+    /// `earliest`'s.
+    other: Vec<Option<(At, usize)>>,
+}
+
+impl Overwriters {
+    fn of(mut writes: Vec<LastWrite>) -> Overwriters {
+        writes.sort_by_key(|&(invoke, ..)| invoke);
+        let mut earliest = Vec::with_capacity(writes.len());
+        let mut other = Vec::with_capacity(writes.len());
+        let mut best: Option<(At, Value, usize)> = None;
+        let mut second: Option<(At, usize)> = None;
+        for &(_, done, value, op) in writes.iter().rev() {
+            match best {
+                Some((c, v, o)) if done < c => {
+                    if value != v {
+                        second = Some((c, o));
+                    }
+                    best = Some((done, value, op));
+                }
+                Some((_, v, _)) => {
+                    if value != v && second.is_none_or(|(c, _)| done < c) {
+                        second = Some((done, op));
+                    }
+                }
+                None => best = Some((done, value, op)),
+            }
+            earliest.push(best.expect("set above"));
+            other.push(second);
+        }
+        earliest.reverse();
+        other.reverse();
+        Overwriters {
+            invokes: writes.iter().map(|&(invoke, ..)| invoke).collect(),
+            earliest,
+            other,
+        }
+    }
+
+    /// The earliest-completing transaction that began after `after` (at any time, for `None`)
+    /// and left another value than `value`: its completion and op.
+    fn earliest_leaving_other(&self, after: Option<At>, value: Value) -> Option<(At, usize)> {
+        let from = after.map_or(0, |t| self.invokes.partition_point(|&i| i <= t));
+        let &(done, left, op) = self.earliest.get(from)?;
+        if left != value {
+            Some((done, op))
+        } else {
+            self.other[from]
+        }
+    }
+}
+
+/// Every transaction's last writes, by (register, value) and then invoke, with for every
+/// prefix of each (register, value)'s run the latest completion in it and whether a
+/// transaction in it crashed. Flat and sorted, so a history of unique values costs no map.
+struct Sources {
+    by_write: Vec<((usize, Value), At, usize)>,
+    latest: Vec<Option<(At, usize)>>,
+    crashed: Vec<bool>,
+}
+
+impl Sources {
+    fn of(
+        txns: &Transactions,
+        call: impl Fn(usize) -> At,
+        ret: impl Fn(usize) -> Option<At>,
+    ) -> Sources {
+        let mut by_write: Vec<((usize, Value), At, usize)> = Vec::new();
+        for (op, micros) in txns.micro_ops.iter().enumerate() {
+            by_write.extend(last_writes(micros).into_iter().map(|w| (w, call(op), op)));
+        }
+        by_write.sort_unstable();
+        let mut latest = Vec::with_capacity(by_write.len());
+        let mut crashed = Vec::with_capacity(by_write.len());
+        for (k, &(write, _, op)) in by_write.iter().enumerate() {
+            let run_starts = k == 0 || by_write[k - 1].0 != write;
+            let (mut last, mut lost) = match run_starts {
+                true => (None, false),
+                false => (latest[k - 1], crashed[k - 1]),
+            };
+            match ret(op) {
+                Some(t) if last.is_none_or(|(l, _)| t > l) => last = Some((t, op)),
+                Some(_) => {}
+                None => lost = true,
+            }
+            latest.push(last);
+            crashed.push(lost);
+        }
+        Sources {
+            by_write,
+            latest,
+            crashed,
+        }
+    }
+
+    /// The writers of `write`, by invoke: (write, invoke, op).
+    fn writers(&self, write: (usize, Value)) -> &[((usize, Value), At, usize)] {
+        let start = self.by_write.partition_point(|e| e.0 < write);
+        let end = self.by_write.partition_point(|e| e.0 <= write);
+        &self.by_write[start..end]
+    }
+
+    /// Of the writers of `write` invoked before `time`: the latest completion and its op, and
+    /// whether one crashed.
+    fn begun_before(&self, write: (usize, Value), time: At) -> (Option<(At, usize)>, bool) {
+        let start = self.by_write.partition_point(|e| e.0 < write);
+        let end = self
+            .by_write
+            .partition_point(|e| (e.0, e.1) < (write, time));
+        match end > start {
+            true => (self.latest[end - 1], self.crashed[end - 1]),
+            false => (None, false),
+        }
+    }
+}
+
+/// The first read (by completion) that [`Overwritten`] refutes, if any. Sound because a read
+/// returns what the last transaction before it left in the register: if every transaction
+/// that could have left the value there is followed, certainly, by one that left another value
+/// and ended before the read began, no order satisfies the read. The latest-ending candidate
+/// is the hardest to rule out, so it alone is tried; a crashed candidate is never ruled out.
+pub fn overwritten(ops: &[Op], txns: &Transactions, initial: Value) -> Option<Overwritten> {
+    let call = |op: usize| (ops[op].invoke_time, ops[op].index);
+    let ret = |op: usize| ops[op].complete_time.zip(ops[op].complete_index);
+    let mut writes: Vec<Vec<LastWrite>> = vec![Vec::new(); txns.names.len()];
+    for (op, micros) in txns.micro_ops.iter().enumerate() {
+        if let Some(done) = ret(op) {
+            for (register, value) in last_writes(micros) {
+                writes[register].push((call(op), done, value, op));
+            }
+        }
+    }
+    let overwriters: Vec<Overwriters> = writes.into_iter().map(Overwriters::of).collect();
+    let sources = Sources::of(txns, call, ret);
+    let mut found: Option<(At, Overwritten)> = None;
+    for (reader, micros) in txns.micro_ops.iter().enumerate() {
+        let Some(done) = ret(reader) else { continue };
+        if found.is_some_and(|(first, _)| first <= done) {
+            continue;
+        }
+        let own = last_writes(micros);
+        for (register, value) in outside_reads(micros) {
+            // Of the writers of the value that began before the reader ended: the last to
+            // complete, and whether one crashed. A reader that writes the value back itself
+            // is not its own source: then its fellow writers are scanned one by one.
+            let (latest, crashed) = if own.contains(&(register, value)) {
+                let mut latest: Option<(At, usize)> = None;
+                let mut crashed = false;
+                for &(_, _, w) in sources.writers((register, value)) {
+                    if w == reader || call(w) >= done {
+                        continue;
+                    }
+                    match ret(w) {
+                        Some(t) if latest.is_none_or(|(l, _)| t > l) => latest = Some((t, w)),
+                        Some(_) => {}
+                        None => crashed = true,
+                    }
+                }
+                (latest, crashed)
+            } else {
+                sources.begun_before((register, value), done)
+            };
+            if crashed || (latest.is_none() && value != initial) {
+                continue;
+            }
+            let after = latest.map(|(t, _)| t);
+            let Some((ended, overwriter)) =
+                overwriters[register].earliest_leaving_other(after, value)
+            else {
+                continue;
+            };
+            if ended < call(reader) {
+                let refuted = Overwritten {
+                    reader,
+                    register,
+                    value,
+                    writer: latest.map(|(_, w)| w),
+                    overwriter,
+                };
+                found = Some((done, refuted));
+                break;
+            }
+        }
+    }
+    found.map(|(_, refuted)| refuted)
+}
+
 /// A read of `txn` that returned a value no transaction ever writes to that register (nor
 /// its initial value): its register and the value. Such a read refutes the history alone.
 fn unwritten(txns: &Transactions, txn: usize, initial: Value) -> Option<(usize, i64)> {
@@ -429,6 +649,10 @@ pub fn check(
         key: key.key.clone(),
         ops,
     };
+    if let Some(refuted) = overwritten(&reduced.ops, &txns, initial) {
+        let c = explain_overwritten(&reduced, &txns, &refuted, strings, timed);
+        return (Verdict::Invalid, Some(c.explanation.clone()), Some(c));
+    }
     match search(&reduced.ops, &txns, initial, budget) {
         TxnOutcome::Linearizable => (Verdict::Valid, None, None),
         TxnOutcome::Unknown(why) => (Verdict::Unknown, Some(why), None),
@@ -517,6 +741,84 @@ pub fn explain(
         },
         explanation,
         evidence: Vec::new(),
+    }
+}
+
+/// The counterexample of a read [`overwritten`] refutes: the reader, with the writer it could
+/// have read from and the transaction that certainly overwrote it as the evidence.
+pub fn explain_overwritten(
+    key: &KeyHistory,
+    txns: &Transactions,
+    refuted: &Overwritten,
+    strings: &Strings,
+    timed: bool,
+) -> Counterexample {
+    let ops = &key.ops;
+    let when = When { timed };
+    let began = |op: usize| when.at(ops[op].invoke_time, Some(ops[op].index));
+    let ended = |op: usize| {
+        let op = &ops[op];
+        when.at(
+            op.complete_time.unwrap_or(op.invoke_time),
+            op.complete_index,
+        )
+    };
+    let name = &txns.names[refuted.register];
+    let value = show(refuted.value);
+    let (reader, overwriter) = (refuted.reader, refuted.overwriter);
+    let left = last_writes(&txns.micro_ops[overwriter])
+        .into_iter()
+        .find(|&(r, _)| r == refuted.register)
+        .map_or_else(String::new, |(_, v)| show(v));
+    let overwrite = |then: &str| {
+        format!(
+            "the transaction by process {}{then} wrote {name} = {left} and ended at {}, before the read began at {}",
+            ops[overwriter].process,
+            ended(overwriter),
+            began(reader)
+        )
+    };
+    let source = match refuted.writer {
+        Some(writer) => format!(
+            "the last transaction to write {value} to {name} before it ended (by process {}) ended at {}, and {}",
+            ops[writer].process,
+            ended(writer),
+            overwrite(&format!(", begun at {}, then", began(overwriter)))
+        ),
+        // Only the initial value can have no writer.
+        None => format!(
+            "{value} is {name}'s initial value, no transaction that began before it ended writes it, and {}",
+            overwrite("")
+        ),
+    };
+    let explanation = format!(
+        "transaction by process {} that ended at {} read {name} = {value}, but {source}",
+        ops[reader].process,
+        ended(reader)
+    );
+    let record = |op: usize| OpRecord::of(&ops[op], &key.key, strings);
+    let previous_ok: Vec<OpRecord> = previous_ok(ops, ops[reader].invoke_time)
+        .into_iter()
+        .map(|op| OpRecord::of(op, &key.key, strings))
+        .collect();
+    let cited: Vec<usize> = refuted.writer.into_iter().chain([overwriter]).collect();
+    let start = cited
+        .iter()
+        .map(|&op| ops[op].invoke_time)
+        .chain(previous_ok.last().map(|o| o.invoke_time))
+        .fold(ops[reader].invoke_time, u64::min);
+    Counterexample {
+        key: key.key.clone(),
+        op: record(reader),
+        previous_ok,
+        prefix: Vec::new(),
+        final_configurations: Vec::new(),
+        window: Window {
+            start,
+            end: ops[reader].complete_time.unwrap_or(ops[reader].invoke_time),
+        },
+        explanation,
+        evidence: cited.into_iter().map(record).collect(),
     }
 }
 
@@ -728,5 +1030,55 @@ mod tests {
                 .starts_with("line 1: expected a txn value"),
             "{error}"
         );
+    }
+
+    proptest::proptest! {
+        /// The suffix minima answer what a scan of every write would.
+        #[test]
+        fn overwriters_find_the_earliest_completion_leaving_another_value(
+            writes in proptest::collection::vec((0..30u64, 1..10u64, 0..3i64), 0..12),
+            after in proptest::option::of(0..40u64),
+            value in 0..3i64,
+        ) {
+            let writes: Vec<_> = writes
+                .iter()
+                .enumerate()
+                .map(|(op, &(invoke, length, v))| {
+                    ((invoke, op as u64), (invoke + length, op as u64), Some(v), op)
+                })
+                .collect();
+            let after = after.map(|t| (t, u64::MAX));
+            let scanned = writes
+                .iter()
+                .filter(|&&(invoke, _, v, _)| after.is_none_or(|t| invoke > t) && v != Some(value))
+                .map(|&(_, done, _, op)| (done, op))
+                .min();
+            let found = super::Overwriters::of(writes).earliest_leaving_other(after, Some(value));
+            proptest::prop_assert_eq!(found.map(|(done, _)| done), scanned.map(|(done, _)| done));
+        }
+    }
+
+    #[test]
+    fn a_read_of_a_value_overwritten_before_it_began_is_refuted_and_both_writers_cited() {
+        let text = history(&[
+            (0, 0, Some((1, "ok")), r#"[["write","x",1]]"#),
+            (
+                1,
+                2,
+                Some((3, "ok")),
+                r#"[["write","x",2],["write","y",5]]"#,
+            ),
+            (2, 4, Some((5, "ok")), r#"[["read","x",1]]"#),
+        ]);
+        let events = jsonl::parse(&text).expect("parses");
+        let report = check_events(&events, &CheckOptions::default()).expect("checks");
+        assert_eq!(report.verdict(), Verdict::Invalid);
+        let c = &report.counterexamples[0];
+        assert_eq!(
+            c.explanation,
+            "transaction by process 2 that ended at 0.000 s read x = 1, but the last transaction to write 1 to x before it ended (by process 0) ended at 0.000 s, and the transaction by process 1, begun at 0.000 s, then wrote x = 2 and ended at 0.000 s, before the read began at 0.000 s"
+        );
+        let cited: Vec<u64> = c.evidence.iter().map(|op| op.process).collect();
+        assert_eq!(cited, [0, 1]);
     }
 }

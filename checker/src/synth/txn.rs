@@ -241,6 +241,9 @@ mod tests {
         let (_, report) = check(&spec);
         assert_eq!(report.verdict(), Verdict::Invalid);
         let sentence = &report.counterexamples[0].explanation;
-        assert!(sentence.contains("its read of r0 returned"), "{sentence}");
+        assert!(
+            sentence.contains("read r0 = ") && sentence.contains(", before the read began at "),
+            "{sentence}"
+        );
     }
 }
