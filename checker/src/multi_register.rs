@@ -13,7 +13,9 @@
 //! The search is exact, with the usual time and memory budget. Besides [`reduce`]'s two
 //! reductions of crashed transactions it has none of those that let the per-key search decide
 //! millions of operations: with crashes and values that repeat, its configurations grow with
-//! every subset of the crashed transactions (README, "Transactions").
+//! every subset of the crashed transactions (README, "Transactions"). So before it searches,
+//! [`overwritten`] looks for a read that no order can satisfy because what it returned was
+//! certainly overwritten before it began, which refutes such histories without a search.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::Ordering;
