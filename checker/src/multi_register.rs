@@ -470,14 +470,15 @@ struct Sources {
 }
 
 impl Sources {
+    /// `lasts[op]`: what `op` leaves in the registers ([`last_writes`]).
     fn of(
-        txns: &Transactions,
+        lasts: &[Vec<(usize, Value)>],
         call: impl Fn(usize) -> At,
         ret: impl Fn(usize) -> Option<At>,
     ) -> Sources {
         let mut by_write: Vec<((usize, Value), At, usize)> = Vec::new();
-        for (op, micros) in txns.micro_ops.iter().enumerate() {
-            by_write.extend(last_writes(micros).into_iter().map(|w| (w, call(op), op)));
+        for (op, last) in lasts.iter().enumerate() {
+            by_write.extend(last.iter().map(|&w| (w, call(op), op)));
         }
         by_write.sort_unstable();
         let mut latest = Vec::with_capacity(by_write.len());
@@ -488,11 +489,7 @@ impl Sources {
                 true => (None, false),
                 false => (latest[k - 1], crashed[k - 1]),
             };
-            match ret(op) {
-                Some(t) if last.is_none_or(|(l, _)| t > l) => last = Some((t, op)),
-                Some(_) => {}
-                None => lost = true,
-            }
+            note_source(&mut last, &mut lost, op, ret(op));
             latest.push(last);
             crashed.push(lost);
         }
@@ -524,6 +521,16 @@ impl Sources {
     }
 }
 
+/// Counts `op`, a writer of some value, among that value's possible sources: the latest
+/// completion so far and whether one crashed (`done`: its completion, `None` if it crashed).
+fn note_source(latest: &mut Option<(At, usize)>, crashed: &mut bool, op: usize, done: Option<At>) {
+    match done {
+        Some(t) if latest.is_none_or(|(l, _)| t > l) => *latest = Some((t, op)),
+        Some(_) => {}
+        None => *crashed = true,
+    }
+}
+
 /// The first read (by completion) that [`Overwritten`] refutes, if any. Sound because a read
 /// returns what the last transaction before it left in the register: if every transaction
 /// that could have left the value there is followed, certainly, by one that left another value
@@ -532,38 +539,33 @@ impl Sources {
 pub fn overwritten(ops: &[Op], txns: &Transactions, initial: Value) -> Option<Overwritten> {
     let call = |op: usize| (ops[op].invoke_time, ops[op].index);
     let ret = |op: usize| ops[op].complete_time.zip(ops[op].complete_index);
+    let lasts: Vec<Vec<(usize, Value)>> = txns.micro_ops.iter().map(|m| last_writes(m)).collect();
     let mut writes: Vec<Vec<LastWrite>> = vec![Vec::new(); txns.names.len()];
-    for (op, micros) in txns.micro_ops.iter().enumerate() {
+    for (op, last) in lasts.iter().enumerate() {
         if let Some(done) = ret(op) {
-            for (register, value) in last_writes(micros) {
+            for &(register, value) in last {
                 writes[register].push((call(op), done, value, op));
             }
         }
     }
     let overwriters: Vec<Overwriters> = writes.into_iter().map(Overwriters::of).collect();
-    let sources = Sources::of(txns, call, ret);
+    let sources = Sources::of(&lasts, call, ret);
     let mut found: Option<(At, Overwritten)> = None;
     for (reader, micros) in txns.micro_ops.iter().enumerate() {
         let Some(done) = ret(reader) else { continue };
         if found.is_some_and(|(first, _)| first <= done) {
             continue;
         }
-        let own = last_writes(micros);
         for (register, value) in outside_reads(micros) {
             // Of the writers of the value that began before the reader ended: the last to
             // complete, and whether one crashed. A reader that writes the value back itself
             // is not its own source: then its fellow writers are scanned one by one.
-            let (latest, crashed) = if own.contains(&(register, value)) {
+            let (latest, crashed) = if lasts[reader].contains(&(register, value)) {
                 let mut latest: Option<(At, usize)> = None;
                 let mut crashed = false;
                 for &(_, _, w) in sources.writers((register, value)) {
-                    if w == reader || call(w) >= done {
-                        continue;
-                    }
-                    match ret(w) {
-                        Some(t) if latest.is_none_or(|(l, _)| t > l) => latest = Some((t, w)),
-                        Some(_) => {}
-                        None => crashed = true,
+                    if w != reader && call(w) < done {
+                        note_source(&mut latest, &mut crashed, w, ret(w));
                     }
                 }
                 (latest, crashed)
@@ -674,6 +676,14 @@ fn named(txns: &Transactions, state: &[Value]) -> BTreeMap<String, Value> {
         .collect()
 }
 
+/// The ok transactions that completed before `time`, as a counterexample lists them.
+fn previous_ok_records(key: &KeyHistory, strings: &Strings, time: u64) -> Vec<OpRecord> {
+    previous_ok(&key.ops, time)
+        .into_iter()
+        .map(|op| OpRecord::of(op, &key.key, strings))
+        .collect()
+}
+
 /// The counterexample of a refuted history: the transaction that had to take effect next after
 /// the longest linearizable prefix, the read of it that fails there, and that prefix.
 pub fn explain(
@@ -720,10 +730,7 @@ pub fn explain(
             }
         })
         .collect();
-    let previous_ok: Vec<OpRecord> = previous_ok(ops, stuck.invoke_time)
-        .into_iter()
-        .map(|op| OpRecord::of(op, &key.key, strings))
-        .collect();
+    let previous_ok = previous_ok_records(key, strings, stuck.invoke_time);
     let start = previous_ok
         .last()
         .map_or(stuck.invoke_time, |o| o.invoke_time.min(stuck.invoke_time));
@@ -799,10 +806,7 @@ pub fn explain_overwritten(
         ended(reader)
     );
     let record = |op: usize| OpRecord::of(&ops[op], &key.key, strings);
-    let previous_ok: Vec<OpRecord> = previous_ok(ops, ops[reader].invoke_time)
-        .into_iter()
-        .map(|op| OpRecord::of(op, &key.key, strings))
-        .collect();
+    let previous_ok = previous_ok_records(key, strings, ops[reader].invoke_time);
     let cited: Vec<usize> = refuted.writer.into_iter().chain([overwriter]).collect();
     let start = cited
         .iter()
