@@ -277,7 +277,7 @@ impl HeldOnce {
             .get(value as usize)?
             .iter()
             .map(|&o| o as usize)
-            .find(|&o| o != leaving && linearized[o / 64] & (1 << (o % 64)) == 0)
+            .find(|&o| o != leaving && !is_linearized(linearized, o))
     }
 
     fn linearized(&mut self, op: usize) {
@@ -426,7 +426,6 @@ pub fn search_with(
     let zobrist: Vec<u128> = (0..ops.len()).map(|_| wide(&mut seed)).collect();
 
     let mut linearized = vec![0u64; ops.len().div_ceil(64)];
-    let is_linearized = |set: &[u64], op: usize| set[op / 64] & (1 << (op % 64)) != 0;
     let mut set_hash: u128 = 0;
     let mut cache = ConfigCache::default();
     let mut frames: Vec<Frame> = Vec::new();
@@ -834,9 +833,9 @@ fn later_twins(ops: &[Op]) -> Vec<Option<usize>> {
 /// places a before b, swapping them changes no state (the same step) and breaks no real-time
 /// order: b is callable where a stood, and whatever must follow a, now in b's later slot,
 /// begins after a's return, later than b's, so it followed that slot already. So a may as
-/// well wait. Many clients writing few
-/// values (values 1 to 5 over and over) make many such pairs, and this turns the 2^k subsets of
-/// k identical callable writes that the search could have taken into k + 1.
+/// well wait. Many clients writing few values (1 to 5 over and over) make many such pairs,
+/// and this turns the 2^k subsets of k identical callable writes that the search could have
+/// taken into k + 1.
 struct EarlierTwins {
     /// `twins[start[op]..start[op + 1]]` are op's.
     start: Vec<u32>,
@@ -864,7 +863,8 @@ impl EarlierTwins {
         let mut twins = Vec::new();
         for (a, op) in ops.iter().enumerate() {
             start.push(twins.len() as u32);
-            let Some(class) = completed.get(&op.step).filter(|_| !preserving[a]) else {
+            // Only state-changing steps have a class.
+            let Some(class) = completed.get(&op.step) else {
                 continue;
             };
             let (call, ret) = (call_node[a], return_node(a));
@@ -889,9 +889,14 @@ impl EarlierTwins {
             .iter()
             .any(|&b| {
                 let b = b as usize;
-                linearized[b / 64] & (1 << (b % 64)) == 0 && call_node[b] < first_return
+                !is_linearized(linearized, b) && call_node[b] < first_return
             })
     }
+}
+
+/// Whether `op` is in the linearized set (one bit per op).
+fn is_linearized(set: &[u64], op: usize) -> bool {
+    set[op / 64] & (1 << (op % 64)) != 0
 }
 
 fn failure_of(nodes: &[Node], frames: &[Frame], state: Value, stuck: usize) -> Failure {
