@@ -14,6 +14,7 @@
 //! `majorities-ring`): a grudge maps each node to the nodes it cannot hear from.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::net::Ipv4Addr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -24,6 +25,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::lab::{Isolation, Lab, lock};
+use crate::rules;
 use crate::supervisor::NodeStatus;
 use crate::sys;
 
@@ -299,9 +301,67 @@ impl Action {
         matches!(self, Action::Installed(_))
     }
 
-    fn installed(description: String, nodes: Vec<String>) -> Action {
+    pub(crate) fn installed(description: String, nodes: Vec<String>) -> Action {
         Action::Installed(Applied { description, nodes })
     }
+}
+
+/// Why a stop of `kind` is skipped when no fault of that kind is active, in the lab and on
+/// remote hosts alike.
+pub(crate) fn nothing_to_stop(kind: FaultKind) -> String {
+    match kind {
+        FaultKind::Partition => "no partition is active".to_string(),
+        FaultKind::Kill => "no node is killed".to_string(),
+        FaultKind::Pause => "no node is paused".to_string(),
+        FaultKind::Clock => "no clock is faulted".to_string(),
+        FaultKind::Loss => "no packet loss is active".to_string(),
+        FaultKind::Bandwidth | FaultKind::Delay => format!("no {kind} fault is active"),
+    }
+}
+
+/// The nodes a stop of `kind` undoes, `faulted` as taken out of the record, sorted; or
+/// `Err(why)` when there are none.
+pub(crate) fn to_undo(
+    kind: FaultKind,
+    faulted: impl IntoIterator<Item = String>,
+) -> std::result::Result<Vec<String>, String> {
+    let nodes = sorted(faulted);
+    if nodes.is_empty() {
+        Err(nothing_to_stop(kind))
+    } else {
+        Ok(nodes)
+    }
+}
+
+/// The value of a plan or selection (`Result<T, String>`), or else an early
+/// `return Ok(Action::Skipped(why))` from the fault function it is in: a fault that does
+/// not apply right now is skipped with its reason, in the lab and on remote hosts alike.
+macro_rules! or_skip {
+    ($planned:expr) => {
+        match $planned {
+            Ok(planned) => planned,
+            Err(why) => return Ok($crate::fault::Action::Skipped(why)),
+        }
+    };
+}
+pub(crate) use or_skip;
+
+/// Stops each kind in [`FaultKind::HEAL_ORDER`] with `stop`: the heal of the lab and of
+/// remote hosts. Returns the kinds that had something to undo, with what was done.
+pub(crate) async fn heal_in_order<Stop>(
+    mut stop: impl FnMut(FaultKind) -> Stop,
+) -> Result<Vec<(FaultKind, Action)>>
+where
+    Stop: Future<Output = Result<Action>>,
+{
+    let mut done = Vec::new();
+    for kind in FaultKind::HEAL_ORDER {
+        let action = stop(kind).await?;
+        if !matches!(action, Action::Skipped(_)) {
+            done.push((kind, action));
+        }
+    }
+    Ok(done)
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
@@ -355,7 +415,8 @@ fn sort_nodes(nodes: &mut [String]) {
     nodes.sort_by_key(|n| (n.len(), n.clone()));
 }
 
-pub(crate) fn sorted(mut nodes: Vec<String>) -> Vec<String> {
+pub(crate) fn sorted(nodes: impl IntoIterator<Item = String>) -> Vec<String> {
+    let mut nodes: Vec<String> = nodes.into_iter().collect();
     sort_nodes(&mut nodes);
     nodes
 }
@@ -391,7 +452,7 @@ pub(crate) fn describe_grudge(grudge: &Grudge) -> String {
         .map(|n| {
             format!(
                 "{n} cannot hear {}",
-                join(&sorted(grudge[n].iter().cloned().collect()))
+                join(&sorted(grudge[n].iter().cloned()))
             )
         })
         .collect::<Vec<_>>()
@@ -723,12 +784,7 @@ impl Lab {
     fn live_nodes(&self) -> Vec<String> {
         self.nodes
             .iter()
-            .filter(|n| {
-                matches!(
-                    self.node_status(n),
-                    Ok(NodeStatus::Running { .. } | NodeStatus::Paused { .. })
-                )
-            })
+            .filter(|n| self.is_live(n))
             .cloned()
             .collect()
     }
@@ -761,81 +817,60 @@ impl Lab {
         }
         let action = match fault {
             Fault::Partition(partition) => self.start_partition(partition, rng, leader).await?,
-            Fault::Kill(selection) => {
-                let nodes = match self.select(selection, &self.live_nodes(), rng, leader) {
-                    Ok(nodes) => nodes,
-                    Err(why) => return Ok(Action::Skipped(why)),
+            Fault::Kill(selection) | Fault::Pause(selection) => {
+                let pause = kind == FaultKind::Pause;
+                let pool = if pause {
+                    self.nodes
+                        .iter()
+                        .filter(|n| matches!(self.node_status(n), Ok(NodeStatus::Running { .. })))
+                        .cloned()
+                        .collect()
+                } else {
+                    self.live_nodes()
                 };
-                let mut killed = Vec::new();
+                let nodes = or_skip!(self.select(selection, &pool, rng, leader));
+                let mut signalled = Vec::new();
                 let mut gone = Vec::new();
                 for node in &nodes {
-                    match self.kill_node(node).await {
+                    let sent = if pause {
+                        self.pause_node(node).await
+                    } else {
+                        self.kill_node(node).await
+                    };
+                    match sent {
                         Ok(()) => {
-                            killed.push(node.clone());
+                            signalled.push(node.clone());
                             let mut faults = lock(&self.faults);
-                            faults.killed.insert(node.clone());
-                            faults.paused.remove(node);
+                            if pause {
+                                faults.paused.insert(node.clone());
+                            } else {
+                                faults.killed.insert(node.clone());
+                                faults.paused.remove(node);
+                            }
                         }
-                        // It exited by itself since it was picked: not ours to kill, and the
+                        // It exited by itself since it was picked: not ours to signal, and the
                         // run goes on (its exit shows up in `unexpected_exits`).
                         Err(Error::Node { .. }) if !self.is_live(node) => gone.push(node.clone()),
                         Err(e) => return Err(e),
                     }
                 }
-                if killed.is_empty() {
+                if signalled.is_empty() {
                     return Ok(Action::Skipped(format!(
-                        "{} exited before the kill",
+                        "{} exited before the {kind}",
                         join(&gone)
                     )));
                 }
-                Action::installed(format!("kill {} (SIGKILL)", join(&killed)), killed)
-            }
-            Fault::Pause(selection) => {
-                let pool: Vec<String> = self
-                    .nodes
-                    .iter()
-                    .filter(|n| matches!(self.node_status(n), Ok(NodeStatus::Running { .. })))
-                    .cloned()
-                    .collect();
-                let nodes = match self.select(selection, &pool, rng, leader) {
-                    Ok(nodes) => nodes,
-                    Err(why) => return Ok(Action::Skipped(why)),
-                };
-                let mut paused = Vec::new();
-                let mut gone = Vec::new();
-                for node in &nodes {
-                    match self.pause_node(node).await {
-                        Ok(()) => {
-                            paused.push(node.clone());
-                            lock(&self.faults).paused.insert(node.clone());
-                        }
-                        Err(Error::Node { .. }) if !self.is_live(node) => gone.push(node.clone()),
-                        Err(e) => return Err(e),
-                    }
-                }
-                if paused.is_empty() {
-                    return Ok(Action::Skipped(format!(
-                        "{} exited before the pause",
-                        join(&gone)
-                    )));
-                }
-                Action::installed(format!("pause {} (SIGSTOP)", join(&paused)), paused)
+                let signal = if pause { "SIGSTOP" } else { "SIGKILL" };
+                Action::installed(format!("{kind} {} ({signal})", join(&signalled)), signalled)
             }
             Fault::Clock(clock, selection) => self.start_clock(clock, selection, rng, leader)?,
             Fault::Loss { percent, nodes } => {
-                let nodes = match self.select(nodes, &self.nodes, rng, leader) {
-                    Ok(nodes) => nodes,
-                    Err(why) => return Ok(Action::Skipped(why)),
-                };
+                let nodes = or_skip!(self.select(nodes, &self.nodes, rng, leader));
                 self.start_loss(*percent, &nodes).await?
             }
             Fault::Bandwidth { kbit, nodes } => {
-                let nodes = match self.select(nodes, &self.nodes, rng, leader) {
-                    Ok(nodes) => nodes,
-                    Err(why) => return Ok(Action::Skipped(why)),
-                };
-                let qdisc = format!("tbf rate {kbit}kbit burst 16kb latency 100ms");
-                self.shape(&nodes, &qdisc).await?;
+                let nodes = or_skip!(self.select(nodes, &self.nodes, rng, leader));
+                self.shape(&nodes, &rules::bandwidth_qdisc(*kbit)).await?;
                 lock(&self.faults).bandwidth.extend(nodes.iter().cloned());
                 Action::installed(
                     format!("limit {} to {kbit} kbit/s each way (tc tbf)", join(&nodes)),
@@ -854,12 +889,9 @@ impl Lab {
                             .to_string(),
                     ));
                 }
-                let nodes = match self.select(nodes, &self.nodes, rng, leader) {
-                    Ok(nodes) => nodes,
-                    Err(why) => return Ok(Action::Skipped(why)),
-                };
-                let qdisc = format!("netem delay {ms}ms {jitter_ms}ms");
-                self.shape(&nodes, &qdisc).await?;
+                let nodes = or_skip!(self.select(nodes, &self.nodes, rng, leader));
+                self.shape(&nodes, &rules::delay_qdisc(*ms, *jitter_ms))
+                    .await?;
                 lock(&self.faults).delay.extend(nodes.iter().cloned());
                 Action::installed(
                     format!(
@@ -882,34 +914,20 @@ impl Lab {
         rng: &mut impl Rng,
         leader: Option<&str>,
     ) -> Result<Action> {
-        let (grudge, description) = match plan_partition(&self.nodes, partition, rng, leader)? {
-            Ok(planned) => planned,
-            Err(why) => return Ok(Action::Skipped(why)),
-        };
-        // Cut pairs: a packet from `src` to `dst` is dropped when `dst` cannot hear `src`.
-        let mut pairs = Vec::new();
+        let (grudge, description) = or_skip!(plan_partition(&self.nodes, partition, rng, leader)?);
+        // A packet from `src` to `dst` is dropped when `dst` cannot hear `src`.
+        let mut cuts = Vec::new();
         let mut touched = BTreeSet::new();
         for (dst, srcs) in &grudge {
             for src in srcs {
-                pairs.push(format!("{} . {}", self.node_ip(src), self.node_ip(dst)));
+                cuts.push((self.node_ip(src), self.node_ip(dst)));
                 touched.insert(dst.clone());
                 touched.insert(src.clone());
             }
         }
-        let mut script = "flush set bridge faultline cut\n".to_string();
-        if !pairs.is_empty() {
-            script.push_str(&format!(
-                "add element bridge faultline cut {{ {} }}\n",
-                pairs.join(", ")
-            ));
-        }
-        // One transaction: the old partition is replaced by the new one atomically.
-        sys::nft_script(Some(&self.bridge_netns()), &script).await?;
+        sys::nft_script(Some(&self.bridge_netns()), &rules::lab_partition(&cuts)).await?;
         lock(&self.faults).partition = Some(description.clone());
-        Ok(Action::installed(
-            description,
-            sorted(touched.into_iter().collect()),
-        ))
+        Ok(Action::installed(description, sorted(touched)))
     }
 
     fn start_clock(
@@ -934,14 +952,8 @@ impl Lab {
                 join(&incapable)
             )));
         }
-        let nodes = match self.select(selection, &capable, rng, leader) {
-            Ok(nodes) => nodes,
-            Err(why) => return Ok(Action::Skipped(why)),
-        };
-        let plan = match plan_clock(clock, &nodes, rng) {
-            Ok(plan) => plan,
-            Err(why) => return Ok(Action::Skipped(why)),
-        };
+        let nodes = or_skip!(self.select(selection, &capable, rng, leader));
+        let plan = or_skip!(plan_clock(clock, &nodes, rng));
         for (node, fault) in &plan {
             let base = lock(&self.faults)
                 .clocks
@@ -1001,24 +1013,8 @@ impl Lab {
 
     async fn start_loss(&self, percent: u8, nodes: &[String]) -> Result<Action> {
         let percent = percent.min(100);
-        // numgen's range is 0..99: "< 100" does not parse, and 100 % means every packet.
-        let verdict = if percent >= 100 {
-            "drop".to_string()
-        } else {
-            format!("numgen random mod 100 < {percent} drop")
-        };
-        let set = nodes
-            .iter()
-            .map(|n| self.node_ip(n).to_string())
-            .collect::<Vec<_>>()
-            .join(", ");
-        // Two rules, but each packet meets one coin flip: the second skips packets the first
-        // already judged (source in the set).
-        let script = format!(
-            "flush chain bridge faultline loss\n\
-             add rule bridge faultline loss ip saddr {{ {set} }} {verdict}\n\
-             add rule bridge faultline loss ip saddr != {{ {set} }} ip daddr {{ {set} }} {verdict}\n"
-        );
+        let ips: Vec<Ipv4Addr> = nodes.iter().map(|n| self.node_ip(n)).collect();
+        let script = rules::lab_loss(&ips, &rules::loss_verdict(percent));
         sys::nft_script(Some(&self.bridge_netns()), &script).await?;
         let description = format!(
             "drop {percent}% of packets to and from {} (nft numgen)",
@@ -1028,17 +1024,21 @@ impl Lab {
         Ok(Action::installed(description, nodes.to_vec()))
     }
 
-    /// Puts `qdisc` on both ends of each node's link: its eth0 (egress from the node) and its
-    /// bridge port (egress towards the node).
+    /// Both ends of a node's link, as (namespace, interface): its eth0 (egress from the node)
+    /// and its bridge port (egress towards the node).
+    fn link_ends(&self, node: &str) -> [(String, String); 2] {
+        [
+            (self.netns_of(node), "eth0".to_string()),
+            (self.bridge_netns(), format!("v{node}")),
+        ]
+    }
+
+    /// Puts `qdisc` on both ends of each node's link.
     async fn shape(&self, nodes: &[String], qdisc: &str) -> Result<()> {
         let words: Vec<&str> = qdisc.split_whitespace().collect();
         for node in nodes {
-            let port = format!("v{node}");
-            for (ns, dev) in [
-                (self.netns_of(node), "eth0"),
-                (self.bridge_netns(), port.as_str()),
-            ] {
-                let mut args = vec!["-n", ns.as_str(), "qdisc", "replace", "dev", dev, "root"];
+            for (ns, dev) in self.link_ends(node) {
+                let mut args = vec!["-n", &ns, "qdisc", "replace", "dev", &dev, "root"];
                 args.extend(&words);
                 sys::run("tc", &args, None).await?;
             }
@@ -1048,14 +1048,14 @@ impl Lab {
 
     async fn unshape(&self, nodes: &[String]) -> Result<()> {
         for node in nodes {
-            let port = format!("v{node}");
-            for (ns, dev) in [
-                (self.netns_of(node), "eth0"),
-                (self.bridge_netns(), port.as_str()),
-            ] {
+            for (ns, dev) in self.link_ends(node) {
                 // "No such file" means no root qdisc left: already unshaped.
-                if let Err(e) =
-                    sys::run("tc", &["-n", &ns, "qdisc", "del", "dev", dev, "root"], None).await
+                if let Err(e) = sys::run(
+                    "tc",
+                    &["-n", &ns, "qdisc", "del", "dev", &dev, "root"],
+                    None,
+                )
+                .await
                     && !e.to_string().contains("No such file")
                     && !e
                         .to_string()
@@ -1112,31 +1112,19 @@ impl Lab {
     pub async fn stop_fault(&self, kind: FaultKind) -> Result<Action> {
         let action = match kind {
             FaultKind::Partition => {
-                if self.isolation != Isolation::Namespaces {
-                    return Ok(Action::Skipped("no partition is active".to_string()));
-                }
-                // Flush even when we think nothing is active: it is idempotent and cheap.
-                sys::nft_script(
-                    Some(&self.bridge_netns()),
-                    "flush set bridge faultline cut\n",
+                self.flush_bridge_rules(
+                    kind,
+                    rules::LAB_HEAL_PARTITION,
+                    |faults| faults.partition.take(),
+                    "heal partition",
                 )
-                .await?;
-                match lock(&self.faults).partition.take() {
-                    Some(was) => {
-                        Action::installed(format!("heal partition ({was})"), self.nodes.clone())
-                    }
-                    None => Action::Skipped("no partition is active".to_string()),
-                }
+                .await?
             }
             FaultKind::Kill => {
-                let killed: Vec<String> = sorted(
+                let killed = or_skip!(to_undo(
+                    kind,
                     std::mem::take(&mut lock(&self.faults).killed)
-                        .into_iter()
-                        .collect(),
-                );
-                if killed.is_empty() {
-                    return Ok(Action::Skipped("no node is killed".to_string()));
-                }
+                ));
                 let mut exited = Vec::new();
                 for node in &killed {
                     // Someone (the target's own recovery) may have brought it back already.
@@ -1166,14 +1154,10 @@ impl Lab {
                 }
             }
             FaultKind::Pause => {
-                let paused: Vec<String> = sorted(
+                let paused = or_skip!(to_undo(
+                    kind,
                     std::mem::take(&mut lock(&self.faults).paused)
-                        .into_iter()
-                        .collect(),
-                );
-                if paused.is_empty() {
-                    return Ok(Action::Skipped("no node is paused".to_string()));
-                }
+                ));
                 let mut resumed = Vec::new();
                 for node in &paused {
                     // A paused node that was killed (or died) meanwhile has nothing to resume.
@@ -1194,48 +1178,35 @@ impl Lab {
             }
             FaultKind::Clock => {
                 self.join_fault_tasks().await;
-                let nodes: Vec<String> = sorted(
-                    std::mem::take(&mut lock(&self.faults).clocks)
-                        .into_keys()
-                        .collect(),
-                );
-                if nodes.is_empty() {
-                    return Ok(Action::Skipped("no clock is faulted".to_string()));
-                }
+                let nodes = or_skip!(to_undo(
+                    kind,
+                    std::mem::take(&mut lock(&self.faults).clocks).into_keys()
+                ));
                 for node in &nodes {
                     self.write_clock(node, 0)?;
                 }
                 Action::installed(format!("reset clock of {}", join(&nodes)), nodes)
             }
             FaultKind::Loss => {
-                if self.isolation != Isolation::Namespaces {
-                    return Ok(Action::Skipped("no packet loss is active".to_string()));
-                }
-                sys::nft_script(
-                    Some(&self.bridge_netns()),
-                    "flush chain bridge faultline loss\n",
+                self.flush_bridge_rules(
+                    kind,
+                    rules::LAB_STOP_LOSS,
+                    |faults| faults.loss.take(),
+                    "stop packet loss",
                 )
-                .await?;
-                match lock(&self.faults).loss.take() {
-                    Some(was) => {
-                        Action::installed(format!("stop packet loss ({was})"), self.nodes.clone())
-                    }
-                    None => Action::Skipped("no packet loss is active".to_string()),
-                }
+                .await?
             }
             FaultKind::Bandwidth | FaultKind::Delay => {
-                let nodes: Vec<String> = {
+                let shaped = {
                     let mut faults = lock(&self.faults);
                     let set = if kind == FaultKind::Bandwidth {
                         &mut faults.bandwidth
                     } else {
                         &mut faults.delay
                     };
-                    sorted(std::mem::take(set).into_iter().collect())
+                    std::mem::take(set)
                 };
-                if nodes.is_empty() {
-                    return Ok(Action::Skipped(format!("no {kind} fault is active")));
-                }
+                let nodes = or_skip!(to_undo(kind, shaped));
                 self.unshape(&nodes).await?;
                 Action::installed(format!("remove {kind} limits from {}", join(&nodes)), nodes)
             }
@@ -1246,17 +1217,31 @@ impl Lab {
         Ok(action)
     }
 
+    /// Runs one of the bridge table's flushes (`flush`, which undoes every fault of `kind`)
+    /// and reports the fault that `take` finds recorded as `<undo> (<what it was>)`.
+    async fn flush_bridge_rules(
+        &self,
+        kind: FaultKind,
+        flush: &str,
+        take: impl FnOnce(&mut FaultState) -> Option<String>,
+        undo: &str,
+    ) -> Result<Action> {
+        if self.isolation != Isolation::Namespaces {
+            return Ok(Action::Skipped(nothing_to_stop(kind)));
+        }
+        // Flush even when we think nothing is active: it is idempotent and cheap.
+        sys::nft_script(Some(&self.bridge_netns()), flush).await?;
+        let was = take(&mut lock(&self.faults));
+        Ok(match was {
+            Some(was) => Action::installed(format!("{undo} ({was})"), self.nodes.clone()),
+            None => Action::Skipped(nothing_to_stop(kind)),
+        })
+    }
+
     /// Undoes everything (every kind), for the final heal before the last reads. Returns the
     /// kinds that had something to undo, with what was done.
     pub async fn heal(&self) -> Result<Vec<(FaultKind, Action)>> {
-        let mut done = Vec::new();
-        for kind in FaultKind::HEAL_ORDER {
-            let action = self.stop_fault(kind).await?;
-            if !matches!(action, Action::Skipped(_)) {
-                done.push((kind, action));
-            }
-        }
-        Ok(done)
+        heal_in_order(|kind| self.stop_fault(kind)).await
     }
 }
 

@@ -27,6 +27,7 @@ use rand::{Rng, SeedableRng};
 use crate::error::{Error, Result};
 use crate::fault::FaultState;
 use crate::procfs;
+use crate::rules;
 use crate::state::{self, LabState};
 use crate::supervisor::NodeProcess;
 use crate::sys;
@@ -305,11 +306,7 @@ impl Lab {
             sys::run("ip", &["-n", ns, "addr", "add", &cidr, "dev", "eth0"], None).await?;
             sys::run("ip", &["-n", ns, "link", "set", "eth0", "up"], None).await?;
         }
-        // Partitions and loss live in one bridge-family table: pairs in a set allow one-way
-        // cuts and atomic changes; drops here look like silent loss, as a real partition does
-        // (targets.md). IPv6 is dropped outright because every rule speaks IPv4 only.
-        let faults = "table bridge faultline {\n  set cut { type ipv4_addr . ipv4_addr; }\n  chain partition {\n    type filter hook forward priority 0; policy accept;\n    ether type ip6 drop\n    ip saddr . ip daddr @cut drop\n  }\n  chain loss {\n    type filter hook forward priority 10; policy accept;\n  }\n}\n";
-        sys::nft_script(Some(&br), faults).await?;
+        sys::nft_script(Some(&br), rules::LAB_TABLE).await?;
         Ok(())
     }
 

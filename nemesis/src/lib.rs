@@ -66,6 +66,8 @@
 //! - `supervisor` — node processes: start, kill, pause, resume, stop, restart, status.
 //! - `fault` — fault kinds, start/stop, heal.
 //! - `remote` — [`Remote`]: the same faults on real hosts over SSH (ControlMaster).
+//! - `rules` — the nft scripts and tc qdiscs that network faults install, in the lab and on
+//!   remote hosts alike.
 //! - `schedule` — [`Nemesis`]: seeded start/stop cycles, events for the history, final heal.
 //! - `state` — the state file under `/run/faultline` and [`clean`].
 //! - `procfs` — `/proc/PID/stat`: liveness by PID + start time, zombies.
@@ -84,6 +86,7 @@ mod fault;
 mod lab;
 mod procfs;
 mod remote;
+mod rules;
 mod schedule;
 mod state;
 mod supervisor;

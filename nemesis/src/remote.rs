@@ -29,10 +29,11 @@ use rand::Rng;
 
 use crate::error::{Error, Result};
 use crate::fault::{
-    Action, Applied, ClockFault, Fault, FaultKind, describe_clock, faketime_spec, join, plan_clock,
-    plan_partition, select_nodes, sorted,
+    Action, ClockFault, Fault, FaultKind, describe_clock, faketime_spec, heal_in_order, join,
+    nothing_to_stop, or_skip, plan_clock, plan_partition, select_nodes, sorted, to_undo,
 };
 use crate::lab::lock;
+use crate::rules;
 
 /// How long a started node may take to write its PID file.
 const START_WAIT: Duration = Duration::from_secs(10);
@@ -535,12 +536,7 @@ impl Remote {
     }
 
     async fn set_table(&self, node: &str, table: &str, body: Option<&str>) -> Result<()> {
-        // Create-then-delete makes the delete safe when the table is absent; the new table
-        // follows in the same transaction, so the change is atomic on the host.
-        let mut script = format!("table inet {table} {{}}\ndelete table inet {table}\n");
-        if let Some(body) = body {
-            script.push_str(&format!("table inet {table} {{\n{body}\n}}\n"));
-        }
+        let script = rules::host_table(table, body);
         self.exec(node, "nft -f -", Some(&script)).await.map(|_| ())
     }
 
@@ -554,10 +550,8 @@ impl Remote {
         let names = self.nodes();
         let action = match fault {
             Fault::Partition(partition) => {
-                let (grudge, description) = match plan_partition(&names, partition, rng, leader)? {
-                    Ok(planned) => planned,
-                    Err(why) => return Ok(Action::Skipped(why)),
-                };
+                let (grudge, description) =
+                    or_skip!(plan_partition(&names, partition, rng, leader)?);
                 let previously = std::mem::take(&mut lock(&self.faults).partitioned);
                 let mut touched = BTreeSet::new();
                 for name in names.iter() {
@@ -566,17 +560,16 @@ impl Remote {
                         Some(peers) => {
                             let ips = peers
                                 .iter()
-                                .map(|p| self.node(p).map(|n| n.ip.to_string()))
-                                .collect::<Result<Vec<_>>>()?
-                                .join(", ");
-                            let body = format!(
-                                "  chain input {{ type filter hook input priority -10; policy accept; ip saddr {{ {ips} }} drop; }}"
-                            );
-                            self.set_table(name, "faultline", Some(&body)).await?;
+                                .map(|p| self.node(p).map(|n| n.ip))
+                                .collect::<Result<Vec<_>>>()?;
+                            let body = rules::host_partition(&ips);
+                            self.set_table(name, rules::HOST_PARTITION_TABLE, Some(&body))
+                                .await?;
                             touched.insert(name.clone());
                         }
                         None if previously.contains(name) => {
-                            self.set_table(name, "faultline", None).await?
+                            self.set_table(name, rules::HOST_PARTITION_TABLE, None)
+                                .await?
                         }
                         None => {}
                     }
@@ -584,7 +577,7 @@ impl Remote {
                 let mut faults = lock(&self.faults);
                 faults.partitioned = touched.clone();
                 faults.partition = Some(description.clone());
-                installed(description, touched.into_iter().collect())
+                Action::installed(description, touched.into_iter().collect())
             }
             Fault::Kill(selection) | Fault::Pause(selection) => {
                 let pause = matches!(fault, Fault::Pause(_));
@@ -598,10 +591,7 @@ impl Remote {
                         pool.push(name.clone());
                     }
                 }
-                let nodes = match select_nodes(&names, selection, &pool, rng, leader) {
-                    Ok(nodes) => nodes,
-                    Err(why) => return Ok(Action::Skipped(why)),
-                };
+                let nodes = or_skip!(select_nodes(&names, selection, &pool, rng, leader));
                 for node in &nodes {
                     self.signal(node, if pause { "STOP" } else { "KILL" })
                         .await?;
@@ -618,7 +608,7 @@ impl Remote {
                 } else {
                     "kill {} (SIGKILL)"
                 };
-                installed(what.replace("{}", &join(&nodes)), nodes)
+                Action::installed(what.replace("{}", &join(&nodes)), nodes)
             }
             Fault::Clock(clock, selection) => {
                 let capable: Vec<String> = self
@@ -633,18 +623,11 @@ impl Remote {
                             .to_string(),
                     ));
                 }
-                let nodes = match select_nodes(&names, selection, &capable, rng, leader) {
-                    Ok(nodes) => nodes,
-                    Err(why) => return Ok(Action::Skipped(why)),
-                };
-                let plan = match plan_clock(clock, &nodes, rng) {
-                    Ok(plan) => plan,
-                    Err(why) => return Ok(Action::Skipped(why)),
-                };
+                let nodes = or_skip!(select_nodes(&names, selection, &capable, rng, leader));
+                let plan = or_skip!(plan_clock(clock, &nodes, rng));
                 for (node, fault) in &plan {
                     if let ClockFault::Strobe { .. } | ClockFault::Skew { .. } = fault {
-                        self.start_clock_loop(fault, std::slice::from_ref(node))
-                            .await?;
+                        self.start_clock_loop(node, fault).await?;
                         continue;
                     }
                     let delta = match fault {
@@ -660,36 +643,27 @@ impl Remote {
                     };
                     self.write_clock(node, offset).await?;
                 }
-                installed(describe_clock(&plan), nodes)
+                Action::installed(describe_clock(&plan), nodes)
             }
             Fault::Loss { percent, nodes } => {
-                let nodes = match select_nodes(&names, nodes, &names, rng, leader) {
-                    Ok(nodes) => nodes,
-                    Err(why) => return Ok(Action::Skipped(why)),
-                };
-                let verdict = if *percent >= 100 {
-                    "drop".to_string()
-                } else {
-                    format!("numgen random mod 100 < {percent} drop")
-                };
+                let nodes = or_skip!(select_nodes(&names, nodes, &names, rng, leader));
+                let verdict = rules::loss_verdict(*percent);
                 for node in &nodes {
-                    let peers = self
+                    let peers: Vec<Ipv4Addr> = self
                         .nodes
                         .iter()
                         .filter(|n| n.name != *node)
-                        .map(|n| n.ip.to_string())
-                        .collect::<Vec<_>>()
-                        .join(", ");
+                        .map(|n| n.ip)
+                        .collect();
                     if peers.is_empty() {
                         continue;
                     }
-                    let body = format!(
-                        "  chain input {{ type filter hook input priority -5; policy accept; ip saddr {{ {peers} }} {verdict}; }}\n  chain output {{ type filter hook output priority -5; policy accept; ip daddr {{ {peers} }} {verdict}; }}"
-                    );
-                    self.set_table(node, "faultline_loss", Some(&body)).await?;
+                    let body = rules::host_loss(&peers, &verdict);
+                    self.set_table(node, rules::HOST_LOSS_TABLE, Some(&body))
+                        .await?;
                     lock(&self.faults).lossy.insert(node.clone());
                 }
-                installed(
+                Action::installed(
                     format!(
                         "drop {percent}% of packets between {} and their peers (nft numgen, each way)",
                         join(&nodes)
@@ -698,15 +672,12 @@ impl Remote {
                 )
             }
             Fault::Bandwidth { kbit, nodes } => {
-                let nodes = match select_nodes(&names, nodes, &names, rng, leader) {
-                    Ok(nodes) => nodes,
-                    Err(why) => return Ok(Action::Skipped(why)),
-                };
-                let qdisc = format!("tbf rate {kbit}kbit burst 16kb latency 100ms");
+                let nodes = or_skip!(select_nodes(&names, nodes, &names, rng, leader));
+                let qdisc = rules::bandwidth_qdisc(*kbit);
                 for node in &nodes {
                     self.shape(node, FaultKind::Bandwidth, &qdisc).await?;
                 }
-                installed(
+                Action::installed(
                     format!(
                         "limit {} to {kbit} kbit/s outgoing toward peers (tc tbf)",
                         join(&nodes)
@@ -719,11 +690,8 @@ impl Remote {
                 jitter_ms,
                 nodes,
             } => {
-                let nodes = match select_nodes(&names, nodes, &names, rng, leader) {
-                    Ok(nodes) => nodes,
-                    Err(why) => return Ok(Action::Skipped(why)),
-                };
-                let qdisc = format!("netem delay {ms}ms {jitter_ms}ms");
+                let nodes = or_skip!(select_nodes(&names, nodes, &names, rng, leader));
+                let qdisc = rules::delay_qdisc(*ms, *jitter_ms);
                 for node in &nodes {
                     match self.shape(node, FaultKind::Delay, &qdisc).await {
                         Ok(()) => {}
@@ -739,7 +707,7 @@ impl Remote {
                         Err(e) => return Err(e),
                     }
                 }
-                installed(
+                Action::installed(
                     format!(
                         "delay packets from {} toward peers by {ms} ms ± {jitter_ms} ms (tc netem)",
                         join(&nodes)
@@ -794,71 +762,59 @@ impl Remote {
     /// node's faketime file, so their timing does not depend on SSH round trips. The loop
     /// writes its PID beside the faketime file and is named by its `$0`
     /// (`faultline-clock-<token>-<node>`), which the stop checks before signalling that PID.
-    async fn start_clock_loop(&self, clock: &ClockFault, nodes: &[String]) -> Result<Action> {
-        let mut description = String::new();
-        for node in nodes {
-            let Some(file) = self.node(node)?.faketime_file.clone() else {
-                continue;
-            };
-            self.stop_clock_loop(node).await?;
-            let base = lock(&self.faults).clocks.get(node).copied().unwrap_or(0);
-            let write = |spec: &str| {
-                format!("printf '%s\\n' {spec} > \"$f.tmp\" && mv -f \"$f.tmp\" \"$f\"")
-            };
-            let body = match clock {
-                ClockFault::Strobe {
-                    delta_ms,
-                    period_ms,
-                } => {
-                    let period_ms = (*period_ms).max(1);
-                    let rounds = CLOCK_LOOP_LIMIT_MS / period_ms / 2 + 1;
-                    description = format!(
-                        "strobe clock of {} between +0 and {delta_ms:+} ms every {period_ms} ms",
-                        join(nodes)
-                    );
-                    let pause = format!("{}.{:03}", period_ms / 1000, period_ms % 1000);
-                    format!(
-                        "i=0; while [ $i -lt {rounds} ]; do {high}; sleep {pause}; {low}; sleep {pause}; i=$((i+1)); done",
-                        high = write(faketime_spec(base + delta_ms).trim()),
-                        low = write(faketime_spec(base).trim()),
-                    )
-                }
-                ClockFault::Skew { rate } if rate.is_finite() && *rate > 0.0 => {
-                    description =
-                        format!("skew clock of {} to run at {rate}x real time", join(nodes));
-                    // Integer shell arithmetic: the rate in thousandths.
-                    let milli = (rate * 1000.0).round() as i64;
-                    let rounds = CLOCK_LOOP_LIMIT_MS / 50;
-                    format!(
-                        "start=$(date +%s%N); i=0; while [ $i -lt {rounds} ]; do \
-                         off=$(( {base} + ($(date +%s%N) - start) / 1000000 * ({milli} - 1000) / 1000 )); \
-                         if [ $off -lt 0 ]; then s=-; a=$((-off)); else s=+; a=$off; fi; \
-                         printf '%s%d.%03d\\n' $s $((a/1000)) $((a%1000)) > \"$f.tmp\" && mv -f \"$f.tmp\" \"$f\"; \
-                         sleep 0.05; i=$((i+1)); done"
-                    )
-                }
-                other => {
-                    return Ok(Action::Skipped(format!(
-                        "{other:?} is not a valid clock loop"
-                    )));
-                }
-            };
-            let script = format!(
-                "echo $$ > {}; f={}; {body}",
-                shell_quote(&clock_loop_pid_file(&file, &self.token)),
-                shell_quote(&file)
-            );
-            let launch = format!(
-                "nohup setsid sh -c {} {} </dev/null >/dev/null 2>&1 &",
-                shell_quote(&script),
-                self.clock_loop_name(node)
-            );
-            self.exec(node, &launch, None).await?;
-            let mut faults = lock(&self.faults);
-            faults.clock_loops.insert(node.clone());
-            faults.clocks.entry(node.clone()).or_insert(base);
-        }
-        Ok(installed(description, nodes.to_vec()))
+    async fn start_clock_loop(&self, node: &str, clock: &ClockFault) -> Result<()> {
+        let Some(file) = self.node(node)?.faketime_file.clone() else {
+            return Ok(());
+        };
+        self.stop_clock_loop(node).await?;
+        let base = lock(&self.faults).clocks.get(node).copied().unwrap_or(0);
+        let body = match clock {
+            ClockFault::Strobe {
+                delta_ms,
+                period_ms,
+            } => {
+                let period_ms = (*period_ms).max(1);
+                let rounds = CLOCK_LOOP_LIMIT_MS / period_ms / 2 + 1;
+                let pause = format!("{}.{:03}", period_ms / 1000, period_ms % 1000);
+                let write = |offset_ms| {
+                    replace_faketime_file(&format!("'%s\\n' {}", faketime_spec(offset_ms).trim()))
+                };
+                format!(
+                    "i=0; while [ $i -lt {rounds} ]; do {high}; sleep {pause}; {low}; sleep {pause}; i=$((i+1)); done",
+                    high = write(base + delta_ms),
+                    low = write(base),
+                )
+            }
+            ClockFault::Skew { rate } if rate.is_finite() && *rate > 0.0 => {
+                // Integer shell arithmetic: the rate in thousandths.
+                let milli = (rate * 1000.0).round() as i64;
+                let rounds = CLOCK_LOOP_LIMIT_MS / 50;
+                format!(
+                    "start=$(date +%s%N); i=0; while [ $i -lt {rounds} ]; do \
+                     off=$(( {base} + ($(date +%s%N) - start) / 1000000 * ({milli} - 1000) / 1000 )); \
+                     if [ $off -lt 0 ]; then s=-; a=$((-off)); else s=+; a=$off; fi; \
+                     {write}; sleep 0.05; i=$((i+1)); done",
+                    write = replace_faketime_file("'%s%d.%03d\\n' $s $((a/1000)) $((a%1000))"),
+                )
+            }
+            // `plan_clock` hands over only strobes and skews with a positive rate.
+            _ => return Ok(()),
+        };
+        let script = format!(
+            "echo $$ > {}; f={}; {body}",
+            shell_quote(&clock_loop_pid_file(&file, &self.token)),
+            shell_quote(&file)
+        );
+        let launch = format!(
+            "nohup setsid sh -c {} {} </dev/null >/dev/null 2>&1 &",
+            shell_quote(&script),
+            self.clock_loop_name(node)
+        );
+        self.exec(node, &launch, None).await?;
+        let mut faults = lock(&self.faults);
+        faults.clock_loops.insert(node.to_string());
+        faults.clocks.entry(node.to_string()).or_insert(base);
+        Ok(())
     }
 
     fn clock_loop_name(&self, node: &str) -> String {
@@ -890,13 +846,10 @@ impl Remote {
             return Ok(());
         };
         let spec = faketime_spec(offset_ms);
-        // Write a sibling and rename over: the node re-reads the file on every clock call
-        // and must never see it half-written.
         let script = format!(
-            "printf '%s\\n' {spec} > {tmp} && mv -f {tmp} {file}",
-            spec = shell_quote(spec.trim()),
-            tmp = shell_quote(&format!("{file}.tmp")),
-            file = shell_quote(file)
+            "f={}; {}",
+            shell_quote(file),
+            replace_faketime_file(&format!("'%s\\n' {}", shell_quote(spec.trim())))
         );
         self.exec(node, &script, None).await.map(|_| ())
     }
@@ -913,74 +866,55 @@ impl Remote {
                     )
                 };
                 for node in &nodes {
-                    self.set_table(node, "faultline", None).await?;
+                    self.set_table(node, rules::HOST_PARTITION_TABLE, None)
+                        .await?;
                 }
                 match was {
-                    Some(was) => installed(
-                        format!("heal partition ({was})"),
-                        sorted(nodes.into_iter().collect()),
-                    ),
-                    None => Action::Skipped("no partition is active".to_string()),
+                    Some(was) => {
+                        Action::installed(format!("heal partition ({was})"), sorted(nodes))
+                    }
+                    None => Action::Skipped(nothing_to_stop(kind)),
                 }
             }
             FaultKind::Kill => {
-                let killed = sorted(
+                let killed = or_skip!(to_undo(
+                    kind,
                     std::mem::take(&mut lock(&self.faults).killed)
-                        .into_iter()
-                        .collect(),
-                );
-                if killed.is_empty() {
-                    return Ok(Action::Skipped("no node is killed".to_string()));
-                }
+                ));
                 for node in &killed {
                     if !self.node_running(node).await? {
                         self.start_node(node).await?;
                     }
                 }
-                installed(format!("restart {}", join(&killed)), killed)
+                Action::installed(format!("restart {}", join(&killed)), killed)
             }
             FaultKind::Pause => {
-                let paused = sorted(
+                let paused = or_skip!(to_undo(
+                    kind,
                     std::mem::take(&mut lock(&self.faults).paused)
-                        .into_iter()
-                        .collect(),
-                );
-                if paused.is_empty() {
-                    return Ok(Action::Skipped("no node is paused".to_string()));
-                }
+                ));
                 for node in &paused {
                     self.signal(node, "CONT").await?;
                 }
-                installed(format!("resume {} (SIGCONT)", join(&paused)), paused)
+                Action::installed(format!("resume {} (SIGCONT)", join(&paused)), paused)
             }
             FaultKind::Clock => {
-                let nodes: Vec<String> = sorted(
-                    std::mem::take(&mut lock(&self.faults).clocks)
-                        .into_keys()
-                        .collect(),
-                );
-                if nodes.is_empty() {
-                    return Ok(Action::Skipped("no clock is faulted".to_string()));
-                }
+                let nodes = or_skip!(to_undo(
+                    kind,
+                    std::mem::take(&mut lock(&self.faults).clocks).into_keys()
+                ));
                 for node in &nodes {
                     self.stop_clock_loop(node).await?;
                     self.write_clock(node, 0).await?;
                 }
-                installed(format!("reset clock of {}", join(&nodes)), nodes)
+                Action::installed(format!("reset clock of {}", join(&nodes)), nodes)
             }
             FaultKind::Loss => {
-                let nodes = sorted(
-                    std::mem::take(&mut lock(&self.faults).lossy)
-                        .into_iter()
-                        .collect(),
-                );
-                if nodes.is_empty() {
-                    return Ok(Action::Skipped("no packet loss is active".to_string()));
-                }
+                let nodes = or_skip!(to_undo(kind, std::mem::take(&mut lock(&self.faults).lossy)));
                 for node in &nodes {
-                    self.set_table(node, "faultline_loss", None).await?;
+                    self.set_table(node, rules::HOST_LOSS_TABLE, None).await?;
                 }
-                installed(format!("stop packet loss on {}", join(&nodes)), nodes)
+                Action::installed(format!("stop packet loss on {}", join(&nodes)), nodes)
             }
             FaultKind::Bandwidth | FaultKind::Delay => {
                 let shaped: Vec<((FaultKind, String), Vec<String>)> = {
@@ -996,7 +930,7 @@ impl Remote {
                         .collect()
                 };
                 if shaped.is_empty() {
-                    return Ok(Action::Skipped(format!("no {kind} fault is active")));
+                    return Ok(Action::Skipped(nothing_to_stop(kind)));
                 }
                 let mut nodes = Vec::new();
                 for ((_, node), devices) in shaped {
@@ -1011,21 +945,14 @@ impl Remote {
                     nodes.push(node);
                 }
                 let nodes = sorted(nodes);
-                installed(format!("remove {kind} limits from {}", join(&nodes)), nodes)
+                Action::installed(format!("remove {kind} limits from {}", join(&nodes)), nodes)
             }
         })
     }
 
     /// Undoes everything on every host.
     pub async fn heal(&self) -> Result<Vec<(FaultKind, Action)>> {
-        let mut done = Vec::new();
-        for kind in FaultKind::HEAL_ORDER {
-            let action = self.stop_fault(kind).await?;
-            if !matches!(action, Action::Skipped(_)) {
-                done.push((kind, action));
-            }
-        }
-        Ok(done)
+        heal_in_order(|kind| self.stop_fault(kind)).await
     }
 
     /// Undoes, on every host, what faults of `kinds` a run that died without healing (SIGKILL,
@@ -1043,10 +970,10 @@ impl Remote {
         let mut report = HealReport::default();
         let mut tables = Vec::new();
         if kinds.contains(&FaultKind::Partition) {
-            tables.push("faultline");
+            tables.push(rules::HOST_PARTITION_TABLE);
         }
         if kinds.contains(&FaultKind::Loss) {
-            tables.push("faultline_loss");
+            tables.push(rules::HOST_LOSS_TABLE);
         }
         let shaping = kinds
             .iter()
@@ -1202,13 +1129,16 @@ pub fn close_abandoned_master(socket: &Path) -> Result<bool> {
     Ok(true)
 }
 
+/// Shell that replaces the faketime file named by `$f` with the output of `printf
+/// <printf_args>`: a sibling, then a rename, because the node re-reads the file on every
+/// clock call and must never see it half-written.
+fn replace_faketime_file(printf_args: &str) -> String {
+    format!("printf {printf_args} > \"$f.tmp\" && mv -f \"$f.tmp\" \"$f\"")
+}
+
 /// Where a clock loop of the connection with `token` keeps its PID: beside the faketime file.
 fn clock_loop_pid_file(faketime_file: &str, token: &str) -> String {
     format!("{faketime_file}.loop-{token}.pid")
-}
-
-fn installed(description: String, nodes: Vec<String>) -> Action {
-    Action::Installed(Applied { description, nodes })
 }
 
 #[cfg(test)]

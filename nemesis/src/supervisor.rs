@@ -347,7 +347,13 @@ impl Lab {
 
     /// SIGKILL and wait (bounded) until the process is gone and reaped.
     pub async fn kill_node(&self, node: &str) -> Result<()> {
-        self.signal(node, Signal::SIGKILL, Intent::Killed)?;
+        self.kill_and_reap(node, Intent::Killed).await
+    }
+
+    /// [`Lab::kill_node`] with the status the node is left in (`intent`): a stop that ends
+    /// in SIGKILL leaves it `Stopped`, not `Killed`.
+    async fn kill_and_reap(&self, node: &str, intent: Intent) -> Result<()> {
+        self.signal(node, Signal::SIGKILL, intent)?;
         if self.wait_for(node, KILL_WAIT, |p| !p.poll_alive()).await {
             Ok(())
         } else {
@@ -402,15 +408,7 @@ impl Lab {
             return Ok(());
         }
         tracing::warn!(lab = %self.name, node, "no exit {STOP_WAIT:?} after SIGTERM: SIGKILL");
-        self.signal(node, Signal::SIGKILL, Intent::Stopped)?;
-        if self.wait_for(node, KILL_WAIT, |p| !p.poll_alive()).await {
-            Ok(())
-        } else {
-            Err(Error::Node {
-                node: node.to_string(),
-                why: format!("still alive {KILL_WAIT:?} after SIGKILL"),
-            })
-        }
+        self.kill_and_reap(node, Intent::Stopped).await
     }
 
     /// Stops every started node at once: SIGCONT + SIGTERM to all, one shared 10 s wait,
@@ -441,13 +439,7 @@ impl Lab {
             let left = deadline.saturating_duration_since(Instant::now());
             if !self.wait_for(node, left, |p| !p.poll_alive()).await {
                 tracing::warn!(lab = %self.name, node, "no exit {grace:?} after SIGTERM: SIGKILL");
-                self.signal(node, Signal::SIGKILL, Intent::Stopped)?;
-                if !self.wait_for(node, KILL_WAIT, |p| !p.poll_alive()).await {
-                    return Err(Error::Node {
-                        node: node.clone(),
-                        why: format!("still alive {KILL_WAIT:?} after SIGKILL"),
-                    });
-                }
+                self.kill_and_reap(node, Intent::Stopped).await?;
             }
         }
         Ok(())

@@ -101,7 +101,7 @@ pub(crate) async fn run_outside(
 ) -> Result<String> {
     let mut command = std::process::Command::new(program);
     enter_outside(&mut command);
-    run_command(tokio::process::Command::from(command), program, args, stdin).await
+    run_command(command, program, args, stdin).await
 }
 
 /// Runs `program args` to completion (blocking), feeding `stdin` if given; stdout on success.
@@ -110,13 +110,9 @@ pub(crate) fn run_blocking(program: &str, args: &[&str], stdin: Option<&str>) ->
     run_command_blocking(std::process::Command::new(program), program, args, stdin)
 }
 
-fn run_command_blocking(
-    mut command: std::process::Command,
-    program: &str,
-    args: &[&str],
-    stdin: Option<&str>,
-) -> Result<String> {
-    use std::io::Write;
+/// Adds `args` and captures stdout and stderr. Stdin is a pipe only when there is input to
+/// feed, else /dev/null: no tool may wait on the caller's terminal.
+fn with_pipes(command: &mut std::process::Command, args: &[&str], stdin: Option<&str>) {
     command
         .args(args)
         .stdout(Stdio::piped())
@@ -126,6 +122,16 @@ fn run_command_blocking(
         } else {
             Stdio::null()
         });
+}
+
+fn run_command_blocking(
+    mut command: std::process::Command,
+    program: &str,
+    args: &[&str],
+    stdin: Option<&str>,
+) -> Result<String> {
+    use std::io::Write;
+    with_pipes(&mut command, args, stdin);
     let output = command.spawn().and_then(|mut child| {
         if let (Some(text), Some(mut pipe)) = (stdin, child.stdin.take()) {
             pipe.write_all(text.as_bytes())?;
@@ -137,26 +143,19 @@ fn run_command_blocking(
 
 /// Async twin of [`run_blocking`], for everything on the lab's hot paths.
 pub(crate) async fn run(program: &str, args: &[&str], stdin: Option<&str>) -> Result<String> {
-    run_command(tokio::process::Command::new(program), program, args, stdin).await
+    run_command(std::process::Command::new(program), program, args, stdin).await
 }
 
 async fn run_command(
-    mut command: tokio::process::Command,
+    mut command: std::process::Command,
     program: &str,
     args: &[&str],
     stdin: Option<&str>,
 ) -> Result<String> {
     use tokio::io::AsyncWriteExt;
-    command
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .stdin(if stdin.is_some() {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        })
-        .kill_on_drop(true);
+    with_pipes(&mut command, args, stdin);
+    let mut command = tokio::process::Command::from(command);
+    command.kill_on_drop(true);
     let output = async {
         let mut child = command.spawn()?;
         if let (Some(text), Some(mut pipe)) = (stdin, child.stdin.take()) {

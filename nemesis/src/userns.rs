@@ -23,6 +23,17 @@ use crate::procfs;
 /// Set in the environment of the re-executed process.
 pub const USERNS_ENV: &str = "FAULTLINE_IN_USERNS";
 
+/// The namespaces of the re-executed run, which the probe asks for too: a probe that
+/// succeeds with fewer would let the exec fail where no useful message can be given.
+const UNSHARE_NAMESPACES: [&str; 6] = [
+    "--user",
+    "--map-root-user",
+    "--net",
+    "--mount",
+    "--pid",
+    "--fork",
+];
+
 /// Whether this process has uid 0 (real root, or root of a user namespace).
 pub fn is_root() -> bool {
     procfs::is_root()
@@ -49,36 +60,20 @@ pub fn ensure_root_or_reexec() -> Result<()> {
     }
     // Probe first: once exec'd, a failing unshare cannot fall back to a useful message.
     let probe = std::process::Command::new("unshare")
-        .args([
-            "--user",
-            "--map-root-user",
-            "--net",
-            "--mount",
-            "--pid",
-            "--fork",
-            "true",
-        ])
+        .args(UNSHARE_NAMESPACES)
+        .arg("true")
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .status()
-        .map_err(|source| Error::Spawn {
-            program: "unshare".to_string(),
-            package: "util-linux",
-            source,
-        })?;
+        .map_err(unshare_failed)?;
     if !probe.success() {
         return Err(Error::NotRoot);
     }
     let exe = std::env::current_exe().map_err(|e| Error::io("finding", "/proc/self/exe", e))?;
     tracing::info!("not root: re-executing inside a user namespace (unshare -Urnm --pid)");
     let error = std::process::Command::new("unshare")
+        .args(UNSHARE_NAMESPACES)
         .args([
-            "--user",
-            "--map-root-user",
-            "--net",
-            "--mount",
-            "--pid",
-            "--fork",
             "--mount-proc",
             "--propagation",
             "private",
@@ -94,9 +89,13 @@ pub fn ensure_root_or_reexec() -> Result<()> {
         .args(std::env::args_os().skip(1))
         .env(USERNS_ENV, "1")
         .exec();
-    Err(Error::Spawn {
+    Err(unshare_failed(error))
+}
+
+fn unshare_failed(source: std::io::Error) -> Error {
+    Error::Spawn {
         program: "unshare".to_string(),
         package: "util-linux",
-        source: error,
-    })
+        source,
+    }
 }
