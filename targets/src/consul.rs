@@ -14,7 +14,7 @@
 
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use faultline_nemesis::{Lab, Remote};
 use serde::Deserialize;
@@ -23,7 +23,8 @@ use crate::base64;
 use crate::discover::find_program;
 use crate::error::Error;
 use crate::hosts::{HostNodes, HostsSpec, Launch};
-use crate::nodes::{Nodes, Placement, node_command, status_client, wipe_on_error};
+use crate::http::client_with_timeout;
+use crate::nodes::{Nodes, Placement, find_leader, start_in_lab, wait_for_leader};
 use crate::outcome::{CAS_MISMATCH, Outcome, Request};
 
 /// HTTP API port on every node.
@@ -104,45 +105,39 @@ const AGENT_CONFIG: &str = r#"{
 }
 "#;
 
+/// How the lab and the hosts start a Consul server agent.
+const LAUNCH: Launch = Launch {
+    program: "consul",
+    install_hint: "install Consul 1.8 (the binary from releases.hashicorp.com, or Debian bullseye's consul package)",
+    version_args: &["version"],
+    // Go reads the clock through the vDSO: libfaketime cannot reach it.
+    faketime: false,
+    make_data_dir: true,
+    env: Vec::new(),
+};
+
 impl ConsulCluster {
     /// Start one server agent per lab node. Does no network I/O: follow with
     /// [`ConsulCluster::wait_for_leader`] on the client runtime.
     pub async fn start(spec: &ConsulSpec, lab: &Lab) -> Result<ConsulCluster, Error> {
         let binary = find_binary(spec.binary.as_deref())?;
         let nodes = Nodes::of(lab);
-        let io = |what: String| move |source| Error::Io { what, source };
-        let started = async {
-            for (name, ip) in nodes.iter() {
-                let data = spec.data_dir.join(name);
-                std::fs::create_dir_all(&data)
-                    .map_err(io(format!("creating {}", data.display())))?;
-                let config = spec.data_dir.join(format!("{name}.json"));
-                std::fs::write(&config, AGENT_CONFIG)
-                    .map_err(io(format!("writing {}", config.display())))?;
-                let args = node_args(
-                    &nodes,
-                    name,
-                    *ip,
-                    &data.display().to_string(),
-                    &config.display().to_string(),
-                );
-                // Go reads the clock through the vDSO: libfaketime cannot reach it.
-                let command = node_command(lab, name, &binary, args, Vec::new(), false);
-                lab.start_node(name, command).await?;
-            }
-            Ok::<(), Error>(())
+        let args = |name: &str, ip, data: &str| {
+            let config = spec.data_dir.join(format!("{name}.json"));
+            std::fs::write(&config, AGENT_CONFIG).map_err(|source| Error::Io {
+                what: format!("writing {}", config.display()),
+                source,
+            })?;
+            Ok(node_args(
+                &nodes,
+                name,
+                ip,
+                data,
+                &config.display().to_string(),
+            ))
         };
-        wipe_on_error(lab, &spec.data_dir, started.await).await?;
-        Ok(ConsulCluster {
-            nodes,
-            placement: Placement::Lab {
-                binary,
-                data_dir: spec.data_dir.clone(),
-            },
-            read_mode: spec.read_mode,
-            op_timeout: spec.op_timeout,
-            startup_timeout: spec.startup_timeout,
-        })
+        let placement = start_in_lab(lab, &nodes, binary, &spec.data_dir, &LAUNCH, args).await?;
+        Ok(ConsulCluster::new(spec, nodes, placement))
     }
 
     /// Start one server agent per host, with the same command line and agent config as in
@@ -154,19 +149,10 @@ impl ConsulCluster {
         remote: &mut Remote,
     ) -> Result<ConsulCluster, Error> {
         let nodes = Nodes::of_hosts(&hosts.hosts);
-        let launch = Launch {
-            program: "consul",
-            install_hint: "install Consul 1.8 (the binary from releases.hashicorp.com, or Debian bullseye's consul package)",
-            version_args: &["version"],
-            // Go reads the clock through the vDSO: libfaketime cannot reach it.
-            faketime: false,
-            make_data_dir: true,
-            env: Vec::new(),
-        };
         let started = HostNodes::start(
             hosts,
             remote,
-            launch,
+            LAUNCH,
             |_| vec![(CONFIG_FILE, AGENT_CONFIG.to_string())],
             |_, node| {
                 let config = format!("{}/{CONFIG_FILE}", node.dir);
@@ -174,13 +160,17 @@ impl ConsulCluster {
             },
         )
         .await?;
-        Ok(ConsulCluster {
+        Ok(ConsulCluster::new(spec, nodes, Placement::Hosts(started)))
+    }
+
+    fn new(spec: &ConsulSpec, nodes: Nodes, placement: Placement) -> ConsulCluster {
+        ConsulCluster {
             nodes,
-            placement: Placement::Hosts(started),
+            placement,
             read_mode: spec.read_mode,
             op_timeout: spec.op_timeout,
             startup_timeout: spec.startup_timeout,
-        })
+        }
     }
 
     /// The node names, `n1`…
@@ -191,45 +181,26 @@ impl ConsulCluster {
     /// Wait, bounded by the spec's startup timeout, until a leader is elected and its KV store
     /// answers a consistent read (a fresh leader refuses KV requests for a moment).
     pub async fn wait_for_leader(&self) -> Result<String, Error> {
-        let deadline = Instant::now() + self.startup_timeout;
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_millis(1000))
-            .build()?;
-        while Instant::now() < deadline {
-            if let Some(leader) = self.leader().await {
-                let ip = self.nodes.ip(&leader)?;
-                let url = format!("http://{ip}:{HTTP_PORT}/v1/kv/faultline-probe?consistent");
-                if let Ok(r) = http.get(url).send().await
-                    && matches!(r.status().as_u16(), 200 | 404)
-                {
-                    return Ok(leader);
-                }
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        Err(Error::NoLeader(format!(
-            "no Consul leader after {:?}: see the node logs in the run directory's nodes/",
-            self.startup_timeout
-        )))
+        let http = &client_with_timeout(Duration::from_millis(1000))?;
+        wait_for_leader("Consul", self.startup_timeout, move || async move {
+            let leader = self.leader().await?;
+            let ip = self.nodes.ip(&leader).ok()?;
+            let url = format!("http://{ip}:{HTTP_PORT}/v1/kv/faultline-probe?consistent");
+            let answer = http.get(url).send().await.ok()?;
+            matches!(answer.status().as_u16(), 200 | 404).then_some(leader)
+        })
+        .await
     }
 
     /// The current leader: what a node's `/v1/status/leader` says (`"IP:8300"`), as a node
     /// name. Asks each node in turn until one knows a leader.
     pub async fn leader(&self) -> Option<String> {
-        let http = status_client()?;
-        for (_, ip) in self.nodes.iter() {
-            let url = format!("http://{ip}:{HTTP_PORT}/v1/status/leader");
-            let Ok(response) = http.get(url).send().await else {
-                continue;
-            };
-            let Ok(address) = response.json::<String>().await else {
-                continue;
-            };
-            if let Some(leader) = self.node_at(&address) {
-                return Some(leader);
-            }
-        }
-        None
+        find_leader(
+            &self.nodes,
+            |http, ip| http.get(format!("http://{ip}:{HTTP_PORT}/v1/status/leader")),
+            |_, address: String| self.node_at(&address),
+        )
+        .await
     }
 
     fn node_at(&self, address: &str) -> Option<String> {
@@ -251,9 +222,7 @@ impl ConsulCluster {
         Ok(ConsulClient {
             base: format!("http://{}:{HTTP_PORT}/v1/kv", self.nodes.ip(node)?),
             read_mode,
-            http: reqwest::Client::builder()
-                .timeout(self.op_timeout)
-                .build()?,
+            http: client_with_timeout(self.op_timeout)?,
         })
     }
 
@@ -269,7 +238,7 @@ impl ConsulCluster {
 
     /// `Consul v1.8.7`.
     pub fn version(&self) -> String {
-        self.placement.version(&["version"])
+        self.placement.version(LAUNCH.version_args)
     }
 }
 
@@ -317,7 +286,7 @@ impl ConsulClient {
         Ok(ConsulClient {
             base: format!("{}/v1/kv", base.trim_end_matches('/')),
             read_mode,
-            http: reqwest::Client::builder().timeout(op_timeout).build()?,
+            http: client_with_timeout(op_timeout)?,
         })
     }
 }

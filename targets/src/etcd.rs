@@ -9,7 +9,7 @@
 //! Network calls run on the lab's client runtime (see the crate root).
 
 use std::net::Ipv4Addr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use faultline_nemesis::{Lab, Remote};
@@ -20,7 +20,8 @@ use crate::base64;
 use crate::discover::find_program;
 use crate::error::Error;
 use crate::hosts::{HostNodes, HostsSpec, Launch};
-use crate::nodes::{Nodes, Placement, node_command, status_client, wait_for_leader, wipe_on_error};
+use crate::http::client_with_timeout;
+use crate::nodes::{Nodes, Placement, find_leader, start_in_lab, wait_for_leader};
 use crate::outcome::{CAS_MISMATCH, Outcome, Request};
 
 /// Client port on every node.
@@ -74,7 +75,7 @@ pub struct EtcdCluster {
 }
 
 /// Find `etcd`: the given path, `$FAULTLINE_ETCD_BIN`, PATH, or the tools directory.
-pub fn find_binary(given: Option<&std::path::Path>) -> Result<PathBuf, Error> {
+pub fn find_binary(given: Option<&Path>) -> Result<PathBuf, Error> {
     find_program(
         "etcd",
         given,
@@ -82,6 +83,18 @@ pub fn find_binary(given: Option<&std::path::Path>) -> Result<PathBuf, Error> {
         "install it with `bash scripts/install-targets.sh` (Debian package etcd-server), or pass --etcd-bin",
     )
 }
+
+/// How the lab and the hosts start etcd.
+const LAUNCH: Launch = Launch {
+    program: "etcd",
+    install_hint: "install etcd 3.4 (Debian: apt-get install etcd-server)",
+    version_args: &["--version"],
+    // Go reads the clock through the vDSO: libfaketime cannot reach it.
+    faketime: false,
+    // etcd makes its data directory itself.
+    make_data_dir: false,
+    env: Vec::new(),
+};
 
 impl EtcdCluster {
     /// Start one etcd per lab node, as one new cluster. Does no network I/O: follow with
@@ -91,32 +104,9 @@ impl EtcdCluster {
         let nodes = Nodes::of(lab);
         // A cluster token per lab, so members of another run can never join this one.
         let token = format!("faultline-{}", lab.name());
-        let started = async {
-            // etcd makes each node's own directory; the parent must exist.
-            std::fs::create_dir_all(&spec.data_dir).map_err(|source| Error::Io {
-                what: format!("creating {}", spec.data_dir.display()),
-                source,
-            })?;
-            for (name, ip) in nodes.iter() {
-                let data = spec.data_dir.join(name).display().to_string();
-                let args = node_args(&nodes, name, *ip, &data, &token);
-                // Go reads the clock through the vDSO: libfaketime cannot reach it.
-                let command = node_command(lab, name, &binary, args, Vec::new(), false);
-                lab.start_node(name, command).await?;
-            }
-            Ok::<(), Error>(())
-        };
-        wipe_on_error(lab, &spec.data_dir, started.await).await?;
-        Ok(EtcdCluster {
-            nodes,
-            placement: Placement::Lab {
-                binary,
-                data_dir: spec.data_dir.clone(),
-            },
-            read_mode: spec.read_mode,
-            op_timeout: spec.op_timeout,
-            startup_timeout: spec.startup_timeout,
-        })
+        let args = |name: &str, ip, data: &str| Ok(node_args(&nodes, name, ip, data, &token));
+        let placement = start_in_lab(lab, &nodes, binary, &spec.data_dir, &LAUNCH, args).await?;
+        Ok(EtcdCluster::new(spec, nodes, placement))
     }
 
     /// Start one etcd per host, as one new cluster, with the same command line as in the lab.
@@ -130,31 +120,25 @@ impl EtcdCluster {
         let nodes = Nodes::of_hosts(&hosts.hosts);
         // A cluster token per run, so members of another run can never join this one.
         let token = format!("faultline-{}", hosts.run_id);
-        let launch = Launch {
-            program: "etcd",
-            install_hint: "install etcd 3.4 (Debian: apt-get install etcd-server)",
-            version_args: &["--version"],
-            // Go reads the clock through the vDSO: libfaketime cannot reach it.
-            faketime: false,
-            // etcd makes its data directory itself.
-            make_data_dir: false,
-            env: Vec::new(),
-        };
         let started = HostNodes::start(
             hosts,
             remote,
-            launch,
+            LAUNCH,
             |_| Vec::new(),
             |_, node| node_args(&nodes, &node.name, node.address, &node.data, &token),
         )
         .await?;
-        Ok(EtcdCluster {
+        Ok(EtcdCluster::new(spec, nodes, Placement::Hosts(started)))
+    }
+
+    fn new(spec: &EtcdSpec, nodes: Nodes, placement: Placement) -> EtcdCluster {
+        EtcdCluster {
             nodes,
-            placement: Placement::Hosts(started),
+            placement,
             read_mode: spec.read_mode,
             op_timeout: spec.op_timeout,
             startup_timeout: spec.startup_timeout,
-        })
+        }
     }
 
     /// The node names, `n1`…
@@ -169,20 +153,18 @@ impl EtcdCluster {
 
     /// The current leader: the node whose member id is the leader its own status reports.
     pub async fn leader(&self) -> Option<String> {
-        let http = status_client()?;
-        for (name, ip) in self.nodes.iter() {
-            let url = format!("http://{ip}:{CLIENT_PORT}/v3/maintenance/status");
-            let Ok(response) = http.post(url).json(&json!({})).send().await else {
-                continue;
-            };
-            let Ok(status) = response.json::<MaintenanceStatus>().await else {
-                continue;
-            };
-            if status.leader.is_some() && status.leader == status.header.member_id {
-                return Some(name.clone());
-            }
-        }
-        None
+        find_leader(
+            &self.nodes,
+            |http, ip| {
+                http.post(format!("http://{ip}:{CLIENT_PORT}/v3/maintenance/status"))
+                    .json(&json!({}))
+            },
+            |name, status: MaintenanceStatus| {
+                (status.leader.is_some() && status.leader == status.header.member_id)
+                    .then(|| name.to_string())
+            },
+        )
+        .await
     }
 
     /// A client bound to `node`, reading in the spec's read mode.
@@ -196,9 +178,7 @@ impl EtcdCluster {
         Ok(EtcdClient {
             base: format!("http://{ip}:{CLIENT_PORT}"),
             serializable: read_mode == EtcdReadMode::Serializable,
-            http: reqwest::Client::builder()
-                .timeout(self.op_timeout)
-                .build()?,
+            http: client_with_timeout(self.op_timeout)?,
         })
     }
 
@@ -214,7 +194,7 @@ impl EtcdCluster {
 
     /// `etcd Version: 3.4.23`.
     pub fn version(&self) -> String {
-        self.placement.version(&["--version"])
+        self.placement.version(LAUNCH.version_args)
     }
 }
 
@@ -274,7 +254,7 @@ impl EtcdClient {
         Ok(EtcdClient {
             base: base.trim_end_matches('/').to_string(),
             serializable: read_mode == EtcdReadMode::Serializable,
-            http: reqwest::Client::builder().timeout(op_timeout).build()?,
+            http: client_with_timeout(op_timeout)?,
         })
     }
 }

@@ -158,7 +158,8 @@ pub(crate) fn shell_quote(text: &str) -> String {
     format!("'{}'", text.replace('\'', r"'\''"))
 }
 
-/// What a target tells [`HostNodes::start`] about its server.
+/// What a target tells [`HostNodes::start`] (and [`crate::nodes::start_in_lab`]) about its
+/// server.
 pub(crate) struct Launch {
     /// The program's name on the hosts' PATH when no binary is given (`etcd`).
     pub program: &'static str,
@@ -166,7 +167,8 @@ pub(crate) struct Launch {
     pub install_hint: &'static str,
     /// Arguments that make it print its version (`--version`).
     pub version_args: &'static [&'static str],
-    /// Start under libfaketime where the host has it (servers that read time through libc).
+    /// Start under libfaketime (on a host, where it has it): servers that read time through
+    /// libc.
     pub faketime: bool,
     /// Make the data directory before the start (etcd makes its own).
     pub make_data_dir: bool,
@@ -490,10 +492,7 @@ fn start_command(
 
 async fn fetch(remote: &Remote, node: &HostNode, from: &str, to: &Path) -> Result<(), Error> {
     if let Some(dir) = to.parent() {
-        std::fs::create_dir_all(dir).map_err(|source| Error::Io {
-            what: format!("creating {}", dir.display()),
-            source,
-        })?;
+        crate::nodes::create_dir(dir)?;
     }
     Ok(remote.fetch_file(&node.name, from, to).await?)
 }

@@ -1,6 +1,15 @@
-//! What every HTTP client of a target shares: how a request that never got an answer ends.
+//! What every HTTP client of a target shares: how long it waits for an answer, and how a
+//! request that never got one ends.
 
+use std::time::Duration;
+
+use crate::error::Error;
 use crate::outcome::Outcome;
+
+/// A client whose every request gives up after `timeout`.
+pub(crate) fn client_with_timeout(timeout: Duration) -> Result<reqwest::Client, Error> {
+    Ok(reqwest::Client::builder().timeout(timeout).build()?)
+}
 
 /// The outcome of a request that got no HTTP answer: refused before anything was sent →
 /// `fail`; otherwise a read (which changes nothing) → `fail`, and a write or CAS, which may

@@ -1,5 +1,6 @@
-//! What every target Faultline starts shares: its nodes' names and addresses, the bounded
-//! wait for a leader, and (in the lab) stopping the nodes and wiping their data.
+//! What every target Faultline starts shares: its nodes' names and addresses, finding the
+//! leader and the bounded wait for one, and (in the lab) starting the nodes, stopping them and
+//! wiping their data.
 
 use std::future::Future;
 use std::net::Ipv4Addr;
@@ -7,9 +8,10 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use faultline_nemesis::{Lab, NodeCommand, Remote};
+use serde::de::DeserializeOwned;
 
 use crate::error::Error;
-use crate::hosts::HostNodes;
+use crate::hosts::{HostNodes, Launch};
 
 /// Where a cluster's nodes run, which decides how they are stopped and wiped.
 pub(crate) enum Placement {
@@ -101,6 +103,33 @@ impl Nodes {
     }
 }
 
+/// The leader as the first node, asked in turn with `ask`, whose answer `leader` reads as
+/// naming one. A node that does not answer (down, partitioned) is skipped.
+pub(crate) async fn find_leader<T, Ask, Read>(
+    nodes: &Nodes,
+    ask: Ask,
+    leader: Read,
+) -> Option<String>
+where
+    T: DeserializeOwned,
+    Ask: Fn(&reqwest::Client, Ipv4Addr) -> reqwest::RequestBuilder,
+    Read: Fn(&str, T) -> Option<String>,
+{
+    let http = status_client()?;
+    for (name, ip) in nodes.iter() {
+        let Ok(response) = ask(&http, *ip).send().await else {
+            continue;
+        };
+        let Ok(answer) = response.json::<T>().await else {
+            continue;
+        };
+        if let Some(node) = leader(name, answer) {
+            return Some(node);
+        }
+    }
+    None
+}
+
 /// Poll `leader` every 100 ms until it names a node or `timeout` passes.
 pub(crate) async fn wait_for_leader<F, Fut>(
     system: &str,
@@ -121,6 +150,57 @@ where
     Err(Error::NoLeader(format!(
         "no {system} leader after {timeout:?}: see the node logs in the run directory's nodes/"
     )))
+}
+
+/// Start one `binary` per lab node, in order, as `launch` says (environment, libfaketime,
+/// whether to make each node's data directory `data_dir/<node>`), with the arguments `args`
+/// gives the node's name, address and data directory (it may write the node's files first).
+/// A start that fails half-way stops the nodes already started and removes `data_dir` before
+/// returning the error ([`wipe_on_error`]).
+pub(crate) async fn start_in_lab(
+    lab: &Lab,
+    nodes: &Nodes,
+    binary: PathBuf,
+    data_dir: &Path,
+    launch: &Launch,
+    mut args: impl FnMut(&str, Ipv4Addr, &str) -> Result<Vec<String>, Error>,
+) -> Result<Placement, Error> {
+    let started = async {
+        if !launch.make_data_dir {
+            // The server makes its own data directory; the parent must exist.
+            create_dir(data_dir)?;
+        }
+        for (name, ip) in nodes.iter() {
+            let data = data_dir.join(name);
+            if launch.make_data_dir {
+                create_dir(&data)?;
+            }
+            let args = args(name, *ip, &data.display().to_string())?;
+            let command = node_command(
+                lab,
+                name,
+                &binary,
+                args,
+                launch.env.clone(),
+                launch.faketime,
+            );
+            lab.start_node(name, command).await?;
+        }
+        Ok(())
+    };
+    wipe_on_error(lab, data_dir, started.await).await?;
+    Ok(Placement::Lab {
+        binary,
+        data_dir: data_dir.to_path_buf(),
+    })
+}
+
+/// Make `path` and its parents; the error names the directory.
+pub(crate) fn create_dir(path: &Path) -> Result<(), Error> {
+    std::fs::create_dir_all(path).map_err(|source| Error::Io {
+        what: format!("creating {}", path.display()),
+        source,
+    })
 }
 
 /// Stop every node (SIGTERM, SIGKILL after `grace`) and remove the data directories.
@@ -173,9 +253,6 @@ pub(crate) fn node_command(
 }
 
 /// A short-timeout HTTP client for status probes.
-pub(crate) fn status_client() -> Option<reqwest::Client> {
-    reqwest::Client::builder()
-        .timeout(Duration::from_millis(500))
-        .build()
-        .ok()
+fn status_client() -> Option<reqwest::Client> {
+    crate::http::client_with_timeout(Duration::from_millis(500)).ok()
 }

@@ -18,7 +18,8 @@ use serde::Deserialize;
 
 use crate::error::Error;
 use crate::hosts::{HostNodes, HostsSpec, Launch};
-use crate::nodes::{Nodes, Placement, node_command, status_client, wait_for_leader};
+use crate::http::client_with_timeout;
+use crate::nodes::{Nodes, Placement, create_dir, find_leader, node_command, wait_for_leader};
 use crate::outcome::{CAS_MISMATCH, Outcome, Request};
 
 /// The port every node serves its API and Raft RPCs on.
@@ -64,10 +65,7 @@ impl RaftCluster {
         let nodes = Nodes::of(lab);
         for (i, (name, ip)) in nodes.iter().enumerate() {
             let data = spec.data_dir.join(name);
-            std::fs::create_dir_all(&data).map_err(|source| Error::Io {
-                what: format!("creating {}", data.display()),
-                source,
-            })?;
+            create_dir(&data)?;
             let args = node_args(
                 &nodes,
                 i,
@@ -144,20 +142,12 @@ impl RaftCluster {
     /// The current leader, as its node name: a node that says it leads. `None` when no node
     /// answers that it is the leader (an election, a partition).
     pub async fn leader(&self) -> Option<String> {
-        let client = status_client()?;
-        for (name, ip) in self.nodes.iter() {
-            let url = format!("http://{ip}:{PORT}/status");
-            let Ok(response) = client.get(url).send().await else {
-                continue;
-            };
-            let Ok(status) = response.json::<Status>().await else {
-                continue;
-            };
-            if status.role == "Leader" {
-                return Some(name.clone());
-            }
-        }
-        None
+        find_leader(
+            &self.nodes,
+            |http, ip| http.get(format!("http://{ip}:{PORT}/status")),
+            |name, status: Status| (status.role == "Leader").then(|| name.to_string()),
+        )
+        .await
     }
 
     /// A client bound to `node`.
@@ -165,9 +155,7 @@ impl RaftCluster {
         let ip = self.nodes.ip(node)?;
         Ok(RaftClient {
             base: format!("http://{ip}:{PORT}"),
-            http: reqwest::Client::builder()
-                .timeout(self.op_timeout)
-                .build()?,
+            http: client_with_timeout(self.op_timeout)?,
         })
     }
 
@@ -305,7 +293,7 @@ impl RaftClient {
     pub fn at(base: &str, op_timeout: Duration) -> Result<RaftClient, Error> {
         Ok(RaftClient {
             base: base.trim_end_matches('/').to_string(),
-            http: reqwest::Client::builder().timeout(op_timeout).build()?,
+            http: client_with_timeout(op_timeout)?,
         })
     }
 
