@@ -54,6 +54,7 @@ fn seeds() -> Vec<(Format, String)> {
             crash: 0.15,
             unique: false,
             stale_read: true,
+            torn_read: false,
             seed: 7,
         },
         &mut txns,

@@ -187,6 +187,19 @@ proptest! {
     }
 }
 
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(3000))]
+
+    /// Two registers and many crashes: a transaction that sees one register written by
+    /// another and the other register as a crashed transaction may have left it.
+    #[test]
+    fn multi_register_search_agrees_when_many_crash_across_two_registers(
+        txns in arb_history(2, 4, 8)
+    ) {
+        agrees_with_brute_force(&txns)?;
+    }
+}
+
 fn agrees_with_brute_force(txns: &[Txn]) -> Result<(), TestCaseError> {
     let text = jsonl_of(txns);
     let events = jsonl::parse(&text).expect("parses");
@@ -199,13 +212,15 @@ fn agrees_with_brute_force(txns: &[Txn]) -> Result<(), TestCaseError> {
     };
     prop_assert_eq!(report.verdict(), expected, "{}", text);
     // An invalid verdict always comes with a sentence naming the transaction (and, for a read
-    // of an overwritten value, the transactions it cites).
+    // of an overwritten value or a transaction seen by halves, the transactions it cites).
     if expected == Verdict::Invalid {
         let c = &report.counterexamples[0];
         prop_assert!(
             c.explanation.contains("has no place in any order")
                 || c.explanation.contains("a value no transaction writes")
                 || (c.explanation.contains(", before the read began at ")
+                    && !c.evidence.is_empty())
+                || (c.explanation.contains(", so it came first, and it left ")
                     && !c.evidence.is_empty()),
             "{}",
             c.explanation

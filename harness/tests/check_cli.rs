@@ -423,14 +423,39 @@ fn synth_writes_lock_histories_valid_or_with_a_double_acquire() {
 fn transactions_are_checked_as_a_multi_register_and_the_report_shows_them() {
     let dir = tempfile::tempdir().expect("tempdir");
     // Process 1 reads y before process 0's transaction wrote it, but x after: half of it.
-    let torn = write(
+    // Refuted before any search, with process 0 cited.
+    let half = write(
         dir.path(),
-        "txn.jsonl",
+        "half.jsonl",
         &[
             r#"{"index":0,"time":0,"process":0,"type":"invoke","f":"txn","value":[["w","x",1],["w","y",1]]}"#,
             r#"{"index":1,"time":1000000,"process":1,"type":"invoke","f":"txn","value":[["r","x",null],["r","y",null]]}"#,
             r#"{"index":2,"time":2000000,"process":0,"type":"ok","f":"txn","value":[["w","x",1],["w","y",1]]}"#,
             r#"{"index":3,"time":3000000,"process":1,"type":"ok","f":"txn","value":[["r","x",1],["r","y",null]]}"#,
+        ],
+    );
+    let (code, json) = check_json(&half);
+    assert_eq!(code, Some(1));
+    let c = &json[0]["counterexamples"][0];
+    assert!(
+        c["explanation"].as_str().is_some_and(|s| s.contains(
+            "but only the transaction by process 0 leaves x = 1, so it came first, and it left y = 1"
+        )),
+        "{c}"
+    );
+    assert_eq!(c["evidence"][0]["process"], 0, "{c}");
+    // With process 2 writing the same, neither writer alone must come first: the search
+    // refutes it, and the report shows the registers along its longest prefix.
+    let torn = write(
+        dir.path(),
+        "txn.jsonl",
+        &[
+            r#"{"index":0,"time":0,"process":0,"type":"invoke","f":"txn","value":[["w","x",1],["w","y",1]]}"#,
+            r#"{"index":1,"time":0,"process":2,"type":"invoke","f":"txn","value":[["w","x",1],["w","y",1]]}"#,
+            r#"{"index":2,"time":1000000,"process":1,"type":"invoke","f":"txn","value":[["r","x",null],["r","y",null]]}"#,
+            r#"{"index":3,"time":2000000,"process":0,"type":"ok","f":"txn","value":[["w","x",1],["w","y",1]]}"#,
+            r#"{"index":4,"time":2000000,"process":2,"type":"ok","f":"txn","value":[["w","x",1],["w","y",1]]}"#,
+            r#"{"index":5,"time":3000000,"process":1,"type":"ok","f":"txn","value":[["r","x",1],["r","y",null]]}"#,
         ],
     );
     let report = dir.path().join("report");
@@ -515,6 +540,27 @@ fn synth_writes_transaction_histories_valid_or_with_a_stale_read() {
     assert!(
         sentence.contains("read r0 = ") && sentence.contains(", before the read began at "),
         "{sentence}"
+    );
+    // A torn read is refuted before any search too, values repeating and some crashed.
+    let torn = synth(&["--torn-read"]);
+    assert!(
+        String::from_utf8_lossy(&torn.stdout).contains("ending in a torn read of r0 and r1"),
+        "{torn:?}"
+    );
+    let (code, json) = check_json(&path);
+    assert_eq!(code, Some(1));
+    let sentence = json[0]["counterexamples"][0]["explanation"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(
+        sentence.contains(", so it came first, and it left r1 = "),
+        "{sentence}"
+    );
+    let one_register = synth_to(&path, &["--txn", "--keys", "1", "--torn-read"], &[]);
+    assert_eq!(one_register.status.code(), Some(3));
+    assert!(
+        String::from_utf8_lossy(&one_register.stderr).contains("give --keys 2 or more"),
+        "{one_register:?}"
     );
     // Out of time the search says `unknown`, and a history without key names names none.
     let long = ["--txn", "--ops", "30000", "--keys", "3", "--crash", "0.05"];

@@ -1,7 +1,8 @@
 //! Seeded synthetic transaction histories (the `multi-register` model), for benchmarks and
 //! tests: processes run transactions of one to three reads and writes over a few registers,
 //! each taking effect whole at a random instant between its invoke and its completion, so the
-//! history is linearizable by construction — unless a stale read is planted on purpose.
+//! history is linearizable by construction — unless a stale or a torn read is planted on
+//! purpose.
 //!
 //! A transaction may crash: it ends `info`, having taken effect or not (at random), and its
 //! process is replaced by a new one.
@@ -30,6 +31,10 @@ pub struct TxnSpec {
     /// End with three transactions, one after the other: two writes of `r0`, then a read of
     /// `r0` that returns the first one's value: the history is then not linearizable.
     pub stale_read: bool,
+    /// End with a transaction that writes `r0` and `r1`, then one that writes both again,
+    /// during which a third reads `r0` from the second and `r1` from the first (a torn read):
+    /// the history is then not linearizable. Needs two registers or more.
+    pub torn_read: bool,
     pub seed: u64,
 }
 
@@ -186,6 +191,33 @@ pub fn write_txn_history(spec: &TxnSpec, out: &mut impl Write) -> std::io::Resul
             emit(time, process, RecordType::Ok, value_of(&[micro], true))?;
         }
     }
+    if spec.torn_read && registers >= 2 {
+        // Values no other transaction writes, as for the stale read.
+        let first = next_value.max(REPEATED_VALUES + 1) + 2;
+        let both = |value| {
+            (0..2)
+                .map(|register| Micro {
+                    write: true,
+                    register,
+                    value: Some(value),
+                })
+                .collect::<Vec<_>>()
+        };
+        let (earlier, later) = (both(first), both(first + 1));
+        let torn = [(0, first + 1), (1, first)].map(|(register, value)| Micro {
+            write: false,
+            register,
+            value: Some(value),
+        });
+        let (a, b, c) = (processes.fresh(), processes.fresh(), processes.fresh());
+        let t = last_time + 10_000;
+        emit(t, a, RecordType::Invoke, value_of(&earlier, false))?;
+        emit(t + 1_000, a, RecordType::Ok, value_of(&earlier, true))?;
+        emit(t + 2_000, b, RecordType::Invoke, value_of(&later, false))?;
+        emit(t + 3_000, c, RecordType::Invoke, value_of(&torn, false))?;
+        emit(t + 4_000, c, RecordType::Ok, value_of(&torn, true))?;
+        emit(t + 5_000, b, RecordType::Ok, value_of(&later, true))?;
+    }
     Ok(lines.written)
 }
 
@@ -212,6 +244,7 @@ mod tests {
         crash: 0.05,
         unique: false,
         stale_read: false,
+        torn_read: false,
         seed: 4,
     };
 
@@ -243,6 +276,21 @@ mod tests {
         let sentence = &report.counterexamples[0].explanation;
         assert!(
             sentence.contains("read r0 = ") && sentence.contains(", before the read began at "),
+            "{sentence}"
+        );
+    }
+
+    #[test]
+    fn a_planted_torn_read_is_found_where_values_repeat_and_transactions_crash() {
+        let spec = TxnSpec {
+            torn_read: true,
+            ..SPEC
+        };
+        let (_, report) = check(&spec);
+        assert_eq!(report.verdict(), Verdict::Invalid);
+        let sentence = &report.counterexamples[0].explanation;
+        assert!(
+            sentence.contains(", so it came first, and it left r1 = "),
             "{sentence}"
         );
     }

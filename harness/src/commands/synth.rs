@@ -51,6 +51,10 @@ pub struct SynthArgs {
     /// registers): --unique and --stale-read apply; without --unique, values 1 to 5 repeat.
     #[arg(long, conflicts_with_all = ["lock", "register"])]
     pub txn: bool,
+    /// With --txn: end with a transaction that reads r0 as a running transaction wrote it
+    /// and r1 as it was before (a torn read; not linearizable). Needs --keys 2 or more.
+    #[arg(long, requires = "txn", conflicts_with = "stale_read")]
+    pub torn_read: bool,
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
 }
@@ -130,11 +134,20 @@ fn synth_transactions(args: &SynthArgs) -> anyhow::Result<Verdict> {
         crash: args.crash,
         unique: args.unique,
         stale_read: args.stale_read,
+        torn_read: args.torn_read,
         seed: args.seed,
     };
+    if args.torn_read && spec.registers < 2 {
+        anyhow::bail!(
+            "--torn-read reads two registers: give --keys 2 or more (it is {})",
+            args.keys
+        );
+    }
     let lines = write_file(&args.out, |out| write_txn_history(&spec, out))?;
     let ending = if args.stale_read {
         ", ending in a stale read of r0"
+    } else if args.torn_read {
+        ", ending in a torn read of r0 and r1"
     } else {
         ""
     };

@@ -387,6 +387,7 @@ pub(super) fn checker_goals(datasets: &Path) -> anyhow::Result<()> {
         crash: 0.05,
         unique: true,
         stale_read: true,
+        torn_read: false,
         seed: 1,
     };
     for (what, history, limit_s, goal) in [
