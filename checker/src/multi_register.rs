@@ -773,15 +773,11 @@ pub fn explain_overwritten(
     timed: bool,
 ) -> Counterexample {
     let ops = &key.ops;
-    let when = When { timed };
-    let began = |op: usize| when.at(ops[op].invoke_time, Some(ops[op].index));
-    let ended = |op: usize| {
-        let op = &ops[op];
-        when.at(
-            op.complete_time.unwrap_or(op.invoke_time),
-            op.complete_index,
-        )
+    let times = Times {
+        ops,
+        when: When { timed },
     };
+    let (began, ended) = (|op| times.began(op), |op| times.ended(op));
     let name = &txns.names[refuted.register];
     let value = show(refuted.value);
     let (reader, overwriter) = (refuted.reader, refuted.overwriter);
@@ -815,9 +811,44 @@ pub fn explain_overwritten(
         ops[reader].process,
         ended(reader)
     );
+    let cited: Vec<usize> = refuted.writer.into_iter().chain([overwriter]).collect();
+    refuted_before_search(key, strings, reader, &cited, explanation)
+}
+
+/// When each transaction began and ended, as a sentence says it.
+struct Times<'a> {
+    ops: &'a [Op],
+    when: When,
+}
+
+impl Times<'_> {
+    fn began(&self, op: usize) -> String {
+        let op = &self.ops[op];
+        self.when.at(op.invoke_time, Some(op.index))
+    }
+
+    fn ended(&self, op: usize) -> String {
+        let op = &self.ops[op];
+        self.when.at(
+            op.complete_time.unwrap_or(op.invoke_time),
+            op.complete_index,
+        )
+    }
+}
+
+/// The counterexample of a transaction refuted before any search: no prefix, the `cited`
+/// transactions as the evidence, and a window from the earliest of them (or of the ok
+/// transactions listed before it) to the reader's end.
+fn refuted_before_search(
+    key: &KeyHistory,
+    strings: &Strings,
+    reader: usize,
+    cited: &[usize],
+    explanation: String,
+) -> Counterexample {
+    let ops = &key.ops;
     let record = |op: usize| OpRecord::of(&ops[op], &key.key, strings);
     let previous_ok = previous_ok_records(key, strings, ops[reader].invoke_time);
-    let cited: Vec<usize> = refuted.writer.into_iter().chain([overwriter]).collect();
     let start = cited
         .iter()
         .map(|&op| ops[op].invoke_time)
@@ -834,7 +865,7 @@ pub fn explain_overwritten(
             end: ops[reader].complete_time.unwrap_or(ops[reader].invoke_time),
         },
         explanation,
-        evidence: cited.into_iter().map(record).collect(),
+        evidence: cited.iter().map(|&op| record(op)).collect(),
     }
 }
 

@@ -14,10 +14,10 @@
 //! when crashed transactions and repeated values abound: this is the torn read of a
 //! transactional store that applies a transaction's writes one register at a time.
 
-use crate::counterexample::{Counterexample, When, Window, show};
-use crate::history::{KeyHistory, Op, OpRecord, Strings, Value};
+use crate::counterexample::{Counterexample, When, show};
+use crate::history::{KeyHistory, Op, Strings, Value};
 
-use super::{At, Sources, Transactions, last_writes, outside_reads, previous_ok_records};
+use super::{At, Sources, Times, Transactions, last_writes, outside_reads, refuted_before_search};
 
 /// Two reads of one transaction that no order satisfies together.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -109,15 +109,11 @@ pub fn explain_half_seen(
     timed: bool,
 ) -> Counterexample {
     let ops = &key.ops;
-    let when = When { timed };
-    let began = |op: usize| when.at(ops[op].invoke_time, Some(ops[op].index));
-    let ended = |op: usize| {
-        let op = &ops[op];
-        when.at(
-            op.complete_time.unwrap_or(op.invoke_time),
-            op.complete_index,
-        )
+    let times = Times {
+        ops,
+        when: When { timed },
     };
+    let (began, ended) = (|op| times.began(op), |op| times.ended(op));
     let (reader, writer) = (refuted.reader, refuted.writer);
     let name = |register: usize| &txns.names[register];
     let (seen, missed) = (refuted.seen, refuted.missed);
@@ -151,25 +147,6 @@ pub fn explain_half_seen(
         name(missed.0),
         show(refuted.left),
     );
-    let record = |op: usize| OpRecord::of(&ops[op], &key.key, strings);
-    let previous_ok = previous_ok_records(key, strings, ops[reader].invoke_time);
     let cited: Vec<usize> = [writer].into_iter().chain(refuted.last_source).collect();
-    let start = cited
-        .iter()
-        .map(|&op| ops[op].invoke_time)
-        .chain(previous_ok.last().map(|o| o.invoke_time))
-        .fold(ops[reader].invoke_time, u64::min);
-    Counterexample {
-        key: key.key.clone(),
-        op: record(reader),
-        previous_ok,
-        prefix: Vec::new(),
-        final_configurations: Vec::new(),
-        window: Window {
-            start,
-            end: ops[reader].complete_time.unwrap_or(ops[reader].invoke_time),
-        },
-        explanation,
-        evidence: cited.into_iter().map(record).collect(),
-    }
+    refuted_before_search(key, strings, reader, &cited, explanation)
 }
