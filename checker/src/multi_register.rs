@@ -467,11 +467,12 @@ impl Overwriters {
 }
 
 /// Every transaction's last writes, by (register, value) and then invoke, with for every
-/// prefix of each (register, value)'s run the latest completion in it and whether a
+/// prefix of each (register, value)'s run its two latest completions and whether a
 /// transaction in it crashed. Flat and sorted, so a history of unique values costs no map.
 struct Sources {
     by_write: Vec<((usize, Value), At, usize)>,
-    latest: Vec<Option<(At, usize)>>,
+    /// The latest completion and its op, then the one before it (the latest of the others).
+    latest: Vec<[Option<(At, usize)>; 2]>,
     crashed: Vec<bool>,
 }
 
@@ -491,12 +492,20 @@ impl Sources {
         let mut crashed = Vec::with_capacity(by_write.len());
         for (k, &(write, _, op)) in by_write.iter().enumerate() {
             let run_starts = k == 0 || by_write[k - 1].0 != write;
-            let (mut last, mut lost) = match run_starts {
-                true => (None, false),
+            let ([mut first, mut second], mut lost) = match run_starts {
+                true => ([None, None], false),
                 false => (latest[k - 1], crashed[k - 1]),
             };
-            note_source(&mut last, &mut lost, op, ret(op));
-            latest.push(last);
+            match ret(op) {
+                Some(t) if first.is_none_or(|(l, _)| t > l) => {
+                    second = first;
+                    first = Some((t, op));
+                }
+                Some(t) if second.is_none_or(|(l, _)| t > l) => second = Some((t, op)),
+                Some(_) => {}
+                None => lost = true,
+            }
+            latest.push([first, second]);
             crashed.push(lost);
         }
         Sources {
@@ -513,27 +522,28 @@ impl Sources {
         &self.by_write[start..end]
     }
 
-    /// Of the writers of `write` invoked before `time`: the latest completion and its op, and
-    /// whether one crashed.
-    fn begun_before(&self, write: (usize, Value), time: At) -> (Option<(At, usize)>, bool) {
+    /// Of the writers of `write` invoked before `time`, leaving out `reader` (whose outside
+    /// reads cannot see its own writes): the latest completion and its op, and whether one
+    /// crashed.
+    fn begun_before(
+        &self,
+        write: (usize, Value),
+        time: At,
+        reader: usize,
+    ) -> (Option<(At, usize)>, bool) {
         let start = self.by_write.partition_point(|e| e.0 < write);
         let end = self
             .by_write
             .partition_point(|e| (e.0, e.1) < (write, time));
-        match end > start {
-            true => (self.latest[end - 1], self.crashed[end - 1]),
-            false => (None, false),
+        if end == start {
+            return (None, false);
         }
-    }
-}
-
-/// Counts `op`, a writer of some value, among that value's possible sources: the latest
-/// completion so far and whether one crashed (`done`: its completion, `None` if it crashed).
-fn note_source(latest: &mut Option<(At, usize)>, crashed: &mut bool, op: usize, done: Option<At>) {
-    match done {
-        Some(t) if latest.is_none_or(|(l, _)| t > l) => *latest = Some((t, op)),
-        Some(_) => {}
-        None => *crashed = true,
+        // The reader completed, so it is not what made `crashed` true.
+        let latest = match self.latest[end - 1] {
+            [Some((_, op)), second] if op == reader => second,
+            [first, _] => first,
+        };
+        (latest, self.crashed[end - 1])
     }
 }
 
@@ -563,21 +573,9 @@ pub fn overwritten(ops: &[Op], txns: &Transactions, initial: Value) -> Option<Ov
             continue;
         }
         for (register, value) in outside_reads(micros) {
-            // Of the writers of the value that began before the reader ended: the last to
-            // complete, and whether one crashed. A reader that writes the value back itself
-            // is not its own source: then its fellow writers are scanned one by one.
-            let (latest, crashed) = if lasts[reader].contains(&(register, value)) {
-                let mut latest: Option<(At, usize)> = None;
-                let mut crashed = false;
-                for &(_, _, w) in sources.writers((register, value)) {
-                    if w != reader && call(w) < done {
-                        note_source(&mut latest, &mut crashed, w, ret(w));
-                    }
-                }
-                (latest, crashed)
-            } else {
-                sources.begun_before((register, value), done)
-            };
+            // Of the writers of the value that began before the reader ended (but the reader,
+            // should it write the value back): the last to complete, and whether one crashed.
+            let (latest, crashed) = sources.begun_before((register, value), done, reader);
             if crashed || (latest.is_none() && value != initial) {
                 continue;
             }

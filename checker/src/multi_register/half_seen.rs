@@ -77,9 +77,8 @@ pub fn half_seen(ops: &[Op], txns: &Transactions, initial: Value) -> Option<Half
                 if missed.0 == seen.0 || left == missed.1 {
                     continue;
                 }
-                // Every source of the missed value, the reader too if it writes it back
-                // (which only makes the rule hold back), must have ended before `writer` began.
-                let (latest, crashed) = sources.begun_before(missed, (u64::MAX, u64::MAX));
+                // Every source of the missed value must have ended before `writer` began.
+                let (latest, crashed) = sources.begun_before(missed, (u64::MAX, u64::MAX), reader);
                 if crashed || latest.is_some_and(|(t, _)| t >= call(writer)) {
                     continue;
                 }
