@@ -26,6 +26,18 @@ pub async fn lab(nodes: usize, dir: &Path) -> Lab {
     .expect("lab builds")
 }
 
+/// A lab of `nodes` nodes on distinct `127.X.Y.i` addresses in our own namespace: it needs
+/// no root, and refuses network faults.
+pub async fn loopback_lab(nodes: usize, dir: &Path) -> Lab {
+    Lab::create(LabConfig {
+        nodes,
+        isolation: Isolation::Loopback,
+        run_dir: dir.to_path_buf(),
+    })
+    .await
+    .expect("loopback lab builds")
+}
+
 /// A TCP echo server on `ip:port` (one line in, the same line out), as a real node process.
 pub fn echo_server(lab: &Lab, node: &str, port: u16, faketime: bool) -> NodeCommand {
     // Raw string: indentation is Python syntax and must survive.
@@ -89,15 +101,47 @@ pub fn ask(ip: Ipv4Addr, port: u16, message: &str, timeout: Duration) -> Option<
     Some(reply.trim().to_string())
 }
 
-/// Polls (bounded) until the echo server on `node` answers from `ns`.
-pub fn wait_echo(ns: &str, ip: Ipv4Addr, port: u16) {
+/// Polls `check` until it holds: true as soon as it does, false after 200 tries 20 ms apart
+/// (bounded, so a node that never comes up fails its test instead of hanging it).
+pub fn eventually(mut check: impl FnMut() -> bool) -> bool {
     for _ in 0..200 {
-        if ask_from(ns, ip, port, "ping", Duration::from_millis(200)).as_deref() == Some("ping") {
-            return;
+        if check() {
+            return true;
         }
         std::thread::sleep(Duration::from_millis(20));
     }
-    panic!("echo server on {ip}:{port} never answered from {ns}");
+    false
+}
+
+/// Polls (bounded) until the echo server on `ip:port` answers from `ns`.
+pub fn wait_echo(ns: &str, ip: Ipv4Addr, port: u16) {
+    let answers =
+        || ask_from(ns, ip, port, "ping", Duration::from_millis(200)).as_deref() == Some("ping");
+    if !eventually(answers) {
+        panic!("echo server on {ip}:{port} never answered from {ns}");
+    }
+}
+
+/// Polls (bounded) until `node`'s echo server on `port` answers from the client namespace.
+pub fn wait_node_echo(lab: &Lab, node: &str, port: u16) {
+    wait_echo(&lab.client_netns(), lab.node_ip(node), port);
+}
+
+/// Starts an echo server on `port` as the process of every node of `lab`, without waiting
+/// for them to answer (see [`wait_echo_servers`]).
+pub async fn start_echo_servers(lab: &Lab, port: u16, faketime: bool) {
+    for node in lab.nodes() {
+        lab.start_node(&node, echo_server(lab, &node, port, faketime))
+            .await
+            .unwrap();
+    }
+}
+
+/// Polls (bounded) until every node's echo server on `port` answers from the client namespace.
+pub fn wait_echo_servers(lab: &Lab, port: u16) {
+    for node in lab.nodes() {
+        wait_node_echo(lab, &node, port);
+    }
 }
 
 pub fn namespaces_of(lab_name: &str) -> Vec<String> {

@@ -1,10 +1,11 @@
 //! Each fault takes effect on the wire (or on the process, or on the clock) and its stop
 //! undoes it. Every test ends by asserting the root-namespace guard counted nothing.
 
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use faultline_nemesis::{
-    Action, ClockFault, Fault, FaultKind, Isolation, Lab, LabConfig, NodeSelection, PartitionKind,
+    Action, Applied, ClockFault, Fault, FaultKind, Lab, NodeSelection, PartitionKind,
 };
 
 use crate::common::*;
@@ -16,11 +17,46 @@ fn nodes(list: &[&str]) -> Vec<String> {
     list.iter().map(|s| s.to_string()).collect()
 }
 
-fn description(action: &Action) -> String {
+/// What an action that must have installed did.
+fn installed(action: &Action) -> &Applied {
     match action {
-        Action::Installed(applied) => applied.description.clone(),
+        Action::Installed(applied) => applied,
         other => panic!("expected Installed, got {other:?}"),
     }
+}
+
+fn description(action: &Action) -> String {
+    installed(action).description.clone()
+}
+
+/// Asserts `action` did nothing, for a reason that names every one of `words`.
+fn assert_skipped_because(action: &Action, words: &[&str]) {
+    assert!(
+        matches!(action, Action::Skipped(why) if words.iter().all(|w| why.contains(w))),
+        "{action:?}"
+    );
+}
+
+/// Starts `fault` with the tests' fixed seed, telling the lab no leader is known.
+async fn start(lab: &Lab, fault: Fault) -> Action {
+    lab.start_fault(&fault, &mut seeded(), None).await.unwrap()
+}
+
+/// Starts `fault` with the tests' fixed seed, telling the lab `leader` leads.
+async fn start_with_leader(lab: &Lab, fault: Fault, leader: &str) -> Action {
+    lab.start_fault(&fault, &mut seeded(), Some(leader))
+        .await
+        .unwrap()
+}
+
+/// Starts `fault`, which must install; returns its description.
+async fn install(lab: &Lab, fault: Fault) -> String {
+    description(&start(lab, fault).await)
+}
+
+/// Stops the fault of `kind`, which must undo something; returns the undo's description.
+async fn undo(lab: &Lab, kind: FaultKind) -> String {
+    description(&lab.stop_fault(kind).await.unwrap())
 }
 
 async fn assert_guard_zero(lab: &Lab) {
@@ -31,39 +67,92 @@ async fn assert_guard_zero(lab: &Lab) {
     );
 }
 
+/// Starts a byte-counting TCP sink on `port` at each of `nodes`' own addresses.
+fn start_sinks(lab: &Lab, nodes: &[&str], port: u16) {
+    for node in nodes {
+        sink_in_netns(&lab.netns(node).unwrap(), lab.node_ip(node), port);
+    }
+}
+
+/// Can node `from` open a TCP connection to node `to`'s `port` within `timeout`?
+fn node_connects(lab: &Lab, from: &str, to: &str, port: u16, timeout: Duration) -> bool {
+    connects_from(&lab.netns(from).unwrap(), lab.node_ip(to), port, timeout)
+}
+
+/// How many of `count` UDP datagrams from node `from` reach node `to` on `port`.
+fn udp_node_to_node(lab: &Lab, from: &str, to: &str, port: u16, count: usize) -> usize {
+    udp_delivered(
+        &lab.netns(from).unwrap(),
+        &lab.netns(to).unwrap(),
+        lab.node_ip(from),
+        lab.node_ip(to),
+        port,
+        count,
+    )
+}
+
+/// How many of `count` UDP datagrams from the client namespace reach node `to` on `port`.
+fn udp_client_to_node(lab: &Lab, to: &str, port: u16, count: usize) -> usize {
+    udp_delivered(
+        &lab.client_netns(),
+        &lab.netns(to).unwrap(),
+        lab.client_ip(),
+        lab.node_ip(to),
+        port,
+        count,
+    )
+}
+
+/// Sends `message` from the client namespace to `node`'s echo server on `port`; the reply,
+/// or None on timeout/refusal.
+fn ask_node(lab: &Lab, node: &str, port: u16, message: &str, timeout: Duration) -> Option<String> {
+    ask_from(
+        &lab.client_netns(),
+        lab.node_ip(node),
+        port,
+        message,
+        timeout,
+    )
+}
+
 #[tokio::test]
 #[ignore = "needs root, nftables, libfaketime: run by scripts/test.sh"]
 async fn partition_components_cut_tcp_between_nodes_and_heal_restores_it() {
     let dir = tempfile::tempdir().unwrap();
     let lab = lab(3, dir.path()).await;
-    let ns = |n: &str| lab.netns(n).unwrap();
-    for node in ["n1", "n3"] {
-        sink_in_netns(&ns(node), lab.node_ip(node), 7100);
-    }
-    assert!(connects_from(&ns("n2"), lab.node_ip("n1"), 7100, OK));
+    start_sinks(&lab, &["n1", "n3"], 7100);
+    assert!(node_connects(&lab, "n2", "n1", 7100, OK));
     let fault = Fault::Partition(PartitionKind::Components(vec![
         nodes(&["n1"]),
         nodes(&["n2", "n3"]),
     ]));
-    let action = lab.start_fault(&fault, &mut seeded(), None).await.unwrap();
-    assert_eq!(description(&action), "partition n1 | n2,n3");
+    assert_eq!(install(&lab, fault).await, "partition n1 | n2,n3");
     assert!(
-        !connects_from(&ns("n2"), lab.node_ip("n1"), 7100, CUT),
+        !node_connects(&lab, "n2", "n1", 7100, CUT),
         "n2 -> n1 must time out"
     );
     assert!(
-        connects_from(&ns("n2"), lab.node_ip("n3"), 7100, OK),
+        node_connects(&lab, "n2", "n3", 7100, OK),
         "n2 -> n3 stays up"
     );
     assert!(
         connects_from(&lab.client_netns(), lab.node_ip("n1"), 7100, OK),
         "clients still reach n1"
     );
-    let healed = lab.stop_fault(FaultKind::Partition).await.unwrap();
-    assert!(description(&healed).starts_with("heal partition (partition n1 | n2,n3)"));
-    assert!(connects_from(&ns("n2"), lab.node_ip("n1"), 7100, OK));
+    let healed = undo(&lab, FaultKind::Partition).await;
+    assert!(healed.starts_with("heal partition (partition n1 | n2,n3)"));
+    assert!(node_connects(&lab, "n2", "n1", 7100, OK));
     assert_guard_zero(&lab).await;
     lab.teardown().await.unwrap();
+}
+
+/// The node a one-way partition's description names as unheard: `n2` in
+/// "one-way: n1,n3 cannot hear n2; n2 still hears them".
+fn one_way_sender(description: &str) -> String {
+    let (_, sender_on) = description
+        .split_once("cannot hear ")
+        .unwrap_or_else(|| panic!("not a one-way partition: {description}"));
+    sender_on.split(';').next().unwrap_or_default().to_string()
 }
 
 #[tokio::test]
@@ -71,83 +160,59 @@ async fn partition_components_cut_tcp_between_nodes_and_heal_restores_it() {
 async fn isolate_leader_and_one_way_cut() {
     let dir = tempfile::tempdir().unwrap();
     let lab = lab(3, dir.path()).await;
-    let ns = |n: &str| lab.netns(n).unwrap();
-    let skipped = lab
-        .start_fault(
-            &Fault::Partition(PartitionKind::IsolateLeader),
-            &mut seeded(),
-            None,
-        )
-        .await
-        .unwrap();
-    assert!(
-        matches!(&skipped, Action::Skipped(why) if why.contains("no leader")),
-        "{skipped:?}"
-    );
-    let action = lab
-        .start_fault(
-            &Fault::Partition(PartitionKind::IsolateLeader),
-            &mut seeded(),
-            Some("n2"),
-        )
-        .await
-        .unwrap();
+    let skipped = start(&lab, Fault::Partition(PartitionKind::IsolateLeader)).await;
+    assert_skipped_because(&skipped, &["no leader"]);
+    let action =
+        start_with_leader(&lab, Fault::Partition(PartitionKind::IsolateLeader), "n2").await;
     assert_eq!(description(&action), "isolate leader n2 from n1,n3");
-    sink_in_netns(&ns("n2"), lab.node_ip("n2"), 7101);
-    assert!(!connects_from(&ns("n1"), lab.node_ip("n2"), 7101, CUT));
+    start_sinks(&lab, &["n2"], 7101);
+    assert!(!node_connects(&lab, "n1", "n2", 7101, CUT));
 
     // One-way replaces the partition atomically. UDP shows the direction: the sender's
     // datagrams are lost, the others' reach it.
-    let action = lab
-        .start_fault(
-            &Fault::Partition(PartitionKind::OneWay),
-            &mut seeded(),
-            None,
-        )
-        .await
-        .unwrap();
-    let text = description(&action);
-    let sender = text
-        .split("cannot hear ")
-        .nth(1)
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_string();
+    let text = install(&lab, Fault::Partition(PartitionKind::OneWay)).await;
+    let sender = one_way_sender(&text);
     let other = lab.nodes().into_iter().find(|n| *n != sender).unwrap();
-    let from_sender = udp_delivered(
-        &ns(&sender),
-        &ns(&other),
-        lab.node_ip(&sender),
-        lab.node_ip(&other),
-        7200,
-        20,
-    );
-    let to_sender = udp_delivered(
-        &ns(&other),
-        &ns(&sender),
-        lab.node_ip(&other),
-        lab.node_ip(&sender),
-        7201,
-        20,
-    );
+    let from_sender = udp_node_to_node(&lab, &sender, &other, 7200, 20);
+    let to_sender = udp_node_to_node(&lab, &other, &sender, 7201, 20);
     assert_eq!(from_sender, 0, "{text}");
     assert_eq!(to_sender, 20, "{text}");
     lab.stop_fault(FaultKind::Partition).await.unwrap();
-    assert_eq!(
-        udp_delivered(
-            &ns(&sender),
-            &ns(&other),
-            lab.node_ip(&sender),
-            lab.node_ip(&other),
-            7202,
-            20
-        ),
-        20
-    );
+    assert_eq!(udp_node_to_node(&lab, &sender, &other, 7202, 20), 20);
     assert_guard_zero(&lab).await;
     lab.teardown().await.unwrap();
+}
+
+/// How many other nodes each node can connect to on `port`, probed in parallel (cut links
+/// cost one timeout).
+fn reach(lab: &Lab, port: u16) -> BTreeMap<String, usize> {
+    let all = lab.nodes();
+    let probes: Vec<_> = all
+        .iter()
+        .flat_map(|a| {
+            all.iter()
+                .filter(move |b| *b != a)
+                .map(move |b| (a.clone(), b.clone()))
+        })
+        .map(|(a, b)| {
+            let (ns, ip) = (lab.netns(&a).unwrap(), lab.node_ip(&b));
+            std::thread::spawn(move || (a, b, connects_from(&ns, ip, port, CUT)))
+        })
+        .collect();
+    let mut seen = BTreeMap::<String, usize>::new();
+    for probe in probes {
+        let (a, _, ok) = probe.join().unwrap();
+        *seen.entry(a).or_default() += usize::from(ok);
+    }
+    seen
+}
+
+/// The counts of [`reach`], smallest first: the shape of a partition, whichever nodes it
+/// picked.
+fn sorted_reach(lab: &Lab, port: u16) -> Vec<usize> {
+    let mut counts: Vec<usize> = reach(lab, port).into_values().collect();
+    counts.sort();
+    counts
 }
 
 #[tokio::test]
@@ -156,74 +221,23 @@ async fn majorities_ring_halves_and_bridge_leave_the_right_links() {
     let dir = tempfile::tempdir().unwrap();
     let lab = lab(5, dir.path()).await;
     let all = lab.nodes();
-    for node in &all {
-        sink_in_netns(&lab.netns(node).unwrap(), lab.node_ip(node), 7102);
-    }
-    // Which nodes each node reaches, probed in parallel (cut links cost one timeout).
-    let reach = |lab: &Lab| {
-        let probes: Vec<_> = all
-            .iter()
-            .flat_map(|a| {
-                all.iter()
-                    .filter(move |b| *b != a)
-                    .map(move |b| (a.clone(), b.clone()))
-            })
-            .map(|(a, b)| {
-                let (ns, ip) = (lab.netns(&a).unwrap(), lab.node_ip(&b));
-                std::thread::spawn(move || (a, b, connects_from(&ns, ip, 7102, CUT)))
-            })
-            .collect();
-        let mut seen = std::collections::BTreeMap::<String, usize>::new();
-        for probe in probes {
-            let (a, _, ok) = probe.join().unwrap();
-            *seen.entry(a).or_default() += usize::from(ok);
-        }
-        seen
-    };
-    let ring = lab
-        .start_fault(
-            &Fault::Partition(PartitionKind::MajoritiesRing),
-            &mut seeded(),
-            None,
-        )
-        .await
-        .unwrap();
-    assert!(description(&ring).starts_with("majorities ring: "));
+    let all: Vec<&str> = all.iter().map(String::as_str).collect();
+    start_sinks(&lab, &all, 7102);
+    let ring = install(&lab, Fault::Partition(PartitionKind::MajoritiesRing)).await;
+    assert!(ring.starts_with("majorities ring: "));
     // 5 nodes: each hears itself and 2 neighbours (a majority of 3), and connects only to them.
-    assert!(
-        reach(&lab).values().all(|&n| n == 2),
-        "{:?} {}",
-        reach(&lab),
-        description(&ring)
-    );
+    let reached = reach(&lab, 7102);
+    assert!(reached.values().all(|&n| n == 2), "{reached:?} {ring}");
 
-    let halves = lab
-        .start_fault(
-            &Fault::Partition(PartitionKind::Halves),
-            &mut seeded(),
-            None,
-        )
-        .await
-        .unwrap();
-    assert!(description(&halves).starts_with("halves: minority "));
-    let mut counts: Vec<usize> = reach(&lab).into_values().collect();
-    counts.sort();
-    assert_eq!(counts, vec![1, 1, 2, 2, 2], "{}", description(&halves));
+    let halves = install(&lab, Fault::Partition(PartitionKind::Halves)).await;
+    assert!(halves.starts_with("halves: minority "));
+    assert_eq!(sorted_reach(&lab, 7102), vec![1, 1, 2, 2, 2], "{halves}");
 
-    let bridge = lab
-        .start_fault(
-            &Fault::Partition(PartitionKind::Bridge),
-            &mut seeded(),
-            None,
-        )
-        .await
-        .unwrap();
-    let mut counts: Vec<usize> = reach(&lab).into_values().collect();
-    counts.sort();
+    let bridge = install(&lab, Fault::Partition(PartitionKind::Bridge)).await;
     // Sides of 2: each reaches its partner and the bridge node; the bridge node reaches all 4.
-    assert_eq!(counts, vec![2, 2, 2, 2, 4], "{}", description(&bridge));
+    assert_eq!(sorted_reach(&lab, 7102), vec![2, 2, 2, 2, 4], "{bridge}");
     lab.heal().await.unwrap();
-    assert!(reach(&lab).values().all(|&n| n == 4));
+    assert!(reach(&lab, 7102).values().all(|&n| n == 4));
     assert_guard_zero(&lab).await;
     lab.teardown().await.unwrap();
 }
@@ -233,73 +247,49 @@ async fn majorities_ring_halves_and_bridge_leave_the_right_links() {
 async fn kill_and_pause_faults_stop_answers_and_stop_undoes_them() {
     let dir = tempfile::tempdir().unwrap();
     let lab = lab(3, dir.path()).await;
-    let ctl = lab.client_netns();
-    for node in lab.nodes() {
-        lab.start_node(&node, echo_server(&lab, &node, 7103, false))
-            .await
-            .unwrap();
-        wait_echo(&ctl, lab.node_ip(&node), 7103);
-    }
-    let killed = lab
-        .start_fault(&Fault::Kill(NodeSelection::Minority), &mut seeded(), None)
-        .await
-        .unwrap();
-    let Action::Installed(applied) = &killed else {
-        panic!("{killed:?}")
-    };
+    start_echo_servers(&lab, 7103, false).await;
+    wait_echo_servers(&lab, 7103);
+    let killed = start(&lab, Fault::Kill(NodeSelection::Minority)).await;
+    let applied = installed(&killed);
     assert_eq!(applied.nodes.len(), 1, "a minority of 3 is 1");
     let victim = applied.nodes[0].clone();
     assert_eq!(applied.description, format!("kill {victim} (SIGKILL)"));
-    assert_eq!(ask_from(&ctl, lab.node_ip(&victim), 7103, "x", CUT), None);
-    let restarted = lab.stop_fault(FaultKind::Kill).await.unwrap();
-    assert_eq!(description(&restarted), format!("restart {victim}"));
-    wait_echo(&ctl, lab.node_ip(&victim), 7103);
+    assert_eq!(ask_node(&lab, &victim, 7103, "x", CUT), None);
+    assert_eq!(
+        undo(&lab, FaultKind::Kill).await,
+        format!("restart {victim}")
+    );
+    wait_node_echo(&lab, &victim, 7103);
 
-    let paused = lab
-        .start_fault(
-            &Fault::Pause(NodeSelection::Leader),
-            &mut seeded(),
-            Some("n3"),
-        )
-        .await
-        .unwrap();
+    let paused = start_with_leader(&lab, Fault::Pause(NodeSelection::Leader), "n3").await;
     assert_eq!(description(&paused), "pause n3 (SIGSTOP)");
     assert_eq!(
-        ask_from(&ctl, lab.node_ip("n3"), 7103, "x", CUT),
+        ask_node(&lab, "n3", 7103, "x", CUT),
         None,
         "a paused node does not answer"
     );
-    assert_eq!(
-        ask_from(&ctl, lab.node_ip("n1"), 7103, "x", OK).as_deref(),
-        Some("x")
-    );
-    let resumed = lab.stop_fault(FaultKind::Pause).await.unwrap();
-    assert_eq!(description(&resumed), "resume n3 (SIGCONT)");
-    wait_echo(&ctl, lab.node_ip("n3"), 7103);
+    assert_eq!(ask_node(&lab, "n1", 7103, "x", OK).as_deref(), Some("x"));
+    assert_eq!(undo(&lab, FaultKind::Pause).await, "resume n3 (SIGCONT)");
+    wait_node_echo(&lab, "n3", 7103);
 
-    let all = lab
-        .start_fault(&Fault::Kill(NodeSelection::All), &mut seeded(), None)
-        .await
-        .unwrap();
-    assert_eq!(description(&all), "kill n1,n2,n3 (SIGKILL)");
-    assert!(matches!(
-        lab.stop_fault(FaultKind::Pause).await.unwrap(),
-        Action::Skipped(_)
-    ));
+    assert_eq!(
+        install(&lab, Fault::Kill(NodeSelection::All)).await,
+        "kill n1,n2,n3 (SIGKILL)"
+    );
+    assert_skipped_because(&lab.stop_fault(FaultKind::Pause).await.unwrap(), &[]);
     let healed = lab.heal().await.unwrap();
     assert_eq!(healed.len(), 1);
     assert_eq!(healed[0].0, FaultKind::Kill);
-    for node in lab.nodes() {
-        wait_echo(&ctl, lab.node_ip(&node), 7103);
-    }
+    wait_echo_servers(&lab, 7103);
     assert!(lab.unexpected_exits().is_empty());
     assert_guard_zero(&lab).await;
     lab.teardown().await.unwrap();
 }
 
-/// Asks the echo server for its `time.time()` and returns (node clock − our clock) in ms.
-fn clock_offset_ms(ns: &str, lab: &Lab, node: &str, port: u16) -> f64 {
-    let reply = ask_from(ns, lab.node_ip(node), port, "time", OK).expect("time reply");
+/// Asks `node`'s echo server on `port` for its `time.time()` and returns (node clock − our
+/// clock) in ms.
+fn clock_offset_ms(lab: &Lab, node: &str, port: u16) -> f64 {
+    let reply = ask_node(lab, node, port, "time", OK).expect("time reply");
     let theirs: f64 = reply.parse().expect("a float");
     let ours = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -308,59 +298,64 @@ fn clock_offset_ms(ns: &str, lab: &Lab, node: &str, port: u16) -> f64 {
     (theirs - ours) * 1000.0
 }
 
+/// Asserts `node`'s clock reads within 500 ms of ours (no clock fault in force on it);
+/// `why` says why it should.
+fn assert_clock_real(lab: &Lab, node: &str, port: u16, why: &str) {
+    let offset = clock_offset_ms(lab, node, port);
+    assert!(
+        offset.abs() < 500.0,
+        "{node} clock off by {offset} ms: {why}"
+    );
+}
+
 #[tokio::test]
 #[ignore = "needs root, nftables, libfaketime: run by scripts/test.sh"]
 async fn clock_faults_bump_strobe_skew_and_reset_a_libfaketime_node() {
     let dir = tempfile::tempdir().unwrap();
     let lab = lab(2, dir.path()).await;
-    let ctl = lab.client_netns();
     lab.start_node("n1", echo_server(&lab, "n1", 7104, true))
         .await
         .unwrap();
     lab.start_node("n2", echo_server(&lab, "n2", 7104, false))
         .await
         .unwrap();
-    wait_echo(&ctl, lab.node_ip("n1"), 7104);
-    wait_echo(&ctl, lab.node_ip("n2"), 7104);
-    assert!(clock_offset_ms(&ctl, &lab, "n1", 7104).abs() < 500.0);
+    wait_echo_servers(&lab, 7104);
+    assert_clock_real(&lab, "n1", 7104, "no fault yet");
 
     let bump = Fault::Clock(ClockFault::Bump { delta_ms: 5000 }, NodeSelection::All);
-    let action = lab.start_fault(&bump, &mut seeded(), None).await.unwrap();
     assert_eq!(
-        description(&action),
+        install(&lab, bump).await,
         "bump clock of n1 by +5000 ms",
         "only the libfaketime node"
     );
-    let offset = clock_offset_ms(&ctl, &lab, "n1", 7104);
+    let offset = clock_offset_ms(&lab, "n1", 7104);
     assert!((4500.0..5500.0).contains(&offset), "offset {offset}");
-    assert!(
-        clock_offset_ms(&ctl, &lab, "n2", 7104).abs() < 500.0,
-        "n2 runs without libfaketime"
-    );
+    assert_clock_real(&lab, "n2", 7104, "n2 runs without libfaketime");
     let back = Fault::Clock(
         ClockFault::Bump { delta_ms: -7000 },
-        NodeSelection::Nodes(vec!["n1".into()]),
+        NodeSelection::Nodes(nodes(&["n1"])),
     );
-    lab.start_fault(&back, &mut seeded(), None).await.unwrap();
-    let offset = clock_offset_ms(&ctl, &lab, "n1", 7104);
+    start(&lab, back).await;
+    let offset = clock_offset_ms(&lab, "n1", 7104);
     assert!((-2500.0..-1500.0).contains(&offset), "offset {offset}");
-    let reset = lab.stop_fault(FaultKind::Clock).await.unwrap();
-    assert_eq!(description(&reset), "reset clock of n1");
-    assert!(clock_offset_ms(&ctl, &lab, "n1", 7104).abs() < 500.0);
+    assert_eq!(undo(&lab, FaultKind::Clock).await, "reset clock of n1");
+    assert_clock_real(&lab, "n1", 7104, "the bumps were reset");
 
     // Jepsen's shape: each node its own random delta, named in the description.
-    let each = Fault::Clock(ClockFault::BumpEach, NodeSelection::Subset);
-    let action = lab.start_fault(&each, &mut seeded(), None).await.unwrap();
-    let text = description(&action);
+    let text = install(
+        &lab,
+        Fault::Clock(ClockFault::BumpEach, NodeSelection::Subset),
+    )
+    .await;
     let delta: f64 = text
         .strip_prefix("bump clock of n1 by ")
         .and_then(|d| d.strip_suffix(" ms"))
         .and_then(|d| d.parse().ok())
         .unwrap_or_else(|| panic!("one delta for n1, the only libfaketime node: {text}"));
-    let offset = clock_offset_ms(&ctl, &lab, "n1", 7104);
+    let offset = clock_offset_ms(&lab, "n1", 7104);
     assert!((offset - delta).abs() < 500.0, "offset {offset}, {text}");
     lab.stop_fault(FaultKind::Clock).await.unwrap();
-    assert!(clock_offset_ms(&ctl, &lab, "n1", 7104).abs() < 500.0);
+    assert_clock_real(&lab, "n1", 7104, "bump-each was stopped");
 
     let strobe = Fault::Clock(
         ClockFault::Strobe {
@@ -369,11 +364,11 @@ async fn clock_faults_bump_strobe_skew_and_reset_a_libfaketime_node() {
         },
         NodeSelection::One,
     );
-    lab.start_fault(&strobe, &mut seeded(), None).await.unwrap();
+    start(&lab, strobe).await;
     let samples: Vec<f64> = (0..30)
         .map(|_| {
             std::thread::sleep(Duration::from_millis(7));
-            clock_offset_ms(&ctl, &lab, "n1", 7104)
+            clock_offset_ms(&lab, "n1", 7104)
         })
         .collect();
     assert!(samples.iter().any(|o| *o > 50_000.0), "{samples:?}");
@@ -381,16 +376,16 @@ async fn clock_faults_bump_strobe_skew_and_reset_a_libfaketime_node() {
     lab.stop_fault(FaultKind::Clock).await.unwrap();
 
     let skew = Fault::Clock(ClockFault::Skew { rate: 5.0 }, NodeSelection::All);
-    lab.start_fault(&skew, &mut seeded(), None).await.unwrap();
+    start(&lab, skew).await;
     tokio::time::sleep(Duration::from_millis(1000)).await;
-    let offset = clock_offset_ms(&ctl, &lab, "n1", 7104);
+    let offset = clock_offset_ms(&lab, "n1", 7104);
     // 1000 ms at 5x is 4000 ms ahead, minus the 50 ms tick and the request's round trip
     // (long on a loaded 2-core machine, hence the wide lower bound; a plain bump would
     // not grow at all).
     assert!((1500.0..4500.0).contains(&offset), "offset {offset}");
     lab.heal().await.unwrap();
     tokio::time::sleep(Duration::from_millis(100)).await;
-    assert!(clock_offset_ms(&ctl, &lab, "n1", 7104).abs() < 500.0);
+    assert_clock_real(&lab, "n1", 7104, "the skew was healed");
     assert_guard_zero(&lab).await;
     lab.teardown().await.unwrap();
 }
@@ -404,11 +399,7 @@ async fn clock_fault_is_refused_for_nodes_without_libfaketime() {
         .await
         .unwrap();
     let fault = Fault::Clock(ClockFault::Bump { delta_ms: 100 }, NodeSelection::All);
-    let action = lab.start_fault(&fault, &mut seeded(), None).await.unwrap();
-    assert!(
-        matches!(&action, Action::Skipped(why) if why.contains("libc") && why.contains("vDSO")),
-        "{action:?}"
-    );
+    assert_skipped_because(&start(&lab, fault).await, &["libc", "vDSO"]);
     lab.teardown().await.unwrap();
 }
 
@@ -417,36 +408,28 @@ async fn clock_fault_is_refused_for_nodes_without_libfaketime() {
 async fn loss_drops_the_given_share_of_packets_and_stop_restores() {
     let dir = tempfile::tempdir().unwrap();
     let lab = lab(2, dir.path()).await;
-    let (n1, ctl) = (lab.netns("n1").unwrap(), lab.client_netns());
     let all = Fault::Loss {
         percent: 100,
-        nodes: NodeSelection::Nodes(vec!["n1".into()]),
+        nodes: NodeSelection::Nodes(nodes(&["n1"])),
     };
-    let action = lab.start_fault(&all, &mut seeded(), None).await.unwrap();
     assert_eq!(
-        description(&action),
+        install(&lab, all).await,
         "drop 100% of packets to and from n1 (nft numgen)"
     );
-    assert_eq!(
-        udp_delivered(&ctl, &n1, lab.client_ip(), lab.node_ip("n1"), 7300, 50),
-        0
-    );
+    assert_eq!(udp_client_to_node(&lab, "n1", 7300, 50), 0);
     let half = Fault::Loss {
         percent: 50,
-        nodes: NodeSelection::Nodes(vec!["n1".into()]),
+        nodes: NodeSelection::Nodes(nodes(&["n1"])),
     };
-    lab.start_fault(&half, &mut seeded(), None).await.unwrap();
-    let got = udp_delivered(&ctl, &n1, lab.client_ip(), lab.node_ip("n1"), 7301, 400);
+    start(&lab, half).await;
+    let got = udp_client_to_node(&lab, "n1", 7301, 400);
     // Binomial(400, 0.5): 200 ± 10 sd; 140..260 is 6 sd.
     assert!(
         (140..=260).contains(&got),
         "{got} of 400 arrived at 50% loss"
     );
     lab.stop_fault(FaultKind::Loss).await.unwrap();
-    assert_eq!(
-        udp_delivered(&ctl, &n1, lab.client_ip(), lab.node_ip("n1"), 7302, 50),
-        50
-    );
+    assert_eq!(udp_client_to_node(&lab, "n1", 7302, 50), 50);
     assert_guard_zero(&lab).await;
     lab.teardown().await.unwrap();
 }
@@ -458,7 +441,7 @@ async fn bandwidth_limit_slows_a_transfer_and_stop_removes_it() {
     let lab = lab(1, dir.path()).await;
     let ctl = lab.client_netns();
     let ip = lab.node_ip("n1");
-    sink_in_netns(&lab.netns("n1").unwrap(), ip, 7106);
+    start_sinks(&lab, &["n1"], 7106);
     let send = |bytes: usize| {
         in_netns(&ctl, move || {
             use std::io::{Read, Write};
@@ -477,9 +460,8 @@ async fn bandwidth_limit_slows_a_transfer_and_stop_removes_it() {
         kbit: 1000,
         nodes: NodeSelection::All,
     };
-    let action = lab.start_fault(&fault, &mut seeded(), None).await.unwrap();
     assert_eq!(
-        description(&action),
+        install(&lab, fault).await,
         "limit n1 to 1000 kbit/s each way (tc tbf)"
     );
     // 200 kB at 125 kB/s is 1.6 s; minus the 16 kB burst, still well above 1 s.
@@ -521,7 +503,7 @@ async fn delay_is_refused_with_a_reason_when_the_kernel_has_no_netem() {
         jitter_ms: 5,
         nodes: NodeSelection::All,
     };
-    let action = lab.start_fault(&fault, &mut seeded(), None).await.unwrap();
+    let action = start(&lab, fault).await;
     if netem {
         assert_eq!(
             description(&action),
@@ -529,10 +511,7 @@ async fn delay_is_refused_with_a_reason_when_the_kernel_has_no_netem() {
         );
         lab.stop_fault(FaultKind::Delay).await.unwrap();
     } else {
-        assert!(
-            matches!(&action, Action::Skipped(why) if why.contains("netem")),
-            "{action:?}"
-        );
+        assert_skipped_because(&action, &["netem"]);
         assert!(lab.supports(FaultKind::Delay).await.is_err());
     }
     lab.teardown().await.unwrap();
@@ -541,54 +520,31 @@ async fn delay_is_refused_with_a_reason_when_the_kernel_has_no_netem() {
 #[tokio::test]
 async fn loopback_lab_kills_and_restarts_but_refuses_network_faults() {
     let dir = tempfile::tempdir().unwrap();
-    let lab = Lab::create(LabConfig {
-        nodes: 2,
-        isolation: Isolation::Loopback,
-        run_dir: dir.path().to_path_buf(),
-    })
-    .await
-    .unwrap();
+    let lab = loopback_lab(2, dir.path()).await;
     lab.start_node("n1", echo_server(&lab, "n1", 7107, false))
         .await
         .unwrap();
     let ip = lab.node_ip("n1");
     let answers = || ask(ip, 7107, "hi", Duration::from_millis(300)).as_deref() == Some("hi");
-    for _ in 0..200 {
-        if answers() {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    assert!(answers());
-    let partition = lab
-        .start_fault(
-            &Fault::Partition(PartitionKind::Halves),
-            &mut seeded(),
-            None,
-        )
-        .await
-        .unwrap();
-    assert!(
-        matches!(&partition, Action::Skipped(why) if why.contains("namespace")),
-        "{partition:?}"
+    assert!(eventually(answers), "started node answers");
+    let partition = start(&lab, Fault::Partition(PartitionKind::Halves)).await;
+    assert_skipped_because(&partition, &["namespace"]);
+    assert_eq!(
+        install(&lab, Fault::Kill(NodeSelection::One)).await,
+        "kill n1 (SIGKILL)",
+        "only n1 runs"
     );
-    let kill = lab
-        .start_fault(&Fault::Kill(NodeSelection::One), &mut seeded(), None)
-        .await
-        .unwrap();
-    assert_eq!(description(&kill), "kill n1 (SIGKILL)", "only n1 runs");
     assert!(!answers());
     lab.heal().await.unwrap();
-    let mut back = false;
-    for _ in 0..200 {
-        if answers() {
-            back = true;
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    assert!(back, "restarted node answers again");
+    assert!(eventually(answers), "restarted node answers again");
     lab.teardown().await.unwrap();
+}
+
+/// How long `action` takes; it must succeed.
+async fn time_taken<T, E: std::fmt::Debug>(action: impl Future<Output = Result<T, E>>) -> Duration {
+    let started = Instant::now();
+    action.await.unwrap();
+    started.elapsed()
 }
 
 #[tokio::test]
@@ -596,38 +552,16 @@ async fn loopback_lab_kills_and_restarts_but_refuses_network_faults() {
 async fn fault_actions_take_milliseconds() {
     let dir = tempfile::tempdir().unwrap();
     let lab = lab(5, dir.path()).await;
-    for node in lab.nodes() {
-        lab.start_node(&node, echo_server(&lab, &node, 7108, false))
-            .await
-            .unwrap();
-    }
-    let timed = |started: Instant| started.elapsed();
+    start_echo_servers(&lab, 7108, false).await;
     let mut rng = seeded();
-    let t = Instant::now();
-    lab.start_fault(
-        &Fault::Partition(PartitionKind::MajoritiesRing),
-        &mut rng,
-        None,
-    )
-    .await
-    .unwrap();
-    let partition = timed(t);
-    let t = Instant::now();
-    lab.stop_fault(FaultKind::Partition).await.unwrap();
-    let heal = timed(t);
-    let t = Instant::now();
-    lab.start_fault(&Fault::Kill(NodeSelection::All), &mut rng, None)
-        .await
-        .unwrap();
-    let kill = timed(t);
-    let t = Instant::now();
-    lab.stop_fault(FaultKind::Kill).await.unwrap();
-    let restart = timed(t);
-    let t = Instant::now();
-    lab.start_fault(&Fault::Pause(NodeSelection::All), &mut rng, None)
-        .await
-        .unwrap();
-    let pause = timed(t);
+    let ring = Fault::Partition(PartitionKind::MajoritiesRing);
+    let partition = time_taken(lab.start_fault(&ring, &mut rng, None)).await;
+    let heal = time_taken(lab.stop_fault(FaultKind::Partition)).await;
+    let kill_all = Fault::Kill(NodeSelection::All);
+    let kill = time_taken(lab.start_fault(&kill_all, &mut rng, None)).await;
+    let restart = time_taken(lab.stop_fault(FaultKind::Kill)).await;
+    let pause_all = Fault::Pause(NodeSelection::All);
+    let pause = time_taken(lab.start_fault(&pause_all, &mut rng, None)).await;
     lab.heal().await.unwrap();
     println!(
         "5 nodes: partition {partition:?}, heal {heal:?}, kill all {kill:?}, restart all {restart:?}, pause all {pause:?}"

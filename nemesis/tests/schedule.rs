@@ -1,24 +1,63 @@
 //! The schedule runs bounded start/stop cycles, reports every event, and heals at the end.
 
+use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use faultline_nemesis::{FaultEvent, FaultKind, FaultSchedule, Nemesis, NemesisConfig, Phase};
+use faultline_nemesis::{
+    FaultEvent, FaultKind, FaultSchedule, Lab, LeaderProbe, Nemesis, NemesisConfig, NemesisSummary,
+    Phase,
+};
 
 use crate::common::*;
+
+/// What one nemesis run did.
+struct Run {
+    summary: NemesisSummary,
+    /// Every event it emitted, in order.
+    events: Vec<FaultEvent>,
+    /// From start until `run` returned, healing included.
+    took: Duration,
+}
+
+/// Runs a nemesis with `config` against `lab` until it stops by itself (its time limit) or
+/// `shutdown` completes.
+async fn run_nemesis(
+    lab: &Lab,
+    config: NemesisConfig,
+    leader: &impl LeaderProbe,
+    shutdown: impl Future<Output = ()>,
+) -> Run {
+    let mut events = Vec::new();
+    let started = Instant::now();
+    let summary = Nemesis::new(config)
+        .run(lab, leader, |e| events.push(e), shutdown)
+        .await
+        .unwrap();
+    Run {
+        summary,
+        events,
+        took: started.elapsed(),
+    }
+}
+
+/// The fault kinds the events name, drawn at least once.
+fn kinds_drawn(events: &[FaultEvent]) -> BTreeSet<FaultKind> {
+    events.iter().map(|e| e.kind).collect()
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs root, nftables, libfaketime: run by scripts/test.sh"]
 async fn schedule_cycles_faults_emits_events_and_heals_everything() {
     let dir = tempfile::tempdir().unwrap();
     let lab = echo_lab(dir.path(), 7400).await;
-    let nemesis = Nemesis::new(NemesisConfig {
+    let config = NemesisConfig {
         kinds: FaultKind::parse_list("all").unwrap(),
         interval: Duration::from_millis(80),
         seed: 11,
         time_limit: Duration::from_millis(2500),
         schedule: FaultSchedule::OneAtATime,
-    });
+    };
     let asked = Arc::new(Mutex::new(0usize));
     let leader = {
         let asked = asked.clone();
@@ -27,13 +66,11 @@ async fn schedule_cycles_faults_emits_events_and_heals_everything() {
             async { Some("n2".to_string()) }
         }
     };
-    let mut events: Vec<FaultEvent> = Vec::new();
-    let started = Instant::now();
-    let summary = nemesis
-        .run(&lab, &leader, |e| events.push(e), std::future::pending())
-        .await
-        .unwrap();
-    let took = started.elapsed();
+    let Run {
+        summary,
+        events,
+        took,
+    } = run_nemesis(&lab, config, &leader, std::future::pending()).await;
     assert!(took < Duration::from_secs(5), "stops by itself: {took:?}");
     assert!(summary.cycles >= 3, "{summary:?}");
     assert!(summary.installed >= 2, "{summary:?}");
@@ -59,32 +96,26 @@ async fn schedule_cycles_faults_emits_events_and_heals_everything() {
         }
     }
     assert_eq!(open, None);
-    let kinds: std::collections::BTreeSet<FaultKind> = events.iter().map(|e| e.kind).collect();
+    let kinds = kinds_drawn(&events);
     assert!(kinds.len() >= 2, "several kinds drawn: {kinds:?}");
     assert_healed(&lab, 7400).await;
     lab.teardown().await.unwrap();
 }
 
 /// A 3-node lab whose nodes run echo servers on `port` (under libfaketime), all answering.
-async fn echo_lab(dir: &std::path::Path, port: u16) -> faultline_nemesis::Lab {
+async fn echo_lab(dir: &std::path::Path, port: u16) -> Lab {
     let lab = lab(3, dir).await;
-    let ctl = lab.client_netns();
-    for node in lab.nodes() {
-        lab.start_node(&node, echo_server(&lab, &node, port, true))
-            .await
-            .unwrap();
-        wait_echo(&ctl, lab.node_ip(&node), port);
-    }
+    start_echo_servers(&lab, port, true).await;
+    wait_echo_servers(&lab, port);
     lab
 }
 
 /// Healed: every node answers, nodes reach each other, clocks are real again, nothing exited
 /// and no packet left the lab.
-async fn assert_healed(lab: &faultline_nemesis::Lab, port: u16) {
-    let ctl = lab.client_netns();
+async fn assert_healed(lab: &Lab, port: u16) {
     let n1 = lab.netns("n1").unwrap();
     for node in lab.nodes() {
-        wait_echo(&ctl, lab.node_ip(&node), port);
+        wait_node_echo(lab, &node, port);
         assert!(connects_from(
             &n1,
             lab.node_ip(&node),
@@ -107,30 +138,18 @@ async fn assert_healed(lab: &faultline_nemesis::Lab, port: u16) {
 async fn schedule_stops_on_shutdown_and_heals() {
     let dir = tempfile::tempdir().unwrap();
     let lab = lab(3, dir.path()).await;
-    for node in lab.nodes() {
-        lab.start_node(&node, echo_server(&lab, &node, 7401, false))
-            .await
-            .unwrap();
-    }
-    let nemesis = Nemesis::new(NemesisConfig {
+    start_echo_servers(&lab, 7401, false).await;
+    let config = NemesisConfig {
         kinds: FaultKind::parse_list("kill,pause,clock").unwrap(),
         interval: Duration::from_millis(50),
         seed: 5,
         time_limit: Duration::from_secs(600),
         schedule: FaultSchedule::Overlapping,
-    });
-    let mut events = Vec::new();
-    let started = Instant::now();
-    nemesis
-        .run(
-            &lab,
-            &faultline_nemesis::NoLeader,
-            |e| events.push(e),
-            tokio::time::sleep(Duration::from_millis(400)),
-        )
-        .await
-        .unwrap();
-    assert!(started.elapsed() < Duration::from_secs(3));
+    };
+    let shutdown = tokio::time::sleep(Duration::from_millis(400));
+    let Run { events, took, .. } =
+        run_nemesis(&lab, config, &faultline_nemesis::NoLeader, shutdown).await;
+    assert!(took < Duration::from_secs(3), "stops on shutdown: {took:?}");
     assert!(!events.is_empty());
     for node in lab.nodes() {
         assert!(
@@ -147,7 +166,7 @@ async fn schedule_stops_on_shutdown_and_heals() {
 
 /// Per kind, installed starts and stops alternate, and nothing is left open.
 fn assert_pairs_per_kind(events: &[FaultEvent]) {
-    let mut open = std::collections::BTreeSet::new();
+    let mut open = BTreeSet::new();
     for event in events {
         match event.phase {
             Phase::Start if event.action.is_installed() => {
@@ -175,27 +194,23 @@ fn assert_pairs_per_kind(events: &[FaultEvent]) {
 async fn overlapping_schedule_runs_each_kind_on_its_own_cycle_and_heals() {
     let dir = tempfile::tempdir().unwrap();
     let lab = echo_lab(dir.path(), 7402).await;
-    let nemesis = Nemesis::new(NemesisConfig {
+    let config = NemesisConfig {
         kinds: FaultKind::parse_list("partition,pause,clock").unwrap(),
         interval: Duration::from_millis(100),
         seed: 4,
         time_limit: Duration::from_millis(3000),
         schedule: FaultSchedule::Overlapping,
-    });
+    };
     let leader = || async { Some("n1".to_string()) };
-    let mut events: Vec<FaultEvent> = Vec::new();
-    let started = Instant::now();
-    let summary = nemesis
-        .run(&lab, &leader, |e| events.push(e), std::future::pending())
-        .await
-        .unwrap();
-    assert!(
-        started.elapsed() < Duration::from_secs(6),
-        "stops by itself"
-    );
+    let Run {
+        summary,
+        events,
+        took,
+    } = run_nemesis(&lab, config, &leader, std::future::pending()).await;
+    assert!(took < Duration::from_secs(6), "stops by itself: {took:?}");
     assert_pairs_per_kind(&events);
     // Faults of different kinds were in force at once.
-    let mut open = std::collections::BTreeSet::new();
+    let mut open = BTreeSet::new();
     let mut overlapped = 0;
     for event in &events {
         match event.phase {
@@ -215,7 +230,7 @@ async fn overlapping_schedule_runs_each_kind_on_its_own_cycle_and_heals() {
         overlapped >= 3,
         "{overlapped} overlapping starts: {events:#?}"
     );
-    let kinds: std::collections::BTreeSet<FaultKind> = events.iter().map(|e| e.kind).collect();
+    let kinds = kinds_drawn(&events);
     assert_eq!(kinds.len(), 3, "every package cycled: {kinds:?}");
     assert!(summary.installed >= 6, "{summary:?}");
     assert_healed(&lab, 7402).await;
