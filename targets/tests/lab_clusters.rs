@@ -5,20 +5,21 @@
 //! These need root, nftables, libfaketime, etcd and Consul (`scripts/install-targets.sh`), so
 //! they are ignored by default and run by scripts/test.sh.
 
-use std::future::Future;
+mod common;
+
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use faultline_nemesis::{
-    ClockFault, Fault, Isolation, Lab, LabConfig, NodeSelection, PartitionKind,
-};
+use faultline_nemesis::{ClockFault, Fault, Isolation, Lab, NodeSelection, PartitionKind};
 use faultline_targets::consul::{ConsulReadMode, ConsulSpec};
 use faultline_targets::etcd::{EtcdReadMode, EtcdSpec};
 use faultline_targets::outcome::CAS_MISMATCH;
 use faultline_targets::raft::RaftSpec;
-use faultline_targets::{Client, Cluster, Outcome, Request, TargetSpec};
+use faultline_targets::{Client, Cluster, Outcome, TargetSpec};
 use rand::SeedableRng;
+
+use common::{cas, raft_spec, read, write};
 
 fn etcd(dir: &Path) -> TargetSpec {
     TargetSpec::Etcd(EtcdSpec {
@@ -40,77 +41,37 @@ fn consul(dir: &Path) -> TargetSpec {
     })
 }
 
-fn raft_with(dir: &Path, unsafe_modes: &[&str]) -> TargetSpec {
+fn raft_under_faketime(dir: &Path, unsafe_modes: &[&str]) -> TargetSpec {
     TargetSpec::Raft(RaftSpec {
-        unsafe_modes: unsafe_modes.iter().map(|m| m.to_string()).collect(),
-        binary: None,
-        data_dir: dir.join("data"),
         op_timeout: Duration::from_secs(2),
-        startup_timeout: Duration::from_secs(20),
         // The lease-reads tests step a node's clock back.
         faketime: true,
+        ..raft_spec(dir, unsafe_modes)
     })
 }
 
-fn raft_lease_reads(dir: &Path) -> TargetSpec {
-    raft_with(dir, &["lease-reads"])
-}
-
-fn raft_safe(dir: &Path) -> TargetSpec {
-    raft_with(dir, &[])
-}
-
-/// Run `f` on the lab's client runtime with a started cluster, tearing everything down
-/// whatever happens.
-async fn with_cluster<F, Fut>(nodes: usize, spec: fn(&Path) -> TargetSpec, f: F)
+/// Run `test` on the lab's client runtime with a cluster started from `spec` in a namespace
+/// lab of `nodes`, tearing everything down whatever happens.
+async fn with_cluster<F, Fut>(nodes: usize, spec: impl FnOnce(&Path) -> TargetSpec, test: F)
 where
     F: FnOnce(Arc<Cluster>, Arc<Lab>) -> Fut,
     Fut: Future<Output = ()> + Send + 'static,
 {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let lab = Lab::create(LabConfig {
-        nodes,
-        isolation: Isolation::Namespaces,
-        run_dir: dir.path().to_path_buf(),
-    })
-    .await
-    .expect("lab builds (root, nftables)");
-    let cluster = Arc::new(
-        Cluster::start(&spec(dir.path()), &lab)
-            .await
-            .expect("cluster starts"),
-    );
-    let lab = Arc::new(lab);
-    let clients = lab.client_runtime(2).expect("client runtime");
-    let result = clients.spawn(f(cluster.clone(), lab.clone())).await;
-    clients.shutdown_background();
-    let cluster = Arc::into_inner(cluster).expect("test released the cluster");
-    let lab = Arc::into_inner(lab).expect("test released the lab");
-    let stopped = cluster.stop(Some(&lab)).await;
-    lab.teardown().await.expect("lab tears down");
-    stopped.expect("cluster stops");
-    if let Err(panic) = result {
-        std::panic::resume_unwind(panic.into_panic());
-    }
+    common::with_cluster(nodes, Isolation::Namespaces, spec, test).await;
 }
 
-fn read(key: &str) -> Request {
-    Request::Read { key: key.into() }
-}
-
-fn write(key: &str, value: i64) -> Request {
-    Request::Write {
-        key: key.into(),
-        value,
+/// Reads `key` through `client` until it gives `value`, for up to 50 tries 50 ms apart (a
+/// weaker read may lag, but only briefly); the last outcome.
+async fn read_until(client: &Client, key: &str, value: i64) -> Outcome {
+    let mut seen = client.call(&read(key)).await;
+    for _ in 1..50 {
+        if seen == Outcome::Ok(Some(value)) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        seen = client.call(&read(key)).await;
     }
-}
-
-fn cas(key: &str, expected: i64, new: i64) -> Request {
-    Request::Cas {
-        key: key.into(),
-        expected,
-        new,
-    }
+    seen
 }
 
 /// A client of `node` whose reads go through the quorum (etcd `linearizable`, Consul
@@ -129,13 +90,32 @@ fn quorum_client(cluster: &Cluster, node: &str) -> Client {
     }
 }
 
-/// What a read in a weaker mode gives on a follower cut off from the majority.
+/// What a read gives on a node cut off from the majority: a follower's in a weaker read mode,
+/// or a cut-off Raft leader's.
 #[derive(Clone, Copy, Debug, PartialEq)]
 enum WhenCutOff {
     /// It answers from the node's own state: the value it had.
     Stale,
-    /// It needs the leader, so it fails.
+    /// It needs the leader (or a quorum), so it fails.
     Fails,
+}
+
+impl WhenCutOff {
+    /// Asserts that `seen`, what `read` (for the message) gave on a node cut off after it had
+    /// `had`, is what `self` says.
+    fn assert_read(self, seen: &Outcome, had: i64, read: &str) {
+        match self {
+            WhenCutOff::Stale => assert_eq!(
+                *seen,
+                Outcome::Ok(Some(had)),
+                "{read} answers from the node's own state, stale"
+            ),
+            WhenCutOff::Fails => assert!(
+                matches!(seen, Outcome::Fail(_)),
+                "{read} must fail, not answer: {seen:?}"
+            ),
+        }
+    }
 }
 
 /// Clients of `node` in each of the target's other read modes, first the local one.
@@ -201,17 +181,9 @@ async fn every_operation_works(cluster: Arc<Cluster>) {
         );
         // A weaker read may lag, but only briefly on a healthy cluster.
         for (mode, client, _) in other_read_modes(&cluster, node) {
-            let mut seen = None;
-            for _ in 0..50 {
-                seen = Some(client.call(&read("k")).await);
-                if seen == Some(Outcome::Ok(Some(v + 1))) {
-                    break;
-                }
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
             assert_eq!(
-                seen,
-                Some(Outcome::Ok(Some(v + 1))),
+                read_until(&client, "k", v + 1).await,
+                Outcome::Ok(Some(v + 1)),
                 "{mode} read via {node}"
             );
         }
@@ -243,14 +215,10 @@ async fn a_minority_is_stale_or_unavailable_and_a_dead_node_refuses(
     let cut_quorum = quorum_client(&cluster, &cut);
     let cut_others = other_read_modes(&cluster, &cut);
     assert_eq!(majority.call(&write("p", 1)).await, Outcome::Ok(None));
-    // Wait until the follower has the first value locally.
+    // Wait until the follower has the first value locally (if it never does, the stale
+    // read below says so).
     let (_, cut_local, _) = &cut_others[0];
-    for _ in 0..50 {
-        if cut_local.call(&read("p")).await == Outcome::Ok(Some(1)) {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    read_until(cut_local, "p", 1).await;
 
     let mut rng = rand::rngs::StdRng::seed_from_u64(1);
     let partition = Fault::Partition(PartitionKind::Components(vec![vec![cut.clone()], rest]));
@@ -283,17 +251,7 @@ async fn a_minority_is_stale_or_unavailable_and_a_dead_node_refuses(
     );
     for (mode, client, when_cut_off) in &cut_others {
         let outcome = client.call(&read("p")).await;
-        match when_cut_off {
-            WhenCutOff::Stale => assert_eq!(
-                outcome,
-                Outcome::Ok(Some(1)),
-                "a {mode} read on the minority is stale"
-            ),
-            WhenCutOff::Fails => assert!(
-                matches!(outcome, Outcome::Fail(_)),
-                "a {mode} read on the minority: {outcome:?}"
-            ),
-        }
+        when_cut_off.assert_read(&outcome, 1, &format!("a {mode} read on the minority"));
     }
 
     lab.heal().await.expect("heals");
@@ -356,11 +314,12 @@ async fn consul_five_nodes_minority_write_is_info_and_stale_read_is_stale() {
 /// The bug `--unsafe lease-reads` plants: the leader answers reads locally while its lease
 /// holds by its own clock. Cut the leader off and step its clock back 8 s: the others elect a
 /// new leader and move on, and long after a 2-second lease should have run out the old leader
-/// still answers — with the old value. Without the mode the same faults give no stale read.
-async fn a_leader_whose_clock_stepped_back_serves_stale_reads(
+/// still answers — with the old value (`Stale`). Without the mode the same faults give no
+/// stale read (`Fails`).
+async fn a_cut_off_leader_whose_clock_stepped_back_reads(
     cluster: Arc<Cluster>,
     lab: Arc<Lab>,
-    stale_expected: bool,
+    expected: WhenCutOff,
 ) {
     let old = cluster.wait_for_leader().await.expect("leader");
     let via_old = cluster.client(&old).expect("client");
@@ -400,35 +359,33 @@ async fn a_leader_whose_clock_stepped_back_serves_stale_reads(
     // Well past the 2-second lease, by real time.
     tokio::time::sleep(Duration::from_millis(2500)).await;
     let seen = via_old.call(&read("k")).await;
-    if stale_expected {
-        assert_eq!(
-            seen,
-            Outcome::Ok(Some(1)),
-            "{old} answers from the lease its clock still believes"
-        );
-    } else {
-        assert!(
-            matches!(seen, Outcome::Fail(_)),
-            "{old} cut off must not answer: {seen:?}"
-        );
-    }
+    expected.assert_read(
+        &seen,
+        1,
+        &format!("a read on the cut-off old leader {old}, well past its lease by real time"),
+    );
     lab.heal().await.expect("heals");
+}
+
+/// [`a_cut_off_leader_whose_clock_stepped_back_reads`] on three Raft nodes with
+/// `unsafe_modes`.
+async fn raft_with_a_clock_stepped_back(unsafe_modes: &[&str], expected: WhenCutOff) {
+    with_cluster(
+        3,
+        |dir| raft_under_faketime(dir, unsafe_modes),
+        move |cluster, lab| a_cut_off_leader_whose_clock_stepped_back_reads(cluster, lab, expected),
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs root, nftables and libfaketime: run by scripts/test.sh"]
 async fn raft_lease_reads_go_stale_when_the_leaders_clock_steps_back() {
-    with_cluster(3, raft_lease_reads, |cluster, lab| {
-        a_leader_whose_clock_stepped_back_serves_stale_reads(cluster, lab, true)
-    })
-    .await;
+    raft_with_a_clock_stepped_back(&["lease-reads"], WhenCutOff::Stale).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs root, nftables and libfaketime: run by scripts/test.sh"]
 async fn raft_default_reads_stay_linearizable_when_the_leaders_clock_steps_back() {
-    with_cluster(3, raft_safe, |cluster, lab| {
-        a_leader_whose_clock_stepped_back_serves_stale_reads(cluster, lab, false)
-    })
-    .await;
+    raft_with_a_clock_stepped_back(&[], WhenCutOff::Fails).await;
 }
