@@ -1,8 +1,10 @@
 //! `faultline check` as a user runs it: verdict lines, exit codes, bad input.
 
 use std::path::Path;
+use std::process::Output;
 
 use assert_cmd::Command;
+use serde_json::Value;
 
 fn write(dir: &Path, name: &str, lines: &[&str]) -> std::path::PathBuf {
     let path = dir.join(name);
@@ -31,7 +33,7 @@ fn faultline() -> Command {
 }
 
 /// `faultline synth PATH` with `args`, then `extra`.
-fn synth_to(path: &Path, args: &[&str], extra: &[&str]) -> std::process::Output {
+fn synth_to(path: &Path, args: &[&str], extra: &[&str]) -> Output {
     faultline()
         .arg("synth")
         .arg(path)
@@ -41,22 +43,70 @@ fn synth_to(path: &Path, args: &[&str], extra: &[&str]) -> std::process::Output 
         .expect("runs")
 }
 
-/// `faultline check --json PATH`: its exit code and the JSON it printed.
-fn check_json(path: &Path) -> (Option<i32>, serde_json::Value) {
-    let out = faultline()
-        .args(["check", "--json"])
+/// `faultline check PATH` with `flags` after it.
+fn check(path: &Path, flags: &[&str]) -> Output {
+    faultline()
+        .arg("check")
         .arg(path)
+        .args(flags)
         .output()
-        .expect("runs");
-    let json = serde_json::from_slice(&out.stdout).expect("json on stdout");
-    (out.status.code(), json)
+        .expect("runs")
+}
+
+/// What `faultline check --json` printed.
+fn stdout_json(out: &Output) -> Value {
+    serde_json::from_slice(&out.stdout).expect("json on stdout")
+}
+
+/// `faultline check --json PATH`: its exit code and the JSON it printed.
+fn check_json(path: &Path) -> (Option<i32>, Value) {
+    let out = check(path, &["--json"]);
+    (out.status.code(), stdout_json(&out))
+}
+
+/// The history synth wrote at `path` checks valid (as it must, by construction) under `model`.
+fn assert_valid_by_construction(path: &Path, model: &str) {
+    let (code, json) = check_json(path);
+    assert_eq!(code, Some(0), "valid by construction");
+    assert_eq!(json[0]["model"], model);
+}
+
+/// `faultline check --json PATH` finds `what` a violation (exit 1); the JSON it printed.
+fn violation_json(path: &Path, what: &str) -> Value {
+    let (code, json) = check_json(path);
+    assert_eq!(code, Some(1), "{what} is a violation");
+    json
+}
+
+/// The sentence that explains the first counterexample of the first history checked.
+fn first_explanation(json: &Value) -> &str {
+    json[0]["counterexamples"][0]["explanation"]
+        .as_str()
+        .unwrap_or_default()
+}
+
+/// `faultline synth` said it ended the history in `what` (`a stale read of r0`, …).
+fn assert_planted(synth: &Output, what: &str) {
+    assert!(
+        String::from_utf8_lossy(&synth.stdout).contains(&format!("ending in {what}")),
+        "{synth:?}"
+    );
+}
+
+/// `out` is an error (exit 3) whose stderr says each of `says`. Returns the stderr.
+fn assert_refused(out: &Output, says: &[&str]) -> String {
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    for text in says {
+        assert!(stderr.contains(text), "no {text:?} in:\n{stderr}");
+    }
+    stderr
 }
 
 #[test]
 fn valid_history_exits_zero() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let path = write(dir.path(), "h.jsonl", VALID);
-    let out = faultline().arg("check").arg(&path).output().expect("runs");
+    let out = check(&write(dir.path(), "h.jsonl", VALID), &[]);
     assert_eq!(out.status.code(), Some(0));
     assert!(String::from_utf8_lossy(&out.stdout).contains(": valid ("));
 }
@@ -64,8 +114,7 @@ fn valid_history_exits_zero() {
 #[test]
 fn stale_read_exits_one_and_explains() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let path = write(dir.path(), "h.jsonl", STALE);
-    let out = faultline().arg("check").arg(&path).output().expect("runs");
+    let out = check(&write(dir.path(), "h.jsonl", STALE), &[]);
     assert_eq!(out.status.code(), Some(1));
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
@@ -88,7 +137,7 @@ fn several_files_exit_with_the_worst_and_json_is_an_array() {
         .output()
         .expect("runs");
     assert_eq!(out.status.code(), Some(1));
-    let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json on stdout");
+    let json = stdout_json(&out);
     assert_eq!(json[0]["valid"], true);
     assert_eq!(json[1]["valid"], false);
 }
@@ -97,13 +146,9 @@ fn several_files_exit_with_the_worst_and_json_is_an_array() {
 fn run_directory_gets_results_json() {
     let dir = tempfile::tempdir().expect("tempdir");
     write(dir.path(), "history.jsonl", STALE);
-    let out = faultline()
-        .arg("check")
-        .arg(dir.path())
-        .output()
-        .expect("runs");
+    let out = check(dir.path(), &[]);
     assert_eq!(out.status.code(), Some(1));
-    let results: serde_json::Value =
+    let results: Value =
         serde_json::from_slice(&std::fs::read(dir.path().join("results.json")).expect("written"))
             .expect("json");
     assert_eq!(results["valid"], false);
@@ -113,31 +158,17 @@ fn run_directory_gets_results_json() {
 #[test]
 fn malformed_line_exits_three_with_file_and_line() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let path = write(dir.path(), "h.jsonl", &[VALID[0], "{not json"]);
-    let out = faultline().arg("check").arg(&path).output().expect("runs");
-    assert_eq!(out.status.code(), Some(3));
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        stderr.contains("h.jsonl: line 2: expected a JSON history event"),
-        "{stderr}"
-    );
+    let out = check(&write(dir.path(), "h.jsonl", &[VALID[0], "{not json"]), &[]);
+    assert_refused(&out, &["h.jsonl: line 2: expected a JSON history event"]);
 }
 
 #[test]
 fn a_missing_file_exits_three_and_says_why_once() {
     let dir = tempfile::tempdir().expect("tempdir");
     let missing = dir.path().join("nowhere.jsonl");
-    let out = faultline()
-        .arg("check")
-        .arg(&missing)
-        .output()
-        .expect("runs");
-    assert_eq!(out.status.code(), Some(3));
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        stderr.contains("give a history file or a run directory")
-            && stderr.contains("nowhere.jsonl"),
-        "{stderr}"
+    let stderr = assert_refused(
+        &check(&missing, &[]),
+        &["give a history file or a run directory", "nowhere.jsonl"],
     );
     let os_cause = std::fs::read(&missing).expect_err("missing").to_string();
     assert_eq!(stderr.matches(os_cause.as_str()).count(), 1, "{stderr}");
@@ -154,8 +185,7 @@ fn a_cut_off_last_line_is_left_out_with_a_warning() {
     for (lines, verdict) in [(VALID, 0), (STALE, 1)] {
         let mut lines = lines.to_vec();
         lines.push(cut);
-        let path = write(dir.path(), "h.jsonl", &lines);
-        let out = faultline().arg("check").arg(&path).output().expect("runs");
+        let out = check(&write(dir.path(), "h.jsonl", &lines), &[]);
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(verdict), "{stderr}");
         let warned = format!("line {} is cut off", lines.len());
@@ -193,15 +223,7 @@ fn a_closed_stdout_does_not_stop_the_checks_or_panic() {
 fn semantics_flags_override_the_formats_defaults() {
     let dir = tempfile::tempdir().expect("tempdir");
     let verdict = |name: &str, lines: &[&str], flags: &[&str]| {
-        let path = write(dir.path(), name, lines);
-        faultline()
-            .arg("check")
-            .arg(&path)
-            .args(flags)
-            .output()
-            .expect("runs")
-            .status
-            .code()
+        check(&write(dir.path(), name, lines), flags).status.code()
     };
     let read_zero = &[
         r#"{"index":0,"time":0,"process":0,"type":"invoke","f":"read","key":"a","value":null}"#,
@@ -238,10 +260,7 @@ fn semantics_flags_override_the_formats_defaults() {
         ),
         Some(0)
     );
-    let out = faultline()
-        .args(["check", "x.jsonl", "--initial", "zero"])
-        .output()
-        .expect("runs");
+    let out = check(Path::new("x.jsonl"), &["--initial", "zero"]);
     assert_eq!(out.status.code(), Some(3), "a bad flag is an error");
     assert!(String::from_utf8_lossy(&out.stderr).contains("give `nil`"));
 }
@@ -251,40 +270,17 @@ fn synth_plants_only_a_read_that_is_certainly_stale() {
     let dir = tempfile::tempdir().expect("tempdir");
     let out_path = dir.path().join("h.jsonl");
     let synth = |extra: &[&str]| {
-        faultline()
-            .arg("synth")
-            .arg(&out_path)
-            .args([
-                "--ops",
-                "2000",
-                "--keys",
-                "1",
-                "--crash",
-                "0.5",
-                "--stale-read",
-            ])
-            .args(extra)
-            .output()
-            .expect("runs")
+        let args = ["--ops", "2000", "--keys", "1", "--crash", "0.5"];
+        synth_to(&out_path, &args, &[&["--stale-read"], extra].concat())
     };
     // Values repeat and half the ops crash: every value has a crashed writer, which may have
     // taken effect last, so no read of any value is certainly stale.
-    let refused = synth(&[]);
-    assert_eq!(refused.status.code(), Some(3));
-    let stderr = String::from_utf8_lossy(&refused.stderr);
-    assert!(
-        stderr.contains("no stale read could be planted") && stderr.contains("--unique"),
-        "{stderr}"
-    );
+    assert_refused(&synth(&[]), &["no stale read could be planted", "--unique"]);
     let planted = synth(&["--unique"]);
     assert_eq!(planted.status.code(), Some(0));
     let stdout = String::from_utf8_lossy(&planted.stdout);
     assert!(stdout.contains("ending in a stale read of k0"), "{stdout}");
-    let checked = faultline()
-        .arg("check")
-        .arg(&out_path)
-        .output()
-        .expect("runs");
+    let checked = check(&out_path, &[]);
     assert_eq!(
         checked.status.code(),
         Some(1),
@@ -301,13 +297,11 @@ fn synth_plants_only_a_read_that_is_certainly_stale() {
 fn jobs_sets_the_threads_and_a_free_one_lets_a_key_race_its_search_orders() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("h.jsonl");
-    let synth = faultline()
-        .arg("synth")
-        .arg(&path)
-        .args(["--ops", "100000", "--keys", "1", "--procs", "100"])
-        .args(["--crash", "0.05", "--seed", "1"])
-        .output()
-        .expect("runs");
+    let synth = synth_to(
+        &path,
+        &["--ops", "100000", "--keys", "1", "--procs", "100"],
+        &["--crash", "0.05", "--seed", "1"],
+    );
     assert_eq!(synth.status.code(), Some(0));
     for (jobs, how) in [
         ("1", "in the last of three turns"),
@@ -316,25 +310,13 @@ fn jobs_sets_the_threads_and_a_free_one_lets_a_key_race_its_search_orders() {
             "; completed writes first, raced beside it: time limit reached",
         ),
     ] {
-        let out = faultline()
-            .arg("check")
-            .arg(&path)
-            .args(["--time-limit", "1", "--json", "--jobs", jobs])
-            .output()
-            .expect("runs");
+        let out = check(&path, &["--time-limit", "1", "--json", "--jobs", jobs]);
         assert_eq!(out.status.code(), Some(2), "--jobs {jobs}: unknown");
-        let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json on stdout");
+        let json = stdout_json(&out);
         let reason = json[0]["keys"]["k0"]["reason"].as_str().unwrap_or_default();
         assert!(reason.contains(how), "--jobs {jobs}: {reason}");
     }
-    let refused = faultline()
-        .arg("check")
-        .arg(&path)
-        .args(["--jobs", "0"])
-        .output()
-        .expect("runs");
-    assert_eq!(refused.status.code(), Some(3));
-    assert!(String::from_utf8_lossy(&refused.stderr).contains("--jobs"));
+    assert_refused(&check(&path, &["--jobs", "0"]), &["--jobs"]);
 }
 
 #[test]
@@ -350,13 +332,8 @@ fn a_lock_history_is_checked_as_a_mutex_and_register_ops_are_refused_under_it() 
             r#"{"index":3,"time":3000000,"process":1,"type":"ok","f":"acquire","value":null}"#,
         ],
     );
-    let out = faultline()
-        .args(["check", "--json"])
-        .arg(&lock)
-        .output()
-        .expect("runs");
-    assert_eq!(out.status.code(), Some(1));
-    let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json on stdout");
+    let (code, json) = check_json(&lock);
+    assert_eq!(code, Some(1));
     assert_eq!(json[0]["model"], "mutex");
     assert_eq!(
         json[0]["counterexamples"][0]["explanation"],
@@ -371,24 +348,14 @@ fn a_lock_history_is_checked_as_a_mutex_and_register_ops_are_refused_under_it() 
     ];
     let mixed: Vec<&str> = acquire.iter().chain(VALID).copied().collect();
     let mixed = write(dir.path(), "mixed.jsonl", &mixed);
-    let out = faultline().arg("check").arg(&mixed).output().expect("runs");
-    assert_eq!(out.status.code(), Some(3));
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        stderr.contains("no model checks lock and register operations together"),
-        "{stderr}"
+    assert_refused(
+        &check(&mixed, &[]),
+        &["no model checks lock and register operations together"],
     );
     let registers = write(dir.path(), "h.jsonl", VALID);
-    let out = faultline()
-        .args(["check", "--model", "mutex"])
-        .arg(&registers)
-        .output()
-        .expect("runs");
-    assert_eq!(out.status.code(), Some(3));
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        stderr.contains("is not part of the `mutex` model; check with --model cas-register"),
-        "{stderr}"
+    assert_refused(
+        &check(&registers, &["--model", "mutex"]),
+        &["is not part of the `mutex` model; check with --model cas-register"],
     );
 }
 
@@ -404,16 +371,9 @@ fn synth_writes_lock_histories_valid_or_with_a_double_acquire() {
         )
     };
     assert_eq!(synth(&[]).status.code(), Some(0));
-    let (code, json) = check_json(&path);
-    assert_eq!(code, Some(0), "valid by construction");
-    assert_eq!(json[0]["model"], "mutex");
-    let planted = synth(&["--double-acquire"]);
-    assert!(
-        String::from_utf8_lossy(&planted.stdout).contains("ending in a double acquire of l0"),
-        "{planted:?}"
-    );
-    let (code, json) = check_json(&path);
-    assert_eq!(code, Some(1), "the double acquire is a violation");
+    assert_valid_by_construction(&path, "mutex");
+    assert_planted(&synth(&["--double-acquire"]), "a double acquire of l0");
+    let json = violation_json(&path, "the double acquire");
     assert_eq!(json[0]["counterexamples"][0]["key"], "l0");
     // Register-only flags do not apply to locks.
     assert_eq!(synth(&["--unique"]).status.code(), Some(3));
@@ -459,14 +419,10 @@ fn transactions_are_checked_as_a_multi_register_and_the_report_shows_them() {
         ],
     );
     let report = dir.path().join("report");
-    let out = faultline()
-        .args(["check", "--json", "--report"])
-        .arg(&report)
-        .arg(&torn)
-        .output()
-        .expect("runs");
+    let report_flag = report.to_str().expect("utf-8 path");
+    let out = check(&torn, &["--json", "--report", report_flag]);
     assert_eq!(out.status.code(), Some(1));
-    let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json on stdout");
+    let json = stdout_json(&out);
     assert_eq!(json[0]["model"], "multi-register");
     let c = &json[0]["counterexamples"][0];
     assert_eq!(
@@ -493,16 +449,12 @@ fn transactions_are_checked_as_a_multi_register_and_the_report_shows_them() {
         "the registers after the prefix's step"
     );
     // Under another model, or mixed with single-register operations, it is refused.
-    let out = faultline()
-        .args(["check", "--model", "multi-register"])
-        .arg(write(dir.path(), "h.jsonl", VALID))
-        .output()
-        .expect("runs");
-    assert_eq!(out.status.code(), Some(3));
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        stderr.contains("is not part of the `multi-register` model"),
-        "{stderr}"
+    assert_refused(
+        &check(
+            &write(dir.path(), "h.jsonl", VALID),
+            &["--model", "multi-register"],
+        ),
+        &["is not part of the `multi-register` model"],
     );
 }
 
@@ -518,58 +470,33 @@ fn synth_writes_transaction_histories_valid_or_with_a_stale_read() {
         )
     };
     assert_eq!(synth(&[]).status.code(), Some(0));
-    let (code, json) = check_json(&path);
-    assert_eq!(code, Some(0), "valid by construction");
-    assert_eq!(json[0]["model"], "multi-register");
-    let planted = synth(&["--unique", "--stale-read"]);
-    assert!(
-        String::from_utf8_lossy(&planted.stdout).contains("ending in a stale read of r0"),
-        "{planted:?}"
-    );
-    let (code, json) = check_json(&path);
-    assert_eq!(code, Some(1), "the stale read is a violation");
+    assert_valid_by_construction(&path, "multi-register");
+    assert_planted(&synth(&["--unique", "--stale-read"]), "a stale read of r0");
+    let json = violation_json(&path, "the stale read");
     assert_eq!(json[0]["counterexamples"][0]["key"], "");
     // With values that repeat, a stale read is refuted before any search: the writers of
     // the value it returned were all overwritten before it began.
     synth(&["--stale-read"]);
-    let (code, json) = check_json(&path);
-    assert_eq!(code, Some(1));
-    let sentence = json[0]["counterexamples"][0]["explanation"]
-        .as_str()
-        .unwrap_or_default();
+    let json = violation_json(&path, "the stale read of a repeated value");
+    let sentence = first_explanation(&json);
     assert!(
         sentence.contains("read r0 = ") && sentence.contains(", before the read began at "),
         "{sentence}"
     );
     // A torn read is refuted before any search too, values repeating and some crashed.
-    let torn = synth(&["--torn-read"]);
-    assert!(
-        String::from_utf8_lossy(&torn.stdout).contains("ending in a torn read of r0 and r1"),
-        "{torn:?}"
-    );
-    let (code, json) = check_json(&path);
-    assert_eq!(code, Some(1));
-    let sentence = json[0]["counterexamples"][0]["explanation"]
-        .as_str()
-        .unwrap_or_default();
+    assert_planted(&synth(&["--torn-read"]), "a torn read of r0 and r1");
+    let json = violation_json(&path, "the torn read");
+    let sentence = first_explanation(&json);
     assert!(
         sentence.contains(", so it came first, and it left r1 = "),
         "{sentence}"
     );
     let one_register = synth_to(&path, &["--txn", "--keys", "1", "--torn-read"], &[]);
-    assert_eq!(one_register.status.code(), Some(3));
-    assert!(
-        String::from_utf8_lossy(&one_register.stderr).contains("give --keys 2 or more"),
-        "{one_register:?}"
-    );
+    assert_refused(&one_register, &["give --keys 2 or more"]);
     // Out of time the search says `unknown`, and a history without key names names none.
     let long = ["--txn", "--ops", "30000", "--keys", "3", "--crash", "0.05"];
     assert_eq!(synth_to(&path, &long, &[]).status.code(), Some(0));
-    let out = faultline()
-        .args(["check", "--time-limit", "0.001"])
-        .arg(&path)
-        .output()
-        .expect("runs");
+    let out = check(&path, &["--time-limit", "0.001"]);
     assert_eq!(out.status.code(), Some(2));
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(

@@ -11,10 +11,15 @@ mod common;
 mod sshd;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
 
-use common::{describe, json, run_dirs};
+use common::{
+    SignalOnDrop, assert_exits, assert_history_checks_valid, assert_verdict, describe, history,
+    json, run_dirs, timed, wait_for,
+};
 use faultline_nemesis::{Isolation, Lab, LabConfig};
+use nix::sys::signal::Signal;
 use serde_json::Value;
 
 /// A lab of `sshd` hosts, torn down when dropped (also when the test fails).
@@ -123,13 +128,45 @@ impl Hosts {
         command
     }
 
-    /// `faultline test ARGS` inside the lab's client namespace, results under `results`.
-    fn faultline_test(&self, args: &[&str]) -> Output {
-        self.faultline_in_ctl()
+    /// `faultline test ARGS` inside the lab's client namespace, results under `results`, to
+    /// be started.
+    fn faultline_test_command(&self, args: &[&str]) -> Command {
+        let mut command = self.faultline_in_ctl();
+        command
             .arg("test")
             .args(args)
             .arg("--results")
-            .arg(self.path("results"))
+            .arg(self.path("results"));
+        command
+    }
+
+    /// A Raft run on the hosts (config written as `config`) that would last 120 s, with
+    /// `nemesis` faults every `interval` s drawn from seed 3, started for the test to end
+    /// early; its stdout and stderr go to `output()`.
+    fn spawn_long_raft_run(
+        &self,
+        config: &str,
+        nemesis: &str,
+        interval: &str,
+        output: fn() -> Stdio,
+    ) -> Child {
+        let config = self.raft_config(config);
+        let config = config.to_str().expect("utf-8");
+        self.faultline_test_command(&timed(
+            "120",
+            interval,
+            "3",
+            &["--config", config, "--nemesis", nemesis],
+        ))
+        .stdout(output())
+        .stderr(output())
+        .spawn()
+        .expect("faultline starts")
+    }
+
+    /// `faultline test ARGS` inside the lab's client namespace, run to its end.
+    fn faultline_test(&self, args: &[&str]) -> Output {
+        self.faultline_test_command(args)
             .output()
             .expect("faultline runs")
     }
@@ -172,10 +209,9 @@ fn node_still_runs(pid: u32, marker: &Path) -> bool {
 }
 
 /// The `start-*` events of the history that took effect, by kind (`partition`, `kill`, …).
-fn installed_faults(history: &str) -> Vec<String> {
+fn installed_faults(history: &[Value]) -> Vec<String> {
     history
-        .lines()
-        .map(|line| serde_json::from_str::<Value>(line).expect("each line is JSON"))
+        .iter()
         .filter(|r| r["process"] == "nemesis" && r["error"].is_null())
         .filter_map(|r| {
             r["f"]
@@ -187,10 +223,9 @@ fn installed_faults(history: &str) -> Vec<String> {
 }
 
 /// The nemesis lines of the history, `time f description error`, for failure messages.
-fn nemesis_lines(history: &str) -> String {
+fn nemesis_lines(history: &[Value]) -> String {
     history
-        .lines()
-        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .iter()
         .filter(|r| r["process"] == "nemesis")
         .map(|r| {
             format!(
@@ -208,9 +243,7 @@ fn nemesis_lines(history: &str) -> String {
 /// PIDs fetched, nothing left in the hosts' working directory, and no node process alive.
 /// Returns the run directory.
 fn check_run_on_hosts(hosts: &Hosts, out: &Output) -> PathBuf {
-    assert_eq!(out.status.code(), Some(0), "{}", describe(out));
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(stdout.contains("verdict: valid"), "{stdout}");
+    assert_verdict(out, 0, "valid");
     let dirs = run_dirs(&hosts.path("results"));
     let dir = dirs.last().expect("a run directory").clone();
     for file in ["history.jsonl", "results.json", "test.json", "report.html"] {
@@ -224,9 +257,10 @@ fn check_run_on_hosts(hosts: &Hosts, out: &Output) -> PathBuf {
         "{test}"
     );
     for node in hosts.lab().nodes() {
-        let log = std::fs::read_to_string(dir.join("nodes").join(format!("{node}.log")))
-            .unwrap_or_else(|e| panic!("{node}'s log was not fetched: {e}"));
-        assert!(!log.is_empty(), "{node}'s log is empty");
+        assert!(
+            !fetched_log(&dir, &node).is_empty(),
+            "{node}'s log is empty"
+        );
         let pids = std::fs::read_to_string(dir.join("pids").join(format!("{node}.pid")))
             .unwrap_or_else(|e| panic!("{node}'s PIDs were not fetched: {e}"));
         let pids: Vec<u32> = pids
@@ -246,29 +280,34 @@ fn check_run_on_hosts(hosts: &Hosts, out: &Output) -> PathBuf {
     dir
 }
 
+/// `node`'s log, which the run fetched from its host into the run directory `dir`.
+fn fetched_log(dir: &Path, node: &str) -> String {
+    std::fs::read_to_string(dir.join("nodes").join(format!("{node}.log")))
+        .unwrap_or_else(|e| panic!("{node}'s log was not fetched: {e}"))
+}
+
 #[test]
 #[ignore = "needs root, nftables, libfaketime, sshd: run by scripts/test.sh"]
 fn raft_on_three_hosts_under_ssh_faults_is_valid_and_leaves_nothing_behind() {
     let hosts = Hosts::new(3);
     let config = hosts.raft_config("raft.toml");
-    let out = hosts.faultline_test(&[
-        "--config",
-        config.to_str().expect("utf-8"),
-        "--nemesis",
-        "partition,kill,pause,clock",
-        "--time-limit",
+    // Seed 12 draws kill, pause, clock and partition in its first four cycles (with
+    // Jepsen-shaped clock faults: kill n2; pause all; strobe each clock; a one-way cut),
+    // well within the time limit. If the schedule's draws change, pick a seed that does
+    // the same: the failure message lists the faults.
+    let out = hosts.faultline_test(&timed(
         "14",
-        "--nemesis-interval",
         "0.7",
-        // Seed 12 draws kill, pause, clock and partition in its first four cycles (with
-        // Jepsen-shaped clock faults: kill n2; pause all; strobe each clock; a one-way cut),
-        // well within the time limit. If the schedule's draws change, pick a seed that does
-        // the same: the failure message lists the faults.
-        "--seed",
         "12",
-    ]);
+        &[
+            "--config",
+            config.to_str().expect("utf-8"),
+            "--nemesis",
+            "partition,kill,pause,clock",
+        ],
+    ));
     let dir = check_run_on_hosts(&hosts, &out);
-    let history = std::fs::read_to_string(dir.join("history.jsonl")).expect("history");
+    let history = history(&dir);
     let installed = installed_faults(&history);
     eprintln!("{}", nemesis_lines(&history));
     for kind in ["partition", "kill", "pause", "clock"] {
@@ -306,33 +345,31 @@ fn etcd_on_three_hosts_given_by_the_short_flag_is_valid_under_partitions_and_kil
         .collect::<Vec<_>>()
         .join(",");
     let remote_dir = hosts.remote_dir().display().to_string();
-    let out = hosts.faultline_test(&[
-        "--target",
-        "etcd",
-        "--hosts",
-        &list,
-        "--ssh-key",
-        hosts.ssh.key.to_str().expect("utf-8"),
-        "--ssh-known-hosts",
-        hosts.ssh.known_hosts.to_str().expect("utf-8"),
-        "--ssh-accept-new-hosts",
-        "--ssh-config",
-        "/dev/null",
-        "--remote-dir",
-        &remote_dir,
-        "--nemesis",
-        "partition,kill",
-        "--time-limit",
+    let out = hosts.faultline_test(&timed(
         "12",
-        "--nemesis-interval",
         "2",
-        "--seed",
         "1",
-    ]);
+        &[
+            "--target",
+            "etcd",
+            "--hosts",
+            &list,
+            "--ssh-key",
+            hosts.ssh.key.to_str().expect("utf-8"),
+            "--ssh-known-hosts",
+            hosts.ssh.known_hosts.to_str().expect("utf-8"),
+            "--ssh-accept-new-hosts",
+            "--ssh-config",
+            "/dev/null",
+            "--remote-dir",
+            &remote_dir,
+            "--nemesis",
+            "partition,kill",
+        ],
+    ));
     let dir = check_run_on_hosts(&hosts, &out);
-    let history = std::fs::read_to_string(dir.join("history.jsonl")).expect("history");
     assert!(
-        !installed_faults(&history).is_empty(),
+        !installed_faults(&history(&dir)).is_empty(),
         "no fault took effect\n{}",
         describe(&out)
     );
@@ -346,16 +383,12 @@ fn consul_on_three_hosts_is_valid_under_the_default_faults() {
         "consul.toml",
         &format!("target = \"consul\"\nremote-bin = {:?}\n", consul_binary()),
     );
-    let out = hosts.faultline_test(&[
-        "--config",
-        config.to_str().expect("utf-8"),
-        "--time-limit",
+    let out = hosts.faultline_test(&timed(
         "12",
-        "--nemesis-interval",
         "2",
-        "--seed",
         "1",
-    ]);
+        &["--config", config.to_str().expect("utf-8")],
+    ));
     check_run_on_hosts(&hosts, &out);
 }
 
@@ -467,26 +500,24 @@ fn a_running_cluster_with_hosts_gets_kill_faults_by_pid_file() {
     });
     let config = hosts.write_config("endpoints.toml", &format!("{}{tables}", hosts.ssh_config()));
     let first_pids: Vec<Option<u32>> = cluster.nodes.iter().map(|n| cluster.pid_of(n)).collect();
-    let out = hosts.faultline_test(&[
-        "--endpoints",
-        &endpoints,
-        "--config",
-        config.to_str().expect("utf-8"),
-        "--nemesis",
-        "kill",
-        "--time-limit",
+    let out = hosts.faultline_test(&timed(
         "10",
-        "--nemesis-interval",
         "1.5",
-        "--seed",
         "1",
-    ]);
-    assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
+        &[
+            "--endpoints",
+            &endpoints,
+            "--config",
+            config.to_str().expect("utf-8"),
+            "--nemesis",
+            "kill",
+        ],
+    ));
+    assert_exits(&out, 0);
     let dir = run_dirs(&hosts.path("results"))
         .pop()
         .expect("a run directory");
-    let history = std::fs::read_to_string(dir.join("history.jsonl")).expect("history");
-    let kills = installed_faults(&history)
+    let kills = installed_faults(&history(&dir))
         .iter()
         .filter(|k| *k == "kill")
         .count();
@@ -529,7 +560,7 @@ fn an_unreachable_host_a_missing_binary_or_a_server_that_exits_is_an_error_that_
         "--time-limit",
         "5",
     ]);
-    assert_eq!(out.status.code(), Some(3), "{}", describe(&out));
+    assert_exits(&out, 3);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         stderr.contains(&format!("ssh -p 2222 root@{n1} true")),
@@ -561,15 +592,14 @@ fn an_unreachable_host_a_missing_binary_or_a_server_that_exits_is_an_error_that_
         .pop()
         .expect("a run directory");
     for node in hosts.lab().nodes() {
-        let log = std::fs::read_to_string(dir.join("nodes").join(format!("{node}.log")))
-            .unwrap_or_else(|e| panic!("{node}'s log was not fetched: {e}"));
+        let log = fetched_log(&dir, &node);
         assert!(log.contains("Illegal option"), "{node}: {log}");
     }
     assert_hosts_wiped(&hosts);
 }
 
 /// A 5 s run on the hosts with `remote-bin` set to `bin`, which must fail to start (exit 3).
-fn failed_start_with_remote_bin(hosts: &Hosts, bin: &str) -> std::process::Output {
+fn failed_start_with_remote_bin(hosts: &Hosts, bin: &str) -> Output {
     let config = hosts.hosts_config("remote-bin.toml", &format!("remote-bin = {bin:?}\n"));
     let out = hosts.faultline_test(&[
         "--config",
@@ -577,7 +607,7 @@ fn failed_start_with_remote_bin(hosts: &Hosts, bin: &str) -> std::process::Outpu
         "--time-limit",
         "5",
     ]);
-    assert_eq!(out.status.code(), Some(3), "{}", describe(&out));
+    assert_exits(&out, 3);
     out
 }
 
@@ -603,30 +633,11 @@ fn nft_tables_in(netns: &str) -> String {
 #[test]
 #[ignore = "needs root, nftables, libfaketime, sshd: run by scripts/test.sh"]
 fn sigterm_heals_over_ssh_stops_and_wipes_the_nodes_and_checks_what_was_recorded() {
-    use std::time::{Duration, Instant};
     let hosts = Hosts::new(3);
-    let config = hosts.raft_config("sigterm.toml");
-    let child = hosts
-        .faultline_in_ctl()
-        .args(["test", "--config", config.to_str().expect("utf-8")])
-        .args(["--nemesis", "partition,pause", "--nemesis-interval", "0.5"])
-        .args(["--time-limit", "120", "--seed", "3", "--results"])
-        .arg(hosts.path("results"))
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("faultline starts");
-    // `ip netns exec` execs faultline: the child's PID is the run's.
-    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
-    struct TermOnFailure(nix::unistd::Pid, bool);
-    impl Drop for TermOnFailure {
-        fn drop(&mut self) {
-            if !self.1 {
-                let _ = nix::sys::signal::kill(self.0, nix::sys::signal::Signal::SIGTERM);
-            }
-        }
-    }
-    let mut guard = TermOnFailure(pid, false);
+    let child = hosts.spawn_long_raft_run("sigterm.toml", "partition,pause", "0.5", Stdio::piped);
+    // `ip netns exec` execs faultline: the child's PID is the run's. Stopped the same way if
+    // this test fails before it does.
+    let run = SignalOnDrop::new(child.id(), Signal::SIGTERM);
 
     // Wait until every node wrote its PID file on its host, then let faults come and go.
     let started = Instant::now();
@@ -645,16 +656,14 @@ fn sigterm_heals_over_ssh_stops_and_wipes_the_nodes_and_checks_what_was_recorded
             })
             .sum()
     };
-    while pid_files() < 3 {
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "the nodes did not start on the hosts within 60 s"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_for(
+        Duration::from_secs(60),
+        Duration::from_millis(100),
+        "the nodes did not start on the hosts within 60 s",
+        || (pid_files() >= 3).then_some(()),
+    );
     std::thread::sleep(Duration::from_secs(5));
-    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).expect("SIGTERM");
-    guard.1 = true;
+    run.send(Signal::SIGTERM);
 
     let out = child.wait_with_output().expect("faultline ends");
     assert!(
@@ -664,7 +673,7 @@ fn sigterm_heals_over_ssh_stops_and_wipes_the_nodes_and_checks_what_was_recorded
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("interrupted"), "{}", describe(&out));
     let dir = check_run_on_hosts(&hosts, &out);
-    let history = std::fs::read_to_string(dir.join("history.jsonl")).expect("history");
+    let history = history(&dir);
     assert!(
         !installed_faults(&history).is_empty(),
         "no fault took effect before the SIGTERM\n{}",
@@ -673,8 +682,7 @@ fn sigterm_heals_over_ssh_stops_and_wipes_the_nodes_and_checks_what_was_recorded
     // Every fault that took effect was undone (its stop recorded), the one in force at the
     // SIGTERM by the final heal; and no partition table is left on any host.
     let stops = history
-        .lines()
-        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .iter()
         .filter(|r| r["process"] == "nemesis" && r["error"].is_null())
         .filter(|r| r["f"].as_str().is_some_and(|f| f.starts_with("stop-")))
         .count();
@@ -723,20 +731,9 @@ fn nemesis_records(history: &Path) -> Vec<Value> {
 #[test]
 #[ignore = "needs root, nftables, libfaketime, sshd: run by scripts/test.sh"]
 fn a_sigkilled_run_on_hosts_is_cleaned_up_by_faultline_clean() {
-    use std::time::{Duration, Instant};
     let hosts = Hosts::new(3);
-    let config = hosts.raft_config("sigkill.toml");
-    let mut child = hosts
-        .faultline_in_ctl()
-        .args(["test", "--config", config.to_str().expect("utf-8")])
-        .args(["--nemesis", "partition", "--nemesis-interval", "3"])
-        .args(["--time-limit", "120", "--seed", "3", "--results"])
-        .arg(hosts.path("results"))
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("faultline starts");
-    struct KillOnFailure<'a>(&'a mut std::process::Child);
+    let mut child = hosts.spawn_long_raft_run("sigkill.toml", "partition", "3", Stdio::null);
+    struct KillOnFailure<'a>(&'a mut Child);
     impl Drop for KillOnFailure<'_> {
         fn drop(&mut self) {
             let _ = self.0.kill();
@@ -746,27 +743,22 @@ fn a_sigkilled_run_on_hosts_is_cleaned_up_by_faultline_clean() {
     let run = KillOnFailure(&mut child);
 
     // Kill the run while its first partition is in force (the heal is due 3 s later).
-    let started = Instant::now();
-    let dir = loop {
-        assert!(
-            started.elapsed() < Duration::from_secs(90),
-            "no partition within 90 s"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-        // The run makes its results directory only once it has started.
-        if !hosts.path("results").exists() {
-            continue;
-        }
-        let Some(dir) = run_dirs(&hosts.path("results")).last().cloned() else {
-            continue;
-        };
-        let partitioned = nemesis_records(&dir.join("history.jsonl"))
-            .iter()
-            .any(|r| r["f"] == "start-partition" && r["error"].is_null());
-        if partitioned {
-            break dir;
-        }
-    };
+    let dir = wait_for(
+        Duration::from_secs(90),
+        Duration::from_millis(50),
+        "no partition within 90 s",
+        || {
+            // The run makes its results directory only once it has started.
+            if !hosts.path("results").exists() {
+                return None;
+            }
+            let dir = run_dirs(&hosts.path("results")).last().cloned()?;
+            let partitioned = nemesis_records(&dir.join("history.jsonl"))
+                .iter()
+                .any(|r| r["f"] == "start-partition" && r["error"].is_null());
+            partitioned.then_some(dir)
+        },
+    );
     run.0.kill().expect("SIGKILL");
     run.0.wait().expect("the run ends");
     drop(run);
@@ -842,7 +834,7 @@ fn a_sigkilled_run_on_hosts_is_cleaned_up_by_faultline_clean() {
         .env("CI", "1")
         .output()
         .expect("clean runs");
-    assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
+    assert_exits(&out, 0);
     assert_eq!(
         hosts
             .runtime
@@ -888,16 +880,12 @@ fn a_sigkilled_run_on_hosts_is_cleaned_up_by_faultline_clean() {
     assert_hosts_wiped(&hosts);
     assert!(state_files().is_empty(), "{:?}", state_files());
     for node in hosts.lab().nodes() {
-        let log = std::fs::read_to_string(dir.join("nodes").join(format!("{node}.log")))
-            .unwrap_or_else(|e| panic!("{node}'s log was not fetched: {e}"));
-        assert!(!log.is_empty(), "{node}'s log is empty");
+        assert!(
+            !fetched_log(&dir, &node).is_empty(),
+            "{node}'s log is empty"
+        );
     }
-    let check = common::faultline()
-        .arg("check")
-        .arg(&dir)
-        .output()
-        .expect("check runs");
-    assert_eq!(check.status.code(), Some(0), "{}", describe(&check));
+    assert_history_checks_valid(&dir);
 
     // Once is enough: a second clean has nothing of this run's to do.
     let again = hosts
@@ -905,7 +893,7 @@ fn a_sigkilled_run_on_hosts_is_cleaned_up_by_faultline_clean() {
         .arg("clean")
         .output()
         .expect("clean runs");
-    assert_eq!(again.status.code(), Some(0), "{}", describe(&again));
+    assert_exits(&again, 0);
     assert!(
         !String::from_utf8_lossy(&again.stdout).contains("stopped its server"),
         "{}",

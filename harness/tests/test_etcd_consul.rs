@@ -5,71 +5,62 @@
 
 mod common;
 
-use common::{describe, run_test};
+use std::process::Output;
 
-fn verdict_of(args: &[&str]) -> (Option<i32>, String) {
+use common::{assert_exits, assert_verdict, describe, run_test, timed};
+
+/// A 15-second run on `target` with `args`, its faults drawn from seed 1.
+fn run_on(target: &str, args: &[&str]) -> Output {
     let results = tempfile::tempdir().expect("tempdir");
-    let mut all = vec![
-        "--time-limit",
-        "15",
-        "--nemesis-interval",
-        "3",
-        "--seed",
-        "1",
-    ];
+    let mut all = vec!["--target", target];
     all.extend_from_slice(args);
-    let out = run_test(results.path(), &all);
-    (out.status.code(), describe(&out))
+    run_test(results.path(), &timed("15", "3", "1", &all))
+}
+
+/// `target` in its safe read mode gives a valid history under all three process faults.
+fn assert_valid_under_partitions_kills_and_pauses(target: &str) {
+    let out = run_on(target, &["--nemesis", "partition,kill,pause"]);
+    assert_exits(&out, 0);
+}
+
+/// `target` in `read_mode` under partitions serves a stale read, and the run says so.
+fn assert_found_stale_under_partitions(target: &str, read_mode: &str) {
+    let out = run_on(
+        target,
+        &["--read-mode", read_mode, "--nemesis", "partition"],
+    );
+    assert_verdict(&out, 1, "invalid");
 }
 
 #[test]
 #[ignore = "needs root, nftables and etcd: run by scripts/test.sh"]
 fn etcd_linearizable_reads_under_partitions_kills_and_pauses_are_valid() {
-    let (code, out) = verdict_of(&["--target", "etcd", "--nemesis", "partition,kill,pause"]);
-    assert_eq!(code, Some(0), "{out}");
+    assert_valid_under_partitions_kills_and_pauses("etcd");
 }
 
 #[test]
 #[ignore = "needs root, nftables and etcd: run by scripts/test.sh"]
 fn etcd_serializable_reads_under_partitions_are_found_stale() {
-    let (code, out) = verdict_of(&[
-        "--target",
-        "etcd",
-        "--read-mode",
-        "serializable",
-        "--nemesis",
-        "partition",
-    ]);
-    assert_eq!(code, Some(1), "{out}");
-    assert!(out.contains("verdict: invalid"), "{out}");
+    assert_found_stale_under_partitions("etcd", "serializable");
 }
 
 #[test]
 #[ignore = "needs root, nftables and Consul: run by scripts/test.sh"]
 fn consul_consistent_reads_under_partitions_kills_and_pauses_are_valid() {
-    let (code, out) = verdict_of(&["--target", "consul", "--nemesis", "partition,kill,pause"]);
-    assert_eq!(code, Some(0), "{out}");
+    assert_valid_under_partitions_kills_and_pauses("consul");
 }
 
 #[test]
 #[ignore = "needs root, nftables and Consul: run by scripts/test.sh"]
 fn consul_stale_reads_under_partitions_are_found_stale() {
-    let (code, out) = verdict_of(&[
-        "--target",
-        "consul",
-        "--read-mode",
-        "stale",
-        "--nemesis",
-        "partition",
-    ]);
-    assert_eq!(code, Some(1), "{out}");
+    assert_found_stale_under_partitions("consul", "stale");
 }
 
 #[test]
 fn clock_faults_are_refused_for_go_targets_with_the_reason() {
     let results = tempfile::tempdir().expect("tempdir");
     let out = run_test(results.path(), &["--target", "etcd", "--nemesis", "clock"]);
-    assert_eq!(out.status.code(), Some(3), "{}", describe(&out));
+    assert_exits(&out, 3);
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("libfaketime"),
         "{}",

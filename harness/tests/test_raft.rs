@@ -9,27 +9,19 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{describe, faultline, json, run_dirs, run_test};
+use common::{
+    SignalOnDrop, assert_exits, assert_history_checks_valid, assert_verdict, describe, history,
+    json, run_dirs, run_test, timed, wait_for,
+};
+use nix::sys::signal::Signal;
 use serde_json::Value;
 
 #[test]
 #[ignore = "needs root, nftables, libfaketime: run by scripts/test.sh"]
 fn default_faults_give_a_valid_verdict_and_a_complete_run_directory() {
     let results = tempfile::tempdir().expect("tempdir");
-    let out = run_test(
-        results.path(),
-        &[
-            "--time-limit",
-            "12",
-            "--nemesis-interval",
-            "3",
-            "--seed",
-            "7",
-        ],
-    );
-    assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(stdout.contains("verdict: valid"), "{stdout}");
+    let out = run_test(results.path(), &timed("12", "3", "7", &[]));
+    assert_verdict(&out, 0, "valid");
     // stderr is a pipe here, as in CI: plain progress lines, no terminal escape codes.
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("10 s of 12 s: "), "{stderr}");
@@ -58,12 +50,10 @@ fn default_faults_give_a_valid_verdict_and_a_complete_run_directory() {
     assert!(test["versions"]["target"].is_string(), "{test}");
 
     // The history names faults and every client op on a node, and re-checks the same.
-    let history = std::fs::read_to_string(dir.join("history.jsonl")).expect("history");
     let mut nemesis = 0;
     let mut ok = 0;
     let mut first_fault = None;
-    for line in history.lines() {
-        let record: Value = serde_json::from_str(line).expect("each line is JSON");
+    for record in history(dir) {
         if record["process"] == "nemesis" {
             nemesis += 1;
             if first_fault.is_none()
@@ -83,12 +73,7 @@ fn default_faults_give_a_valid_verdict_and_a_complete_run_directory() {
         "expected faults in the history, got {nemesis}"
     );
     assert!(ok > 100, "expected a real load, got {ok} ok ops");
-    let check = faultline()
-        .arg("check")
-        .arg(dir)
-        .output()
-        .expect("check runs");
-    assert_eq!(check.status.code(), Some(0), "{}", describe(&check));
+    assert_history_checks_valid(dir);
 
     // The report of this real run: each plot as a PNG of the right size and an SVG that
     // labels the run's first fault; the page names the verdict.
@@ -114,31 +99,29 @@ fn overlapping_faults_meet_and_the_safe_cluster_stays_valid() {
     let results = tempfile::tempdir().expect("tempdir");
     let out = run_test(
         results.path(),
-        &[
-            "--time-limit",
+        &timed(
             "15",
-            "--nemesis",
-            "partition,kill,pause,clock",
-            "--nemesis-schedule",
-            "overlapping",
-            "--nemesis-interval",
             "1.5",
-            "--seed",
             "3",
-        ],
+            &[
+                "--nemesis",
+                "partition,kill,pause,clock",
+                "--nemesis-schedule",
+                "overlapping",
+            ],
+        ),
     );
-    assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
+    assert_exits(&out, 0);
     let dir = &run_dirs(results.path())[0];
     assert_eq!(
         json(&dir.join("test.json"))["spec"]["nemesis_schedule"],
         "overlapping"
     );
     // The most faults in force at once, from the history's start/stop lines.
-    let history = std::fs::read_to_string(dir.join("history.jsonl")).expect("history");
+    let records = history(dir);
     let mut open = std::collections::BTreeSet::new();
     let mut most = 0;
-    for line in history.lines() {
-        let record: Value = serde_json::from_str(line).expect("each line is JSON");
+    for record in &records {
         let Some(f) = record["f"]
             .as_str()
             .filter(|_| record["process"] == "nemesis")
@@ -156,7 +139,12 @@ fn overlapping_faults_meet_and_the_safe_cluster_stays_valid() {
     }
     assert!(
         most >= 2,
-        "no two faults were ever in force at once:\n{history}"
+        "no two faults were ever in force at once:\n{}",
+        records
+            .iter()
+            .map(Value::to_string)
+            .collect::<Vec<_>>()
+            .join("\n")
     );
     assert!(open.is_empty(), "faults left open: {open:?}");
 }
@@ -168,24 +156,21 @@ fn stale_reads_under_partitions_are_found() {
     let junit = results.path().join("junit.xml");
     let out = run_test(
         results.path(),
-        &[
-            "--unsafe",
-            "stale-reads",
-            "--nemesis",
-            "partition",
-            "--time-limit",
+        &timed(
             "15",
-            "--nemesis-interval",
             "3",
-            "--seed",
             "1",
-            "--junit",
-            junit.to_str().expect("utf-8 path"),
-        ],
+            &[
+                "--unsafe",
+                "stale-reads",
+                "--nemesis",
+                "partition",
+                "--junit",
+                junit.to_str().expect("utf-8 path"),
+            ],
+        ),
     );
-    assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(stdout.contains("verdict: invalid"), "{stdout}");
+    assert_verdict(&out, 1, "invalid");
     let xml = std::fs::read_to_string(&junit).expect("junit written");
     assert!(xml.contains("<failure"), "{xml}");
     assert!(
@@ -245,25 +230,26 @@ fn namespaces() -> String {
 #[test]
 #[ignore = "needs root, nftables, libfaketime: run by scripts/test.sh"]
 fn ctrl_c_heals_tears_down_and_checks_what_was_recorded() {
-    signal_heals_tears_down_and_checks_what_was_recorded("INT");
+    signal_heals_tears_down_and_checks_what_was_recorded(Signal::SIGINT);
 }
 
 /// A terminal or SSH session that goes away mid-run: the same teardown as Ctrl-C.
 #[test]
 #[ignore = "needs root, nftables, libfaketime: run by scripts/test.sh"]
 fn a_hang_up_heals_tears_down_and_checks_what_was_recorded() {
-    signal_heals_tears_down_and_checks_what_was_recorded("HUP");
+    signal_heals_tears_down_and_checks_what_was_recorded(Signal::SIGHUP);
 }
 
-/// Starts a long run, sends it SIG`signal` once its lab is up and clients run, and checks that
+/// Starts a long run, sends it `signal` once its lab is up and clients run, and checks that
 /// it stopped early, left no namespace, state file or node process, and left a checkable
 /// history.
-fn signal_heals_tears_down_and_checks_what_was_recorded(signal: &str) {
+fn signal_heals_tears_down_and_checks_what_was_recorded(signal: Signal) {
     let results = tempfile::tempdir().expect("tempdir");
     // Through `env`, which execs faultline in its own PID, so that a signal this test process
     // was started ignoring (SIGHUP under nohup) is not ignored by the run it tests.
+    let short_name = signal.as_str().strip_prefix("SIG").expect("SIG…");
     let child = Command::new("env")
-        .arg(format!("--default-signal={signal}"))
+        .arg(format!("--default-signal={short_name}"))
         .arg(env!("CARGO_BIN_EXE_faultline"))
         .args(["test", "--time-limit", "120", "--nemesis-interval", "2"])
         .arg("--results")
@@ -273,47 +259,27 @@ fn signal_heals_tears_down_and_checks_what_was_recorded(signal: &str) {
         .stderr(Stdio::piped())
         .spawn()
         .expect("faultline starts");
-    let pid = child.id();
-    // Kill the run if this test fails before it sends its signal.
-    struct KillOnFailure(u32, bool);
-    impl Drop for KillOnFailure {
-        fn drop(&mut self) {
-            if !self.1 {
-                let _ = Command::new("kill")
-                    .args(["-INT", &self.0.to_string()])
-                    .status();
-            }
-        }
-    }
-    let mut guard = KillOnFailure(pid, false);
+    // Interrupt the run if this test fails before it sends its signal.
+    let run = SignalOnDrop::new(child.id(), Signal::SIGINT);
 
     // Wait until the lab exists and clients are running, then interrupt.
     let started = Instant::now();
-    let lab = loop {
-        if let Some(lab) = lab_under(results.path()) {
-            break lab;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "no lab appeared within 60 s"
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    };
+    let lab = wait_for(
+        Duration::from_secs(60),
+        Duration::from_millis(200),
+        "no lab appeared within 60 s",
+        || lab_under(results.path()),
+    );
     std::thread::sleep(Duration::from_secs(8));
     assert!(namespaces().contains(&lab), "lab {lab} should be up");
-    let status = Command::new("kill")
-        .args([&format!("-{signal}"), &pid.to_string()])
-        .status()
-        .expect("kill runs");
-    assert!(status.success());
-    guard.1 = true;
+    run.send(signal);
 
     let out = child.wait_with_output().expect("faultline ends");
     assert!(
         started.elapsed() < Duration::from_secs(110),
-        "the run did not stop early on SIG{signal}"
+        "the run did not stop early on {signal}"
     );
-    assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
+    assert_exits(&out, 0);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("interrupted"), "{stdout}");
 
@@ -329,13 +295,7 @@ fn signal_heals_tears_down_and_checks_what_was_recorded(signal: &str) {
         "node processes remain"
     );
 
-    let dir = &run_dirs(results.path())[0];
-    let check = faultline()
-        .arg("check")
-        .arg(dir)
-        .output()
-        .expect("check runs");
-    assert_eq!(check.status.code(), Some(0), "{}", describe(&check));
+    assert_history_checks_valid(&run_dirs(results.path())[0]);
 }
 
 /// Clock faults move a node's wall clock only (as on a real machine), so a node whose clock is
@@ -351,25 +311,13 @@ fn a_clock_stepped_back_minutes_leaves_the_cluster_answering() {
     let results = tempfile::tempdir().expect("tempdir");
     let out = run_test(
         results.path(),
-        &[
-            "--nemesis",
-            "clock",
-            "--time-limit",
-            "18",
-            "--nemesis-interval",
-            "3",
-            "--seed",
-            "3",
-        ],
+        &timed("18", "3", "3", &["--nemesis", "clock"]),
     );
-    assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
-    let dir = &run_dirs(results.path())[0];
-    let history = std::fs::read_to_string(dir.join("history.jsonl")).expect("history");
+    assert_exits(&out, 0);
     let mut info = 0;
     let mut ok_after_reset = 0;
     let mut reset_at = None;
-    for line in history.lines() {
-        let record: Value = serde_json::from_str(line).expect("each line is JSON");
+    for record in history(&run_dirs(results.path())[0]) {
         if record["process"] == "nemesis" {
             let description = record["value"]["description"].as_str().unwrap_or("");
             if record["f"] == "start-clock" && description.contains("n1 by +172510 ms") {
