@@ -33,7 +33,8 @@ use crate::verdict::Verdict;
 
 mod half_seen;
 
-pub use half_seen::{HalfSeen, explain_half_seen, half_seen};
+use half_seen::half_seen;
+pub use half_seen::{HalfSeen, explain_half_seen};
 
 /// One read or write inside a transaction, on a register numbered by [`Transactions`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -547,15 +548,41 @@ impl Sources {
     }
 }
 
+/// What each transaction leaves in the registers, and by (register, value) who leaves it:
+/// built once for both refutations that run before the search.
+pub(crate) struct Written {
+    /// `lasts[op]`: what `op` leaves ([`last_writes`]).
+    lasts: Vec<Vec<(usize, Value)>>,
+    sources: Sources,
+}
+
+impl Written {
+    fn of(ops: &[Op], txns: &Transactions) -> Written {
+        let lasts: Vec<Vec<(usize, Value)>> =
+            txns.micro_ops.iter().map(|m| last_writes(m)).collect();
+        let sources = Sources::of(
+            &lasts,
+            |op| (ops[op].invoke_time, ops[op].index),
+            |op| ops[op].complete_time.zip(ops[op].complete_index),
+        );
+        Written { lasts, sources }
+    }
+}
+
 /// The first read (by completion) that [`Overwritten`] refutes, if any. Sound because a read
 /// returns what the last transaction before it left in the register: if every transaction
 /// that could have left the value there is followed, certainly, by one that left another value
 /// and ended before the read began, no order satisfies the read. The latest-ending candidate
 /// is the hardest to rule out, so it alone is tried; a crashed candidate is never ruled out.
-pub fn overwritten(ops: &[Op], txns: &Transactions, initial: Value) -> Option<Overwritten> {
+pub(crate) fn overwritten(
+    ops: &[Op],
+    txns: &Transactions,
+    written: &Written,
+    initial: Value,
+) -> Option<Overwritten> {
     let call = |op: usize| (ops[op].invoke_time, ops[op].index);
     let ret = |op: usize| ops[op].complete_time.zip(ops[op].complete_index);
-    let lasts: Vec<Vec<(usize, Value)>> = txns.micro_ops.iter().map(|m| last_writes(m)).collect();
+    let Written { lasts, sources } = written;
     let mut writes: Vec<Vec<LastWrite>> = vec![Vec::new(); txns.names.len()];
     for (op, last) in lasts.iter().enumerate() {
         if let Some(done) = ret(op) {
@@ -565,7 +592,6 @@ pub fn overwritten(ops: &[Op], txns: &Transactions, initial: Value) -> Option<Ov
         }
     }
     let overwriters: Vec<Overwriters> = writes.into_iter().map(Overwriters::of).collect();
-    let sources = Sources::of(&lasts, call, ret);
     let mut found: Option<(At, Overwritten)> = None;
     for (reader, micros) in txns.micro_ops.iter().enumerate() {
         let Some(done) = ret(reader) else { continue };
@@ -657,11 +683,12 @@ pub fn check(
         key: key.key.clone(),
         ops,
     };
-    if let Some(refuted) = overwritten(&reduced.ops, &txns, initial) {
+    let written = Written::of(&reduced.ops, &txns);
+    if let Some(refuted) = overwritten(&reduced.ops, &txns, &written, initial) {
         let c = explain_overwritten(&reduced, &txns, &refuted, strings, timed);
         return (Verdict::Invalid, Some(c.explanation.clone()), Some(c));
     }
-    if let Some(refuted) = half_seen(&reduced.ops, &txns, initial) {
+    if let Some(refuted) = half_seen(&reduced.ops, &txns, &written, initial) {
         let c = explain_half_seen(&reduced, &txns, &refuted, strings, timed);
         return (Verdict::Invalid, Some(c.explanation.clone()), Some(c));
     }

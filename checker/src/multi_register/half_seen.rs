@@ -17,7 +17,7 @@
 use crate::counterexample::{Counterexample, When, show};
 use crate::history::{KeyHistory, Op, Strings, Value};
 
-use super::{At, Sources, Times, Transactions, last_writes, outside_reads, refuted_before_search};
+use super::{At, Times, Transactions, Written, outside_reads, refuted_before_search};
 
 /// Two reads of one transaction that no order satisfies together.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -38,11 +38,15 @@ pub struct HalfSeen {
 }
 
 /// The first reader (by completion) that [`HalfSeen`] refutes, if any.
-pub fn half_seen(ops: &[Op], txns: &Transactions, initial: Value) -> Option<HalfSeen> {
+pub(crate) fn half_seen(
+    ops: &[Op],
+    txns: &Transactions,
+    written: &Written,
+    initial: Value,
+) -> Option<HalfSeen> {
     let call = |op: usize| (ops[op].invoke_time, ops[op].index);
     let ret = |op: usize| ops[op].complete_time.zip(ops[op].complete_index);
-    let lasts: Vec<Vec<(usize, Value)>> = txns.micro_ops.iter().map(|m| last_writes(m)).collect();
-    let sources = Sources::of(&lasts, call, ret);
+    let Written { lasts, sources } = written;
     let mut found: Option<(At, HalfSeen)> = None;
     for (reader, micros) in txns.micro_ops.iter().enumerate() {
         let Some(done) = ret(reader) else { continue };
