@@ -38,6 +38,11 @@ use crate::rules;
 /// How long a started node may take to write its PID file.
 const START_WAIT: Duration = Duration::from_secs(10);
 
+/// How long the PID a start wrote must stay alive before the node counts as started. The
+/// start shell writes the PID and then execs the server, so one look can catch a server that
+/// exits at once (a wrong binary or flag) while it is still alive.
+const START_SETTLE: Duration = Duration::from_millis(500);
+
 /// Upper bound on a host-side clock loop, in case no stop ever comes.
 const CLOCK_LOOP_LIMIT_MS: u64 = 3_600_000;
 
@@ -363,7 +368,8 @@ impl Remote {
     }
 
     /// Starts the node's server: runs its start command detached from the SSH session. For
-    /// a node with a PID file, waits (bounded, 10 s) until the file names a live process.
+    /// a node with a PID file, waits (bounded, 10 s) until the file names a process that
+    /// stays alive for half a second.
     pub async fn start_node(&self, node: &str) -> Result<()> {
         self.start_nodes(&[node.to_string()]).await
     }
@@ -390,31 +396,42 @@ impl Remote {
             );
             self.exec(node, &script, None).await?;
         }
-        let mut waiting = Vec::new();
+        // Each waiting node with the PID its file named and when that PID was first seen.
+        let mut waiting: BTreeMap<String, Option<(u32, std::time::Instant)>> = BTreeMap::new();
         for node in nodes {
             if matches!(self.node(node)?.process, ProcessMatch::PidFile { .. }) {
-                waiting.push(node.clone());
+                waiting.insert(node.clone(), None);
             }
         }
         let deadline = std::time::Instant::now() + START_WAIT;
         while !waiting.is_empty() && std::time::Instant::now() < deadline {
-            let mut still = Vec::new();
-            for node in waiting {
-                if !self.node_running(&node).await? {
-                    still.push(node);
-                }
+            let mut still = BTreeMap::new();
+            for (node, seen) in waiting {
+                let now = std::time::Instant::now();
+                let seen = match (self.node_pid(&node).await?, seen) {
+                    (Some(pid), Some((before, since))) if pid == before => {
+                        if now - since >= START_SETTLE {
+                            continue;
+                        }
+                        Some((pid, since))
+                    }
+                    (Some(pid), _) => Some((pid, now)),
+                    (None, _) => None,
+                };
+                still.insert(node, seen);
             }
             waiting = still;
             if !waiting.is_empty() {
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
         }
-        match waiting.first() {
+        match waiting.keys().next() {
             None => Ok(()),
             Some(node) => Err(Error::Node {
                 node: node.clone(),
                 why: format!(
-                    "started on {} but no live process in its PID file after {START_WAIT:?}: see the node's log",
+                    "started on {} but no live process in its PID file that stayed up for \
+                     {START_SETTLE:?} within {START_WAIT:?}: see the node's log",
                     self.node(node)?.destination
                 ),
             }),

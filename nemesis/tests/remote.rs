@@ -620,3 +620,42 @@ fn a_dead_runs_faults_are_healed_by_a_connection_that_never_saw_them() {
     drop(clients);
     setup.block_on(lab.teardown()).unwrap();
 }
+
+/// A server that writes its PID file and exits a moment later (a wrong flag, a missing
+/// library) is not started: the start waits until the PID it saw has stayed alive, so one
+/// look during the server's short life does not count.
+#[test]
+#[ignore = "needs root, nftables, libfaketime: run by scripts/test.sh"]
+fn a_server_that_exits_soon_after_writing_its_pid_file_is_not_started() {
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path().to_path_buf();
+    let (setup, lab, hosts, mut nodes) = sshd_hosts(&dir);
+    let clients = lab.client_runtime(2).unwrap();
+    let mut node = nodes.remove(0);
+    node.start = format!(
+        "echo $$ > {} && exec {} -c 'import time; time.sleep(0.2)' {PORT} echo-{}",
+        dir.join(format!("echo-{}.pid", node.name)).display(),
+        python(),
+        node.name
+    );
+    let options = hosts.options();
+    let name = node.name.clone();
+    let started = clients
+        .block_on(clients.spawn(async move {
+            let remote = Remote::connect(vec![node], &options).await.unwrap();
+            let started = std::time::Instant::now();
+            let result = remote.start_node(&name).await;
+            (result, started.elapsed())
+        }))
+        .unwrap();
+    match started {
+        (Err(e), waited) => {
+            let e = e.to_string();
+            assert!(e.contains("no live process in its PID file"), "{e}");
+            assert!(waited >= Duration::from_secs(10), "{waited:?}");
+        }
+        (Ok(()), waited) => panic!("started after {waited:?}, but the server had exited"),
+    }
+    drop(clients);
+    setup.block_on(lab.teardown()).unwrap();
+}
