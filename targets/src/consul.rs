@@ -16,10 +16,11 @@ use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
 use faultline_nemesis::{Lab, Remote};
 use serde::Deserialize;
 
-use crate::base64;
 use crate::discover::find_program;
 use crate::error::Error;
 use crate::hosts::{HostNodes, HostsSpec, Launch};
@@ -401,7 +402,7 @@ impl ConsulClient {
 const INDEX_MOVED: &str = "index moved: the key was written between the read and the put";
 
 fn decode_value(encoded: &str) -> Option<i64> {
-    let bytes = base64::decode(encoded)?;
+    let bytes = BASE64.decode(encoded).ok()?;
     std::str::from_utf8(&bytes).ok()?.trim().parse().ok()
 }
 
@@ -432,7 +433,7 @@ mod tests {
 
     #[test]
     fn values_are_decimal_text_in_base64() {
-        assert_eq!(decode_value(&base64::encode(b"42")), Some(42));
-        assert_eq!(decode_value(&base64::encode(b"forty")), None);
+        assert_eq!(decode_value(&BASE64.encode(b"42")), Some(42));
+        assert_eq!(decode_value(&BASE64.encode(b"forty")), None);
     }
 }

@@ -12,11 +12,12 @@ use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
 use faultline_nemesis::{Lab, Remote};
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::base64;
 use crate::discover::find_program;
 use crate::error::Error;
 use crate::hosts::{HostNodes, HostsSpec, Launch};
@@ -280,7 +281,7 @@ struct TxnAnswer {
 impl EtcdClient {
     /// Send one request; every way it can end becomes an [`Outcome`] here and nowhere else.
     pub async fn call(&self, request: &Request) -> Outcome {
-        let key = base64::encode(request.key().as_bytes());
+        let key = BASE64.encode(request.key().as_bytes());
         let (path, body) = match request {
             Request::Read { .. } => (
                 "/v3/kv/range",
@@ -288,7 +289,7 @@ impl EtcdClient {
             ),
             Request::Write { value, .. } => (
                 "/v3/kv/put",
-                json!({ "key": key, "value": base64::encode(value.to_string().as_bytes()) }),
+                json!({ "key": key, "value": BASE64.encode(value.to_string().as_bytes()) }),
             ),
             Request::Cas { expected, new, .. } => (
                 "/v3/kv/txn",
@@ -297,11 +298,11 @@ impl EtcdClient {
                         "key": key,
                         "result": "EQUAL",
                         "target": "VALUE",
-                        "value": base64::encode(expected.to_string().as_bytes()),
+                        "value": BASE64.encode(expected.to_string().as_bytes()),
                     }],
                     "success": [{ "request_put": {
                         "key": key,
-                        "value": base64::encode(new.to_string().as_bytes()),
+                        "value": BASE64.encode(new.to_string().as_bytes()),
                     }}],
                 }),
             ),
@@ -349,7 +350,7 @@ impl EtcdClient {
 }
 
 fn decode_value(encoded: &str) -> Option<i64> {
-    let bytes = base64::decode(encoded)?;
+    let bytes = BASE64.decode(encoded).ok()?;
     std::str::from_utf8(&bytes).ok()?.parse().ok()
 }
 
@@ -391,7 +392,8 @@ mod tests {
 
     #[test]
     fn values_are_decimal_text_in_base64() {
-        assert_eq!(decode_value(&base64::encode(b"-17")), Some(-17));
-        assert_eq!(decode_value(&base64::encode(b"x")), None);
+        assert_eq!(decode_value(&BASE64.encode(b"-17")), Some(-17));
+        assert_eq!(decode_value(&BASE64.encode(b"x")), None);
+        assert_eq!(decode_value("a$b"), None, "not base64");
     }
 }

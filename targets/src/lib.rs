@@ -20,7 +20,6 @@
 //! address from the root network namespace: its network calls run on the lab's client runtime.
 
 pub mod attached;
-mod base64;
 pub mod cluster;
 pub mod consul;
 mod discover;
