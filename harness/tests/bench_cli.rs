@@ -109,3 +109,68 @@ fn raft_bench_drives_a_real_cluster_and_prints_a_row_per_workload_and_client_cou
     // Writes never mismatch; they are all ok on a healthy cluster.
     assert_eq!(rows[0][2], rows[0][4], "{out}");
 }
+
+#[test]
+#[ignore = "needs root, nftables: run by scripts/test.sh"]
+fn lab_bench_times_every_step_and_leaves_no_lab_behind() {
+    let out = faultline()
+        .args(["bench", "lab", "--nodes", "3", "--runs", "2"])
+        .output()
+        .expect("faultline runs");
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains("lab: 3 nodes in network namespaces, runs: 2"),
+        "{stdout}"
+    );
+    let steps: Vec<&str> = stdout
+        .lines()
+        .filter_map(|l| l.strip_suffix(" ms"))
+        .map(|l| {
+            let (step, figures) = l.trim().split_once("  ").expect("a step and its figures");
+            let figures: Vec<f64> = figures
+                .split('/')
+                .map(|f| f.trim().parse().expect("milliseconds"))
+                .collect();
+            assert!(
+                figures.len() == 3 && figures[0] <= figures[1] && figures[1] <= figures[2],
+                "min, median, max: {l}"
+            );
+            step
+        })
+        .collect();
+    assert_eq!(
+        steps,
+        [
+            "build the lab",
+            "start a process on every node",
+            "partition (halves)",
+            "heal the partition",
+            "kill every node",
+            "restart every node",
+            "pause every node",
+            "resume every node",
+            "tear the lab down",
+        ],
+        "{stdout}"
+    );
+    // Each run's lab really was built (and the faults taken), and none is left.
+    let labs: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.contains("lab ready"))
+        .filter_map(|l| l.split("lab=").nth(1)?.split_whitespace().next())
+        .collect();
+    assert_eq!(labs.len(), 2, "{stderr}");
+    assert_eq!(stderr.matches("fault started").count(), 6, "{stderr}");
+    let netns = Command::new("ip")
+        .args(["netns", "list"])
+        .output()
+        .expect("ip runs");
+    let netns = String::from_utf8_lossy(&netns.stdout);
+    for lab in labs {
+        assert!(!netns.contains(lab), "{lab} left: {netns}");
+    }
+}

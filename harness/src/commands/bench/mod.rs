@@ -9,14 +9,17 @@
 //! - `report`: how long writing the report of such a history takes.
 //! - `raft`: throughput and latency of a bundled Raft cluster (fsync on) under a number of
 //!   clients, for writes and for a read/write/CAS mix.
+//! - `lab`: building and tearing down the namespace lab, and putting each fault on and off.
 //!
 //! # Layout
 //! - `checker`: `checker`, `checker-grid`, `checker-goals`, `datasets`, `report`.
 //! - `raft`: `raft` and `raft-startup`.
 //! - `harness`: `harness`.
+//! - `lab`: `lab`.
 
 mod checker;
 mod harness;
+mod lab;
 mod raft;
 
 use anyhow::Context;
@@ -25,6 +28,7 @@ use faultline_checker::synth::SynthSpec;
 
 use self::checker::{checker, checker_goals, checker_grid, datasets, report};
 use self::harness::harness;
+use self::lab::lab;
 use self::raft::{BenchMix, RaftBench, raft_startup, raft_throughput};
 
 #[derive(Debug, clap::Args)]
@@ -122,9 +126,22 @@ pub enum BenchKind {
         #[arg(long, default_value_t = 5)]
         runs: usize,
     },
+    /// Time to build and tear down the namespace lab, and to put each fault (partition, kill,
+    /// pause) on every node and take it off (without root, in a user namespace, as `faultline
+    /// test` runs).
+    Lab {
+        #[arg(long, default_value_t = 5)]
+        nodes: usize,
+        #[arg(long, default_value_t = 5)]
+        runs: usize,
+    },
 }
 
 pub fn run(args: BenchArgs) -> anyhow::Result<Verdict> {
+    if matches!(args.what, BenchKind::Lab { .. }) {
+        // Before any thread starts: without root this re-executes in a user namespace.
+        faultline_nemesis::ensure_root_or_reexec()?;
+    }
     match args.what {
         BenchKind::Harness { clients, seconds } => harness(clients.max(1), seconds),
         BenchKind::Checker {
@@ -163,6 +180,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<Verdict> {
             faketime,
         }),
         BenchKind::RaftStartup { nodes, runs } => raft_startup(nodes.max(1), runs.max(1)),
+        BenchKind::Lab { nodes, runs } => lab(nodes, runs.max(1)),
         BenchKind::CheckerGrid {
             register,
             row_timeout,

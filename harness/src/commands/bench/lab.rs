@@ -1,0 +1,132 @@
+//! `faultline bench lab`: what the namespace lab and its faults cost, so a run's fault
+//! schedule is never late because of them.
+
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use faultline_nemesis::{
+    Action, Fault, FaultKind, Isolation, Lab, LabConfig, NodeCommand, NodeSelection, PartitionKind,
+};
+use rand::SeedableRng;
+
+use super::tempfile_dir;
+
+/// The steps of one run, in the order they are taken and printed (the partition's name is
+/// [`partition`]'s).
+const STEPS: [&str; 9] = [
+    "build the lab",
+    "start a process on every node",
+    "partition",
+    "heal the partition",
+    "kill every node",
+    "restart every node",
+    "pause every node",
+    "resume every node",
+    "tear the lab down",
+];
+
+pub(super) fn lab(nodes: usize, runs: usize) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("starting the runtime")?;
+    let mut took: Vec<Vec<Duration>> = vec![Vec::new(); STEPS.len()];
+    for _ in 0..runs {
+        let dir = tempfile_dir()?;
+        let times = runtime.block_on(one_run(nodes, &dir))?;
+        for (step, time) in times.into_iter().enumerate() {
+            took[step].push(time);
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+    println!("lab: {nodes} nodes in network namespaces, runs: {runs} (min / median / max)");
+    let (_, partition_name) = partition(nodes);
+    for (step, times) in STEPS.iter().zip(&mut took) {
+        times.sort();
+        let step = match *step {
+            "partition" => format!("partition ({partition_name})"),
+            other => other.to_string(),
+        };
+        let ms = |d: &Duration| d.as_secs_f64() * 1000.0;
+        println!(
+            "  {step:<32} {:>8.1} / {:>8.1} / {:>8.1} ms",
+            ms(&times[0]),
+            ms(&times[times.len() / 2]),
+            ms(&times[times.len() - 1])
+        );
+    }
+    Ok(())
+}
+
+/// The partition a lab of `nodes` is put under: Jepsen's majorities ring where it can be
+/// (4+ nodes), else halves.
+fn partition(nodes: usize) -> (PartitionKind, &'static str) {
+    if nodes >= 4 {
+        (PartitionKind::MajoritiesRing, "majorities ring")
+    } else {
+        (PartitionKind::Halves, "halves")
+    }
+}
+
+/// One lab through every step; the time of each, in [`STEPS`] order. The lab is torn down
+/// also when a step fails.
+async fn one_run(nodes: usize, dir: &std::path::Path) -> anyhow::Result<Vec<Duration>> {
+    let started = Instant::now();
+    let lab = Lab::create(LabConfig {
+        nodes,
+        isolation: Isolation::Namespaces,
+        run_dir: dir.to_path_buf(),
+    })
+    .await
+    .context("building the lab (it needs root, nftables and iproute2)")?;
+    let mut times = vec![started.elapsed()];
+    let steps = faults(&lab, dir, &mut times).await;
+    let started = Instant::now();
+    let torn = lab.teardown().await;
+    times.push(started.elapsed());
+    steps?;
+    torn.context("tearing the lab down")?;
+    Ok(times)
+}
+
+/// Starts a process on every node, then puts each fault on all of them and takes it off,
+/// pushing the time of every step.
+async fn faults(lab: &Lab, dir: &std::path::Path, times: &mut Vec<Duration>) -> anyhow::Result<()> {
+    let started = Instant::now();
+    for node in lab.nodes() {
+        // Bounded by itself should the lab's teardown never come.
+        let command = NodeCommand {
+            program: "sleep".into(),
+            args: vec!["600".into()],
+            env: Vec::new(),
+            log_path: dir.join(format!("{node}.log")),
+            faketime: false,
+        };
+        lab.start_node(&node, command)
+            .await
+            .with_context(|| format!("starting sleep on {node}"))?;
+    }
+    times.push(started.elapsed());
+    let mut rng = rand::rngs::StdRng::seed_from_u64(1);
+    let all = || NodeSelection::All;
+    for (fault, kind) in [
+        (
+            Fault::Partition(partition(lab.nodes().len()).0),
+            FaultKind::Partition,
+        ),
+        (Fault::Kill(all()), FaultKind::Kill),
+        (Fault::Pause(all()), FaultKind::Pause),
+    ] {
+        let started = Instant::now();
+        let action = lab.start_fault(&fault, &mut rng, None).await?;
+        if let Action::Skipped(why) = action {
+            anyhow::bail!("the lab skipped {kind}: {why}");
+        }
+        times.push(started.elapsed());
+        let started = Instant::now();
+        lab.stop_fault(kind).await?;
+        times.push(started.elapsed());
+    }
+    Ok(())
+}
