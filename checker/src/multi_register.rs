@@ -732,10 +732,7 @@ pub fn explain(
     let ops = &key.ops;
     let record = |op: usize| OpRecord::of(&ops[op], &key.key, strings);
     let stuck = &ops[failure.stuck];
-    let ended = When { timed }.at(
-        stuck.complete_time.unwrap_or(stuck.invoke_time),
-        stuck.complete_index,
-    );
+    let ended = Times::of(key, timed).ended(failure.stuck);
     let this = format!(
         "transaction by process {} that ended at {ended}",
         stuck.process
@@ -798,11 +795,7 @@ pub fn explain_overwritten(
     timed: bool,
 ) -> Counterexample {
     let ops = &key.ops;
-    let times = Times {
-        ops,
-        when: When { timed },
-    };
-    let (began, ended) = (|op| times.began(op), |op| times.ended(op));
+    let times = Times::of(key, timed);
     let name = &txns.names[refuted.register];
     let value = show(refuted.value);
     let (reader, overwriter) = (refuted.reader, refuted.overwriter);
@@ -814,16 +807,16 @@ pub fn explain_overwritten(
         format!(
             "the transaction by process {}{then} wrote {name} = {left} and ended at {}, before the read began at {}",
             ops[overwriter].process,
-            ended(overwriter),
-            began(reader)
+            times.ended(overwriter),
+            times.began(reader)
         )
     };
     let source = match refuted.writer {
         Some(writer) => format!(
             "the last transaction to write {value} to {name} before it ended (by process {}) ended at {}, and {}",
             ops[writer].process,
-            ended(writer),
-            overwrite(&format!(", begun at {}, then", began(overwriter)))
+            times.ended(writer),
+            overwrite(&format!(", begun at {}, then", times.began(overwriter)))
         ),
         // Only the initial value can have no writer.
         None => format!(
@@ -834,7 +827,7 @@ pub fn explain_overwritten(
     let explanation = format!(
         "transaction by process {} that ended at {} read {name} = {value}, but {source}",
         ops[reader].process,
-        ended(reader)
+        times.ended(reader)
     );
     let cited: Vec<usize> = refuted.writer.into_iter().chain([overwriter]).collect();
     refuted_before_search(key, strings, reader, &cited, explanation)
@@ -846,7 +839,14 @@ struct Times<'a> {
     when: When,
 }
 
-impl Times<'_> {
+impl<'a> Times<'a> {
+    fn of(key: &'a KeyHistory, timed: bool) -> Times<'a> {
+        Times {
+            ops: &key.ops,
+            when: When { timed },
+        }
+    }
+
     fn began(&self, op: usize) -> String {
         let op = &self.ops[op];
         self.when.at(op.invoke_time, Some(op.index))

@@ -14,7 +14,7 @@
 //! when crashed transactions and repeated values abound: this is the torn read of a
 //! transactional store that applies a transaction's writes one register at a time.
 
-use crate::counterexample::{Counterexample, When, show};
+use crate::counterexample::{Counterexample, show};
 use crate::history::{KeyHistory, Op, Strings, Value};
 
 use super::{At, Times, Transactions, Written, outside_reads, refuted_before_search};
@@ -112,11 +112,7 @@ pub fn explain_half_seen(
     timed: bool,
 ) -> Counterexample {
     let ops = &key.ops;
-    let times = Times {
-        ops,
-        when: When { timed },
-    };
-    let (began, ended) = (|op| times.began(op), |op| times.ended(op));
+    let times = Times::of(key, timed);
     let (reader, writer) = (refuted.reader, refuted.writer);
     let name = |register: usize| &txns.names[register];
     let (seen, missed) = (refuted.seen, refuted.missed);
@@ -126,9 +122,9 @@ pub fn explain_half_seen(
             name(missed.0),
             show(missed.1),
             ops[source].process,
-            ended(source),
+            times.ended(source),
             ops[writer].process,
-            began(writer)
+            times.began(writer)
         ),
         None => format!(
             "no other transaction leaves {} = {}",
@@ -139,7 +135,7 @@ pub fn explain_half_seen(
     let explanation = format!(
         "transaction by process {} that ended at {} read {} = {} and {} = {}, but only the transaction by process {} leaves {} = {}, so it came first, and it left {} = {}; {missed_source}",
         ops[reader].process,
-        ended(reader),
+        times.ended(reader),
         name(seen.0),
         show(seen.1),
         name(missed.0),
