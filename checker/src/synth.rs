@@ -50,25 +50,45 @@ enum Stage {
     Invoke,
 }
 
-/// Every process slot's next step, earliest first.
-struct Schedule(BinaryHeap<Reverse<(u64, Stage, usize)>>);
+/// Every process slot's next step, earliest first, until `ops` operations have been invoked.
+struct Schedule {
+    steps: BinaryHeap<Reverse<(u64, Stage, usize)>>,
+    invokes_left: u64,
+    /// The time of the last step taken, an invoke passed over included: planted operations
+    /// come after it.
+    last_time: u64,
+}
 
 impl Schedule {
     /// Each of `slots` slots calls its first operation within the first microsecond.
-    fn start(slots: usize, rng: &mut SmallRng) -> Schedule {
-        Schedule(
-            (0..slots)
+    fn start(slots: usize, ops: u64, rng: &mut SmallRng) -> Schedule {
+        Schedule {
+            steps: (0..slots)
                 .map(|slot| Reverse((rng.random_range(0..1_000), Stage::Invoke, slot)))
                 .collect(),
-        )
+            invokes_left: ops,
+            last_time: 0,
+        }
     }
 
     fn at(&mut self, time: u64, stage: Stage, slot: usize) {
-        self.0.push(Reverse((time, stage, slot)));
+        self.steps.push(Reverse((time, stage, slot)));
     }
 
+    /// The next step. Once `ops` operations have been invoked, a slot's next invoke is dropped:
+    /// the slot has nothing more to do, and the run ends when every slot's last op has.
     fn next(&mut self) -> Option<(u64, Stage, usize)> {
-        self.0.pop().map(|Reverse(step)| step)
+        while let Some(Reverse(step)) = self.steps.pop() {
+            self.last_time = step.0;
+            if step.1 == Stage::Invoke {
+                if self.invokes_left == 0 {
+                    continue;
+                }
+                self.invokes_left -= 1;
+            }
+            return Some(step);
+        }
+        None
     }
 }
 
@@ -200,20 +220,13 @@ pub fn write_history(spec: &SynthSpec, out: &mut impl Write) -> std::io::Result<
     let mut write_done: std::collections::HashMap<(u32, i64), u64> = Default::default();
     let mut crashed_writes: std::collections::HashSet<(u32, i64)> = Default::default();
     let procs = spec.procs.max(1) as usize;
-    let mut queue = Schedule::start(procs, &mut rng);
+    let mut queue = Schedule::start(procs, spec.ops, &mut rng);
     let mut slots: Vec<Option<Pending>> = (0..procs).map(|_| None).collect();
     let mut processes = Processes::new(procs);
     let mut lines = Lines::new(out);
-    let mut invoked = 0u64;
-    let mut last_time = 0u64;
     while let Some((time, stage, slot)) = queue.next() {
-        last_time = time;
         match stage {
             Stage::Invoke => {
-                if invoked >= spec.ops {
-                    continue;
-                }
-                invoked += 1;
                 let key = rng.random_range(0..keys);
                 let k = key as usize;
                 let value = |rng: &mut SmallRng, last: &mut i64| {
@@ -359,6 +372,7 @@ pub fn write_history(spec: &SynthSpec, out: &mut impl Write) -> std::io::Result<
             })
         });
         if let Some((k, stale)) = planted {
+            let last_time = queue.last_time;
             planted_read = Some(PlantedRead {
                 key: format!("k{k}"),
                 value: stale,

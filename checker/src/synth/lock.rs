@@ -67,9 +67,9 @@ pub fn write_lock_history(
     let mut holds: Vec<Option<u32>> = vec![None; procs];
     let mut processes = Processes::new(procs);
     let mut slots: Vec<Option<Pending>> = (0..procs).map(|_| None).collect();
-    let mut queue = Schedule::start(procs, &mut rng);
+    let mut queue = Schedule::start(procs, spec.ops, &mut rng);
     let mut lines = Lines::new(out);
-    let (mut acquired, mut invoked, mut last_time) = (0u64, 0u64, 0u64);
+    let mut acquired = 0u64;
     let mut emit = |time, process, kind, f, lock: u32, error| {
         lines.write(Record {
             key: Some(format!("l{lock}")),
@@ -77,13 +77,8 @@ pub fn write_lock_history(
         })
     };
     while let Some((time, stage, slot)) = queue.next() {
-        last_time = time;
         match stage {
             Stage::Invoke => {
-                if invoked >= spec.ops {
-                    continue;
-                }
-                invoked += 1;
                 let (lock, acquire) = match holds[slot] {
                     Some(lock) => (lock, false),
                     None => (rng.random_range(0..locks), true),
@@ -143,7 +138,7 @@ pub fn write_lock_history(
     if spec.double_acquire {
         // Two fresh processes, one after the other, after everything else has ended; whoever
         // holds l0 then, nothing can free it between them, as releases never crash.
-        let mut time = last_time;
+        let mut time = queue.last_time;
         for _ in 0..2 {
             let process = processes.fresh();
             time += 1_000;

@@ -79,10 +79,9 @@ pub fn write_txn_history(spec: &TxnSpec, out: &mut impl Write) -> std::io::Resul
     let mut state: Vec<Option<i64>> = vec![None; registers as usize];
     let mut processes = Processes::new(procs);
     let mut slots: Vec<Option<Pending>> = (0..procs).map(|_| None).collect();
-    let mut queue = Schedule::start(procs, &mut rng);
+    let mut queue = Schedule::start(procs, spec.ops, &mut rng);
     let mut next_value = 1i64;
     let mut lines = Lines::new(out);
-    let (mut invoked, mut last_time) = (0u64, 0u64);
     let mut emit = |time, process, kind, value| {
         let timeout = (kind == RecordType::Info).then_some("timeout");
         lines.write(Record {
@@ -91,13 +90,8 @@ pub fn write_txn_history(spec: &TxnSpec, out: &mut impl Write) -> std::io::Resul
         })
     };
     while let Some((time, stage, slot)) = queue.next() {
-        last_time = time;
         match stage {
             Stage::Invoke => {
-                if invoked >= spec.ops {
-                    continue;
-                }
-                invoked += 1;
                 let micro_ops: Vec<Micro> = (0..rng.random_range(1..=3))
                     .map(|_| {
                         let write = rng.random_bool(0.5);
@@ -182,7 +176,7 @@ pub fn write_txn_history(spec: &TxnSpec, out: &mut impl Write) -> std::io::Resul
                 value: Some(first),
             },
         ];
-        let mut time = last_time;
+        let mut time = queue.last_time;
         for micro in planted {
             let process = processes.fresh();
             time += 1_000;
@@ -210,7 +204,7 @@ pub fn write_txn_history(spec: &TxnSpec, out: &mut impl Write) -> std::io::Resul
             value: Some(value),
         });
         let (a, b, c) = (processes.fresh(), processes.fresh(), processes.fresh());
-        let t = last_time + 10_000;
+        let t = queue.last_time + 10_000;
         emit(t, a, RecordType::Invoke, value_of(&earlier, false))?;
         emit(t + 1_000, a, RecordType::Ok, value_of(&earlier, true))?;
         emit(t + 2_000, b, RecordType::Invoke, value_of(&later, false))?;
