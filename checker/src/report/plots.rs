@@ -275,6 +275,21 @@ where
     Ok(chart)
 }
 
+/// The y range both latency plots use: the lowest of `latencies` (ms, each at least 0.01, so
+/// that a highest of 0 means there were none) ÷ 1.5 to the highest × 3; as if they spanned
+/// 0.1 to 1000 ms when there are none.
+fn latency_axis(latencies: impl IntoIterator<Item = f64>) -> (f64, f64) {
+    let (mut lo, mut hi) = (f64::MAX, 0.0f64);
+    for l in latencies {
+        lo = lo.min(l);
+        hi = hi.max(l);
+    }
+    if hi == 0.0 {
+        (lo, hi) = (0.1, 1000.0);
+    }
+    (lo / 1.5, hi * 3.0)
+}
+
 /// Latency of every operation over time, log scale: colour by function, marker by outcome.
 pub fn latency_raw(dir: &Path, timeline: &Timeline) -> Result<PlotFiles, String> {
     let measured: Vec<&DrawnOp> = timeline
@@ -284,15 +299,11 @@ pub fn latency_raw(dir: &Path, timeline: &Timeline) -> Result<PlotFiles, String>
         .collect();
     let stride = measured.len().div_ceil(MAX_POINTS).max(1);
     let sample: Vec<&DrawnOp> = measured.iter().step_by(stride).copied().collect();
-    let (mut lo, mut hi) = (f64::MAX, 0.0f64);
-    for op in &sample {
-        let l = op.latency_ms().unwrap_or(1.0).max(0.01);
-        lo = lo.min(l);
-        hi = hi.max(l);
-    }
-    if sample.is_empty() {
-        (lo, hi) = (0.1, 1000.0);
-    }
+    let y = latency_axis(
+        sample
+            .iter()
+            .map(|op| op.latency_ms().unwrap_or(1.0).max(0.01)),
+    );
     let caption = if stride > 1 {
         format!(
             "Latency of every operation ({} of {} drawn)",
@@ -305,16 +316,11 @@ pub fn latency_raw(dir: &Path, timeline: &Timeline) -> Result<PlotFiles, String>
     let plot = RawLatency {
         caption,
         sample,
-        y: (lo.max(0.01) / 1.5, hi * 3.0),
+        y,
         end: timeline.end.max(1e-3),
         faults: &timeline.faults,
     };
-    write_plots(
-        dir,
-        "latency-raw",
-        |root| plot.draw(root),
-        |root| plot.draw(root),
-    )
+    write_plots(dir, "latency-raw", &plot)
 }
 
 struct RawLatency<'a> {
@@ -325,7 +331,7 @@ struct RawLatency<'a> {
     faults: &'a [FaultInterval],
 }
 
-impl RawLatency<'_> {
+impl Plot for RawLatency<'_> {
     fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult {
         let (y0, y1) = self.y;
         let (area, legend) = frame(root, &self.caption)?;
@@ -375,25 +381,25 @@ impl RawLatency<'_> {
     }
 }
 
-fn write_plots(
-    dir: &Path,
-    name: &str,
-    png: impl Fn(&DrawingArea<BitMapBackend, Shift>) -> DrawResult,
-    svg: impl Fn(&DrawingArea<SVGBackend, Shift>) -> DrawResult,
-) -> Result<PlotFiles, String> {
+/// A plot that draws itself alike on any backend, so one description gives the PNG and the SVG.
+trait Plot {
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult;
+}
+
+fn write_plots(dir: &Path, name: &str, plot: &impl Plot) -> Result<PlotFiles, String> {
     register_font();
     let png_path = dir.join(format!("{name}.png"));
     let svg_path = dir.join(format!("{name}.svg"));
     {
         let root = BitMapBackend::new(&png_path, (WIDTH, HEIGHT)).into_drawing_area();
         root.fill(&WHITE).map_err(err)?;
-        png(&root)?;
+        plot.draw(&root)?;
         root.present().map_err(err)?;
     }
     {
         let root = SVGBackend::new(&svg_path, (WIDTH, HEIGHT)).into_drawing_area();
         root.fill(&WHITE).map_err(err)?;
-        svg(&root)?;
+        plot.draw(&root)?;
         root.present().map_err(err)?;
     }
     Ok(PlotFiles {
@@ -451,27 +457,15 @@ pub fn latency_quantiles(dir: &Path, timeline: &Timeline) -> Result<PlotFiles, S
     let end = timeline.end.max(1e-3);
     let (count, width) = windows(end);
     let lines = quantile_lines(timeline, count, width);
-    let (mut lo, mut hi) = (f64::MAX, 0.0f64);
-    for &(_, v) in lines.iter().flatten().flatten() {
-        lo = lo.min(v);
-        hi = hi.max(v);
-    }
-    if hi == 0.0 {
-        (lo, hi) = (0.1, 1000.0);
-    }
+    let y = latency_axis(lines.iter().flatten().flatten().map(|&(_, v)| v));
     let plot = Quantiles {
         caption: format!("Latency quantiles of ok operations ({width:.1} s windows)"),
         lines,
-        y: (lo / 1.5, hi * 3.0),
+        y,
         end,
         faults: &timeline.faults,
     };
-    write_plots(
-        dir,
-        "latency-quantiles",
-        |root| plot.draw(root),
-        |root| plot.draw(root),
-    )
+    write_plots(dir, "latency-quantiles", &plot)
 }
 
 struct Quantiles<'a> {
@@ -489,7 +483,7 @@ const QUANTILE_COLORS: [RGBColor; 4] = [
     RGBColor(214, 39, 40),
 ];
 
-impl Quantiles<'_> {
+impl Plot for Quantiles<'_> {
     fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult {
         let (y0, y1) = self.y;
         let (area, legend) = frame(root, &self.caption)?;
@@ -553,7 +547,7 @@ pub fn rate(dir: &Path, timeline: &Timeline) -> Result<PlotFiles, String> {
         end,
         faults: &timeline.faults,
     };
-    write_plots(dir, "rate", |root| plot.draw(root), |root| plot.draw(root))
+    write_plots(dir, "rate", &plot)
 }
 
 struct Rate<'a> {
@@ -563,7 +557,7 @@ struct Rate<'a> {
     faults: &'a [FaultInterval],
 }
 
-impl Rate<'_> {
+impl Plot for Rate<'_> {
     fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult {
         let (area, legend) = frame(root, "Throughput: completions per second by outcome")?;
         let mut chart = chart_on(
