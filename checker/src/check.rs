@@ -163,6 +163,14 @@ pub fn check_events(events: &Events, options: &CheckOptions) -> Result<CheckRepo
     Ok(check_history(&history, options, started))
 }
 
+/// Check a JSONL history with the default options, for the crate's unit tests: a history that
+/// does not parse or check fails the test.
+#[cfg(test)]
+pub(crate) fn check_jsonl(text: &str) -> CheckReport {
+    let events = jsonl::parse(text).expect("parses");
+    check_events(&events, &CheckOptions::default()).expect("checks")
+}
+
 /// Check a paired history, keys in parallel (largest first, so the slowest starts first).
 pub fn check_history(history: &History, options: &CheckOptions, started: Instant) -> CheckReport {
     let deadline = started + options.time_limit;
@@ -693,8 +701,7 @@ mod tests {
             line(5, 0, "ok", "read", "1"),
         ]
         .join("\n");
-        let events = jsonl::parse(&text).expect("parses");
-        let report = check_events(&events, &CheckOptions::default()).expect("checks");
+        let report = check_jsonl(&text);
         assert_eq!(report.verdict(), Verdict::Invalid);
         let json = serde_json::to_value(&report).expect("serialises");
         assert_eq!(json["valid"], false);
@@ -750,12 +757,7 @@ mod tests {
             ]
             .join("\n")
         };
-        let verdict = |error: &str| {
-            let events = jsonl::parse(&history(error)).expect("parses");
-            check_events(&events, &CheckOptions::default())
-                .expect("checks")
-                .verdict()
-        };
+        let verdict = |error: &str| check_jsonl(&history(error)).verdict();
         assert_eq!(verdict("unavailable: no leader"), Verdict::Valid);
         assert_eq!(verdict("mismatch"), Verdict::Invalid);
     }
@@ -771,8 +773,7 @@ mod tests {
             line(3, 1, "ok", "read", "7"),
         ]
         .join("\n");
-        let events = jsonl::parse(&history).expect("parses");
-        let report = check_events(&events, &CheckOptions::default()).expect("checks");
+        let report = check_jsonl(&history);
         assert_eq!(report.verdict(), Verdict::Invalid);
         let json = serde_json::to_string(&report).expect("serialises");
         let back: CheckReport = serde_json::from_str(&json).expect("reads back");
@@ -826,8 +827,7 @@ mod tests {
             lines.push(line(i + 5, 0, "ok", "read", &n.to_string()));
             i += 6;
         }
-        let events = jsonl::parse(&lines.join("\n")).expect("parses");
-        let report = check_events(&events, &CheckOptions::default()).expect("checks");
+        let report = check_jsonl(&lines.join("\n"));
         assert_eq!(report.verdict(), Verdict::Valid);
         // Reads and writes only, unique values: the zone check decides it.
         assert_eq!(report.keys["k"].engine, "zones (unique values)");
@@ -846,8 +846,7 @@ mod tests {
             r#"{"index":5,"time":5,"process":2,"type":"fail","f":"cas","key":"k","value":[5,6],"error":"mismatch"}"#.to_string(),
         ]
         .join("\n");
-        let events = jsonl::parse(&text).expect("parses");
-        let report = check_events(&events, &CheckOptions::default()).expect("checks");
+        let report = check_jsonl(&text);
         assert_eq!(report.verdict(), Verdict::Valid);
         assert_eq!(report.keys["k"].engine, "search");
     }
@@ -894,8 +893,7 @@ mod tests {
         };
         let mut out = Vec::new();
         crate::synth::write_history(&spec, &mut out).expect("writes");
-        let events = jsonl::parse(&String::from_utf8(out).expect("utf-8")).expect("parses");
-        let report = check_events(&events, &CheckOptions::default()).expect("checks");
+        let report = check_jsonl(&String::from_utf8(out).expect("utf-8"));
         assert_eq!(report.verdict(), Verdict::Invalid);
         assert!(
             report.keys["k0"].engine.starts_with("zones"),

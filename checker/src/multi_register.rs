@@ -945,7 +945,7 @@ fn no_place(txns: &Transactions, failure: &TxnFailure) -> String {
 
 #[cfg(test)]
 mod tests {
-    use crate::check::{CheckOptions, check_events};
+    use crate::check::{CheckOptions, check_events, check_jsonl};
     use crate::jsonl;
     use crate::verdict::Verdict;
 
@@ -978,8 +978,7 @@ mod tests {
     }
 
     fn verdict(text: &str) -> (Verdict, Option<String>) {
-        let events = jsonl::parse(text).expect("parses");
-        let report = check_events(&events, &CheckOptions::default()).expect("checks");
+        let report = check_jsonl(text);
         assert_eq!(report.model, crate::Model::MultiRegister, "implied by txn");
         let sentence = report
             .counterexamples
@@ -1194,8 +1193,7 @@ mod tests {
             ),
             (2, 4, Some((5, "ok")), r#"[["read","x",1]]"#),
         ]);
-        let events = jsonl::parse(&text).expect("parses");
-        let report = check_events(&events, &CheckOptions::default()).expect("checks");
+        let report = check_jsonl(&text);
         assert_eq!(report.verdict(), Verdict::Invalid);
         let c = &report.counterexamples[0];
         assert_eq!(

@@ -407,17 +407,14 @@ fn describe(kind: Kind) -> (&'static str, serde_json::Value) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::check::{CheckOptions, check_events};
-    use crate::{Verdict, jsonl};
+    use crate::Verdict;
+    use crate::check::check_jsonl;
 
     fn verdict(spec: &SynthSpec) -> Verdict {
         let mut out = Vec::new();
         write_history(spec, &mut out).expect("writes");
         let text = String::from_utf8(out).expect("utf-8");
-        let events = jsonl::parse(&text).expect("parses");
-        check_events(&events, &CheckOptions::default())
-            .expect("checks")
-            .verdict()
+        check_jsonl(&text).verdict()
     }
 
     #[test]
@@ -446,10 +443,7 @@ mod tests {
     fn planted(spec: &SynthSpec) -> (Option<PlantedRead>, Verdict) {
         let mut out = Vec::new();
         let written = write_history(spec, &mut out).expect("writes");
-        let events = jsonl::parse(&String::from_utf8(out).expect("utf-8")).expect("parses");
-        let verdict = check_events(&events, &CheckOptions::default())
-            .expect("checks")
-            .verdict();
+        let verdict = check_jsonl(&String::from_utf8(out).expect("utf-8")).verdict();
         (written.stale_read, verdict)
     }
 

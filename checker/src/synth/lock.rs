@@ -157,8 +157,8 @@ pub fn write_lock_history(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::check::check_events;
-    use crate::{CheckOptions, Verdict, jsonl};
+    use crate::Verdict;
+    use crate::check::check_jsonl;
 
     fn history(spec: &LockSpec) -> (String, LockSynthesized) {
         let mut out = Vec::new();
@@ -181,8 +181,7 @@ mod tests {
         assert_eq!(history(&SPEC).0, text, "same seed, same history");
         assert!(written.acquired > 100, "{written:?}");
         assert!(text.contains("\"type\":\"fail\"") && text.contains("\"type\":\"info\""));
-        let events = jsonl::parse(&text).expect("parses");
-        let report = check_events(&events, &CheckOptions::default()).expect("checks");
+        let report = check_jsonl(&text);
         assert_eq!(
             report.verdict(),
             Verdict::Valid,
@@ -198,8 +197,7 @@ mod tests {
             ..SPEC
         };
         let (text, _) = history(&spec);
-        let events = jsonl::parse(&text).expect("parses");
-        let report = check_events(&events, &CheckOptions::default()).expect("checks");
+        let report = check_jsonl(&text);
         assert_eq!(report.verdict(), Verdict::Invalid);
         assert!(
             report.counterexamples[0]

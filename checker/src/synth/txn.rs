@@ -218,15 +218,14 @@ pub fn write_txn_history(spec: &TxnSpec, out: &mut impl Write) -> std::io::Resul
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::check::check_events;
-    use crate::{CheckOptions, Model, Verdict, jsonl};
+    use crate::check::check_jsonl;
+    use crate::{Model, Verdict};
 
     fn check(spec: &TxnSpec) -> (String, crate::CheckReport) {
         let mut out = Vec::new();
         write_txn_history(spec, &mut out).expect("writes to memory");
         let text = String::from_utf8(out).expect("UTF-8");
-        let events = jsonl::parse(&text).expect("parses");
-        let report = check_events(&events, &CheckOptions::default()).expect("checks");
+        let report = check_jsonl(&text);
         assert_eq!(report.model, Model::MultiRegister);
         (text, report)
     }
