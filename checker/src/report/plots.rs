@@ -275,9 +275,8 @@ where
     Ok(chart)
 }
 
-/// The y range both latency plots use: the lowest of `latencies` (ms, each at least 0.01, so
-/// that a highest of 0 means there were none) ÷ 1.5 to the highest × 3; as if they spanned
-/// 0.1 to 1000 ms when there are none.
+/// The y range both latency plots use: the lowest of `latencies` (ms) ÷ 1.5 to the highest
+/// × 3; as if they spanned 0.1 to 1000 ms when none is above 0 (nothing was measured).
 fn latency_axis(latencies: impl IntoIterator<Item = f64>) -> (f64, f64) {
     let (mut lo, mut hi) = (f64::MAX, 0.0f64);
     for l in latencies {
