@@ -11,19 +11,20 @@ use rand::SeedableRng;
 
 use super::tempfile_dir;
 
-/// The steps of one run, in the order they are taken and printed (the partition's name is
-/// [`partition`]'s).
-const STEPS: [&str; 9] = [
-    "build the lab",
-    "start a process on every node",
-    "partition",
-    "heal the partition",
-    "kill every node",
-    "restart every node",
-    "pause every node",
-    "resume every node",
-    "tear the lab down",
-];
+/// The steps of one run on a lab of `nodes`, in the order they are taken and printed.
+fn steps(nodes: usize) -> [String; 9] {
+    [
+        "build the lab".to_string(),
+        "start a process on every node".to_string(),
+        format!("partition ({})", partition(nodes).1),
+        "heal the partition".to_string(),
+        "kill every node".to_string(),
+        "restart every node".to_string(),
+        "pause every node".to_string(),
+        "resume every node".to_string(),
+        "tear the lab down".to_string(),
+    ]
+}
 
 pub(super) fn lab(nodes: usize, runs: usize) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -31,23 +32,19 @@ pub(super) fn lab(nodes: usize, runs: usize) -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("starting the runtime")?;
-    let mut took: Vec<Vec<Duration>> = vec![Vec::new(); STEPS.len()];
+    let steps = steps(nodes);
+    let mut took: Vec<Vec<Duration>> = vec![Vec::new(); steps.len()];
     for _ in 0..runs {
         let dir = tempfile_dir()?;
-        let times = runtime.block_on(one_run(nodes, &dir))?;
-        for (step, time) in times.into_iter().enumerate() {
+        let times = runtime.block_on(one_run(nodes, &dir));
+        let _ = std::fs::remove_dir_all(&dir);
+        for (step, time) in times?.into_iter().enumerate() {
             took[step].push(time);
         }
-        let _ = std::fs::remove_dir_all(&dir);
     }
     println!("lab: {nodes} nodes in network namespaces, runs: {runs} (min / median / max)");
-    let (_, partition_name) = partition(nodes);
-    for (step, times) in STEPS.iter().zip(&mut took) {
+    for (step, times) in steps.iter().zip(&mut took) {
         times.sort();
-        let step = match *step {
-            "partition" => format!("partition ({partition_name})"),
-            other => other.to_string(),
-        };
         let ms = |d: &Duration| d.as_secs_f64() * 1000.0;
         println!(
             "  {step:<32} {:>8.1} / {:>8.1} / {:>8.1} ms",
@@ -69,7 +66,7 @@ fn partition(nodes: usize) -> (PartitionKind, &'static str) {
     }
 }
 
-/// One lab through every step; the time of each, in [`STEPS`] order. The lab is torn down
+/// One lab through every step; the time of each, in [`steps`] order. The lab is torn down
 /// also when a step fails.
 async fn one_run(nodes: usize, dir: &std::path::Path) -> anyhow::Result<Vec<Duration>> {
     let started = Instant::now();
