@@ -27,6 +27,10 @@ fn steps(nodes: usize) -> [String; 9] {
 }
 
 pub(super) fn lab(nodes: usize, runs: usize) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        nodes >= 2,
+        "--nodes {nodes}: the lab bench partitions the nodes, so it needs 2 or more"
+    );
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -76,7 +80,7 @@ async fn one_run(nodes: usize, dir: &std::path::Path) -> anyhow::Result<Vec<Dura
         run_dir: dir.to_path_buf(),
     })
     .await
-    .context("building the lab (it needs root, nftables and iproute2)")?;
+    .context("building the lab")?;
     let mut times = vec![started.elapsed()];
     let steps = faults(&lab, dir, &mut times).await;
     let started = Instant::now();
