@@ -1,11 +1,15 @@
 //! `faultline bench` prints figures; these check that each kind runs and says what it measured
 //! (never how fast: these machines are shared).
 
-use std::process::Command;
+mod common;
 
-fn faultline() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_faultline"))
-}
+use std::io::BufRead;
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use common::{SignalOnDrop, faultline, wait_for};
+use nix::sys::signal::Signal;
 
 fn stdout_of(args: &[&str]) -> String {
     let out = faultline().args(args).output().expect("faultline runs");
@@ -158,19 +162,78 @@ fn lab_bench_times_every_step_and_leaves_no_lab_behind() {
         "{stdout}"
     );
     // Each run's lab really was built (and the faults taken), and none is left.
+    assert_eq!(labs_built_and_gone(&stderr), 2, "{stderr}");
+    assert_eq!(stderr.matches("fault started").count(), 6, "{stderr}");
+}
+
+/// Ctrl-C ends the bench once the run in progress has torn its lab down, with the figures of
+/// the runs that ended.
+#[test]
+#[ignore = "needs root, nftables: run by scripts/test.sh"]
+fn ctrl_c_ends_the_lab_bench_after_the_run_in_progress_and_leaves_no_lab() {
+    let mut child = faultline()
+        .args(["bench", "lab", "--nodes", "3", "--runs", "1000"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("faultline starts");
+    // Stopped the same way if this test fails before it does.
+    let bench = SignalOnDrop::new(child.id(), Signal::SIGTERM);
+    let stderr = Arc::new(Mutex::new(String::new()));
+    let reader = {
+        let (pipe, stderr) = (child.stderr.take().expect("piped"), stderr.clone());
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(pipe).lines().map_while(Result::ok) {
+                let mut text = stderr.lock().expect("not poisoned");
+                text.push_str(&line);
+                text.push('\n');
+            }
+        })
+    };
+    wait_for(
+        Duration::from_secs(60),
+        Duration::from_millis(20),
+        "the bench's first lab",
+        || {
+            stderr
+                .lock()
+                .expect("not poisoned")
+                .contains("lab ready")
+                .then_some(())
+        },
+    );
+    bench.send(Signal::SIGINT);
+    let out = child.wait_with_output().expect("the bench ends");
+    reader.join().expect("stderr read");
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        stderr.lock().expect("not poisoned").clone(),
+    );
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(stderr.contains("SIGINT: stopping"), "{stderr}");
+    let runs: usize = stdout
+        .split("runs: ")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next()?.parse().ok())
+        .expect("the runs that ended are counted");
+    assert!((1..1000).contains(&runs), "{stdout}");
+    assert_eq!(labs_built_and_gone(&stderr), runs, "{stderr}");
+}
+
+/// How many labs the bench's log says it built; each must be gone from `ip netns`.
+fn labs_built_and_gone(stderr: &str) -> usize {
     let labs: Vec<&str> = stderr
         .lines()
         .filter(|l| l.contains("lab ready"))
         .filter_map(|l| l.split("lab=").nth(1)?.split_whitespace().next())
         .collect();
-    assert_eq!(labs.len(), 2, "{stderr}");
-    assert_eq!(stderr.matches("fault started").count(), 6, "{stderr}");
     let netns = Command::new("ip")
         .args(["netns", "list"])
         .output()
         .expect("ip runs");
     let netns = String::from_utf8_lossy(&netns.stdout);
-    for lab in labs {
+    for lab in &labs {
         assert!(!netns.contains(lab), "{lab} left: {netns}");
     }
+    labs.len()
 }

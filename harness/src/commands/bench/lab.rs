@@ -1,6 +1,8 @@
 //! `faultline bench lab`: what the namespace lab and its faults cost, so a run's fault
 //! schedule is never late because of them.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
@@ -36,9 +38,19 @@ pub(super) fn lab(nodes: usize, runs: usize) -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("starting the runtime")?;
+    // A signal ends the bench after the run in progress, whose lab is torn down as usual.
+    let stopped = Arc::new(AtomicBool::new(false));
+    let signal = runtime.block_on(async { faultline_nemesis::shutdown_signal() })?;
+    let on_signal = stopped.clone();
+    runtime.spawn(async move {
+        signal.await;
+        on_signal.store(true, Ordering::SeqCst);
+    });
     let steps = steps(nodes);
     let mut took: Vec<Vec<Duration>> = vec![Vec::new(); steps.len()];
-    for _ in 0..runs {
+    let mut done = 0;
+    while done < runs && !stopped.load(Ordering::SeqCst) {
+        done += 1;
         let dir = tempfile_dir()?;
         let times = runtime.block_on(one_run(nodes, &dir));
         let _ = std::fs::remove_dir_all(&dir);
@@ -46,7 +58,11 @@ pub(super) fn lab(nodes: usize, runs: usize) -> anyhow::Result<()> {
             took[step].push(time);
         }
     }
-    println!("lab: {nodes} nodes in network namespaces, runs: {runs} (min / median / max)");
+    anyhow::ensure!(
+        !took[0].is_empty(),
+        "interrupted before the first run ended; its lab was torn down"
+    );
+    println!("lab: {nodes} nodes in network namespaces, runs: {done} (min / median / max)");
     for (step, times) in steps.iter().zip(&mut took) {
         times.sort();
         let ms = |d: &Duration| d.as_secs_f64() * 1000.0;
