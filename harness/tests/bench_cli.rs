@@ -171,8 +171,69 @@ fn lab_bench_times_every_step_and_leaves_no_lab_behind() {
 #[test]
 #[ignore = "needs root, nftables: run by scripts/test.sh"]
 fn ctrl_c_ends_the_lab_bench_after_the_run_in_progress_and_leaves_no_lab() {
+    let (stdout, stderr) = interrupted(&["lab", "--nodes", "3", "--runs", "1000"], |_, log| {
+        log.contains("lab ready").then_some(())
+    });
+    let runs: usize = stdout
+        .split("runs: ")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next()?.parse().ok())
+        .expect("the runs that ended are counted");
+    assert!((1..1000).contains(&runs), "{stdout}");
+    assert_eq!(labs_built_and_gone(&stderr), runs, "{stderr}");
+}
+
+/// Ctrl-C in the middle of a row stops its clients, its servers and its lab, prints no
+/// figures for the cut-short row and removes the bench's data directory.
+#[test]
+fn ctrl_c_stops_the_raft_bench_row_in_progress_and_its_servers() {
+    // Should this test fail with the servers left running, they are killed by their PIDs.
+    let servers = KillOnDrop::default();
+    let (stdout, _) = interrupted(
+        &[
+            "raft",
+            "--nodes",
+            "3",
+            "--clients",
+            "2",
+            "--seconds",
+            "120",
+            "--mix",
+            "writes",
+        ],
+        |bench, _| {
+            let found = children(bench);
+            let ready = found.len() == 3;
+            *servers.0.lock().expect("not poisoned") = found;
+            ready.then_some(())
+        },
+    );
+    assert!(stdout.contains("interrupted by a signal"), "{stdout}");
+    assert!(!stdout.contains("writes         2"), "no row: {stdout}");
+    for &server in servers.0.lock().expect("not poisoned").iter() {
+        assert!(
+            !std::path::Path::new(&format!("/proc/{server}")).exists(),
+            "server {server} still runs"
+        );
+    }
+    let data = stdout
+        .split("data in ")
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next())
+        .expect("the header names the data directory");
+    assert!(!std::path::Path::new(data).exists(), "{data} left");
+}
+
+/// Runs `faultline bench <args>` until `ready` (given its PID and its log so far) says so,
+/// then sends it SIGINT; it must end by itself, successfully, saying it caught the signal.
+/// Its stdout and stderr.
+fn interrupted<T>(
+    args: &[&str],
+    mut ready: impl FnMut(u32, &str) -> Option<T>,
+) -> (String, String) {
     let mut child = faultline()
-        .args(["bench", "lab", "--nodes", "3", "--runs", "1000"])
+        .arg("bench")
+        .args(args)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -190,34 +251,53 @@ fn ctrl_c_ends_the_lab_bench_after_the_run_in_progress_and_leaves_no_lab() {
             }
         })
     };
+    let pid = child.id();
     wait_for(
         Duration::from_secs(60),
         Duration::from_millis(20),
-        "the bench's first lab",
-        || {
-            stderr
-                .lock()
-                .expect("not poisoned")
-                .contains("lab ready")
-                .then_some(())
-        },
+        &format!("bench {args:?} ready to be interrupted"),
+        || ready(pid, &stderr.lock().expect("not poisoned")),
     );
     bench.send(Signal::SIGINT);
     let out = child.wait_with_output().expect("the bench ends");
     reader.join().expect("stderr read");
     let (stdout, stderr) = (
-        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
         stderr.lock().expect("not poisoned").clone(),
     );
     assert!(out.status.success(), "{stdout}\n{stderr}");
     assert!(stderr.contains("SIGINT: stopping"), "{stderr}");
-    let runs: usize = stdout
-        .split("runs: ")
-        .nth(1)
-        .and_then(|rest| rest.split_whitespace().next()?.parse().ok())
-        .expect("the runs that ended are counted");
-    assert!((1..1000).contains(&runs), "{stdout}");
-    assert_eq!(labs_built_and_gone(&stderr), runs, "{stderr}");
+    (stdout, stderr)
+}
+
+/// Processes this test's bench started, SIGKILLed when the test ends if they still run.
+#[derive(Default)]
+struct KillOnDrop(Mutex<Vec<u32>>);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let pids = self.0.lock().map(|p| p.clone()).unwrap_or_default();
+        for pid in pids {
+            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), Signal::SIGKILL);
+        }
+    }
+}
+
+/// The PIDs of `pid`'s child processes, from /proc.
+fn children(pid: u32) -> Vec<u32> {
+    std::fs::read_dir(format!("/proc/{pid}/task"))
+        .map(|tasks| {
+            tasks
+                .flatten()
+                .filter_map(|task| std::fs::read_to_string(task.path().join("children")).ok())
+                .flat_map(|c| {
+                    c.split_whitespace()
+                        .filter_map(|p| p.parse().ok())
+                        .collect::<Vec<u32>>()
+                })
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// How many labs the bench's log says it built; each must be gone from `ip netns`.

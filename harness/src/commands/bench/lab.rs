@@ -1,8 +1,7 @@
 //! `faultline bench lab`: what the namespace lab and its faults cost, so a run's fault
 //! schedule is never late because of them.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
@@ -11,7 +10,7 @@ use faultline_nemesis::{
 };
 use rand::SeedableRng;
 
-use super::tempfile_dir;
+use super::{stop_on_signal, tempfile_dir};
 
 /// The steps of one run on a lab of `nodes`, in the order they are taken and printed.
 fn steps(nodes: usize) -> [String; 9] {
@@ -39,13 +38,7 @@ pub(super) fn lab(nodes: usize, runs: usize) -> anyhow::Result<()> {
         .build()
         .context("starting the runtime")?;
     // A signal ends the bench after the run in progress, whose lab is torn down as usual.
-    let stopped = Arc::new(AtomicBool::new(false));
-    let signal = runtime.block_on(async { faultline_nemesis::shutdown_signal() })?;
-    let on_signal = stopped.clone();
-    runtime.spawn(async move {
-        signal.await;
-        on_signal.store(true, Ordering::SeqCst);
-    });
+    let stopped = stop_on_signal(&runtime)?;
     let steps = steps(nodes);
     let mut took: Vec<Vec<Duration>> = vec![Vec::new(); steps.len()];
     let mut done = 0;

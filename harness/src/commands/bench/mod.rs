@@ -191,6 +191,22 @@ pub fn run(args: BenchArgs) -> anyhow::Result<Verdict> {
     Ok(Verdict::Valid)
 }
 
+/// A flag that SIGINT, SIGTERM or SIGHUP sets, for the benches that start labs and servers:
+/// they end the run in progress, stop its servers and tear its lab down, instead of dying
+/// and leaving them behind.
+fn stop_on_signal(
+    runtime: &tokio::runtime::Runtime,
+) -> anyhow::Result<std::sync::Arc<std::sync::atomic::AtomicBool>> {
+    let stopped = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let signal = runtime.block_on(async { faultline_nemesis::shutdown_signal() })?;
+    let on_signal = stopped.clone();
+    runtime.spawn(async move {
+        signal.await;
+        on_signal.store(true, std::sync::atomic::Ordering::SeqCst);
+    });
+    Ok(stopped)
+}
+
 fn tempfile_dir() -> anyhow::Result<std::path::PathBuf> {
     let dir = std::env::temp_dir().join(format!("faultline-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;

@@ -2,6 +2,7 @@
 //! load.
 
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -10,7 +11,11 @@ use faultline_nemesis::{Isolation, Lab, LabConfig};
 use faultline_targets::raft::{RaftClient, RaftCluster, RaftSpec};
 use faultline_workloads::{Generator, Mix, Workload, WorkloadSpec};
 
-use super::tempfile_dir;
+use super::{stop_on_signal, tempfile_dir};
+
+/// Said when a signal cut a bench short.
+const INTERRUPTED: &str =
+    "interrupted by a signal: the run in progress was stopped and its cluster and lab removed";
 
 pub(super) fn raft_startup(nodes: usize, runs: usize) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -18,8 +23,12 @@ pub(super) fn raft_startup(nodes: usize, runs: usize) -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("starting the runtime")?;
+    let stopped = stop_on_signal(&runtime)?;
     let mut times = Vec::new();
     for _ in 0..runs {
+        if stopped.load(Ordering::SeqCst) {
+            break;
+        }
         let dir = tempfile_dir()?;
         let took = runtime.block_on(async {
             let (lab, spec) = loopback_cluster(nodes, &dir, false).await?;
@@ -38,10 +47,11 @@ pub(super) fn raft_startup(nodes: usize, runs: usize) -> anyhow::Result<()> {
         times.push(took.as_secs_f64());
         let _ = std::fs::remove_dir_all(&dir);
     }
+    anyhow::ensure!(!times.is_empty(), "{INTERRUPTED}");
     times.sort_by(f64::total_cmp);
     println!(
         "raft startup: {nodes} nodes, start to first leader in {} runs: min {:.2} s, median {:.2} s, max {:.2} s",
-        runs,
+        times.len(),
         times[0],
         times[times.len() / 2],
         times[times.len() - 1]
@@ -140,6 +150,7 @@ pub(super) fn raft_throughput(bench: &RaftBench) -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("starting the runtime")?;
+    let stopped = stop_on_signal(&runtime)?;
     let root = match &bench.data_dir {
         Some(dir) => dir.join(format!("faultline-bench-{}", std::process::id())),
         None => tempfile_dir()?,
@@ -178,35 +189,44 @@ pub(super) fn raft_throughput(bench: &RaftBench) -> anyhow::Result<()> {
         "max ms",
         "node µs/op"
     );
-    for mix in &bench.mixes {
-        for &clients in &bench.clients {
-            let dir = root.join(format!("{}-{clients}", mix.name.replace(':', "-")));
-            let (tally, elapsed) = runtime.block_on(raft_row(bench, mix, clients.max(1), &dir))?;
-            let _ = std::fs::remove_dir_all(&dir);
-            let ops = tally.ok + tally.mismatch + tally.fail + tally.info;
-            let mut latencies = tally.latencies;
-            latencies.sort_unstable();
-            let at = |q: f64| {
-                latencies
-                    .get(((latencies.len().saturating_sub(1)) as f64 * q) as usize)
-                    .map_or(f64::NAN, |&ns| ns as f64 / 1e6)
-            };
-            println!(
-                "{:<8} {:>7} {:>8} {:>8.0} {:>8} {:>8} {:>6} {:>5} {:>8.1} {:>8.1} {:>8.1} {:>11.0}",
-                mix.name,
-                clients,
-                ops,
-                ops as f64 / elapsed.as_secs_f64(),
-                tally.ok,
-                tally.mismatch,
-                tally.fail,
-                tally.info,
-                at(0.5),
-                at(0.99),
-                at(1.0),
-                tally.node_cpu.as_secs_f64() * 1e6 / ops.max(1) as f64,
-            );
+    let rows = bench
+        .mixes
+        .iter()
+        .flat_map(|mix| bench.clients.iter().map(move |&clients| (mix, clients)));
+    for (mix, clients) in rows {
+        let dir = root.join(format!("{}-{clients}", mix.name.replace(':', "-")));
+        let row = runtime.block_on(raft_row(bench, mix, clients.max(1), &dir, &stopped));
+        let _ = std::fs::remove_dir_all(&dir);
+        if stopped.load(Ordering::SeqCst) {
+            // The row in progress was cut short: its figures would mislead.
+            let _ = std::fs::remove_dir_all(&root);
+            println!("{INTERRUPTED}");
+            return row.map(|_| ());
         }
+        let (tally, elapsed) = row?;
+        let ops = tally.ok + tally.mismatch + tally.fail + tally.info;
+        let mut latencies = tally.latencies;
+        latencies.sort_unstable();
+        let at = |q: f64| {
+            latencies
+                .get(((latencies.len().saturating_sub(1)) as f64 * q) as usize)
+                .map_or(f64::NAN, |&ns| ns as f64 / 1e6)
+        };
+        println!(
+            "{:<8} {:>7} {:>8} {:>8.0} {:>8} {:>8} {:>6} {:>5} {:>8.1} {:>8.1} {:>8.1} {:>11.0}",
+            mix.name,
+            clients,
+            ops,
+            ops as f64 / elapsed.as_secs_f64(),
+            tally.ok,
+            tally.mismatch,
+            tally.fail,
+            tally.info,
+            at(0.5),
+            at(0.99),
+            at(1.0),
+            tally.node_cpu.as_secs_f64() * 1e6 / ops.max(1) as f64,
+        );
     }
     let _ = std::fs::remove_dir_all(&root);
     println!(
@@ -221,12 +241,13 @@ async fn raft_row(
     mix: &BenchMix,
     clients: usize,
     dir: &Path,
+    stopped: &Arc<AtomicBool>,
 ) -> anyhow::Result<(RowTally, Duration)> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let (lab, spec) = loopback_cluster(bench.nodes, dir, bench.faketime).await?;
     let result = async {
         let cluster = Arc::new(RaftCluster::start(&spec, &lab).await?);
-        let measured = drive_row(bench, mix, clients, &cluster, &lab).await;
+        let measured = drive_row(bench, mix, clients, &cluster, &lab, stopped).await;
         let cluster = Arc::into_inner(cluster).context("a client outlived the row")?;
         cluster.stop(&lab).await?;
         measured
@@ -242,6 +263,7 @@ async fn drive_row(
     clients: usize,
     cluster: &Arc<RaftCluster>,
     lab: &Lab,
+    stopped: &Arc<AtomicBool>,
 ) -> anyhow::Result<(RowTally, Duration)> {
     cluster.wait_for_leader().await?;
     let nodes = cluster.node_names();
@@ -286,6 +308,7 @@ async fn drive_row(
             client,
             generator.clone(),
             deadline,
+            stopped.clone(),
         )));
     }
     let mut tally = RowTally::default();
@@ -297,16 +320,17 @@ async fn drive_row(
     Ok((tally, elapsed))
 }
 
-/// One client of a row: sends operations until the deadline and times each.
+/// One client of a row: sends operations until the deadline (or a signal) and times each.
 async fn bench_client(
     client: RaftClient,
     generator: Arc<Mutex<Generator>>,
     deadline: Instant,
+    stopped: Arc<AtomicBool>,
 ) -> RowTally {
     use faultline_targets::{Outcome, Request};
     use faultline_workloads::Operation;
     let mut tally = RowTally::default();
-    while Instant::now() < deadline {
+    while Instant::now() < deadline && !stopped.load(Ordering::SeqCst) {
         let Ok(op) = generator.lock().map(|mut g| g.next_op()) else {
             break;
         };
