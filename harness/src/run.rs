@@ -491,9 +491,24 @@ async fn drive<F: FaultTarget>(
     stop: watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
     let c = cluster.clone();
-    let leader = clients
+    let leader = match clients
         .spawn(async move { c.wait_for_leader().await })
-        .await??;
+        .await?
+    {
+        Ok(leader) => leader,
+        Err(no_leader) => {
+            // The likeliest cause, when it is one: servers that started and then exited.
+            let exited = match faults {
+                Some(faults) => faults.exited_nodes().await,
+                None => Vec::new(),
+            };
+            let no_leader = anyhow::Error::new(no_leader);
+            return Err(match exited.as_slice() {
+                [] => no_leader,
+                exited => no_leader.context(format!("{} started but exited", exited.join(", "))),
+            });
+        }
+    };
     tracing::info!(%leader, "cluster is up");
 
     let generator = Arc::new(Mutex::new(Generator::new(spec.workload.clone())?));

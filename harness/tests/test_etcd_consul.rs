@@ -7,7 +7,7 @@ mod common;
 
 use std::process::Output;
 
-use common::{assert_exits, assert_verdict, describe, run_test, timed};
+use common::{assert_exits, assert_verdict, describe, lab_under, namespaces, run_test, timed};
 
 /// A 15-second run on `target` with `args`, its faults drawn from seed 1.
 fn run_on(target: &str, args: &[&str]) -> Output {
@@ -104,4 +104,42 @@ fn a_missing_server_binary_is_reported_before_the_lab_with_how_to_install_it() {
             .collect();
         assert!(made.is_empty(), "{target}: {made:?}");
     }
+}
+
+/// A server that starts, answers `--version`, and then exits: no leader comes, the error names
+/// the nodes whose servers are gone, and the lab is torn down all the same.
+#[test]
+#[ignore = "needs root and nftables: run by scripts/test.sh"]
+fn servers_that_exit_after_starting_are_named_in_the_error() {
+    let results = tempfile::tempdir().expect("tempdir");
+    let server = results.path().join("etcd-that-exits");
+    std::fs::write(
+        &server,
+        "#!/bin/sh\n[ \"$1\" = --version ] && { echo 'etcd Version: 3.4.23'; exit 0; }\n\
+         echo giving up\nsleep 1\nexit 1\n",
+    )
+    .expect("write the server script");
+    std::fs::set_permissions(&server, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+        .expect("chmod");
+    let server = server.to_str().expect("utf-8 path");
+    let out = run_test(
+        results.path(),
+        &["--target", "etcd", "--etcd-bin", server, "--nodes", "3"],
+    );
+    assert_eq!(out.status.code(), Some(3), "{}", describe(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("n1, n2, n3 started but exited"),
+        "{}",
+        describe(&out)
+    );
+    let lab = stderr
+        .lines()
+        .find_map(|l| l.split("lab=").nth(1)?.split_whitespace().next())
+        .expect("the log names the lab");
+    assert!(!namespaces().contains(lab), "namespaces of {lab} remain");
+    assert!(
+        lab_under(results.path()).is_none(),
+        "the lab's state file remains"
+    );
 }

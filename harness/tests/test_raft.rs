@@ -5,13 +5,12 @@
 
 mod common;
 
-use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{
     SignalOnDrop, assert_exits, assert_history_checks_valid, assert_verdict, describe, history,
-    json, run_dirs, run_test, timed, wait_for,
+    json, lab_under, namespaces, run_dirs, run_test, timed, wait_for,
 };
 use nix::sys::signal::Signal;
 use serde_json::Value;
@@ -204,27 +203,6 @@ fn processes_mentioning(needle: &str) -> Vec<u32> {
         }
     }
     found
-}
-
-/// The name of the lab whose state file says it runs under `results`.
-fn lab_under(results: &Path) -> Option<String> {
-    let needle = results.to_str()?;
-    for entry in std::fs::read_dir("/run/faultline").ok()?.flatten() {
-        let text = std::fs::read_to_string(entry.path()).unwrap_or_default();
-        if text.contains(needle) {
-            let state: Value = serde_json::from_str(&text).ok()?;
-            return state["lab"].as_str().map(str::to_string);
-        }
-    }
-    None
-}
-
-fn namespaces() -> String {
-    let out = Command::new("ip")
-        .args(["netns", "list"])
-        .output()
-        .expect("ip runs");
-    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 #[test]

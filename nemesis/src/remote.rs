@@ -337,6 +337,19 @@ impl Remote {
         not_found_is_false(self.exec(node, &script, None).await)
     }
 
+    /// The nodes whose server is not alive on its host though no fault killed it: why a
+    /// cluster that should be up is not. A node whose host does not answer is not counted.
+    pub async fn exited_nodes(&self) -> Vec<String> {
+        let killed = lock(&self.faults).killed.clone();
+        let mut exited = Vec::new();
+        for node in self.nodes() {
+            if !killed.contains(&node) && matches!(self.node_running(&node).await, Ok(false)) {
+                exited.push(node);
+            }
+        }
+        exited
+    }
+
     /// Whether the node's server process is alive on its host (a paused one is).
     pub async fn node_running(&self, node: &str) -> Result<bool> {
         let script = match &self.node(node)?.process {

@@ -53,6 +53,8 @@ pub trait FaultTarget {
         &self,
         kind: FaultKind,
     ) -> impl Future<Output = std::result::Result<(), String>> + Send;
+    /// The nodes whose server exited by itself (no fault stopped it).
+    fn exited_nodes(&self) -> impl Future<Output = Vec<String>> + Send;
 }
 
 impl FaultTarget for Lab {
@@ -76,6 +78,9 @@ impl FaultTarget for Lab {
     ) -> impl Future<Output = std::result::Result<(), String>> + Send {
         Lab::supports(self, kind)
     }
+    fn exited_nodes(&self) -> impl Future<Output = Vec<String>> + Send {
+        std::future::ready(Lab::exited_nodes(self))
+    }
 }
 
 impl FaultTarget for crate::Remote {
@@ -98,6 +103,9 @@ impl FaultTarget for crate::Remote {
         kind: FaultKind,
     ) -> impl Future<Output = std::result::Result<(), String>> + Send {
         std::future::ready(crate::Remote::supports(self, kind))
+    }
+    fn exited_nodes(&self) -> impl Future<Output = Vec<String>> + Send {
+        crate::Remote::exited_nodes(self)
     }
 }
 

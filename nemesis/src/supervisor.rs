@@ -263,6 +263,15 @@ impl Lab {
         lock(&self.processes).get(node).map(|p| p.pid)
     }
 
+    /// The nodes whose server exited by itself ([`NodeStatus::Exited`]): why a cluster that
+    /// should be up is not.
+    pub fn exited_nodes(&self) -> Vec<String> {
+        self.nodes()
+            .into_iter()
+            .filter(|n| matches!(self.node_status(n), Ok(NodeStatus::Exited { .. })))
+            .collect()
+    }
+
     /// What the node is doing now (reaps it if it exited).
     pub fn node_status(&self, node: &str) -> Result<NodeStatus> {
         self.check_node(node)?;

@@ -165,3 +165,25 @@ impl Drop for SignalOnDrop {
         }
     }
 }
+
+/// The name of the lab whose state file says it runs under `results`.
+pub fn lab_under(results: &Path) -> Option<String> {
+    let needle = results.to_str()?;
+    for entry in std::fs::read_dir("/run/faultline").ok()?.flatten() {
+        let text = std::fs::read_to_string(entry.path()).unwrap_or_default();
+        if text.contains(needle) {
+            let state: Value = serde_json::from_str(&text).ok()?;
+            return state["lab"].as_str().map(str::to_string);
+        }
+    }
+    None
+}
+
+/// What `ip netns list` shows now.
+pub fn namespaces() -> String {
+    let out = Command::new("ip")
+        .args(["netns", "list"])
+        .output()
+        .expect("ip runs");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
