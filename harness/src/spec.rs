@@ -200,8 +200,8 @@ impl TestSpec {
                 "partition,kill,pause".into()
             }
         });
-        let mut fault_kinds = FaultKind::parse_list(&nemesis)
-            .with_context(|| format!("--nemesis {nemesis}: use a list of partition, kill, pause, clock, loss, bandwidth, or none / all"))?;
+        let mut fault_kinds =
+            FaultKind::parse_list(&nemesis).with_context(|| format!("--nemesis {nemesis}"))?;
         if !clock_reaches_target && fault_kinds.contains(&FaultKind::Clock) {
             if nemesis.split(',').any(|k| k.trim() == "clock") {
                 bail!(
