@@ -600,12 +600,7 @@ fn an_unreachable_host_a_missing_binary_or_a_server_that_exits_is_an_error_that_
     // A server that outlives its start and then exits: no leader comes, and the error names
     // the nodes whose servers are gone rather than only the missing leader.
     let late_exit = hosts.path("late-exit.sh");
-    std::fs::write(&late_exit, "#!/bin/sh\necho giving up\nsleep 1\nexit 1\n").expect("write");
-    std::fs::set_permissions(
-        &late_exit,
-        std::os::unix::fs::PermissionsExt::from_mode(0o755),
-    )
-    .expect("chmod");
+    common::write_script(&late_exit, "#!/bin/sh\necho giving up\nsleep 1\nexit 1\n");
     let out = failed_start_with_remote_bin(&hosts, late_exit.to_str().expect("utf-8"));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(

@@ -7,7 +7,9 @@ mod common;
 
 use std::process::Output;
 
-use common::{assert_exits, assert_verdict, describe, lab_under, namespaces, run_test, timed};
+use common::{
+    assert_exits, assert_verdict, describe, lab_under, namespaces, run_test, timed, write_script,
+};
 
 /// A 15-second run on `target` with `args`, its faults drawn from seed 1.
 fn run_on(target: &str, args: &[&str]) -> Output {
@@ -113,14 +115,11 @@ fn a_missing_server_binary_is_reported_before_the_lab_with_how_to_install_it() {
 fn servers_that_exit_after_starting_are_named_in_the_error() {
     let results = tempfile::tempdir().expect("tempdir");
     let server = results.path().join("etcd-that-exits");
-    std::fs::write(
+    write_script(
         &server,
         "#!/bin/sh\n[ \"$1\" = --version ] && { echo 'etcd Version: 3.4.23'; exit 0; }\n\
          echo giving up\nsleep 1\nexit 1\n",
-    )
-    .expect("write the server script");
-    std::fs::set_permissions(&server, std::os::unix::fs::PermissionsExt::from_mode(0o755))
-        .expect("chmod");
+    );
     let server = server.to_str().expect("utf-8 path");
     let out = run_test(
         results.path(),

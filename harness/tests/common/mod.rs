@@ -187,3 +187,10 @@ pub fn namespaces() -> String {
         .expect("ip runs");
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
+
+/// Writes `script` to `path` and makes it executable: a stand-in server for start failures.
+pub fn write_script(path: &Path, script: &str) {
+    std::fs::write(path, script).expect("write the script");
+    std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+        .expect("make the script executable");
+}
